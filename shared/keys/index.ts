@@ -1,0 +1,3 @@
+export * from './candidates.js';
+export * from './decide.js';
+export * from './profiles.js';

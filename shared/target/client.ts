@@ -1,0 +1,336 @@
+import { z } from 'zod';
+import type { UserEventInput } from '../events/user-event.js';
+import { type Logger, silentLogger } from '../log.js';
+import { parseInput } from '../validation.js';
+import { eventIdsOf, graphqlError, parseJson, restError } from './api-error.js';
+import { type AttemptVerdict, classifyStatus, type DeliveryResult, type TargetApiError } from './outcome.js';
+import { backoffDelayMs, defaultRetryPolicy, parseRetryAfter, type RetryPolicy, retryPolicySchema, sleep } from './retry.js';
+import {
+  basicAuthHeader,
+  graphqlUrl,
+  LOG_USER_EVENT_MUTATION,
+  LOG_USER_EVENTS_MUTATION,
+  type TargetApi,
+  targetApis,
+  trackEventUrl,
+  userUpsertUrl,
+} from './saasquatch-api.js';
+import { type HttpRequest, type HttpResponse, type HttpTransport, TransportError } from './transport.js';
+
+export interface TargetClientOptions {
+  readonly baseUrl: string;
+  readonly tenant: string;
+  /** Sent as the Basic-auth password; never logged and never part of an error. */
+  readonly apiKey: string;
+  readonly transport: HttpTransport;
+  /** REST by default; GraphQL for `logUserEvent` when chosen. Batches always use GraphQL `logUserEvents`. */
+  readonly api?: TargetApi;
+  /** Timeout of one attempt. */
+  readonly timeoutMs?: number;
+  readonly retry?: Partial<RetryPolicy>;
+  /** Most inputs in one `logUserEvents` call; larger batches are split. */
+  readonly maxBatchSize?: number;
+  readonly userAgent?: string;
+  readonly logger?: Logger;
+  /** Injected in tests: time, waiting and jitter. */
+  readonly now?: () => number;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly random?: () => number;
+}
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
+/** A user as the open user-upsert endpoint takes it (Segment identify). */
+export interface UserUpsert {
+  readonly id: string;
+  readonly accountId: string;
+  readonly [field: string]: unknown;
+}
+
+export interface BatchDeliveryResult {
+  /** One result per input, in input order. */
+  readonly results: readonly DeliveryResult[];
+  /** HTTP requests made, retries included. */
+  readonly requests: number;
+}
+
+export interface TargetClient {
+  readonly tenant: string;
+  logUserEvent(input: UserEventInput, options?: CallOptions & { readonly api?: TargetApi }): Promise<DeliveryResult>;
+  logUserEvents(inputs: readonly UserEventInput[], options?: CallOptions): Promise<BatchDeliveryResult>;
+  upsertUser(user: UserUpsert, options?: CallOptions): Promise<DeliveryResult>;
+}
+
+const optionsSchema = z.object({
+  baseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+  tenant: z.string({ error: 'required' }).min(1, 'must not be empty'),
+  apiKey: z.string({ error: 'required (set ONCEKIT_API_KEY)' }).min(1, 'must not be empty'),
+  api: z.enum(targetApis).optional(),
+  timeoutMs: z.number().int().positive().optional(),
+  maxBatchSize: z.number().int().positive().optional(),
+  retry: retryPolicySchema.partial().optional(),
+});
+
+type Attempt = (attempt: number, timeoutMs: number, signal: AbortSignal | undefined) => Promise<AttemptVerdict>;
+
+/**
+ * The client for SaaSquatch's user-events API. Every call ends in one DeliveryResult (accepted, duplicate,
+ * rejected or failed); it never throws for an HTTP or network outcome. Retries keep the same body, so the same key.
+ */
+export function createTargetClient(options: TargetClientOptions): TargetClient {
+  parseInput(optionsSchema, options, 'invalid target client options');
+  const policy: RetryPolicy = { ...defaultRetryPolicy, ...options.retry };
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const maxBatchSize = options.maxBatchSize ?? 100;
+  const now = options.now ?? Date.now;
+  const wait = options.sleep ?? sleep;
+  const random = options.random ?? Math.random;
+  const logger = options.logger ?? silentLogger;
+  const headers: Record<string, string> = {
+    authorization: basicAuthHeader(options.apiKey),
+    'content-type': 'application/json',
+    accept: 'application/json',
+    'user-agent': options.userAgent ?? 'oncekit',
+  };
+
+  async function send(request: Omit<HttpRequest, 'headers'>): Promise<HttpResponse | TransportError> {
+    try {
+      return await options.transport({ ...request, headers });
+    } catch (error) {
+      if (error instanceof TransportError) return error;
+      return new TransportError('network', error instanceof Error ? error.message : 'request failed', { cause: error });
+    }
+  }
+
+  /** Runs attempts until one is final or the attempts or the deadline run out. */
+  async function withRetries(key: string | null, signal: AbortSignal | undefined, attempt: Attempt): Promise<DeliveryResult> {
+    const startedAt = now();
+    let attempts = 0;
+    for (;;) {
+      attempts += 1;
+      const remaining = policy.deadlineMs - (now() - startedAt);
+      const verdict = await attempt(attempts, Math.max(1, Math.min(timeoutMs, remaining)), signal);
+      if (verdict.kind !== 'retryable') return finalResult(verdict, attempts, key);
+      const delay = backoffDelayMs(attempts, policy, random, verdict.retryAfterMs);
+      const outOfTime = now() - startedAt + delay >= policy.deadlineMs;
+      if (attempts >= policy.maxAttempts || outOfTime || signal?.aborted) return failedResult(verdict, attempts, key, signal);
+      logger.warn(
+        { event: 'target_retry', attempt: attempts, status: verdict.status, delayMs: delay, key, reason: verdict.error?.message ?? null },
+        'target call failed; retrying with the same key',
+      );
+      try {
+        await wait(delay, signal);
+      } catch {
+        return failedResult(verdict, attempts, key, signal);
+      }
+    }
+  }
+
+  async function post(url: string, body: string, attemptTimeoutMs: number, signal: AbortSignal | undefined) {
+    return send({ method: 'POST', url, body, timeoutMs: attemptTimeoutMs, ...(signal ? { signal } : {}) });
+  }
+
+  function transportVerdict(error: TransportError): AttemptVerdict {
+    return {
+      kind: 'retryable',
+      status: null,
+      error: { message: error.message, statusCode: 0, apiErrorCode: null, rsCode: null },
+      retryAfterMs: null,
+    };
+  }
+
+  function httpVerdict(response: HttpResponse, error: TargetApiError): AttemptVerdict {
+    const kind = classifyStatus(response.status);
+    if (kind === 'accepted') return { kind, status: response.status, eventIds: [] };
+    if (kind === 'duplicate') return { kind, status: response.status, error };
+    if (kind === 'rejected') return { kind, status: response.status, error };
+    return { kind, status: response.status, error, retryAfterMs: parseRetryAfter(response.headers['retry-after'], now()) };
+  }
+
+  function restEventAttempt(input: UserEventInput): Attempt {
+    const url = trackEventUrl(options.baseUrl, options.tenant, input);
+    const body = JSON.stringify(input);
+    return async (_attempt, attemptTimeoutMs, signal) => {
+      const response = await post(url, body, attemptTimeoutMs, signal);
+      if (response instanceof TransportError) return transportVerdict(response);
+      if (classifyStatus(response.status) === 'accepted') {
+        return { kind: 'accepted', status: response.status, eventIds: eventIdsOf(parseJson(response.body)) };
+      }
+      return httpVerdict(response, restError(response.status, response.body));
+    };
+  }
+
+  function graphqlEventAttempt(input: UserEventInput): Attempt {
+    const url = graphqlUrl(options.baseUrl, options.tenant);
+    const body = JSON.stringify({ query: LOG_USER_EVENT_MUTATION, variables: { userEventInput: input }, operationName: 'logUserEvent' });
+    return async (_attempt, attemptTimeoutMs, signal) => {
+      const response = await post(url, body, attemptTimeoutMs, signal);
+      if (response instanceof TransportError) return transportVerdict(response);
+      const document = parseJson(response.body);
+      const error = graphqlError(document, response.status);
+      if (classifyStatus(response.status) !== 'accepted') return httpVerdict(response, error ?? restError(response.status, response.body));
+      if (error) return verdictForApiError(error, response);
+      const data = (document as { data?: { logUserEvent?: unknown } } | undefined)?.data?.logUserEvent;
+      return { kind: 'accepted', status: response.status, eventIds: eventIdsOf(data) };
+    };
+  }
+
+  function verdictForApiError(error: TargetApiError, response: HttpResponse | null): AttemptVerdict {
+    const kind = classifyStatus(error.statusCode);
+    if (kind === 'duplicate') return { kind, status: error.statusCode, error };
+    if (kind === 'retryable') {
+      const retryAfterMs = response ? parseRetryAfter(response.headers['retry-after'], now()) : null;
+      return { kind, status: error.statusCode, error, retryAfterMs };
+    }
+    // An ApiError never means success; anything not 409 or retryable is final.
+    return { kind: 'rejected', status: error.statusCode, error };
+  }
+
+  async function logBatch(inputs: readonly UserEventInput[], signal: AbortSignal | undefined): Promise<BatchDeliveryResult> {
+    const results: (DeliveryResult | undefined)[] = new Array(inputs.length).fill(undefined);
+    const attempts = new Array<number>(inputs.length).fill(0);
+    const last = new Array<AttemptVerdict | undefined>(inputs.length).fill(undefined);
+    let pending = inputs.map((_, index) => index);
+    let requests = 0;
+    const url = graphqlUrl(options.baseUrl, options.tenant);
+
+    // The batch is one retry loop whose attempt sends only the items still pending; each item keeps its key.
+    await withRetries(null, signal, async (_attempt, attemptTimeoutMs, attemptSignal) => {
+      requests += 1;
+      for (const index of pending) attempts[index] = (attempts[index] ?? 0) + 1;
+      const body = JSON.stringify({
+        query: LOG_USER_EVENTS_MUTATION,
+        variables: { userEventInputs: pending.map((index) => inputs[index]) },
+        operationName: 'logUserEvents',
+      });
+      const response = await post(url, body, attemptTimeoutMs, attemptSignal);
+      const verdicts = batchVerdicts(response, pending.length);
+      const stillPending: number[] = [];
+      verdicts.forEach((verdict, position) => {
+        const index = pending[position] as number;
+        last[index] = verdict;
+        if (verdict.kind === 'retryable') stillPending.push(index);
+        else results[index] = finalResult(verdict, attempts[index] ?? 1, inputs[index]?.idempotencyKey ?? null);
+      });
+      pending = stillPending;
+      const firstRetryable = verdicts.find((verdict) => verdict.kind === 'retryable');
+      return firstRetryable ?? { kind: 'accepted', status: 200, eventIds: [] };
+    });
+
+    const finished = results.map((result, index) => {
+      if (result) return result;
+      const verdict = last[index] ?? { kind: 'retryable', status: null, error: null, retryAfterMs: null };
+      return failedResult(verdict, attempts[index] ?? 0, inputs[index]?.idempotencyKey ?? null, signal);
+    });
+    return { results: finished, requests };
+  }
+
+  function batchVerdicts(response: HttpResponse | TransportError, count: number): AttemptVerdict[] {
+    const all = (verdict: AttemptVerdict): AttemptVerdict[] => new Array(count).fill(verdict);
+    if (response instanceof TransportError) return all(transportVerdict(response));
+    const document = parseJson(response.body);
+    const items = (document as { data?: { logUserEvents?: unknown } } | undefined)?.data?.logUserEvents;
+    if (classifyStatus(response.status) !== 'accepted' || !Array.isArray(items)) {
+      const error = graphqlError(document, response.status) ?? restError(response.status, response.body);
+      return all(classifyStatus(response.status) === 'accepted' ? verdictForApiError(error, response) : httpVerdict(response, error));
+    }
+    if (items.length !== count) {
+      const error: TargetApiError = {
+        message: `logUserEvents returned ${items.length} results for ${count} inputs`,
+        statusCode: 502,
+        apiErrorCode: null,
+        rsCode: null,
+      };
+      return all({ kind: 'retryable', status: 502, error, retryAfterMs: null });
+    }
+    return items.map((item: unknown): AttemptVerdict => {
+      const typed = item as { __typename?: unknown; message?: unknown; statusCode?: unknown; rsCode?: unknown } | null;
+      if (typed && typed.__typename === 'ApiError') {
+        const statusCode = typeof typed.statusCode === 'number' ? typed.statusCode : 500;
+        const error: TargetApiError = {
+          message: typeof typed.message === 'string' ? typed.message : `HTTP ${statusCode}`,
+          statusCode,
+          apiErrorCode: null,
+          rsCode: typeof typed.rsCode === 'string' ? typed.rsCode : null,
+        };
+        return verdictForApiError(error, null);
+      }
+      return { kind: 'accepted', status: 200, eventIds: eventIdsOf(item) };
+    });
+  }
+
+  return {
+    tenant: options.tenant,
+
+    logUserEvent(input, callOptions = {}) {
+      const api = callOptions.api ?? options.api ?? 'rest';
+      const attempt = api === 'graphql' ? graphqlEventAttempt(input) : restEventAttempt(input);
+      return withRetries(input.idempotencyKey ?? null, callOptions.signal, attempt);
+    },
+
+    async logUserEvents(inputs, callOptions = {}) {
+      const results: DeliveryResult[] = [];
+      let requests = 0;
+      for (let start = 0; start < inputs.length; start += maxBatchSize) {
+        const chunk = await logBatch(inputs.slice(start, start + maxBatchSize), callOptions.signal);
+        results.push(...chunk.results);
+        requests += chunk.requests;
+      }
+      return { results, requests };
+    },
+
+    upsertUser(user, callOptions = {}) {
+      const url = userUpsertUrl(options.baseUrl, options.tenant, user.accountId, user.id);
+      const body = JSON.stringify(user);
+      return withRetries(null, callOptions.signal, async (_attempt, attemptTimeoutMs, signal) => {
+        const response = await send({ method: 'PUT', url, body, timeoutMs: attemptTimeoutMs, ...(signal ? { signal } : {}) });
+        if (response instanceof TransportError) return transportVerdict(response);
+        if (classifyStatus(response.status) === 'accepted') return { kind: 'accepted', status: response.status, eventIds: [] };
+        return httpVerdict(response, restError(response.status, response.body));
+      });
+    },
+  };
+}
+
+function finalResult(verdict: Exclude<AttemptVerdict, { kind: 'retryable' }>, attempts: number, key: string | null): DeliveryResult {
+  const base = { attempts, key, retryAfterMs: null };
+  if (verdict.kind === 'accepted') {
+    return {
+      ...base,
+      outcome: 'accepted',
+      status: verdict.status,
+      message: null,
+      apiErrorCode: null,
+      rsCode: null,
+      eventIds: verdict.eventIds,
+    };
+  }
+  const error = verdict.error;
+  return {
+    ...base,
+    outcome: verdict.kind,
+    status: verdict.status,
+    message: error?.message ?? null,
+    apiErrorCode: error?.apiErrorCode ?? null,
+    rsCode: error?.rsCode ?? null,
+    eventIds: [],
+  };
+}
+
+function failedResult(verdict: AttemptVerdict, attempts: number, key: string | null, signal: AbortSignal | undefined): DeliveryResult {
+  const error = 'error' in verdict ? verdict.error : null;
+  const aborted = signal?.aborted === true;
+  return {
+    outcome: 'failed',
+    status: verdict.status,
+    attempts,
+    key,
+    message: aborted ? 'aborted by the caller' : (error?.message ?? null),
+    apiErrorCode: error?.apiErrorCode ?? null,
+    rsCode: error?.rsCode ?? null,
+    eventIds: [],
+    retryAfterMs: verdict.kind === 'retryable' ? verdict.retryAfterMs : null,
+  };
+}
