@@ -34,10 +34,19 @@ export function fetchTransport(fetchImpl: FetchLike): HttpTransport {
     } catch (error) {
       if (req.signal?.aborted) throw new TransportError('aborted', 'request aborted by the caller', { cause: error });
       if (controller.signal.aborted) throw new TransportError('timeout', `request timed out after ${req.timeoutMs} ms`, { cause: error });
-      throw new TransportError('network', error instanceof Error ? error.message : 'request failed', { cause: error });
+      throw new TransportError('network', errorMessage(error), { cause: error });
     } finally {
       clearTimeout(timer);
       req.signal?.removeEventListener('abort', onAbort);
     }
   };
+}
+
+/**
+ * The fetch may come from another realm (Segment runs a function in a vm context with the host's node-fetch), where
+ * `instanceof Error` is false for its errors; their message is still the useful part (e.g. ECONNREFUSED).
+ */
+function errorMessage(error: unknown): string {
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && message !== '' ? message : 'request failed';
 }

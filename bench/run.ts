@@ -1,0 +1,23 @@
+import { runClientBench } from './client.js';
+import { runKeyBench } from './keys.js';
+import { type BenchRow, formatRows } from './measure.js';
+
+/** Every benchmark, each figure beside its baseline from the same run. `npm run bench -- keys` runs one. */
+const benches: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
+  keys: { title: 'Key decisions', run: runKeyBench },
+  client: { title: 'Target client → sandbox (separate process, loopback)', run: runClientBench },
+};
+
+const only = process.argv.slice(2);
+const unknown = only.filter((name) => !(name in benches));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown benchmark ${unknown.join(', ')}; choose from ${Object.keys(benches).join(', ')}\n`);
+  process.exit(2);
+}
+
+process.stdout.write(`# oncekit benchmarks\n\nnode ${process.version}, ${new Date().toISOString()}. Ratios compare figures measured in this same run.\n`);
+for (const [name, bench] of Object.entries(benches)) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  const rows = await bench.run();
+  process.stdout.write(`${formatRows(bench.title, rows)}\n`);
+}

@@ -1,0 +1,48 @@
+import type { Command } from 'commander';
+import { DEFAULT_SANDBOX_API_KEY, parseFaultSpec, startSandbox } from '../../shared/sandbox/index.js';
+import { integerOption } from '../usage.js';
+
+interface SandboxCommandOptions {
+  readonly port: number;
+  readonly host: string;
+  readonly faults?: string;
+  readonly strictUsers?: boolean;
+}
+
+export function registerSandboxCommand(program: Command): void {
+  program
+    .command('sandbox')
+    .description('run a local, stateful stand-in for the SaaSquatch user-events API')
+    .option('--port <n>', 'port to listen on (0 picks a free one)', integerOption(0, 65_535), 8787)
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--faults <spec>', 'inject faults, e.g. "500=0.1,503=0.05,429=0.05,retry-after=2,drop=0.02,record-then-fail=0.05,latency=20,seed=42"')
+    .option('--strict-users', 'answer 404 for events of users that were never upserted')
+    .addHelpText(
+      'after',
+      `\nThe API key it accepts is ONCEKIT_API_KEY, or "${DEFAULT_SANDBOX_API_KEY}" when that is unset.\nInspect what it recorded at /__sandbox/tenants/{tenant}.`,
+    )
+    .action(async (options: SandboxCommandOptions) => {
+      const faults = options.faults === undefined ? undefined : parseFaultSpec(options.faults);
+      const apiKey = process.env.ONCEKIT_API_KEY || undefined;
+      const sandbox = await startSandbox({
+        host: options.host,
+        port: options.port,
+        ...(apiKey ? { apiKey } : {}),
+        ...(faults ? { faults } : {}),
+        ...(options.strictUsers ? { strictUsers: true } : {}),
+      });
+      process.stdout.write(`oncekit sandbox listening on ${sandbox.url}\n`);
+      process.stdout.write(
+        apiKey ? 'accepting the API key from ONCEKIT_API_KEY\n' : `accepting the development API key "${DEFAULT_SANDBOX_API_KEY}" (set ONCEKIT_API_KEY to choose one)\n`,
+      );
+      process.stdout.write(`inspect: ${sandbox.url}/__sandbox/tenants\n`);
+      if (faults) process.stdout.write(`faults: ${options.faults}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          sandbox.close().then(resolve, resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+}

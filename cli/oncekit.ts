@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { OncekitError } from '../shared/errors.js';
+import { registerKeyCommand } from './commands/key.js';
+import { registerSandboxCommand } from './commands/sandbox.js';
+import { registerSendCommand } from './commands/send.js';
+import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './usage.js';
+import { InvalidInputError } from '../shared/errors.js';
+
+const program = new Command('oncekit')
+  .description('Forward user events to an events API so that each takes effect once.')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+registerKeyCommand(program);
+registerSendCommand(program);
+registerSandboxCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.exitCode = exitCodeFor(error);
+}
+
+function exitCodeFor(error: unknown): number {
+  if (error instanceof CommanderError) {
+    // Help and version exit 0; every parse problem is bad usage.
+    return error.exitCode === 0 ? 0 : EXIT_USAGE;
+  }
+  if (error instanceof UsageError || error instanceof InvalidInputError) {
+    process.stderr.write(`oncekit: ${error.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (error instanceof OncekitError) {
+    process.stderr.write(`oncekit: ${error.message}\n`);
+    return EXIT_FAILURE;
+  }
+  process.stderr.write(`oncekit: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  return EXIT_FAILURE;
+}
