@@ -93,6 +93,7 @@ function refuse(
 export function describeFault(decision: KeyDecision, profile: TargetKeyProfile = saasquatchKeyProfile): string {
   if (decision.detail) return decision.detail;
   const length = typeof decision.candidate === 'string' ? decision.candidate.length : 0;
+  const characters = `${length} character${length === 1 ? '' : 's'}`;
   switch (decision.reason) {
     case null:
       return 'valid';
@@ -105,8 +106,8 @@ export function describeFault(decision: KeyDecision, profile: TargetKeyProfile =
     case 'bad_characters':
       return `it contains characters outside ${profile.rule}`;
     case 'too_short':
-      return `it has ${length} characters; the minimum is ${profile.minLength}`;
+      return `it has ${characters}; the minimum is ${profile.minLength}`;
     case 'too_long':
-      return `it has ${length} characters; the maximum is ${profile.maxLength}`;
+      return `it has ${characters}; the maximum is ${profile.maxLength}`;
   }
 }

@@ -33,7 +33,8 @@ export function restError(status: number, body: string): TargetApiError {
   const parsed = parseJson(body);
   return (
     readApiError(parsed, status) ?? {
-      message: body.length > 0 && body.length <= 300 && parsed === undefined ? `HTTP ${status}: ${body}` : `HTTP ${status}`,
+      // A proxy's plain-text or HTML page: keep a short one, on one line, so it reads in logs and platform UIs.
+      message: body.length > 0 && body.length <= 300 && parsed === undefined ? `HTTP ${status}: ${body.replace(/\s+/g, ' ').trim()}` : `HTTP ${status}`,
       statusCode: status,
       apiErrorCode: null,
       rsCode: null,

@@ -14,6 +14,8 @@ export type FetchLike = (
 /** A transport over a fetch function, for runtimes without undici (Segment functions). */
 export function fetchTransport(fetchImpl: FetchLike): HttpTransport {
   return async (req) => {
+    // An abort that came before the call: no request at all (the listener below would never fire).
+    if (req.signal?.aborted) throw new TransportError('aborted', 'request aborted by the caller');
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), req.timeoutMs);
     const onAbort = (): void => controller.abort();
