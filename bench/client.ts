@@ -1,10 +1,10 @@
 import { Agent, request } from 'undici';
 import { startOncekit } from '../cli/spawn-self.js';
 import type { UserEventInput } from '../shared/events/index.js';
+import { DEFAULT_SANDBOX_API_KEY } from '../shared/sandbox/index.js';
 import { createTargetClient, trackEventUrl } from '../shared/target/index.js';
 import { basicAuthHeader } from '../shared/target/saasquatch-api.js';
 import { undiciTransport } from '../shared/target/transport-undici.js';
-import { DEFAULT_SANDBOX_API_KEY } from '../shared/sandbox/index.js';
 import { type BenchRow, compared, measureRate } from './measure.js';
 
 const TENANT = 'bench';
@@ -32,7 +32,12 @@ export async function runClientBench(): Promise<BenchRow[]> {
   try {
     const raw = await measureRate(async () => {
       const input = nextInput();
-      const response = await request(trackEventUrl(baseUrl, TENANT, input), { method: 'POST', headers, body: JSON.stringify(input), dispatcher: rawAgent });
+      const response = await request(trackEventUrl(baseUrl, TENANT, input), {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(input),
+        dispatcher: rawAgent,
+      });
       await response.body.text();
     }, 1);
     const fetchRate = await measureRate(async () => {
@@ -51,7 +56,13 @@ export async function runClientBench(): Promise<BenchRow[]> {
     }, 100);
 
     const rawRow = compared('raw undici POST, one at a time (baseline)', raw.perSecond, 'events/s');
-    const sequentialRow = compared('client REST, one at a time', sequential.perSecond, 'events/s', rawRow, 'key, classification and retry loop on top of the same transport');
+    const sequentialRow = compared(
+      'client REST, one at a time',
+      sequential.perSecond,
+      'events/s',
+      rawRow,
+      'key, classification and retry loop on top of the same transport',
+    );
     return [
       rawRow,
       compared('global fetch POST, one at a time', fetchRate.perSecond, 'events/s', rawRow, 'why the client uses undici'),

@@ -45,7 +45,9 @@ export function formatRows(title: string, rows: readonly BenchRow[]): string {
   const fmt = (n: number): string => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
   const lines = [`\n## ${title}`, '', '| figure | value | vs baseline | ratio |', '|---|---:|---|---:|'];
   for (const row of rows) {
-    lines.push(`| ${row.name} | ${fmt(row.value)} ${row.unit} | ${row.baseline ?? ''} | ${row.ratio === undefined ? '' : `${row.ratio.toFixed(2)}×`} |`);
+    lines.push(
+      `| ${row.name} | ${fmt(row.value)} ${row.unit} | ${row.baseline ?? ''} | ${row.ratio === undefined ? '' : `${row.ratio.toFixed(2)}×`} |`,
+    );
   }
   const notes = rows.filter((row) => row.note).map((row) => `- ${row.name}: ${row.note}`);
   return [...lines, ...(notes.length ? ['', ...notes] : [])].join('\n');

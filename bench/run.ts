@@ -1,11 +1,13 @@
 import { runClientBench } from './client.js';
 import { runKeyBench } from './keys.js';
 import { type BenchRow, formatRows } from './measure.js';
+import { runSegmentBench } from './segment.js';
 
 /** Every benchmark, each figure beside its baseline from the same run. `npm run bench -- keys` runs one. */
 const benches: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
   keys: { title: 'Key decisions', run: runKeyBench },
   client: { title: 'Target client → sandbox (separate process, loopback)', run: runClientBench },
+  segment: { title: "Segment function: onBatch requests and the key layer's share of handler CPU", run: runSegmentBench },
 };
 
 const only = process.argv.slice(2);
@@ -15,7 +17,9 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 
-process.stdout.write(`# oncekit benchmarks\n\nnode ${process.version}, ${new Date().toISOString()}. Ratios compare figures measured in this same run.\n`);
+process.stdout.write(
+  `# oncekit benchmarks\n\nnode ${process.version}, ${new Date().toISOString()}. Ratios compare figures measured in this same run.\n`,
+);
 for (const [name, bench] of Object.entries(benches)) {
   if (only.length > 0 && !only.includes(name)) continue;
   const rows = await bench.run();

@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { OncekitError } from '../shared/errors.js';
+import { InvalidInputError, OncekitError } from '../shared/errors.js';
 import { registerKeyCommand } from './commands/key.js';
 import { registerSandboxCommand } from './commands/sandbox.js';
 import { registerSendCommand } from './commands/send.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './usage.js';
-import { InvalidInputError } from '../shared/errors.js';
 
 const program = new Command('oncekit')
   .description('Forward user events to an events API so that each takes effect once.')

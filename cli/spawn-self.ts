@@ -20,7 +20,11 @@ export interface RunningCommand {
  * Starts `oncekit <args>` as a child process and resolves once it printed its first line, so benchmarks and tests
  * measure a server in its own process, as it is deployed.
  */
-export async function startOncekit(args: readonly string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 15_000): Promise<RunningCommand> {
+export async function startOncekit(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  timeoutMs = 15_000,
+): Promise<RunningCommand> {
   const child = spawn(process.execPath, [ONCEKIT_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {

@@ -15,7 +15,10 @@ export interface TargetSettings {
 }
 
 /** Options win over the environment; the URL defaults to SaaSquatch's production API. */
-export function targetSettings(options: { readonly targetUrl?: string; readonly tenant?: string }, env: NodeJS.ProcessEnv = process.env): TargetSettings {
+export function targetSettings(
+  options: { readonly targetUrl?: string; readonly tenant?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): TargetSettings {
   const parsed = targetEnvironmentSchema.parse(env);
   return {
     targetUrl: options.targetUrl ?? (parsed.ONCEKIT_TARGET_URL || DEFAULT_TARGET_URL),

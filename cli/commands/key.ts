@@ -1,6 +1,16 @@
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { decideKey, type InvalidKeyPolicy, invalidKeyPolicies, type KeyDecision, type KeyProfileName, keyProfiles, type KeySource, keySources, rawCandidate } from '../../shared/keys/index.js';
+import {
+  decideKey,
+  type InvalidKeyPolicy,
+  invalidKeyPolicies,
+  type KeyDecision,
+  type KeyProfileName,
+  type KeySource,
+  keyProfiles,
+  keySources,
+  rawCandidate,
+} from '../../shared/keys/index.js';
 import { choiceOption, EXIT_FAILURE, EXIT_OK, printJson } from '../usage.js';
 
 interface KeyCommandOptions {
@@ -14,10 +24,23 @@ export function registerKeyCommand(program: Command): void {
     .command('key')
     .description('decide the idempotency key for a candidate and print the decision as JSON')
     .argument('[candidate]', 'the candidate key; without it, one candidate per line is read from stdin and one JSON line is printed each')
-    .option('--policy <policy>', `what to do with an invalid candidate: ${invalidKeyPolicies.join(', ')}`, choiceOption(invalidKeyPolicies), 'drop')
-    .option('--profile <profile>', `the target's key rules: ${Object.keys(keyProfiles).join(', ')}`, choiceOption(Object.keys(keyProfiles) as KeyProfileName[]), 'saasquatch')
+    .option(
+      '--policy <policy>',
+      `what to do with an invalid candidate: ${invalidKeyPolicies.join(', ')}`,
+      choiceOption(invalidKeyPolicies),
+      'drop',
+    )
+    .option(
+      '--profile <profile>',
+      `the target's key rules: ${Object.keys(keyProfiles).join(', ')}`,
+      choiceOption(Object.keys(keyProfiles) as KeyProfileName[]),
+      'saasquatch',
+    )
     .option('--source <source>', `the source named in the decision: ${keySources.join(', ')}`, choiceOption(keySources), 'raw')
-    .addHelpText('after', '\nExit status: 0, or 1 when --policy reject refused a candidate.\nA line\'s trailing CR (Windows line ends) is not part of the candidate.')
+    .addHelpText(
+      'after',
+      "\nExit status: 0, or 1 when --policy reject refused a candidate.\nA line's trailing CR (Windows line ends) is not part of the candidate.",
+    )
     .action(async (candidate: string | undefined, options: KeyCommandOptions) => {
       // The decision printed is the report, so the drop warning is not repeated on stderr.
       const decide = (value: string): KeyDecision =>

@@ -15,7 +15,10 @@ export function registerSandboxCommand(program: Command): void {
     .description('run a local, stateful stand-in for the SaaSquatch user-events API')
     .option('--port <n>', 'port to listen on (0 picks a free one)', integerOption(0, 65_535), 8787)
     .option('--host <host>', 'address to bind', '127.0.0.1')
-    .option('--faults <spec>', 'inject faults, e.g. "500=0.1,503=0.05,429=0.05,retry-after=2,drop=0.02,record-then-fail=0.05,latency=20,seed=42"')
+    .option(
+      '--faults <spec>',
+      'inject faults, e.g. "500=0.1,503=0.05,429=0.05,retry-after=2,drop=0.02,record-then-fail=0.05,latency=20,seed=42"',
+    )
     .option('--strict-users', 'answer 404 for events of users that were never upserted')
     .addHelpText(
       'after',
@@ -33,7 +36,9 @@ export function registerSandboxCommand(program: Command): void {
       });
       process.stdout.write(`oncekit sandbox listening on ${sandbox.url}\n`);
       process.stdout.write(
-        apiKey ? 'accepting the API key from ONCEKIT_API_KEY\n' : `accepting the development API key "${DEFAULT_SANDBOX_API_KEY}" (set ONCEKIT_API_KEY to choose one)\n`,
+        apiKey
+          ? 'accepting the API key from ONCEKIT_API_KEY\n'
+          : `accepting the development API key "${DEFAULT_SANDBOX_API_KEY}" (set ONCEKIT_API_KEY to choose one)\n`,
       );
       process.stdout.write(`inspect: ${sandbox.url}/__sandbox/tenants\n`);
       if (faults) process.stdout.write(`faults: ${options.faults}\n`);

@@ -51,7 +51,12 @@ export function registerSendCommand(program: Command): void {
     .option('--fields <json>', 'the event fields as a JSON object')
     .option('--date <iso|ms>', 'when the event happened: ISO-8601 or epoch milliseconds (default: now, set by the target)')
     .option('--idempotency-key <key>', 'the candidate idempotency key; it goes through the key rules')
-    .option('--policy <policy>', `what to do with an invalid key: ${invalidKeyPolicies.join(', ')}`, choiceOption(invalidKeyPolicies), 'drop')
+    .option(
+      '--policy <policy>',
+      `what to do with an invalid key: ${invalidKeyPolicies.join(', ')}`,
+      choiceOption(invalidKeyPolicies),
+      'drop',
+    )
     .option('--transport <api>', `the API to call: ${targetApis.join(', ')}`, choiceOption(targetApis), 'rest')
     .option('--timeout-ms <ms>', 'timeout of one attempt', integerOption(1, 600_000), 10_000)
     .option('--max-attempts <n>', 'attempts before giving up (retries 408, 429, 5xx, network errors)', integerOption(1, 100), 5)
@@ -66,7 +71,14 @@ export function registerSendCommand(program: Command): void {
       const decision =
         options.idempotencyKey === undefined ? null : decideKey(rawCandidate(options.idempotencyKey), { policy: options.policy, logger });
       if (decision?.decision === 'rejected') {
-        printJson({ outcome: 'rejected', status: null, attempts: 0, key: null, decision, message: `idempotency key refused (${decision.reason})` });
+        printJson({
+          outcome: 'rejected',
+          status: null,
+          attempts: 0,
+          key: null,
+          decision,
+          message: `idempotency key refused (${decision.reason})`,
+        });
         process.exitCode = EXIT_FAILURE;
         return;
       }
@@ -109,7 +121,11 @@ const EVENT_FIELD_OPTIONS: [RegExp, string][] = [
 ];
 
 /** Builds the event, naming the command-line option in any error rather than the body field. */
-function buildInput(options: SendCommandOptions, fields: Record<string, unknown> | undefined, decision: KeyDecision | null): UserEventInput {
+function buildInput(
+  options: SendCommandOptions,
+  fields: Record<string, unknown> | undefined,
+  decision: KeyDecision | null,
+): UserEventInput {
   try {
     return buildUserEventInput(
       { userId: options.userId, accountId: options.accountId, events: [{ key: options.event, fields, dateTriggered: options.date }] },

@@ -34,7 +34,10 @@ export function restError(status: number, body: string): TargetApiError {
   return (
     readApiError(parsed, status) ?? {
       // A proxy's plain-text or HTML page: keep a short one, on one line, so it reads in logs and platform UIs.
-      message: body.length > 0 && body.length <= 300 && parsed === undefined ? `HTTP ${status}: ${body.replace(/\s+/g, ' ').trim()}` : `HTTP ${status}`,
+      message:
+        body.length > 0 && body.length <= 300 && parsed === undefined
+          ? `HTTP ${status}: ${body.replace(/\s+/g, ' ').trim()}`
+          : `HTTP ${status}`,
       statusCode: status,
       apiErrorCode: null,
       rsCode: null,
@@ -48,7 +51,7 @@ export function restError(status: number, body: string): TargetApiError {
  */
 export function graphqlError(document: unknown, httpStatus: number): TargetApiError | null {
   if (!isObject(document)) return null;
-  const fallback = httpStatus >= 400 ? httpStatus : 400;
+  const fallback = Math.max(httpStatus, 400);
   const errors = Array.isArray(document.errors) ? document.errors : [];
   for (const error of errors) {
     if (isObject(error) && isObject(error.extensions)) {

@@ -20,7 +20,10 @@ describe('oncekit key', () => {
     expect(dropped.code).toBe(0);
     expect(JSON.parse(dropped.stdout)).toMatchObject({ key: null, decision: 'dropped', reason: 'bad_characters' });
     const hashed = await runCli(['key', '--policy', 'hash', 'order:1234']);
-    expect(JSON.parse(hashed.stdout)).toMatchObject({ key: expect.stringMatching(/^oncekit-sha256-[A-Za-z0-9_-]{43}$/), decision: 'hashed' });
+    expect(JSON.parse(hashed.stdout)).toMatchObject({
+      key: expect.stringMatching(/^oncekit-sha256-[A-Za-z0-9_-]{43}$/),
+      decision: 'hashed',
+    });
   });
 
   it('exits 1 when --policy reject refuses the candidate', async () => {
@@ -40,7 +43,10 @@ describe('oncekit key', () => {
     const candidates = Array.from({ length: 5000 }, (_, i) => (i % 3 === 0 ? `bad id ${i}` : `node-next-${i}-${'x'.repeat(20)}`));
     const run = await runCli(['key', '--source', 'segment'], { input: `${candidates.join('\r\n')}\r\n` });
     expect(run.code).toBe(0);
-    const lines = run.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as { candidate: string; decision: string; source: string });
+    const lines = run.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { candidate: string; decision: string; source: string });
     expect(lines).toHaveLength(5000);
     expect(lines.map((line) => line.candidate)).toEqual(candidates);
     expect(lines.filter((line) => line.decision === 'dropped')).toHaveLength(1667);

@@ -35,7 +35,9 @@ describe('oncekit send', () => {
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ outcome: 'duplicate', status: 409, key, message: expect.any(String) });
     const events = sandbox.inspect('cli').events.filter((event) => event.idempotencyKey === key);
-    expect(events).toEqual([expect.objectContaining({ fields: { revenue: 1000, currency: 'USD' }, dateTriggered: Date.UTC(2024, 2, 1, 12) })]);
+    expect(events).toEqual([
+      expect.objectContaining({ fields: { revenue: 1000, currency: 'USD' }, dateTriggered: Date.UTC(2024, 2, 1, 12) }),
+    ]);
   });
 
   it('sends over GraphQL with --transport graphql', async () => {
@@ -47,9 +49,19 @@ describe('oncekit send', () => {
   it('drops an invalid key by default, logs one warning on stderr, and still sends the event', async () => {
     const run = await runCli([...base(), '--idempotency-key', 'order:1234'], { env });
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ outcome: 'accepted', key: null, decision: { decision: 'dropped', reason: 'bad_characters' } });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      outcome: 'accepted',
+      key: null,
+      decision: { decision: 'dropped', reason: 'bad_characters' },
+    });
     const warning = JSON.parse(run.stderr.trim().split('\n')[0] ?? '{}') as Record<string, unknown>;
-    expect(warning).toMatchObject({ level: 'warn', event: 'idempotency_key_dropped', source: 'raw', reason: 'bad_characters', candidateLength: 10 });
+    expect(warning).toMatchObject({
+      level: 'warn',
+      event: 'idempotency_key_dropped',
+      source: 'raw',
+      reason: 'bad_characters',
+      candidateLength: 10,
+    });
   });
 
   it('refuses to send with --policy reject and an invalid key (exit 1)', async () => {

@@ -118,8 +118,7 @@ describe('onBatch', () => {
 
   test('stored but the answer lost: the in-function retry meets 409s, all success, each event stored once', async () => {
     const sandbox = await startTestSandbox();
-    // biome-ignore lint/suspicious/noThenProperty: the sandbox's fault API names this field `then`
-    sandbox.faults.enqueue({ kind: 'record-then-fail', then: 'status' });
+    sandbox.faults.enqueue({ kind: 'record-then-fail', failWith: 'status' });
     const events = [trackEvent(), trackEvent({ userId: 'bob' })];
     const batch = await builtFunction().invokeBatch(events, settingsFor(sandbox));
     expect(batch.call.returned).toEqual([{ status: 200 }, { status: 200 }]);

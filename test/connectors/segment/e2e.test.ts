@@ -214,8 +214,7 @@ describe('analytics-node → Segment → the function → SaaSquatch', () => {
 
   test('stored, then the answer lost on every in-function attempt: Segment retries, gets 409, nothing twice', async () => {
     const { sandbox, ingest, analytics, settle } = await chain();
-    // biome-ignore lint/suspicious/noThenProperty: the sandbox's fault API names this field `then`
-    sandbox.faults.enqueue({ kind: 'record-then-fail', then: 'drop' }, { kind: 'drop' });
+    sandbox.faults.enqueue({ kind: 'record-then-fail', failWith: 'drop' }, { kind: 'drop' });
     analytics.track({ userId: 'ann', event: 'Order Completed', properties: { n: 1 } });
     await settle();
     expect(ingest.deliveries[0]?.attempts.map((attempt) => attempt.treatment.result)).toEqual(['retry', 'delivered']);

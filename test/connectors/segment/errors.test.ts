@@ -47,8 +47,7 @@ describe('target failures become RetryError, so Segment retries the event', () =
 
   test('the event stored but the answer lost: the retry with the same key gets 409, which is success', async () => {
     const sandbox = await startTestSandbox();
-    // biome-ignore lint/suspicious/noThenProperty: the sandbox's fault API names this field `then`
-    sandbox.faults.enqueue({ kind: 'record-then-fail', then: 'drop' });
+    sandbox.faults.enqueue({ kind: 'record-then-fail', failWith: 'drop' });
     const event = trackEvent();
     const invocation = await builtFunction().invoke(event, settingsFor(sandbox));
     expect(invocation.treatment).toEqual({ result: 'delivered' });

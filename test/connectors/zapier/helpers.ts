@@ -98,6 +98,6 @@ export async function runLogged(method: string, bundle: Readonly<Record<string, 
 }
 
 /** SaaSquatch records the request, then its answer is lost: a 503, or a reset connection. */
-export function lostAnswer(then: 'status' | 'drop'): QueuedFault {
-  return { kind: 'record-then-fail', then };
+export function lostAnswer(failWith: 'status' | 'drop'): QueuedFault {
+  return { kind: 'record-then-fail', failWith };
 }

@@ -30,7 +30,14 @@ describe('decideKey', () => {
   it('drops an invalid candidate by default and logs exactly one structured warning without the candidate', () => {
     const logger = memoryLogger();
     const decision = decideKey(segmentCandidate({ messageId: 'order:1234' }), { logger });
-    expect(decision).toEqual({ source: 'segment', candidate: 'order:1234', key: null, decision: 'dropped', reason: 'bad_characters', detail: null });
+    expect(decision).toEqual({
+      source: 'segment',
+      candidate: 'order:1234',
+      key: null,
+      decision: 'dropped',
+      reason: 'bad_characters',
+      detail: null,
+    });
     expect(logger.lines).toHaveLength(1);
     expect(logger.lines[0]).toMatchObject({
       level: 'warn',
@@ -55,7 +62,14 @@ describe('decideKey', () => {
   it('hash policy derives a valid key from an invalid candidate, deterministically', () => {
     const first = decideKey(rawCandidate('order:1234'), { policy: 'hash' });
     const again = decideKey(rawCandidate('order:1234'), { policy: 'hash' });
-    expect(first).toEqual({ source: 'raw', candidate: 'order:1234', key: deriveKey('order:1234'), decision: 'hashed', reason: 'bad_characters', detail: null });
+    expect(first).toEqual({
+      source: 'raw',
+      candidate: 'order:1234',
+      key: deriveKey('order:1234'),
+      decision: 'hashed',
+      reason: 'bad_characters',
+      detail: null,
+    });
     expect(again.key).toBe(first.key);
   });
 
@@ -86,11 +100,16 @@ describe('decideKey', () => {
 
 describe('candidate extractors', () => {
   it('Segment: messageId', () => {
-    expect(segmentCandidate({ messageId: 'ajs-f8ca1e4de5024d9430b3928bd8ac6b96' })).toEqual({ source: 'segment', value: 'ajs-f8ca1e4de5024d9430b3928bd8ac6b96' });
+    expect(segmentCandidate({ messageId: 'ajs-f8ca1e4de5024d9430b3928bd8ac6b96' })).toEqual({
+      source: 'segment',
+      value: 'ajs-f8ca1e4de5024d9430b3928bd8ac6b96',
+    });
   });
 
   it('Salesforce: the invocable idempotencyKey wins over EventUuid; EventUuid when there is none', () => {
-    expect(salesforceCandidate({ idempotencyKey: 'opp-0061234567', eventUuid: 'e6e0cdb6-1c52-4b5f-9a59-3f8b2b5a1c77' }).value).toBe('opp-0061234567');
+    expect(salesforceCandidate({ idempotencyKey: 'opp-0061234567', eventUuid: 'e6e0cdb6-1c52-4b5f-9a59-3f8b2b5a1c77' }).value).toBe(
+      'opp-0061234567',
+    );
     expect(salesforceCandidate({ idempotencyKey: '', eventUuid: 'e6e0cdb6-1c52-4b5f-9a59-3f8b2b5a1c77' }).value).toBe(
       'e6e0cdb6-1c52-4b5f-9a59-3f8b2b5a1c77',
     );
@@ -125,7 +144,12 @@ describe('candidate extractors', () => {
   it('fields: a chosen field that is empty means no key, naming the field', () => {
     const logger = memoryLogger();
     const decision = decideKey(fieldsCandidate('zapier', { orderId: '', email: 'ann@example.com' }, ['orderId', 'email']), { logger });
-    expect(decision).toMatchObject({ key: null, decision: 'dropped', reason: 'missing', detail: 'the field chosen for the key "orderId" is empty' });
+    expect(decision).toMatchObject({
+      key: null,
+      decision: 'dropped',
+      reason: 'missing',
+      detail: 'the field chosen for the key "orderId" is empty',
+    });
     expect(logger.lines[0]?.fields.detail).toBe('the field chosen for the key "orderId" is empty');
   });
 

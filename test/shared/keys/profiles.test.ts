@@ -32,7 +32,7 @@ describe('checkKey with the SaaSquatch profile (8–64 of A-Z a-z 0-9 - _ .)', (
     ['plus', 'abcd+efgh'],
     ['equals', 'abcdefg='],
     ['straight double quote', 'abcd"efgh'],
-    ["straight single quote", "abcd'efgh"],
+    ['straight single quote', "abcd'efgh"],
     ['typographic quotes', 'abcd\u201cefgh\u201d'],
     ['typographic apostrophe', 'abcd\u2019efgh'],
     ['Unicode letter', 'caf\u00e9-order-1'],
@@ -116,7 +116,14 @@ describe('the Idempotency-Key header profile', () => {
 
 describe('deriveKey', () => {
   it('is deterministic and always valid for the profile', () => {
-    const candidates = ['', 'x', 'order:1234', 'node-9dd4e461268c8034f5c8564e155c67a6-0d938d07-9432-41ba-a22f-9992ea39190a', 'caf\u00e9 \u{1f600}', a(10_000)];
+    const candidates = [
+      '',
+      'x',
+      'order:1234',
+      'node-9dd4e461268c8034f5c8564e155c67a6-0d938d07-9432-41ba-a22f-9992ea39190a',
+      'caf\u00e9 \u{1f600}',
+      a(10_000),
+    ];
     for (const candidate of candidates) {
       const key = deriveKey(candidate);
       expect(deriveKey(candidate)).toBe(key);

@@ -125,7 +125,7 @@ describe('retries', () => {
   });
 
   it('"record, then fail" retried gives duplicate and one record', async () => {
-    sandbox.faults.enqueue({ kind: 'record-then-fail', then: 'status' });
+    sandbox.faults.enqueue({ kind: 'record-then-fail', failWith: 'status' });
     const input = purchase();
     const result = await client().logUserEvent(input);
     expect(result).toMatchObject({ outcome: 'duplicate', status: 409, attempts: 2 });
@@ -133,14 +133,14 @@ describe('retries', () => {
   });
 
   it('"record, then drop the connection" retried gives duplicate and one record', async () => {
-    sandbox.faults.enqueue({ kind: 'record-then-fail', then: 'drop' });
+    sandbox.faults.enqueue({ kind: 'record-then-fail', failWith: 'drop' });
     const result = await client().logUserEvent(purchase());
     expect(result).toMatchObject({ outcome: 'duplicate', attempts: 2 });
     expect(recorded()).toHaveLength(1);
   });
 
   it('without a key, "record, then fail" doubles the event: the reason keys matter', async () => {
-    sandbox.faults.enqueue({ kind: 'record-then-fail', then: 'status' });
+    sandbox.faults.enqueue({ kind: 'record-then-fail', failWith: 'status' });
     const result = await client().logUserEvent(purchase(null));
     expect(result).toMatchObject({ outcome: 'accepted', attempts: 2, key: null });
     expect(recorded()).toHaveLength(2);
@@ -215,7 +215,7 @@ describe('GraphQL', () => {
   });
 
   it('retries a failed batch request with the same keys; items already recorded come back as duplicates', async () => {
-    sandbox.faults.enqueue({ kind: 'record-then-fail', then: 'status' });
+    sandbox.faults.enqueue({ kind: 'record-then-fail', failWith: 'status' });
     const inputs = [purchase(), purchase(), purchase()];
     const result = await client().logUserEvents(inputs);
     expect(result.requests).toBe(2);

@@ -1,0 +1,16 @@
+export type { SandboxApiError } from './api-error.js';
+export { type Clock, isManualClock, MANUAL_CLOCK_START_MS, type ManualClock, manualClock, systemClock } from './clock.js';
+export { FAULT_HEADER } from './fault-replies.js';
+export {
+  DEFAULT_RETRY_AFTER_SECONDS,
+  type FaultConfig,
+  type FaultController,
+  type FaultKind,
+  type FaultState,
+  type InjectedStatus,
+  parseFaultSpec,
+  type QueuedFault,
+} from './faults.js';
+export { SANDBOX_SDL } from './graphql.js';
+export { DEFAULT_SANDBOX_API_KEY, type Sandbox, type SandboxOptions, startSandbox } from './server.js';
+export type { Channel, EventFields, EventSnapshot, KeySnapshot, TenantSnapshot, UserSnapshot } from './state.js';
