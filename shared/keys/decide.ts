@@ -61,7 +61,13 @@ export function decideKey(candidate: KeyCandidate, options: DecideKeyOptions = {
 }
 
 // A plain literal: object spread here is a slow path in V8 (about 60 times slower on this hot path).
-function decision(candidate: KeyCandidate, key: string | null, outcome: KeyOutcome, reason: KeyFaultReason | null, detail: string | null): KeyDecision {
+function decision(
+  candidate: KeyCandidate,
+  key: string | null,
+  outcome: KeyOutcome,
+  reason: KeyFaultReason | null,
+  detail: string | null,
+): KeyDecision {
   return { source: candidate.source, candidate: candidate.value, key, decision: outcome, reason, detail };
 }
 
