@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { DEFAULT_SANDBOX_API_KEY, parseFaultSpec, startSandbox } from '../../shared/sandbox/index.js';
+import { DEFAULT_SANDBOX_API_KEY } from '../../shared/sandbox/defaults.js';
 import { integerOption } from '../usage.js';
 
 interface SandboxCommandOptions {
@@ -25,6 +25,8 @@ export function registerSandboxCommand(program: Command): void {
       `\nThe API key it accepts is ONCEKIT_API_KEY, or "${DEFAULT_SANDBOX_API_KEY}" when that is unset.\nInspect what it recorded at /__sandbox/tenants/{tenant}.`,
     )
     .action(async (options: SandboxCommandOptions) => {
+      // Loaded here, not at start-up: graphql-js is only needed by this command.
+      const { parseFaultSpec, startSandbox } = await import('../../shared/sandbox/index.js');
       const faults = options.faults === undefined ? undefined : parseFaultSpec(options.faults);
       const apiKey = process.env.ONCEKIT_API_KEY || undefined;
       const sandbox = await startSandbox({

@@ -5,7 +5,6 @@ import { buildUserEventInput, type UserEventInput } from '../../shared/events/in
 import { decideKey, type InvalidKeyPolicy, invalidKeyPolicies, type KeyDecision, rawCandidate } from '../../shared/keys/index.js';
 import { jsonLineLogger } from '../../shared/log.js';
 import { createTargetClient, isSuccess, type TargetApi, targetApis } from '../../shared/target/index.js';
-import { undiciTransport } from '../../shared/target/transport-undici.js';
 import { targetSettings } from '../target-env.js';
 import { choiceOption, EXIT_FAILURE, EXIT_OK, integerOption, parseOptions, printJson, UsageError } from '../usage.js';
 
@@ -83,6 +82,8 @@ export function registerSendCommand(program: Command): void {
         return;
       }
       const input = buildInput(options, fields, decision);
+      // Loaded here, not at start-up: only this command talks HTTP.
+      const { undiciTransport } = await import('../../shared/target/transport-undici.js');
       const transport = undiciTransport({ connections: 1 });
       try {
         const client = createTargetClient({

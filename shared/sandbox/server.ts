@@ -7,6 +7,7 @@ import { apiErrors } from './api-error.js';
 import { createAuthenticator } from './auth.js';
 import { type Clock, systemClock } from './clock.js';
 import { CONTROL_PREFIX, handleControl } from './control.js';
+import { DEFAULT_SANDBOX_API_KEY } from './defaults.js';
 import { lostResponseReply, statusFaultReply, throttleReply } from './fault-replies.js';
 import { type FaultAction, type FaultConfig, type FaultController, FaultInjector } from './faults.js';
 import { handleGraphql, noteGraphqlKeys } from './graphql.js';
@@ -15,7 +16,7 @@ import { handleGetUser, handleTrackEvent, handleUpsertUser, noteRestKey, type Re
 import { type ApiRoute, matchApiRoute } from './routes.js';
 import { SandboxState, type TenantSnapshot, type TenantState } from './state.js';
 
-export const DEFAULT_SANDBOX_API_KEY = 'sandbox-key';
+export { DEFAULT_SANDBOX_API_KEY };
 
 export interface SandboxOptions {
   /** Default 127.0.0.1. */
