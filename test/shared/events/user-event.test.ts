@@ -18,7 +18,11 @@ function issuesOf(run: () => unknown): { field: string; reason: string }[] {
 describe('buildUserEventInput', () => {
   it('builds the target body with one key per request and ISO dates as epoch ms', () => {
     const input = buildUserEventInput(
-      { userId: 'u1', accountId: 'a1', events: [{ key: 'purchase', fields: { revenue: 1000, currency: 'USD' }, dateTriggered: '2024-03-01T12:00:00.000Z' }] },
+      {
+        userId: 'u1',
+        accountId: 'a1',
+        events: [{ key: 'purchase', fields: { revenue: 1000, currency: 'USD' }, dateTriggered: '2024-03-01T12:00:00.000Z' }],
+      },
       kept,
     );
     expect(input).toStrictEqual({
@@ -47,24 +51,28 @@ describe('buildUserEventInput', () => {
   });
 
   it('names the date field that cannot be read', () => {
-    expect(issuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k' }, { key: 'k', dateTriggered: 'yesterday' }] }, null))).toEqual([
-      { field: 'events[1].dateTriggered', reason: 'expected an ISO-8601 date or epoch milliseconds, got "yesterday"' },
-    ]);
+    expect(
+      issuesOf(() =>
+        buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k' }, { key: 'k', dateTriggered: 'yesterday' }] }, null),
+      ),
+    ).toEqual([{ field: 'events[1].dateTriggered', reason: 'expected an ISO-8601 date or epoch milliseconds, got "yesterday"' }]);
   });
 
   it('refuses field strings over 1500 UTF-8 bytes and arrays of arrays, naming the path', () => {
     const long = 'é'.repeat(751); // 1502 bytes in 751 characters
-    expect(issuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k', fields: { note: long } }] }, null))).toEqual([
-      { field: 'events[0].fields.note', reason: 'string is 1502 UTF-8 bytes; the target accepts at most 1500' },
-    ]);
-    expect(issuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k', fields: { grid: [[1, 2]] } }] }, null))).toEqual([
-      { field: 'events[0].fields.grid[0]', reason: 'arrays of arrays are not supported by the target' },
-    ]);
+    expect(
+      issuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k', fields: { note: long } }] }, null)),
+    ).toEqual([{ field: 'events[0].fields.note', reason: 'string is 1502 UTF-8 bytes; the target accepts at most 1500' }]);
+    expect(
+      issuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k', fields: { grid: [[1, 2]] } }] }, null)),
+    ).toEqual([{ field: 'events[0].fields.grid[0]', reason: 'arrays of arrays are not supported by the target' }]);
   });
 
   it('accepts nested objects and arrays of objects in fields', () => {
     const fields = { items: [{ sku: 'a', qty: 1 }], address: { city: 'Victoria' }, tags: ['x', 'y'], coupon: null };
-    expect(buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'purchase', fields }] }, null).events[0]?.fields).toStrictEqual(fields);
+    expect(
+      buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'purchase', fields }] }, null).events[0]?.fields,
+    ).toStrictEqual(fields);
   });
 });
 
