@@ -6,6 +6,8 @@ export default defineConfig({
     environment: 'node',
     testTimeout: 20_000,
     hookTimeout: 20_000,
+    // Asks once whether Redis answers; the Redis tests read the answer through inject('redis').
+    globalSetup: ['test/setup/redis.ts'],
     // Tests bind loopback ports and some start child processes; two cores, so keep the pool small.
     pool: 'forks',
     maxWorkers: 2,

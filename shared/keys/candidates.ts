@@ -29,7 +29,10 @@ export function salesforceCandidate(input: { readonly idempotencyKey?: unknown; 
   return { source: 'salesforce', value: hasExplicit ? explicit : input.eventUuid };
 }
 
-/** Keygen-style webhooks: `meta.idempotencyToken`, the same on every redelivery and retry of the event. */
+/**
+ * Keygen-style webhooks: the webhook-event resource's `meta.idempotencyToken` (the body's `data`), the same on every
+ * redelivery and on a retry, which Keygen sends as a new resource with a new id.
+ */
 export function keygenCandidate(webhook: { readonly meta?: { readonly idempotencyToken?: unknown } | null }): KeyCandidate {
   return { source: 'keygen', value: webhook.meta?.idempotencyToken };
 }
