@@ -1,4 +1,5 @@
 import { runClientBench } from './client.js';
+import { runInboxBench } from './inbox.js';
 import { runKeyBench } from './keys.js';
 import { type BenchRow, formatRows } from './measure.js';
 import { runSegmentBench } from './segment.js';
@@ -7,6 +8,7 @@ import { runSegmentBench } from './segment.js';
 const benches: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
   keys: { title: 'Key decisions', run: runKeyBench },
   client: { title: 'Target client → sandbox (separate process, loopback)', run: runClientBench },
+  inbox: { title: 'Inbox claims on Redis, beside raw SET NX and Powertools (same Redis, same client)', run: runInboxBench },
   segment: { title: "Segment function: onBatch requests and the key layer's share of handler CPU", run: runSegmentBench },
 };
 
