@@ -1,0 +1,600 @@
+import type { Connection } from 'jsforce';
+import { StreamingExtension } from 'jsforce/lib/api/streaming.js';
+import { z } from 'zod';
+import { OncekitError } from '../../shared/errors.js';
+import { type Logger, silentLogger } from '../../shared/log.js';
+import { DEFAULT_PLATFORM_EVENT_CHANNEL, type PlatformEventMessage } from './platform-event-mapping.js';
+import { checkpointReplayId, type ReplayCheckpointStore } from './replay-checkpoint-store.js';
+
+/**
+ * Subscribes to a Platform Event channel over CometD with jsforce's streaming client, and hands each event to the
+ * caller's sink one at a time, in order. A replayId is checkpointed only after the sink resolved, so a restart
+ * resumes right after the last event the sink took: no loss within Salesforce's 72-hour retention, and no event the
+ * sink took is delivered to it again.
+ *
+ * Failures:
+ * - the sink rejects (or the checkpoint cannot be saved): the event is not checkpointed. Events queued behind it are
+ *   dropped, the client is closed, and after a backoff a new client subscribes from the last checkpoint, so the failed
+ *   event comes again, then the rest in order. (Before the first checkpoint it replays the retained events (-2) and
+ *   skips those older than the first event it received.) The sink should reject only for transient trouble (its store is down);
+ *   an event it can never take should be recorded and resolved, or it comes back forever.
+ * - authentication fails (jsforce's AuthFailure extension on `advice.reconnect: none`, or a 401/403 handshake): the
+ *   token is refreshed and a NEW client is created, since a faye client keeps the token it was created with.
+ * - the checkpoint is older than the retention window (Salesforce answers `400::The replayId {…} you provided was
+ *   invalid`): by default the subscriber replays every retained event (-2) and logs the gap; with
+ *   `onExpiredCheckpoint: 'fail'` it stops.
+ */
+
+export type PlatformEventSink = (event: PlatformEventMessage) => Promise<void>;
+
+/** The parts of a Salesforce session the subscriber needs (salesforce-auth's SalesforceSession fits). */
+export interface StreamingSession {
+  readonly connection: Connection;
+  refresh(): Promise<void>;
+}
+
+export type SubscriberActivity =
+  | { readonly type: 'subscribed'; readonly client: number; readonly replayFrom: number }
+  | { readonly type: 'received'; readonly replayId: number; readonly eventUuid: string | null }
+  | { readonly type: 'skipped'; readonly reason: string }
+  | { readonly type: 'checkpointed'; readonly replayId: number }
+  | { readonly type: 'sink-failed'; readonly replayId: number; readonly error: unknown }
+  | { readonly type: 'checkpoint-failed'; readonly replayId: number; readonly error: unknown }
+  | { readonly type: 'auth-failed'; readonly client: number }
+  | { readonly type: 'token-refreshed' }
+  | { readonly type: 'subscribe-failed'; readonly reason: string }
+  | { readonly type: 'checkpoint-expired'; readonly replayFrom: number }
+  | { readonly type: 'resubscribing'; readonly reason: string; readonly delayMs: number }
+  | { readonly type: 'failed'; readonly error: Error }
+  | { readonly type: 'stopped' };
+
+export interface PlatformEventSubscriberOptions {
+  readonly session: StreamingSession;
+  readonly sink: PlatformEventSink;
+  readonly checkpoints: ReplayCheckpointStore;
+  /** Default `/event/SaaSquatch_User_Event__e`. */
+  readonly channel?: string;
+  /** Where to start without a checkpoint: -1 (default) only new events, -2 every retained event. */
+  readonly replayWithoutCheckpoint?: -1 | -2;
+  readonly onExpiredCheckpoint?: 'replay-retained' | 'fail';
+  /** Backoff between resubscribe attempts, doubling from `initialMs` to `maxMs`. Default 1 s to 60 s. */
+  readonly retryDelay?: { readonly initialMs?: number; readonly maxMs?: number };
+  /** How long to wait for Salesforce to acknowledge a subscription. Default 30 s. */
+  readonly subscribeTimeoutMs?: number;
+  readonly logger?: Logger;
+  /** Observes what happens (metrics, status pages, tests). Must not throw. */
+  readonly onActivity?: (activity: SubscriberActivity) => void;
+}
+
+export type SubscriberState = 'idle' | 'subscribing' | 'subscribed' | 'recovering' | 'stopped' | 'failed';
+
+export interface PlatformEventSubscriber {
+  /** Subscribes; resolves once Salesforce acknowledged the first subscription (or the subscriber was stopped). */
+  start(): Promise<void>;
+  /** Unsubscribes, disconnects and waits for the event in the sink (if any) to finish and be checkpointed. */
+  stop(): Promise<void>;
+  readonly state: SubscriberState;
+  readonly channel: string;
+}
+
+export class CheckpointExpiredError extends OncekitError {
+  constructor(channel: string, replayId: number) {
+    super('checkpoint_expired', `Salesforce no longer retains events after replayId ${replayId} on ${channel}; events may have been lost`);
+  }
+}
+
+// The few faye client members used. faye ships no types; jsforce's createClient returns its Client.
+interface BayeuxSubscription {
+  callback(listener: () => void): void;
+  errback(listener: (error: unknown) => void): void;
+  cancel(): void;
+}
+interface BayeuxClient {
+  subscribe(channel: string, listener: (message: unknown) => void): BayeuxSubscription;
+  disconnect(): { then(onDone: () => void, onFailed: () => void): unknown } | undefined;
+  disable(feature: string): void;
+  addExtension(extension: object): void;
+}
+/**
+ * faye has no call that ends everything a client has under way: a held long-poll and its timeout timer (110 s at
+ * Salesforce) would keep the process alive after stop(), and a client whose handshake failed retries on a timer.
+ * These internals (the same ones sfdx-core's streaming client reaches into) let release() end them.
+ */
+interface BayeuxClientInternals {
+  _advice?: { reconnect?: string };
+  _dispatcher?: {
+    close?: () => void;
+    _envelopes?: Map<
+      unknown,
+      { timer?: ReturnType<typeof setTimeout> | null; request?: PromiseLike<{ abort?: () => void } | undefined> | null }
+    >;
+  };
+}
+
+interface BayeuxMessage {
+  readonly channel?: string;
+  readonly successful?: boolean;
+  readonly error?: string;
+  readonly advice?: { readonly reconnect?: string };
+  readonly ext?: { readonly sfdc?: { readonly failureReason?: string } };
+}
+
+const eventDataSchema = z.object({
+  payload: z.record(z.string(), z.unknown()),
+  event: z.looseObject({
+    replayId: z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/).transform(Number)]),
+    EventUuid: z.string().min(1).optional(),
+  }),
+});
+
+type AttemptOutcome =
+  | { readonly kind: 'subscribed' }
+  | { readonly kind: 'auth' }
+  | { readonly kind: 'expired' }
+  | { readonly kind: 'failed'; readonly reason: string }
+  | { readonly kind: 'stopped' };
+
+interface ActiveClient {
+  readonly id: number;
+  readonly client: BayeuxClient;
+  readonly subscription: BayeuxSubscription;
+  readonly replayFrom: number;
+}
+
+interface QueuedEvent {
+  readonly client: number;
+  readonly event: PlatformEventMessage;
+}
+
+export function createPlatformEventSubscriber(options: PlatformEventSubscriberOptions): PlatformEventSubscriber {
+  return new Subscriber(options);
+}
+
+class Subscriber implements PlatformEventSubscriber {
+  readonly channel: string;
+  readonly #options: PlatformEventSubscriberOptions;
+  readonly #logger: Logger;
+  readonly #initialDelayMs: number;
+  readonly #maxDelayMs: number;
+  #state: SubscriberState = 'idle';
+  /** Id of the current client; a message or failure from any other client is stale and ignored. */
+  #current = 0;
+  #clientCount = 0;
+  #active: ActiveClient | null = null;
+  #queue: QueuedEvent[] = [];
+  #pump: Promise<void> | null = null;
+  #lifecycle: Promise<void> = Promise.resolve();
+  /** Failed deliveries and subscriptions since the last checkpoint: the backoff grows with them. */
+  #failures = 0;
+  /** Auth failures since the last subscription: the first is retried at once, a repeat backs off. */
+  #authFailures = 0;
+  /**
+   * The first replayId received while no checkpoint existed. If a failure comes before anything is checkpointed,
+   * `-1` would skip the failed event, so the subscriber replays every retained event (-2) and skips those before it.
+   */
+  #firstReceived: number | null = null;
+  #floor: number | null = null;
+  #started: Promise<void> | null = null;
+  #settleStart: { resolve: () => void; reject: (error: Error) => void } | null = null;
+  #settleAttempt: ((outcome: AttemptOutcome) => void) | null = null;
+  #wake: (() => void) | null = null;
+  #stopping: Promise<void> | null = null;
+
+  constructor(options: PlatformEventSubscriberOptions) {
+    this.#options = options;
+    this.channel = options.channel ?? DEFAULT_PLATFORM_EVENT_CHANNEL;
+    this.#logger = options.logger ?? silentLogger;
+    this.#initialDelayMs = options.retryDelay?.initialMs ?? 1000;
+    this.#maxDelayMs = options.retryDelay?.maxMs ?? 60_000;
+  }
+
+  get state(): SubscriberState {
+    return this.#state;
+  }
+
+  start(): Promise<void> {
+    if (this.#started) return this.#started;
+    this.#started = new Promise<void>((resolve, reject) => {
+      this.#settleStart = { resolve, reject };
+    });
+    this.#state = 'subscribing';
+    this.#lifecycle = this.#run({ refresh: false, delayMs: 0 });
+    return this.#started;
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= this.#shutdown();
+    return this.#stopping;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#state = 'stopped';
+    this.#current = -1;
+    this.#queue = [];
+    this.#wake?.();
+    this.#settleAttempt?.({ kind: 'stopped' });
+    const active = this.#active;
+    this.#active = null;
+    if (active) await release(active, true);
+    await this.#pump;
+    await this.#lifecycle;
+    this.#settleStart?.resolve();
+    this.#settleStart = null;
+    this.#logger.info({ event: 'platform_events_stopped', channel: this.channel }, `stopped the ${this.channel} subscription`);
+    this.#emit({ type: 'stopped' });
+  }
+
+  get #stopped(): boolean {
+    return this.#state === 'stopped' || this.#state === 'failed';
+  }
+
+  #run(plan: { refresh: boolean; delayMs: number }): Promise<void> {
+    return this.#connect(plan).catch((error: unknown) => this.#fail(error instanceof Error ? error : new Error(String(error))));
+  }
+
+  /** Subscribes until it works or the subscriber stops; at most one of these runs at a time. */
+  async #connect(plan: { refresh: boolean; delayMs: number }): Promise<void> {
+    let { refresh, delayMs } = plan;
+    let replayOverride: number | null = null;
+    for (;;) {
+      if (delayMs > 0) await this.#sleep(delayMs);
+      if (this.#stopped) return;
+      // The event in the sink finishes (and is checkpointed) before the next subscription reads the checkpoint.
+      await this.#pump;
+      if (this.#stopped) return;
+      if (refresh) {
+        try {
+          await this.#options.session.refresh();
+          this.#emit({ type: 'token-refreshed' });
+          refresh = false;
+        } catch (error) {
+          delayMs = this.#nextDelay();
+          this.#logger.error(
+            { event: 'platform_events_refresh_failed', channel: this.channel, error: messageOf(error), retryInMs: delayMs },
+            'could not refresh the Salesforce token for streaming',
+          );
+          continue;
+        }
+      }
+      let replayFrom: number;
+      try {
+        replayFrom = replayOverride ?? (await this.#replayFrom());
+      } catch (error) {
+        delayMs = this.#nextDelay();
+        this.#logger.error(
+          { event: 'platform_events_checkpoint_unreadable', channel: this.channel, error: messageOf(error), retryInMs: delayMs },
+          'could not read the replay checkpoint',
+        );
+        continue;
+      }
+      let outcome: AttemptOutcome;
+      try {
+        outcome = await this.#attempt(replayFrom);
+      } catch (error) {
+        outcome = { kind: 'failed', reason: messageOf(error) };
+      }
+      switch (outcome.kind) {
+        case 'subscribed':
+        case 'stopped':
+          return;
+        case 'auth':
+          refresh = true;
+          delayMs = this.#authDelay();
+          continue;
+        case 'expired':
+          this.#emit({ type: 'checkpoint-expired', replayFrom });
+          if ((this.#options.onExpiredCheckpoint ?? 'replay-retained') === 'fail') {
+            this.#fail(new CheckpointExpiredError(this.channel, replayFrom));
+            return;
+          }
+          this.#logger.error(
+            { event: 'platform_events_checkpoint_expired', channel: this.channel, replayId: replayFrom },
+            `Salesforce no longer retains events after replayId ${replayFrom}; replaying every retained event (-2). Events in between may be lost`,
+          );
+          replayOverride = -2;
+          delayMs = 0;
+          continue;
+        case 'failed':
+          delayMs = this.#nextDelay();
+          this.#emit({ type: 'subscribe-failed', reason: outcome.reason });
+          this.#logger.warn(
+            { event: 'platform_events_subscribe_failed', channel: this.channel, reason: outcome.reason, retryInMs: delayMs },
+            `could not subscribe to ${this.channel}`,
+          );
+          continue;
+      }
+    }
+  }
+
+  async #replayFrom(): Promise<number> {
+    const stored = checkpointReplayId(this.channel, await this.#options.checkpoints.load(this.channel));
+    if (stored !== null) return stored;
+    if (this.#firstReceived !== null) {
+      this.#floor = this.#firstReceived;
+      return -2;
+    }
+    return this.#options.replayWithoutCheckpoint ?? -1;
+  }
+
+  /** One client, one subscription; resolves with how it went. */
+  #attempt(replayFrom: number): Promise<AttemptOutcome> {
+    const stale = this.#active;
+    this.#active = null;
+    if (stale) void release(stale, false);
+    const id = ++this.#clientCount;
+    this.#current = id;
+    const client = this.#options.session.connection.streaming.createClient([
+      new StreamingExtension.AuthFailure(() => this.#onAuthFailure(id)),
+      // Auth errors that come without `advice.reconnect: none`, and failed re-subscriptions faye makes on its own
+      // after a re-handshake (those never reach the subscription's errback).
+      { incoming: (message: BayeuxMessage, callback: (message: BayeuxMessage) => void) => this.#watch(id, message, callback) },
+      new StreamingExtension.Replay(this.channel, replayFrom),
+    ]) as unknown as BayeuxClient;
+    // Salesforce offers long-polling only; skip faye's WebSocket probe.
+    client.disable('websocket');
+    const subscription = client.subscribe(this.channel, (data) => this.#onMessage(id, data));
+    this.#active = { id, client, subscription, replayFrom };
+
+    return new Promise<AttemptOutcome>((resolve) => {
+      const timer = setTimeout(
+        () => settle({ kind: 'failed', reason: 'no subscription acknowledgement in time' }),
+        this.#options.subscribeTimeoutMs ?? 30_000,
+      );
+      const settle = (outcome: AttemptOutcome): void => {
+        if (this.#settleAttempt !== settle) return;
+        this.#settleAttempt = null;
+        clearTimeout(timer);
+        if (outcome.kind === 'subscribed') this.#subscribed(id, replayFrom);
+        else if (outcome.kind !== 'stopped') this.#drop(id, outcome.kind === 'auth' ? 'auth' : 'subscribe');
+        resolve(outcome);
+      };
+      this.#settleAttempt = settle;
+      subscription.callback(() => settle({ kind: 'subscribed' }));
+      subscription.errback((error) => settle(classifySubscribeError(error, replayFrom)));
+    });
+  }
+
+  #subscribed(id: number, replayFrom: number): void {
+    this.#state = 'subscribed';
+    this.#authFailures = 0;
+    this.#logger.info(
+      { event: 'platform_events_subscribed', channel: this.channel, replayFrom, client: id },
+      `subscribed to ${this.channel} from replayId ${replayFrom}`,
+    );
+    this.#emit({ type: 'subscribed', client: id, replayFrom });
+    this.#settleStart?.resolve();
+    this.#settleStart = null;
+  }
+
+  #watch(id: number, message: BayeuxMessage, callback: (message: BayeuxMessage) => void): void {
+    callback(message);
+    if (id !== this.#current || message.successful !== false) return;
+    if (isAuthError(message)) this.#onAuthFailure(id);
+    else if (message.channel === '/meta/subscribe' && this.#settleAttempt === null) {
+      // faye re-subscribed by itself (after a re-handshake) and Salesforce refused: without this the client would sit
+      // subscribed to nothing. Start over from the checkpoint.
+      this.#recover(id, 'subscribe', `Salesforce refused the re-subscription: ${message.error ?? 'no reason given'}`);
+    }
+  }
+
+  #onAuthFailure(id: number): void {
+    if (id !== this.#current || this.#stopped) return;
+    this.#emit({ type: 'auth-failed', client: id });
+    this.#logger.warn(
+      { event: 'platform_events_auth_failed', channel: this.channel, client: id },
+      'Salesforce refused the streaming client’s token; refreshing it and creating a new client',
+    );
+    if (this.#settleAttempt) this.#settleAttempt({ kind: 'auth' });
+    else this.#recover(id, 'auth', 'authentication failed');
+  }
+
+  #onMessage(id: number, data: unknown): void {
+    if (id !== this.#current || this.#stopped) return;
+    const parsed = eventDataSchema.safeParse(data);
+    if (!parsed.success) {
+      // Without a replayId the event cannot be checkpointed; the payload is not logged (it holds personal data).
+      this.#logger.error({ event: 'platform_event_unreadable', channel: this.channel }, 'skipped a message without a payload or replayId');
+      this.#emit({ type: 'skipped', reason: 'no payload or replayId' });
+      return;
+    }
+    const event: PlatformEventMessage = {
+      channel: this.channel,
+      eventUuid: parsed.data.event.EventUuid ?? null,
+      replayId: parsed.data.event.replayId,
+      payload: parsed.data.payload,
+    };
+    if (this.#floor !== null && event.replayId < this.#floor) {
+      this.#emit({ type: 'skipped', reason: `replayId ${event.replayId} is from before this subscriber started` });
+      return;
+    }
+    this.#firstReceived ??= event.replayId;
+    this.#emit({ type: 'received', replayId: event.replayId, eventUuid: event.eventUuid });
+    this.#queue.push({ client: id, event });
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#pump !== null || this.#queue.length === 0) return;
+    this.#pump = this.#drain().finally(() => {
+      this.#pump = null;
+      this.#kick();
+    });
+  }
+
+  /** Hands queued events to the sink one at a time; checkpoints each after the sink resolved. */
+  async #drain(): Promise<void> {
+    for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+      if (next.client !== this.#current) continue;
+      const { event } = next;
+      try {
+        await this.#options.sink(event);
+      } catch (error) {
+        this.#emit({ type: 'sink-failed', replayId: event.replayId, error });
+        this.#recover(next.client, 'sink', `the sink failed for replayId ${event.replayId}: ${messageOf(error)}`);
+        continue;
+      }
+      // Checkpointed even when a newer client took over meanwhile: the sink has the event, so it must not come again.
+      try {
+        await this.#options.checkpoints.save(this.channel, event.replayId);
+      } catch (error) {
+        this.#emit({ type: 'checkpoint-failed', replayId: event.replayId, error });
+        this.#recover(next.client, 'sink', `could not save checkpoint ${event.replayId}: ${messageOf(error)}`);
+        continue;
+      }
+      this.#failures = 0;
+      // From here on the checkpoint says where to resume.
+      this.#floor = null;
+      this.#emit({ type: 'checkpointed', replayId: event.replayId });
+    }
+  }
+
+  /** Drops the failed client and everything queued from it, then subscribes anew from the checkpoint. */
+  #recover(id: number, cause: 'auth' | 'sink' | 'subscribe', reason: string): void {
+    if (id !== this.#current || this.#stopped) return;
+    if (this.#settleAttempt) {
+      // The connect loop is waiting for this client's subscription: it takes the failure and retries itself.
+      this.#settleAttempt(cause === 'auth' ? { kind: 'auth' } : { kind: 'failed', reason });
+      return;
+    }
+    this.#drop(id, cause);
+    this.#state = 'recovering';
+    const delayMs = cause === 'auth' ? this.#authDelay() : this.#nextDelay();
+    this.#emit({ type: 'resubscribing', reason, delayMs });
+    this.#logger.warn(
+      { event: 'platform_events_resubscribing', channel: this.channel, reason, delayMs },
+      `resubscribing to ${this.channel}`,
+    );
+    const previous = this.#lifecycle;
+    this.#lifecycle = previous.then(() => this.#run({ refresh: cause === 'auth', delayMs }));
+  }
+
+  #drop(id: number, cause: 'auth' | 'sink' | 'subscribe'): void {
+    if (this.#current === id) this.#current = 0;
+    this.#queue = this.#queue.filter((queued) => queued.client !== id);
+    const active = this.#active;
+    if (active?.id === id) {
+      this.#active = null;
+      // A client refused for auth cannot unsubscribe anyway; the others are told, without waiting.
+      void release(active, cause !== 'auth');
+    }
+  }
+
+  #fail(error: Error): void {
+    this.#state = 'failed';
+    this.#current = -1;
+    this.#queue = [];
+    const active = this.#active;
+    this.#active = null;
+    if (active) void release(active, true);
+    this.#logger.error(
+      { event: 'platform_events_failed', channel: this.channel, error: error.message },
+      'the Platform Event subscription stopped',
+    );
+    this.#emit({ type: 'failed', error });
+    this.#settleStart?.reject(error);
+    this.#settleStart = null;
+  }
+
+  #nextDelay(): number {
+    const delay = Math.min(this.#maxDelayMs, this.#initialDelayMs * 2 ** Math.min(this.#failures, 20));
+    this.#failures++;
+    return delay;
+  }
+
+  #authDelay(): number {
+    const delay =
+      this.#authFailures === 0 ? 0 : Math.min(this.#maxDelayMs, this.#initialDelayMs * 2 ** Math.min(this.#authFailures - 1, 20));
+    this.#authFailures++;
+    return delay;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  #emit(activity: SubscriberActivity): void {
+    try {
+      this.#options.onActivity?.(activity);
+    } catch {
+      // An observer's bug must not stop delivery.
+    }
+  }
+}
+
+function isAuthError(message: BayeuxMessage): boolean {
+  if (message.channel !== '/meta/handshake' && message.channel !== '/meta/connect' && message.channel !== '/meta/subscribe') return false;
+  const text = `${message.error ?? ''} ${message.ext?.sfdc?.failureReason ?? ''}`;
+  // Not faye's "401::Unknown client" (an expired Bayeux session, which faye re-handshakes by itself).
+  return /Authentication invalid|Handshake denied/i.test(text);
+}
+
+function classifySubscribeError(error: unknown, replayFrom: number): AttemptOutcome {
+  const text = errorText(error);
+  if (/Authentication invalid|Handshake denied/i.test(text)) return { kind: 'auth' };
+  if (replayFrom >= 0 && /replayId/i.test(text) && /invalid/i.test(text)) return { kind: 'expired' };
+  return { kind: 'failed', reason: text };
+}
+
+function errorText(error: unknown): string {
+  if (error !== null && typeof error === 'object') {
+    const { code, message } = error as { code?: unknown; message?: unknown };
+    const parts = [code, message].filter((part) => part !== null && part !== undefined && part !== '');
+    if (parts.length > 0) return parts.join(': ');
+  }
+  return String(error);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Ends a client: unsubscribes and disconnects (waiting briefly for the answer when asked), then ends what faye left running. */
+async function release(active: ActiveClient, graceful: boolean): Promise<void> {
+  const { client, subscription } = active;
+  let ack: ReturnType<BayeuxClient['disconnect']>;
+  try {
+    subscription.cancel();
+    ack = client.disconnect();
+  } catch {
+    // a client that never connected has nothing to cancel or disconnect
+  }
+  if (graceful && ack) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      ack.then(done, done);
+    });
+  }
+  try {
+    const internals = client as unknown as BayeuxClientInternals;
+    if (internals._advice) internals._advice.reconnect = 'none';
+    const dispatcher = internals._dispatcher;
+    for (const envelope of dispatcher?._envelopes?.values() ?? []) {
+      if (envelope.timer) clearTimeout(envelope.timer);
+      envelope.request?.then(
+        (request) => {
+          try {
+            request?.abort?.();
+          } catch {
+            // already closed
+          }
+        },
+        () => {},
+      );
+    }
+    dispatcher?._envelopes?.clear();
+    dispatcher?.close?.();
+  } catch {
+    // Best effort: a faye version without these internals leaves its long-poll to time out.
+  }
+}
