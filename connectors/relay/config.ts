@@ -1,0 +1,142 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { InvalidInputError } from '../../shared/errors.js';
+import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/decide.js';
+import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../../shared/store/location.js';
+import { parseInput } from '../../shared/validation.js';
+
+/** Everything the relay reads from its options and environment; the command line wins over the environment. */
+export interface RelayConfig {
+  readonly host: string;
+  readonly port: number;
+  /** Null: no target configured, so the relay runs the sandbox in-process and says so loudly. */
+  readonly target: { readonly url: string; readonly tenant: string; readonly apiKey: string } | null;
+  readonly store: StoreLocation;
+  readonly relaySecret: string;
+  /** True when the secret was generated at start-up (then it is printed once, like Jupyter's token). */
+  readonly relaySecretGenerated: boolean;
+  readonly invalidKeyPolicy: InvalidKeyPolicy;
+  readonly keygen: { readonly publicKey: string; readonly host: string | null } | null;
+  readonly segmentSharedSecret: string | null;
+  readonly salesforceConfigured: boolean;
+  readonly platformEventChannel: string | null;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+}
+
+export interface RelayOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly targetUrl?: string;
+  readonly tenant?: string;
+  readonly store?: string;
+}
+
+/** The variable (or option) behind each field, so every error names what the user sets. */
+export const RELAY_SETTING_NAMES: Readonly<Record<string, string>> = {
+  host: '--host (or ONCEKIT_HOST)',
+  port: '--port (or ONCEKIT_PORT)',
+  targetUrl: '--target-url (or ONCEKIT_TARGET_URL)',
+  tenant: '--tenant (or ONCEKIT_TENANT)',
+  apiKey: 'ONCEKIT_API_KEY',
+  store: '--store (or ONCEKIT_STORE)',
+  relaySecret: 'ONCEKIT_RELAY_SECRET',
+  invalidKeyPolicy: 'ONCEKIT_INVALID_KEY_POLICY',
+  keygenPublicKey: 'ONCEKIT_KEYGEN_PUBLIC_KEY',
+  keygenHost: 'ONCEKIT_KEYGEN_HOST',
+  segmentSharedSecret: 'ONCEKIT_SEGMENT_SHARED_SECRET',
+  platformEventChannel: 'ONCEKIT_SF_EVENT_CHANNEL',
+  logLevel: 'ONCEKIT_LOG_LEVEL',
+};
+
+const blankToUndefined = (value: unknown): unknown => (value === '' ? undefined : value);
+const optionalText = z.preprocess(blankToUndefined, z.string().optional());
+
+const settingsSchema = z
+  .object({
+    host: z.string().min(1),
+    port: z.coerce.number().int('a whole number').min(0).max(65_535),
+    targetUrl: z.preprocess(blankToUndefined, z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
+    tenant: optionalText,
+    apiKey: optionalText,
+    store: optionalText,
+    relaySecret: z.preprocess(blankToUndefined, z.string().min(16, 'must be at least 16 characters').optional()),
+    invalidKeyPolicy: z.enum(invalidKeyPolicies, { error: `expected one of ${invalidKeyPolicies.join(', ')}` }),
+    keygenPublicKey: optionalText,
+    keygenHost: optionalText,
+    segmentSharedSecret: optionalText,
+    platformEventChannel: z.preprocess(
+      blankToUndefined,
+      z
+        .string()
+        .regex(/^\/event\/\w+$/, 'expected /event/Name__e')
+        .optional(),
+    ),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
+  })
+  .superRefine((settings, ctx) => {
+    // A target is all three or none: half a target would silently fall back to the sandbox.
+    const given = [settings.targetUrl, settings.tenant, settings.apiKey].filter((value) => value !== undefined).length;
+    if (given > 0 && given < 3) {
+      for (const [field, value] of [
+        ['targetUrl', settings.targetUrl],
+        ['tenant', settings.tenant],
+        ['apiKey', settings.apiKey],
+      ] as const) {
+        if (value === undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: [field],
+            message:
+              'required when a target is configured (set all of target URL, tenant and API key, or none to use the built-in sandbox)',
+          });
+      }
+    }
+  });
+
+/** Reads the relay's configuration; an InvalidInputError names each bad option or variable. Secrets are never echoed. */
+export function readRelayConfig(options: RelayOptions, env: Readonly<Record<string, string | undefined>> = process.env): RelayConfig {
+  let settings: z.output<typeof settingsSchema>;
+  try {
+    settings = parseInput(settingsSchema, {
+      host: options.host ?? env.ONCEKIT_HOST ?? '127.0.0.1',
+      port: options.port ?? env.ONCEKIT_PORT ?? 8080,
+      targetUrl: options.targetUrl ?? env.ONCEKIT_TARGET_URL,
+      tenant: options.tenant ?? env.ONCEKIT_TENANT,
+      apiKey: env.ONCEKIT_API_KEY,
+      store: options.store ?? env.ONCEKIT_STORE,
+      relaySecret: env.ONCEKIT_RELAY_SECRET,
+      invalidKeyPolicy: env.ONCEKIT_INVALID_KEY_POLICY || 'drop',
+      keygenPublicKey: env.ONCEKIT_KEYGEN_PUBLIC_KEY,
+      keygenHost: env.ONCEKIT_KEYGEN_HOST,
+      segmentSharedSecret: env.ONCEKIT_SEGMENT_SHARED_SECRET,
+      platformEventChannel: env.ONCEKIT_SF_EVENT_CHANNEL,
+      logLevel: env.ONCEKIT_LOG_LEVEL || 'info',
+    });
+  } catch (error) {
+    throw renameFields(error);
+  }
+  const generated = settings.relaySecret === undefined;
+  return {
+    host: settings.host,
+    port: settings.port,
+    target:
+      settings.targetUrl && settings.tenant && settings.apiKey
+        ? { url: settings.targetUrl, tenant: settings.tenant, apiKey: settings.apiKey }
+        : null,
+    store: settings.store === undefined ? defaultStoreLocation() : parseStoreLocation(settings.store, RELAY_SETTING_NAMES.store),
+    relaySecret: settings.relaySecret ?? randomBytes(24).toString('base64url'),
+    relaySecretGenerated: generated,
+    invalidKeyPolicy: settings.invalidKeyPolicy,
+    keygen: settings.keygenPublicKey ? { publicKey: settings.keygenPublicKey, host: settings.keygenHost ?? null } : null,
+    segmentSharedSecret: settings.segmentSharedSecret ?? null,
+    salesforceConfigured: Boolean(env.ONCEKIT_SF_CLIENT_ID),
+    platformEventChannel: settings.platformEventChannel ?? null,
+    logLevel: settings.logLevel,
+  };
+}
+
+function renameFields(error: unknown): unknown {
+  if (!(error instanceof InvalidInputError)) return error;
+  const issues = error.issues.map((issue) => ({ field: RELAY_SETTING_NAMES[issue.field] ?? issue.field, reason: issue.reason }));
+  return new InvalidInputError(issues, 'invalid relay configuration');
+}

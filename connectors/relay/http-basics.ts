@@ -1,0 +1,57 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { InvalidInputError, OncekitError } from '../../shared/errors.js';
+
+/** Something the relay depends on is down: 503 with Retry-After, so the sender retries later. */
+export class RelayUnavailableError extends OncekitError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super('unavailable', message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The body exactly as received: signatures and HMACs are computed over these bytes. */
+    rawBody?: Buffer;
+  }
+}
+
+/** JSON bodies are parsed here, keeping the raw bytes for signature checks; bad JSON is a 400 naming the body. */
+export function registerRawJsonParser(app: FastifyInstance): void {
+  app.addContentTypeParser(['application/json', 'application/vnd.api+json'], { parseAs: 'buffer' }, (request, body, done) => {
+    const raw = body as Buffer;
+    request.rawBody = raw;
+    if (raw.length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(raw.toString('utf8')));
+    } catch (error) {
+      const invalid = new InvalidInputError([
+        { field: 'body', reason: `not valid JSON (${error instanceof Error ? error.message : 'parse error'})` },
+      ]);
+      done(invalid, undefined);
+    }
+  });
+}
+
+/** The one error answer: bad input is a 400 naming each field; nothing internal leaks into a response. */
+export function registerErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof InvalidInputError) {
+      return reply.code(400).send({ error: 'invalid_input', message: error.message, issues: error.issues });
+    }
+    if (error instanceof RelayUnavailableError) {
+      return reply.code(503).header('retry-after', String(error.retryAfterSeconds)).send({ error: 'unavailable', message: error.message });
+    }
+    const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
+    if (status < 500) {
+      // Fastify's own 4xx (unsupported media type, body too large, …) carry safe messages.
+      return reply.code(status).send({ error: 'bad_request', message: error.message });
+    }
+    request.log.error({ err: error }, 'request failed');
+    return reply.code(500).send({ error: 'internal_error', message: 'the relay failed to handle the request; it was logged' });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
+  );
+}

@@ -1,0 +1,88 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { KeyDecision } from '../../shared/keys/decide.js';
+
+/** The relay's Prometheus metrics, on a registry of its own so several relays can live in one process (tests). */
+export interface RelayMetrics {
+  readonly registry: Registry;
+  readonly received: Counter<'source'>;
+  readonly keyDecisions: Counter<'source' | 'decision' | 'reason'>;
+  readonly settled: Counter<'source' | 'outcome'>;
+  readonly retries: Counter<'source'>;
+  readonly deadLetters: Counter<'source' | 'reason'>;
+  readonly outboxDepth: Gauge<'state'>;
+  readonly httpDuration: Histogram<'route' | 'method' | 'status'>;
+  readonly deliveryLatency: Histogram<'source' | 'outcome'>;
+  countKeyDecision(source: string, decision: KeyDecision | null): void;
+}
+
+export function createRelayMetrics(collectDepth: () => Promise<Readonly<Record<string, number>>>): RelayMetrics {
+  const registry = new Registry();
+  const received = new Counter({
+    name: 'oncekit_events_received_total',
+    help: 'Events accepted into the outbox, per source',
+    labelNames: ['source'],
+    registers: [registry],
+  });
+  const keyDecisions = new Counter({
+    name: 'oncekit_key_decisions_total',
+    help: 'Idempotency key decisions: kept, hashed, dropped (with the reason), none',
+    labelNames: ['source', 'decision', 'reason'],
+    registers: [registry],
+  });
+  const settled = new Counter({
+    name: 'oncekit_events_settled_total',
+    help: 'Events settled by the outbox: forwarded (accepted), duplicate (409), dead',
+    labelNames: ['source', 'outcome'],
+    registers: [registry],
+  });
+  const retries = new Counter({
+    name: 'oncekit_delivery_retries_total',
+    help: 'Delivery attempts that will be retried',
+    labelNames: ['source'],
+    registers: [registry],
+  });
+  const deadLetters = new Counter({
+    name: 'oncekit_dead_letters_total',
+    help: 'Events that became dead letters',
+    labelNames: ['source', 'reason'],
+    registers: [registry],
+  });
+  const outboxDepth = new Gauge({
+    name: 'oncekit_outbox_depth',
+    help: 'Events in the outbox by state',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      const counts = await collectDepth();
+      for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+    },
+  });
+  const httpDuration = new Histogram({
+    name: 'oncekit_http_request_duration_seconds',
+    help: 'Inbound HTTP request latency',
+    labelNames: ['route', 'method', 'status'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const deliveryLatency = new Histogram({
+    name: 'oncekit_delivery_latency_seconds',
+    help: 'From the first delivery attempt of an event to its settlement',
+    labelNames: ['source', 'outcome'],
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 3600],
+    registers: [registry],
+  });
+  return {
+    registry,
+    received,
+    keyDecisions,
+    settled,
+    retries,
+    deadLetters,
+    outboxDepth,
+    httpDuration,
+    deliveryLatency,
+    countKeyDecision(source, decision) {
+      keyDecisions.inc({ source, decision: decision?.decision ?? 'none', reason: decision?.reason ?? '' });
+    },
+  };
+}

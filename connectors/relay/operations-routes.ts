@@ -1,0 +1,151 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { OutboxStore } from '../../shared/outbox/types.js';
+import type { RelayMetrics } from './metrics.js';
+import type { RecentEvents } from './recent-events.js';
+
+export const SESSION_COOKIE = 'oncekit_session';
+
+export interface ReadinessCheck {
+  readonly name: string;
+  check(): Promise<void>;
+}
+
+export interface StatusSnapshot {
+  readonly tenant: string;
+  readonly target: { readonly url: string; readonly sandbox: boolean };
+  readonly store: string;
+  readonly startedAt: number;
+  readonly subscriber: string | null;
+}
+
+export interface OperationsRoutesOptions {
+  readonly secret: string;
+  readonly tenant: string;
+  readonly outbox: OutboxStore;
+  readonly metrics: RelayMetrics;
+  readonly recent: RecentEvents;
+  readonly readiness: readonly ReadinessCheck[];
+  readonly snapshot: () => StatusSnapshot;
+  /** The status page's HTML. */
+  readonly page: string;
+}
+
+function sameSecret(given: string, secret: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(secret);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function cookieValue(request: FastifyRequest, name: string): string | undefined {
+  const header = request.headers.cookie;
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const [key, ...value] = part.trim().split('=');
+    if (key === name) return decodeURIComponent(value.join('='));
+  }
+  return undefined;
+}
+
+const ledgerQuerySchema = z.union([
+  z.object({ key: z.string().min(1, 'must not be empty') }),
+  z.object({ sourceId: z.string().min(1, 'must not be empty') }),
+]);
+
+/**
+ * Health, readiness, metrics and the status page. Health and readiness are open (they reveal nothing); metrics, the
+ * page and its data need the relay secret: a Bearer header (Prometheus, curl), or the session cookie the page gets
+ * from the `?token=` link the relay prints at start-up, as Jupyter does.
+ */
+export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = async (app, options) => {
+  // The browser keeps a token derived from the secret, never the secret itself.
+  const sessionToken = createHmac('sha256', options.secret).update('oncekit status page session').digest('base64url');
+  const authorized = (request: FastifyRequest): boolean => {
+    const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1];
+    const session = cookieValue(request, SESSION_COOKIE);
+    return (
+      (bearer !== undefined && sameSecret(bearer.trim(), options.secret)) || (session !== undefined && sameSecret(session, sessionToken))
+    );
+  };
+  const refuse = (reply: FastifyReply) =>
+    reply
+      .code(401)
+      .header('www-authenticate', 'Bearer realm="oncekit"')
+      .send({
+        error: 'unauthorized',
+        message: 'open the link with ?token= that the relay printed at start-up, or send Authorization: Bearer <relay secret>',
+      });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const checks = await Promise.all(
+      options.readiness.map(async (check) => {
+        try {
+          await check.check();
+          return [check.name, 'ok'] as const;
+        } catch (error) {
+          return [check.name, error instanceof Error ? error.message : 'failed'] as const;
+        }
+      }),
+    );
+    const ready = checks.every(([, state]) => state === 'ok');
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(checks) });
+  });
+
+  app.get('/metrics', async (request, reply) => {
+    if (!authorized(request)) return refuse(reply);
+    return reply.header('content-type', options.metrics.registry.contentType).send(await options.metrics.registry.metrics());
+  });
+
+  app.get('/', async (request, reply) => {
+    const token = (request.query as { token?: unknown }).token;
+    if (typeof token === 'string' && sameSecret(token, options.secret)) {
+      // Trade the link's token for a cookie and drop it from the address bar and history.
+      return reply.header('set-cookie', `${SESSION_COOKIE}=${sessionToken}; HttpOnly; SameSite=Strict; Path=/`).redirect('/', 303);
+    }
+    if (!authorized(request)) return refuse(reply);
+    return reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(options.page);
+  });
+
+  app.get('/status/api/summary', async (request, reply) => {
+    if (!authorized(request)) return refuse(reply);
+    const metrics = await options.metrics.registry.getMetricsAsJSON();
+    const perSource: Record<string, Record<string, number>> = {};
+    const add = (source: string, name: string, value: number): void => {
+      perSource[source] ??= {};
+      perSource[source][name] = (perSource[source][name] ?? 0) + value;
+    };
+    for (const metric of metrics) {
+      for (const sample of metric.values) {
+        const source = String(sample.labels.source ?? '');
+        if (!source) continue;
+        if (metric.name === 'oncekit_events_received_total') add(source, 'received', sample.value);
+        if (metric.name === 'oncekit_events_settled_total') add(source, String(sample.labels.outcome), sample.value);
+        if (metric.name === 'oncekit_key_decisions_total' && sample.labels.decision !== 'kept')
+          add(source, `key_${sample.labels.decision}`, sample.value);
+        if (metric.name === 'oncekit_delivery_retries_total') add(source, 'retries', sample.value);
+      }
+    }
+    return {
+      ...options.snapshot(),
+      now: Date.now(),
+      counters: perSource,
+      outbox: await options.outbox.counts(options.tenant),
+      recent: options.recent.list(),
+    };
+  });
+
+  app.get('/status/api/ledger', async (request, reply) => {
+    if (!authorized(request)) return refuse(reply);
+    const query = ledgerQuerySchema.safeParse(request.query);
+    if (!query.success)
+      return reply.code(400).send({ error: 'invalid_input', message: 'give ?key=IDEMPOTENCY_KEY or ?sourceId=SOURCE_ID' });
+    const entries =
+      'key' in query.data
+        ? await options.outbox.findByKey(options.tenant, query.data.key)
+        : await options.outbox.findBySourceId(options.tenant, query.data.sourceId);
+    return { entries };
+  });
+};
