@@ -2,6 +2,7 @@ import { runClientBench } from './client.js';
 import { runInboxBench } from './inbox.js';
 import { runKeyBench } from './keys.js';
 import { type BenchRow, formatRows } from './measure.js';
+import { runRelayBench } from './relay.js';
 import { runSegmentBench } from './segment.js';
 
 /** Every benchmark, each figure beside its baseline from the same run. `npm run bench -- keys` runs one. */
@@ -9,6 +10,10 @@ const benches: Record<string, { title: string; run: () => Promise<BenchRow[]> }>
   keys: { title: 'Key decisions', run: runKeyBench },
   client: { title: 'Target client → sandbox (separate process, loopback)', run: runClientBench },
   inbox: { title: 'Inbox claims on Redis, beside raw SET NX and Powertools (same Redis, same client)', run: runInboxBench },
+  relay: {
+    title: 'Relay under load (autocannon): beside a naive forwarder and the sandbox alone, same sandbox, same run',
+    run: runRelayBench,
+  },
   segment: { title: "Segment function: onBatch requests and the key layer's share of handler CPU", run: runSegmentBench },
 };
 
