@@ -1,7 +1,12 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { InvalidInputError, OncekitError } from '../shared/errors.js';
+import { registerDeadLettersCommand } from './commands/dead-letters.js';
+import { registerDemoCommand } from './commands/demo.js';
+import { registerImportCommand } from './commands/import.js';
 import { registerKeyCommand } from './commands/key.js';
+import { registerLedgerCommand } from './commands/ledger.js';
+import { registerRelayCommand } from './commands/relay.js';
 import { registerSandboxCommand } from './commands/sandbox.js';
 import { registerSendCommand } from './commands/send.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './usage.js';
@@ -14,6 +19,11 @@ const program = new Command('oncekit')
 registerKeyCommand(program);
 registerSendCommand(program);
 registerSandboxCommand(program);
+registerImportCommand(program);
+registerLedgerCommand(program);
+registerDeadLettersCommand(program);
+registerRelayCommand(program);
+registerDemoCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,10 +1,15 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { OutboxStore } from '../../shared/outbox/types.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RecentEvents } from './recent-events.js';
 
+/**
+ * Prefix of the session cookie's name. Browsers share cookies between the ports of one host, so each relay secret gets
+ * a cookie of its own (`oncekit_session_<digest>`): opening a second relay on the same machine does not sign the
+ * first one out.
+ */
 export const SESSION_COOKIE = 'oncekit_session';
 
 export interface ReadinessCheck {
@@ -38,14 +43,34 @@ function sameSecret(given: string, secret: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function cookieValue(request: FastifyRequest, name: string): string | undefined {
+/** Every value sent for the cookie `name` (a browser may send several); a malformed one is skipped, never a 500. */
+function cookieValues(request: FastifyRequest, name: string): string[] {
   const header = request.headers.cookie;
-  if (!header) return undefined;
+  if (!header) return [];
+  const values: string[] = [];
   for (const part of header.split(';')) {
     const [key, ...value] = part.trim().split('=');
-    if (key === name) return decodeURIComponent(value.join('='));
+    if (key !== name) continue;
+    try {
+      values.push(decodeURIComponent(value.join('=')));
+    } catch {
+      // not percent-decodable: not our cookie
+    }
   }
-  return undefined;
+  return values;
+}
+
+/** The target's address without any user name or password it may carry. */
+function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.username && !parsed.password) return url;
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString();
+  } catch {
+    return url;
+  }
 }
 
 const ledgerQuerySchema = z.union([
@@ -61,21 +86,19 @@ const ledgerQuerySchema = z.union([
 export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = async (app, options) => {
   // The browser keeps a token derived from the secret, never the secret itself.
   const sessionToken = createHmac('sha256', options.secret).update('oncekit status page session').digest('base64url');
+  const cookieName = `${SESSION_COOKIE}_${createHash('sha256').update(sessionToken).digest('hex').slice(0, 12)}`;
   const authorized = (request: FastifyRequest): boolean => {
     const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1];
-    const session = cookieValue(request, SESSION_COOKIE);
     return (
-      (bearer !== undefined && sameSecret(bearer.trim(), options.secret)) || (session !== undefined && sameSecret(session, sessionToken))
+      (bearer !== undefined && sameSecret(bearer.trim(), options.secret)) ||
+      cookieValues(request, cookieName).some((session) => sameSecret(session, sessionToken))
     );
   };
   const refuse = (reply: FastifyReply) =>
-    reply
-      .code(401)
-      .header('www-authenticate', 'Bearer realm="oncekit"')
-      .send({
-        error: 'unauthorized',
-        message: 'open the link with ?token= that the relay printed at start-up, or send Authorization: Bearer <relay secret>',
-      });
+    reply.code(401).header('www-authenticate', 'Bearer realm="oncekit"').send({
+      error: 'unauthorized',
+      message: 'open the link with ?token= that the relay printed at start-up, or send Authorization: Bearer <relay secret>',
+    });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -103,10 +126,19 @@ export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = asy
     const token = (request.query as { token?: unknown }).token;
     if (typeof token === 'string' && sameSecret(token, options.secret)) {
       // Trade the link's token for a cookie and drop it from the address bar and history.
-      return reply.header('set-cookie', `${SESSION_COOKIE}=${sessionToken}; HttpOnly; SameSite=Strict; Path=/`).redirect('/', 303);
+      return reply
+        .header('set-cookie', `${cookieName}=${sessionToken}; HttpOnly; SameSite=Strict; Path=/`)
+        .header('cache-control', 'no-store')
+        .header('referrer-policy', 'no-referrer')
+        .redirect('/', 303);
     }
     if (!authorized(request)) return refuse(reply);
-    return reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').send(options.page);
+    return reply
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('referrer-policy', 'no-referrer')
+      .header('x-frame-options', 'DENY')
+      .send(options.page);
   });
 
   app.get('/status/api/summary', async (request, reply) => {
@@ -128,8 +160,10 @@ export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = asy
         if (metric.name === 'oncekit_delivery_retries_total') add(source, 'retries', sample.value);
       }
     }
+    const snapshot = options.snapshot();
     return {
-      ...options.snapshot(),
+      ...snapshot,
+      target: { ...snapshot.target, url: withoutCredentials(snapshot.target.url) },
       now: Date.now(),
       counters: perSource,
       outbox: await options.outbox.counts(options.tenant),

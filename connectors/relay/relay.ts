@@ -78,11 +78,33 @@ const REDACTED_PATHS = [
   'req.query.token',
 ];
 
+/** Fastify's request log fields, with secrets in the query string (the status page's ?token=) redacted. */
+function serializeRequest(request: {
+  method?: string;
+  url?: string;
+  host?: string;
+  ip?: string;
+  socket?: { remotePort?: number };
+}): Record<string, unknown> {
+  return {
+    method: request.method,
+    url: request.url?.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]'),
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  };
+}
+
 /** Starts the relay: stores, delivery worker, Salesforce (when configured), the HTTP server. */
 export async function startRelay(config: RelayConfig, dependencies: RelayDependencies = {}): Promise<RunningRelay> {
   const env = dependencies.env ?? process.env;
   const log = pino(
-    { level: config.logLevel, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    {
+      level: config.logLevel,
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      // Fastify logs each request's URL; the status page link carries the relay secret as ?token=.
+      serializers: { req: serializeRequest },
+    },
     dependencies.logStream ?? pino.destination(2),
   );
   const logger: Logger = log;

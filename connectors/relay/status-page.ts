@@ -20,30 +20,45 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .tile { border: 1px solid #8885; border-radius: 8px; padding: .6rem .8rem; }
   .tile b { display: block; font-size: 1.4rem; font-variant-numeric: tabular-nums; }
   .state-delivered, .state-duplicate { color: var(--ok); } .state-retrying, .state-queued { color: var(--warn); } .state-dead { color: var(--bad); }
-  form { display: flex; gap: .5rem; flex-wrap: wrap; } input, select, button { font: inherit; padding: .3rem .5rem; }
+  form { display: flex; gap: .5rem 1rem; flex-wrap: wrap; align-items: center; } input, select, button { font: inherit; padding: .3rem .5rem; }
+  label { display: inline-flex; gap: .4rem; align-items: center; }
+  td.empty { color: var(--muted); font-style: italic; }
+  #connection.bad { color: var(--bad); font-weight: 600; }
+  .tile span { color: var(--muted); }
   pre { white-space: pre-wrap; word-break: break-word; background: #8881; padding: .6rem; border-radius: 6px; }
 </style>
 </head>
 <body>
+<header>
 <h1>oncekit relay</h1>
-<div id="about" class="muted">loading…</div>
+<p id="about" class="muted">loading…</p>
+<p id="connection" class="muted" role="status" aria-live="polite"></p>
+</header>
 
-<h2>Outbox</h2>
-<div class="tiles" id="outbox"></div>
+<section aria-labelledby="outbox-title">
+<h2 id="outbox-title">Outbox</h2>
+<div class="tiles" id="outbox" role="list" aria-label="events in the outbox by state"></div>
+</section>
 
-<h2>Events per source</h2>
-<table id="counters"><thead><tr><th>source</th><th class="num">received</th><th class="num">forwarded</th><th class="num">duplicate</th><th class="num">dead</th><th class="num">retries</th><th class="num">keys dropped</th><th class="num">keys hashed</th></tr></thead><tbody></tbody></table>
+<section aria-labelledby="counters-title">
+<h2 id="counters-title">Events per source</h2>
+<table id="counters" aria-labelledby="counters-title"><thead><tr><th scope="col">source</th><th scope="col" class="num">received</th><th scope="col" class="num">forwarded</th><th scope="col" class="num">duplicate</th><th scope="col" class="num">dead</th><th scope="col" class="num">retries</th><th scope="col" class="num">keys dropped</th><th scope="col" class="num">keys hashed</th></tr></thead><tbody></tbody></table>
+</section>
 
-<h2>Last events</h2>
-<table id="recent"><thead><tr><th>time</th><th>source</th><th>source id</th><th>event</th><th>idempotency key</th><th>key decision</th><th>state</th></tr></thead><tbody></tbody></table>
+<section aria-labelledby="recent-title">
+<h2 id="recent-title">Last events <span class="muted">(newest first)</span></h2>
+<table id="recent" aria-labelledby="recent-title"><thead><tr><th scope="col">time</th><th scope="col">source</th><th scope="col">source id</th><th scope="col">event</th><th scope="col">idempotency key</th><th scope="col">key decision</th><th scope="col">state</th></tr></thead><tbody></tbody></table>
+</section>
 
-<h2>Ledger lookup</h2>
-<form id="lookup">
-  <select id="lookup-by" aria-label="look up by"><option value="key">idempotency key</option><option value="sourceId">source id</option></select>
-  <input id="lookup-value" aria-label="value" placeholder="key or source id" size="48" required>
+<section aria-labelledby="lookup-title">
+<h2 id="lookup-title">Ledger lookup</h2>
+<form id="lookup" aria-labelledby="lookup-title">
+  <label>Look up by <select id="lookup-by"><option value="key">idempotency key</option><option value="sourceId">source id</option></select></label>
+  <label>Key or source id <input id="lookup-value" placeholder="e.g. order-1001-purchase" size="48" required autocomplete="off" spellcheck="false"></label>
   <button type="submit">Look up</button>
 </form>
-<div id="ledger"></div>
+<div id="ledger" aria-live="polite" aria-busy="false"></div>
+</section>
 
 <script>
 const $ = (id) => document.getElementById(id);
@@ -59,51 +74,73 @@ function row(cells, className) {
   }
   return tr;
 }
+function emptyRow(table, message) {
+  const tr = document.createElement('tr'); const td = document.createElement('td');
+  td.colSpan = table.tHead.rows[0].cells.length; td.className = 'empty'; td.textContent = message;
+  tr.appendChild(td); return tr;
+}
 function render(summary) {
   $('about').textContent = 'tenant ' + summary.tenant + ' → ' + summary.target.url + (summary.target.sandbox ? ' (built-in sandbox)' : '') +
     ' · store ' + summary.store + (summary.subscriber ? ' · Platform Events ' + summary.subscriber : '') +
     ' · up since ' + new Date(summary.startedAt).toLocaleTimeString();
   const outbox = $('outbox'); outbox.replaceChildren();
   for (const [state, count] of Object.entries(summary.outbox)) {
-    const tile = document.createElement('div'); tile.className = 'tile'; tile.dataset.state = state;
-    const b = document.createElement('b'); b.textContent = count; tile.append(b, text(state)); outbox.appendChild(tile);
+    const tile = document.createElement('div'); tile.className = 'tile'; tile.dataset.state = state; tile.setAttribute('role', 'listitem');
+    const b = document.createElement('b'); b.textContent = count;
+    const label = document.createElement('span'); label.textContent = state;
+    tile.append(b, label); outbox.appendChild(tile);
   }
   const counters = $('counters').tBodies[0]; counters.replaceChildren();
   for (const [source, c] of Object.entries(summary.counters)) {
     const tr = row([source, ...['received', 'forwarded', 'duplicate', 'dead', 'retries', 'key_dropped', 'key_hashed'].map((name) => ({ value: c[name] || 0, className: 'num' }))]);
     tr.dataset.source = source; counters.appendChild(tr);
   }
+  if (counters.rows.length === 0) counters.appendChild(emptyRow($('counters'), 'No events yet.'));
   const recent = $('recent').tBodies[0]; recent.replaceChildren();
   for (const event of summary.recent) {
     const decision = event.keyDecision + (event.keyReason ? ' (' + event.keyReason + ')' : '');
-    recent.appendChild(row([new Date(event.at).toLocaleTimeString(), event.source, event.sourceId, event.eventKey, event.key || '—', decision,
-      { value: event.state + (event.detail ? ': ' + event.detail : ''), className: 'state-' + event.state }]));
+    const tr = row([new Date(event.at).toLocaleTimeString(), event.source, event.sourceId, event.eventKey, event.key || '—', decision,
+      { value: event.state + (event.detail ? ': ' + event.detail : ''), className: 'state-' + event.state }]);
+    tr.dataset.id = event.id; recent.appendChild(tr);
   }
+  if (recent.rows.length === 0) recent.appendChild(emptyRow($('recent'), 'No events yet.'));
 }
+function connection(message, bad) { const el = $('connection'); el.textContent = message; el.classList.toggle('bad', bad); }
 async function refresh() {
   try {
     const response = await fetch('/status/api/summary', { cache: 'no-store' });
-    if (response.ok) render(await response.json());
-    else $('about').textContent = 'status unavailable: HTTP ' + response.status;
-  } catch (error) { $('about').textContent = 'relay unreachable: ' + error.message; }
+    if (response.ok) { render(await response.json()); connection('live · updated ' + new Date().toLocaleTimeString(), false); }
+    else if (response.status === 401) connection('not signed in (the session ended or the relay restarted with another secret): open the ?token= link the relay printed', true);
+    else connection('status unavailable: HTTP ' + response.status, true);
+  } catch (error) { connection('relay unreachable: ' + error.message, true); }
+  // The next poll starts a second after this one ended, so a slow relay never piles up requests.
+  setTimeout(refresh, 1000);
 }
+let lookups = 0;
 $('lookup').addEventListener('submit', async (event) => {
   event.preventDefault();
-  const by = $('lookup-by').value, value = $('lookup-value').value;
-  const response = await fetch('/status/api/ledger?' + new URLSearchParams({ [by]: value }));
-  const body = await response.json();
-  const out = $('ledger'); out.replaceChildren();
-  if (!response.ok) { out.appendChild(text(body.message)); return; }
-  if (body.entries.length === 0) { out.appendChild(text('Nothing in the ledger for ' + by + ' ' + value + '.')); return; }
+  const by = $('lookup-by').value, value = $('lookup-value').value.trim();
+  const out = $('ledger'); const mine = ++lookups;
+  out.setAttribute('aria-busy', 'true'); out.replaceChildren(text('Looking up ' + value + '…'));
+  let response, body;
+  try {
+    response = await fetch('/status/api/ledger?' + new URLSearchParams({ [by]: value }), { cache: 'no-store' });
+    body = await response.json();
+  } catch (error) { if (mine === lookups) { out.replaceChildren(text('lookup failed: ' + error.message)); out.setAttribute('aria-busy', 'false'); } return; }
+  if (mine !== lookups) return; // a later lookup owns the result area
+  out.replaceChildren(); out.setAttribute('aria-busy', 'false');
+  if (!response.ok) { out.appendChild(text('lookup failed (HTTP ' + response.status + '): ' + (body && body.message))); return; }
+  if (body.entries.length === 0) { out.appendChild(text('Nothing in the ledger for ' + (by === 'key' ? 'key ' : 'source id ') + value + '.')); return; }
   for (const entry of body.entries) {
     const pre = document.createElement('pre');
     const lines = [entry.source + ' ' + entry.sourceId + ' — ' + entry.state + (entry.deadReason ? ': ' + entry.deadReason : ''),
       'key: ' + (entry.key || 'none') + (entry.keyDecision ? ' (' + entry.keyDecision.decision + (entry.keyDecision.reason ? ', ' + entry.keyDecision.reason : '') + ')' : ''),
+      ...(entry.attempts.length === 0 ? ['no attempts yet'] : []),
       ...entry.attempts.map((a) => 'attempt ' + a.number + ' at ' + new Date(a.startedAt).toISOString() + ': ' + a.outcome + (a.status ? ' HTTP ' + a.status : '') + (a.message ? ' — ' + a.message : ''))];
     pre.textContent = lines.join('\\n'); out.appendChild(pre);
   }
 });
-refresh(); setInterval(refresh, 1000);
+refresh();
 </script>
 </body>
 </html>

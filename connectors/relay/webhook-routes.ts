@@ -63,14 +63,12 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (ap
         .send({ status: 'in_flight', message: 'this event is being processed; retry later' });
     }
     if (outcome.status === 'duplicate') return reply.code(200).send({ status: 'duplicate', idempotencyToken: webhook.idempotencyToken });
-    return reply
-      .code(200)
-      .send({
-        status: 'accepted',
-        outboxId: outcome.value?.id ?? null,
-        idempotencyKey: mapped.decision.key,
-        keyDecision: mapped.decision.decision,
-      });
+    return reply.code(200).send({
+      status: 'accepted',
+      outboxId: outcome.value?.id ?? null,
+      idempotencyKey: mapped.decision.key,
+      keyDecision: mapped.decision.decision,
+    });
   });
 
   app.post('/segment', async (request, reply) => {
@@ -85,11 +83,18 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (ap
     if (!check.valid) return reply.code(401).send({ error: 'bad_signature', message: check.reason });
 
     // The Webhooks destination posts one event; Webhooks (Actions) can batch them into an array.
+    if (!Array.isArray(request.body) && !isObject(request.body)) {
+      throw new InvalidInputError([{ field: 'body', reason: 'expected a Segment event (a JSON object) or a list of them' }]);
+    }
     const events: unknown[] = Array.isArray(request.body) ? request.body : [request.body];
     const ready: ReadyEvent[] = [];
     const results: { index: number; status: string; message?: string; idempotencyKey?: string | null }[] = [];
     events.forEach((event, index) => {
-      const type = (event as { type?: unknown } | null)?.type;
+      if (!isObject(event)) {
+        results.push({ index, status: 'rejected', message: `[${index}]: expected a Segment event (a JSON object)` });
+        return;
+      }
+      const type = (event as { type?: unknown }).type;
       if (type !== 'track') {
         results.push({
           index,
@@ -128,3 +133,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (ap
     return reply.code(200).send({ results });
   });
 };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

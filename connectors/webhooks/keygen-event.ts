@@ -5,18 +5,21 @@ import { type DecideKeyOptions, decideKey, type KeyDecision, KeyRejectedError, k
 import { parseInput } from '../../shared/validation.js';
 
 /** Keygen's webhook-event resource, as posted to the endpoint: `payload` is the event's resource as JSON text. */
-const webhookEventSchema = z.object({
-  data: z.object({
-    id: z.string({ error: 'required: the webhook event id' }).min(1),
-    type: z.literal('webhook-events', { error: 'expected "webhook-events"' }),
-    meta: z.object({ idempotencyToken: z.string({ error: 'required: Keygen sends one with every webhook event' }).min(1) }),
-    attributes: z.object({
-      event: z.string({ error: 'required: the event type, e.g. license.created' }).min(1),
-      payload: z.string({ error: 'required: the event payload as JSON text' }),
-      created: z.string().optional(),
+const webhookEventSchema = z.object(
+  {
+    data: z.object({
+      id: z.string({ error: 'required: the webhook event id' }).min(1),
+      type: z.literal('webhook-events', { error: 'expected "webhook-events"' }),
+      meta: z.object({ idempotencyToken: z.string({ error: 'required: Keygen sends one with every webhook event' }).min(1) }),
+      attributes: z.object({
+        event: z.string({ error: 'required: the event type, e.g. license.created' }).min(1),
+        payload: z.string({ error: 'required: the event payload as JSON text' }),
+        created: z.string().optional(),
+      }),
     }),
-  }),
-});
+  },
+  { error: 'expected a Keygen webhook-event resource: a JSON object with data' },
+);
 
 export interface KeygenWebhookEvent {
   /** Changes when Keygen retries (a retry is a new resource). */
