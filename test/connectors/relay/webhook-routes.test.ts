@@ -1,0 +1,175 @@
+import './helpers.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  keygenHeaders,
+  keygenKeys,
+  keygenWebhookBody,
+  request,
+  SEGMENT_SECRET,
+  segmentSignature,
+  startTestRelay,
+  type TestRelay,
+  waitFor,
+  waitForSettled,
+} from './helpers.js';
+
+const keygen = keygenKeys();
+const TOKEN = 'a1b2c3d4'.repeat(8); // 64 characters, as Keygen sends
+
+let harness: TestRelay;
+
+beforeEach(async () => {
+  harness = await startTestRelay(
+    { ONCEKIT_KEYGEN_PUBLIC_KEY: keygen.publicKeyHex, ONCEKIT_SEGMENT_SHARED_SECRET: SEGMENT_SECRET },
+    'memory',
+  );
+});
+afterEach(async () => {
+  await harness.relay.stop();
+});
+
+function events() {
+  const sandbox = harness.relay.sandbox;
+  if (!sandbox) throw new Error('expected the embedded sandbox');
+  return sandbox.inspect(harness.relay.target.tenant).events;
+}
+
+async function totalInOutbox(): Promise<number> {
+  const counts = await harness.relay.outbox.counts(harness.relay.target.tenant);
+  return Object.values(counts).reduce((sum, count) => sum + count, 0);
+}
+
+function sendKeygen(body: string, headers = keygenHeaders(body, new URL(harness.relay.url).host, keygen.privateKey)) {
+  return request(`${harness.relay.url}/webhooks/keygen`, { method: 'POST', headers, body });
+}
+
+describe('POST /webhooks/keygen', () => {
+  it('accepts a signed webhook; a redelivery and a retried event (new id, same token) make one user event', async () => {
+    const body = keygenWebhookBody({ id: 'evt-1', token: TOKEN, email: 'buyer@example.com' });
+    const first = await sendKeygen(body);
+    expect(first.status).toBe(200);
+    expect(first.json).toMatchObject({ status: 'accepted', idempotencyKey: TOKEN, keyDecision: 'kept' });
+
+    const redelivery = await sendKeygen(body);
+    expect(redelivery.status).toBe(200);
+    expect(redelivery.json).toEqual({ status: 'duplicate', idempotencyToken: TOKEN });
+
+    const retried = await sendKeygen(keygenWebhookBody({ id: 'evt-2-retry', token: TOKEN, email: 'buyer@example.com' }));
+    expect(retried.status).toBe(200);
+    expect(retried.json).toEqual({ status: 'duplicate', idempotencyToken: TOKEN });
+
+    await waitForSettled(harness.relay, 1);
+    expect(events().map((event) => ({ ...event, id: undefined, dateReceived: undefined, dateTriggered: undefined }))).toEqual([
+      expect.objectContaining({
+        userId: 'buyer@example.com',
+        accountId: 'buyer@example.com',
+        key: 'license_created',
+        fields: { keygenResourceType: 'licenses', keygenResourceId: 'lic-1', keygenName: 'Pro license' },
+        idempotencyKey: TOKEN,
+      }),
+    ]);
+    expect(events()[0]?.dateTriggered).toBe(Date.parse('2026-01-02T03:04:05.000Z'));
+    expect(await totalInOutbox()).toBe(1);
+  });
+
+  type Tamper = (headers: Record<string, string>, body: string, host: string) => void;
+  it.each<[string, Tamper]>([
+    ['no signature', (headers) => delete headers['keygen-signature']],
+    [
+      'a signature over another host',
+      (headers, body) => Object.assign(headers, keygenHeaders(body, 'evil.example.com', keygen.privateKey)),
+    ],
+    ['a signature from another key', (headers, body, host) => Object.assign(headers, keygenHeaders(body, host, keygenKeys().privateKey))],
+    ['a digest of another body', (headers) => (headers.digest = 'sha-256=AAAA')],
+  ])('refuses %s with 401 and processes nothing', async (_name, tamper) => {
+    const body = keygenWebhookBody({ id: 'evt-bad', token: 'f'.repeat(64), email: 'mallory@example.com' });
+    const host = new URL(harness.relay.url).host;
+    const headers = keygenHeaders(body, host, keygen.privateKey);
+    tamper(headers, body, host);
+    const answer = await sendKeygen(body, headers);
+    expect(answer.status).toBe(401);
+    expect(answer.json).toMatchObject({ error: 'bad_signature' });
+    expect(await totalInOutbox()).toBe(0);
+    // Not processed means not remembered either: the genuine delivery is accepted afterwards.
+    const genuine = await sendKeygen(body);
+    expect(genuine.json).toMatchObject({ status: 'accepted' });
+  });
+
+  it('answers a payload without a user with 400 naming the field', async () => {
+    const body = JSON.stringify({
+      data: {
+        id: 'evt-3',
+        type: 'webhook-events',
+        meta: { idempotencyToken: 'e'.repeat(64) },
+        attributes: { event: 'license.created', payload: JSON.stringify({ data: { type: 'licenses', id: 'x', attributes: {} } }) },
+      },
+    });
+    const answer = await sendKeygen(body);
+    expect(answer.status).toBe(400);
+    expect(answer.json).toMatchObject({
+      error: 'invalid_input',
+      issues: expect.arrayContaining([expect.objectContaining({ field: 'payload' })]),
+    });
+    expect(await totalInOutbox()).toBe(0);
+  });
+});
+
+describe('POST /segment', () => {
+  const track = {
+    type: 'track',
+    event: 'Order Completed',
+    userId: 'segment-user-1',
+    messageId: 'ajs-next-1700000000000-abcdef',
+    properties: { revenue: 42 },
+    timestamp: '2026-01-02T03:04:05.000Z',
+  };
+
+  function sendSegment(body: string, signature = segmentSignature(body)) {
+    return request(`${harness.relay.url}/segment`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-signature': signature },
+      body,
+    });
+  }
+
+  it('turns a signed track call into a user event keyed by its messageId', async () => {
+    const answer = await sendSegment(JSON.stringify(track));
+    expect(answer.status).toBe(200);
+    expect(answer.json).toEqual({ results: [{ index: 0, status: 'accepted', idempotencyKey: track.messageId }] });
+    await waitForSettled(harness.relay, 1);
+    expect(events()).toEqual([
+      expect.objectContaining({ userId: 'segment-user-1', accountId: 'segment-user-1', idempotencyKey: track.messageId }),
+    ]);
+    // A redelivery by Segment is one event.
+    expect((await sendSegment(JSON.stringify(track))).status).toBe(200);
+    await waitForSettled(harness.relay, 1);
+    expect(events()).toHaveLength(1);
+  });
+
+  it.each([
+    ['no signature', undefined],
+    ['a signature with another secret', 'other-secret'],
+    ['a malformed signature', 'not-hex'],
+  ])('refuses %s with 401 and processes nothing', async (name, secret) => {
+    const body = JSON.stringify(track);
+    const signature = secret === undefined ? '' : secret === 'not-hex' ? 'zz' : segmentSignature(body, secret);
+    const answer = await request(`${harness.relay.url}/segment`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(name === 'no signature' ? {} : { 'x-signature': signature }) },
+      body,
+    });
+    expect(answer.status).toBe(401);
+    expect(answer.json).toMatchObject({ error: 'bad_signature' });
+    expect(await totalInOutbox()).toBe(0);
+  });
+
+  it('skips calls other than track, and refuses an anonymous track with 400', async () => {
+    const identify = await sendSegment(JSON.stringify({ type: 'identify', userId: 'u', messageId: 'm-identify-1' }));
+    expect(identify.status).toBe(200);
+    expect(identify.json).toMatchObject({ results: [{ status: 'skipped' }] });
+    const anonymous = await sendSegment(JSON.stringify({ ...track, userId: undefined, anonymousId: 'anon-1' }));
+    expect(anonymous.status).toBe(400);
+    expect(String((anonymous.json as { message: string }).message)).toMatch(/userId/);
+    await waitFor('nothing enqueued', async () => (await totalInOutbox()) === 0);
+  });
+});
