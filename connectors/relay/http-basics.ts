@@ -19,6 +19,8 @@ declare module 'fastify' {
 
 /** JSON bodies are parsed here, keeping the raw bytes for signature checks; bad JSON is a 400 naming the body. */
 export function registerRawJsonParser(app: FastifyInstance): void {
+  // Only JSON is taken: any other content type (text/plain included, which Fastify parses by default) is a 415.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/json', 'application/vnd.api+json'], { parseAs: 'buffer' }, (request, body, done) => {
     const raw = body as Buffer;
     request.rawBody = raw;
