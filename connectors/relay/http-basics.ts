@@ -45,6 +45,10 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (error instanceof RelayUnavailableError) {
       return reply.code(503).header('retry-after', String(error.retryAfterSeconds)).send({ error: 'unavailable', message: error.message });
     }
+    if ('code' in error && error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      const given = request.headers['content-type'] ?? 'none';
+      return reply.code(415).send({ error: 'unsupported_media_type', message: `content-type: send the body as application/json (got ${given})` });
+    }
     const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
     if (status < 500) {
       // Fastify's own 4xx (unsupported media type, body too large, …) carry safe messages.
