@@ -1,0 +1,181 @@
+import type { Command } from 'commander';
+import { mayHaveLanded } from '../../shared/outbox/ledger.js';
+import type { LedgerEntry, OutboxState, OutboxStore } from '../../shared/outbox/types.js';
+import { createOutboxWorker, type OutboxTarget } from '../../shared/outbox/worker.js';
+import {
+  addDeliveryOptions,
+  addStoreOptions,
+  commandLogger,
+  type DeliveryOptions,
+  deliveryConfigFrom,
+  outboxTargetFrom,
+  requireTenant,
+  type StoreOptions,
+  withStore,
+} from '../outbox-options.js';
+import { EXIT_FAILURE, EXIT_OK, integerOption, printJson, UsageError } from '../usage.js';
+
+interface ListOptions extends StoreOptions {
+  readonly limit: number;
+  readonly offset: number;
+  readonly json?: boolean;
+}
+
+interface RetryOptions extends DeliveryOptions {
+  readonly all?: boolean;
+  readonly enqueueOnly?: boolean;
+  readonly json?: boolean;
+  readonly verbose?: boolean;
+}
+
+const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
+
+export function registerDeadLettersCommand(program: Command): void {
+  const deadLetters = program
+    .command('dead-letters')
+    .description('events the outbox gave up on: rejected by the target, or past the retry horizon');
+
+  const list = deadLetters
+    .command('list')
+    .description('list dead letters with their reason, oldest first')
+    .option('--limit <n>', 'at most this many', integerOption(1, 100_000), 100)
+    .option('--offset <n>', 'skip this many first', integerOption(0, Number.MAX_SAFE_INTEGER), 0)
+    .option('--json', 'print {"deadLetters":[...]} as JSON');
+  addStoreOptions(list)
+    .addHelpText('after', '\n"may have landed": an attempt got no definite answer, so the target may already have the event.')
+    .action(async (options: ListOptions) => {
+      const tenant = requireTenant(options);
+      const entries = await withStore(options, (store) => store.listDead(tenant, { limit: options.limit, offset: options.offset }));
+      if (options.json) {
+        printJson({ deadLetters: entries.map((entry) => ({ ...entry, mayHaveLanded: mayHaveLanded(entry) })) });
+        return;
+      }
+      if (entries.length === 0) {
+        process.stdout.write(`no dead letters in tenant ${tenant}\n`);
+        return;
+      }
+      for (const entry of entries) process.stdout.write(`${describeDeadLetter(entry)}\n`);
+    });
+
+  const retry = deadLetters
+    .command('retry')
+    .description('re-enqueue dead letters with a fresh retry horizon, then deliver them')
+    .argument('[ids...]', 'outbox ids (ob_…) from `dead-letters list`')
+    .option('--all', 'every dead letter of the tenant')
+    .option('--enqueue-only', 'only make them pending again; a later import (or the relay) delivers them')
+    .option('--json', 'print the result as JSON on the last line of stdout')
+    .option('--verbose', 'log retries on stderr as they happen');
+  addStoreOptions(retry);
+  addDeliveryOptions(retry)
+    .addHelpText(
+      'after',
+      '\nA retried event keeps its key. If an earlier attempt may have landed more than 24 h ago, the target no longer\n' +
+        'remembers the key and could record the event twice: such events are flagged in the output.\n' +
+        'Exit status: 0 when every retried event was delivered (or only enqueued with --enqueue-only), 1 otherwise, 2 for bad usage.',
+    )
+    .action(async (ids: string[], options: RetryOptions) => {
+      if (ids.length > 0 === (options.all === true))
+        throw new UsageError([{ field: 'IDS|--all', reason: 'give dead-letter ids, or --all' }]);
+      const tenant = requireTenant(options);
+      const config = deliveryConfigFrom(options);
+      const delivery = options.enqueueOnly ? null : outboxTargetFrom(options, options.concurrency);
+      try {
+        const result = await withStore(options, async (store) => {
+          const requeued = await store.requeueDead(options.all ? { tenant } : { tenant, ids });
+          if (delivery && requeued.length > 0) await deliver(store, delivery.target, config, requeued, options.verbose === true);
+          const entries = (await Promise.all(requeued.map((id) => store.get(tenant, id)))).filter(
+            (entry): entry is LedgerEntry => entry !== undefined,
+          );
+          return { requeued, entries, notRequeued: ids.filter((id) => !requeued.includes(id)) };
+        });
+        report(result.entries, result.notRequeued, options);
+        const settledWell = (state: OutboxState): boolean =>
+          state === 'delivered' || state === 'duplicate' || (options.enqueueOnly === true && state === 'pending');
+        const ok = result.notRequeued.length === 0 && result.entries.every((entry) => settledWell(entry.state));
+        process.exitCode = ok ? EXIT_OK : EXIT_FAILURE;
+      } finally {
+        await delivery?.close();
+      }
+    });
+}
+
+/** Runs a worker until every requeued event has settled for good (delivered, duplicate or dead again). */
+async function deliver(
+  store: OutboxStore,
+  target: OutboxTarget,
+  config: ReturnType<typeof deliveryConfigFrom>,
+  ids: readonly string[],
+  verbose: boolean,
+): Promise<void> {
+  const waiting = new Set(ids);
+  let wake: (() => void) | null = null;
+  const worker = createOutboxWorker({
+    store,
+    target,
+    config,
+    label: 'dead-letters-retry',
+    logger: commandLogger(verbose),
+    maxConsecutiveErrors: 5,
+    onSettled: ({ event, settlement }) => {
+      if (settlement.to !== 'pending' && waiting.delete(event.id)) wake?.();
+    },
+  });
+  worker.start();
+  try {
+    while (waiting.size > 0) {
+      if (worker.failure) throw worker.failure;
+      const woken = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 1000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      wake = null;
+      // Quiet for a second: another process may have delivered some; look them up.
+      if (!woken) {
+        for (const id of [...waiting]) {
+          const state = (await store.get(target.tenant, id))?.state;
+          if (state !== 'pending' && state !== 'leased') waiting.delete(id);
+        }
+      }
+    }
+  } finally {
+    await worker.stop();
+  }
+}
+
+function describeDeadLetter(entry: LedgerEntry): string {
+  const flag = mayHaveLanded(entry) ? ' [may have landed]' : '';
+  return `${entry.id}  ${entry.sourceId}  key ${entry.key ?? '(none)'}  died ${iso(entry.deadAt)}  ${entry.attempts.length} attempts${flag}\n  reason: ${entry.deadReason ?? '-'}`;
+}
+
+function report(entries: readonly LedgerEntry[], notRequeued: readonly string[], options: RetryOptions): void {
+  const risky = entries.filter(mayHaveLanded);
+  if (options.json) {
+    printJson({
+      requeued: entries.length,
+      notRequeued,
+      events: entries.map((entry) => ({
+        id: entry.id,
+        sourceId: entry.sourceId,
+        key: entry.key,
+        state: entry.state,
+        deadReason: entry.deadReason,
+        mayHaveLanded: mayHaveLanded(entry),
+      })),
+    });
+    return;
+  }
+  process.stdout.write(`requeued ${entries.length} dead letter${entries.length === 1 ? '' : 's'} with a fresh retry horizon\n`);
+  for (const entry of entries) {
+    const reason = entry.state === 'dead' ? `: ${entry.deadReason}` : '';
+    process.stdout.write(`  ${entry.id}  ${entry.sourceId}  ${entry.state}${reason}\n`);
+  }
+  for (const id of notRequeued) process.stdout.write(`  ${id}  not a dead letter of this tenant; left alone\n`);
+  if (risky.length > 0) {
+    process.stderr.write(
+      `warning: ${risky.length} of these had an attempt with no definite answer; if it landed more than 24 h ago the target may now hold the event twice (see oncekit ledger show)\n`,
+    );
+  }
+}

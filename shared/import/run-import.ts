@@ -1,0 +1,312 @@
+import { basename } from 'node:path';
+import type { InvalidKeyPolicy } from '../keys/index.js';
+import { type Logger, silentLogger } from '../log.js';
+import type { OutboxDeliveryConfig } from '../outbox/config.js';
+import type { LeasedEvent, LedgerEntry, NewOutboxEvent, OutboxStore, Settlement } from '../outbox/types.js';
+import { createOutboxWorker, type OutboxTarget, type OutboxWorker, waitUntilDrained } from '../outbox/worker.js';
+import { type Clock, systemClock } from '../sandbox/clock.js';
+import { ErrorsFile } from './errors-file.js';
+import { type ImportFormat, importFormatOf, openRecordSource } from './records.js';
+import { type ConvertedRow, createRowConverter, IMPORT_SOURCE } from './rows.js';
+
+export interface ImportDelivery {
+  readonly store: OutboxStore;
+  /** The tenant is `target.tenant`. */
+  readonly target: OutboxTarget;
+  readonly config?: Partial<OutboxDeliveryConfig>;
+  readonly clock?: Clock;
+}
+
+export interface ImportOptions {
+  readonly file: string;
+  /** Default: from the file's extension. */
+  readonly format?: ImportFormat;
+  /** Columns to derive a deterministic key from, for rows without one. */
+  readonly keyFrom?: readonly string[];
+  readonly policy?: InvalidKeyPolicy;
+  /** Default: `{file}.errors.csv`. */
+  readonly errorsFile?: string;
+  /** Null for a dry run: every row is validated and its key decided, nothing is stored or sent. */
+  readonly delivery: ImportDelivery | null;
+  /** Stops reading and lets in-flight batches settle; everything else stays in the outbox for the next run. */
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (progress: ImportProgress) => void;
+  readonly logger?: Logger;
+}
+
+export interface ImportProgress {
+  readonly bytesRead: number;
+  readonly totalBytes: number;
+  readonly rows: number;
+  readonly invalid: number;
+  readonly enqueued: number;
+  readonly skipped: number;
+  /** Rows of this file that reached a final outcome (accepted, duplicate or dead letter). */
+  readonly settled: number;
+}
+
+/** The end of a run. Outcomes are those of this file's rows as known at the end, earlier runs' included. */
+export interface ImportSummary {
+  readonly file: string;
+  readonly format: ImportFormat;
+  readonly dryRun: boolean;
+  readonly tenant: string | null;
+  readonly rows: number;
+  readonly valid: number;
+  /** Rows refused before sending (bad shape, bad values, a key refused under --policy reject): see the errors file. */
+  readonly invalid: number;
+  /** Rows persisted to the outbox by this run. */
+  readonly enqueued: number;
+  /** Rows the ledger already had (an earlier run, or the same key earlier in the file): not enqueued again. */
+  readonly skipped: number;
+  readonly accepted: number;
+  /** The target already had the key (409): an earlier attempt had landed. Success. */
+  readonly duplicate: number;
+  /** Dead letters the target refused (4xx); also counted in deadLetters. */
+  readonly rejected: number;
+  readonly deadLetters: number;
+  readonly keysKept: number;
+  readonly keysHashed: number;
+  readonly keysDropped: number;
+  /** Import events still pending or leased in the outbox when the run ended (an interrupted run). */
+  readonly pending: number;
+  readonly interrupted: boolean;
+  /** Null when no row failed. */
+  readonly errorsFile: string | null;
+  readonly elapsedMs: number;
+}
+
+/** How many import events may be persisted but not yet settled, per batch in flight: reading stays this close to delivery. */
+const WINDOW_BATCHES = 4;
+const MIN_WINDOW = 1000;
+/** Longest an enqueue call gets: one transaction or one script per slice. */
+const ENQUEUE_SLICE = 500;
+
+/**
+ * `oncekit import`: streams a JSONL or CSV file of user events into the outbox and delivers it. Each row is validated,
+ * its key decided and the event persisted before the row counts as taken; rows the ledger already has are skipped,
+ * so a re-run after a crash resumes. Memory stays flat: reading pauses while the outbox is a window ahead of delivery.
+ */
+export async function runImport(options: ImportOptions): Promise<ImportSummary> {
+  const started = performance.now();
+  const format = importFormatOf(options.file, options.format);
+  const source = await openRecordSource(options.file, format);
+  const fileName = basename(options.file);
+  const sourcePrefix = `${fileName}:`;
+  const logger = options.logger ?? silentLogger;
+  let convert: (record: Parameters<ReturnType<typeof createRowConverter>>[0]) => ConvertedRow;
+  try {
+    convert = createRowConverter({
+      format,
+      header: source.header,
+      keyFrom: options.keyFrom ?? [],
+      policy: options.policy ?? 'drop',
+      fileName,
+    });
+  } catch (error) {
+    source.close();
+    throw error;
+  }
+  const errors = new ErrorsFile(options.errorsFile ?? `${options.file}.errors.csv`);
+  const delivery = options.delivery;
+  const tenant = delivery?.target.tenant ?? null;
+  const signal = options.signal;
+  const n = {
+    rows: 0,
+    valid: 0,
+    invalid: 0,
+    enqueued: 0,
+    skipped: 0,
+    accepted: 0,
+    duplicate: 0,
+    rejected: 0,
+    deadLetters: 0,
+    keysKept: 0,
+    keysHashed: 0,
+    keysDropped: 0,
+  };
+  const progress = (): void =>
+    options.onProgress?.({
+      bytesRead: source.bytesRead(),
+      totalBytes: source.totalBytes,
+      rows: n.rows,
+      invalid: n.invalid,
+      enqueued: n.enqueued,
+      skipped: n.skipped,
+      settled: n.accepted + n.duplicate + n.deadLetters,
+    });
+
+  /** A row of this file reached `to` (in this run, or in an earlier one for a skipped row). */
+  const countOutcome = (
+    recordNumber: number,
+    to: Settlement['to'],
+    deadReason: string | null,
+    last: LedgerEntry['attempts'][number] | null,
+  ) => {
+    if (to === 'delivered') n.accepted += 1;
+    else if (to === 'duplicate') n.duplicate += 1;
+    else if (to === 'dead') {
+      n.deadLetters += 1;
+      if (last?.outcome === 'rejected') n.rejected += 1;
+      errors.write({
+        recordNumber,
+        message: deadReason ?? 'dead letter',
+        apiErrorCode: last?.apiErrorCode ?? null,
+        statusCode: last?.status ?? null,
+      });
+    }
+  };
+
+  // Import events persisted and not yet settled for good, leftovers of interrupted runs included.
+  let outstanding = 0;
+  const wakers = new Set<() => void>();
+  const wake = (): void => {
+    for (const resume of [...wakers]) resume();
+  };
+  signal?.addEventListener('abort', wake, { once: true });
+
+  let worker: OutboxWorker | null = null;
+  try {
+    if (delivery && tenant !== null) {
+      const store = delivery.store;
+      // A row settled from now on is counted when it settles (onSettled); one settled before, when the reader meets it.
+      const runStartedAt = (delivery.clock ?? systemClock).now();
+      worker = createOutboxWorker({
+        store,
+        target: delivery.target,
+        config: delivery.config ?? {},
+        label: 'import',
+        logger,
+        maxConsecutiveErrors: 5,
+        ...(delivery.clock ? { clock: delivery.clock } : {}),
+        onSettled: ({ event, settlement }) => {
+          if (event.source !== IMPORT_SOURCE) return;
+          if (settlement.to !== 'pending') {
+            outstanding -= 1;
+            wake();
+          }
+          if (event.sourceId.startsWith(sourcePrefix)) {
+            const recordNumber = Number(event.sourceId.slice(sourcePrefix.length));
+            countOutcome(recordNumber, settlement.to, settlement.to === 'dead' ? settlement.reason : null, settlement.attempt);
+          }
+          progress();
+        },
+      });
+      const initial = await store.counts(tenant, IMPORT_SOURCE);
+      outstanding = initial.pending + initial.leased;
+      worker.start();
+      const running = worker;
+      const window = Math.max(MIN_WINDOW, running.config.batchSize * running.config.concurrency * WINDOW_BATCHES);
+
+      const waitForRoom = async (): Promise<void> => {
+        while (outstanding >= window && !signal?.aborted) {
+          if (running.failure) throw running.failure;
+          const woken = await new Promise<boolean>((resolve) => {
+            const done = (): void => {
+              clearTimeout(timer);
+              wakers.delete(done);
+              resolve(true);
+            };
+            const timer = setTimeout(() => {
+              wakers.delete(done);
+              resolve(false);
+            }, 1000);
+            wakers.add(done);
+          });
+          // Nothing settled for a second: recount, in case another process delivered some of these events.
+          if (!woken) {
+            const counts = await store.counts(tenant, IMPORT_SOURCE);
+            outstanding = counts.pending + counts.leased;
+          }
+        }
+      };
+
+      const enqueueRows = async (rows: readonly Extract<ConvertedRow, { ok: true }>[]): Promise<void> => {
+        const events: NewOutboxEvent[] = rows.map((row) => ({
+          tenant,
+          source: IMPORT_SOURCE,
+          sourceId: row.sourceId,
+          dedupKey: row.dedupKey,
+          input: row.input,
+          keyDecision: row.decision,
+        }));
+        // Persisted already leased to our worker, which sends them straight away; if this process dies, the lease
+        // runs out and the next run (or any worker) picks them up.
+        const results = await store.enqueue(events, { lease: { owner: running.owner, leaseMs: running.config.leaseMs } });
+        const leased: LeasedEvent[] = [];
+        for (const [index, result] of results.entries()) {
+          if (result.outcome !== 'existing') {
+            n.enqueued += 1;
+            outstanding += 1;
+            if (result.leased) leased.push(result.leased);
+            continue;
+          }
+          n.skipped += 1;
+          const row = rows[index];
+          // Still on its way, or settled by this run's worker (a leftover of an interrupted run): counted by onSettled.
+          if (!row || result.state === 'pending' || result.state === 'leased' || result.updatedAt >= runStartedAt) continue;
+          const entry = result.state === 'dead' ? await store.get(tenant, result.id) : undefined;
+          countOutcome(row.recordNumber, result.state, entry?.deadReason ?? null, entry?.attempts.at(-1) ?? null);
+        }
+        await running.submit(leased);
+      };
+
+      for await (const records of source.records()) {
+        if (signal?.aborted) break;
+        const rows = convertAll(records);
+        for (let start = 0; start < rows.length; start += ENQUEUE_SLICE) await enqueueRows(rows.slice(start, start + ENQUEUE_SLICE));
+        progress();
+        await waitForRoom();
+      }
+      if (!signal?.aborted) await waitUntilDrained({ store, worker: running, source: IMPORT_SOURCE, ...(signal ? { signal } : {}) });
+    } else {
+      for await (const records of source.records()) {
+        if (signal?.aborted) break;
+        convertAll(records);
+        progress();
+      }
+    }
+  } finally {
+    signal?.removeEventListener('abort', wake);
+    await worker?.stop();
+    source.close();
+    await errors.close();
+  }
+
+  function convertAll(records: Parameters<typeof convert>[0][]): Extract<ConvertedRow, { ok: true }>[] {
+    const rows: Extract<ConvertedRow, { ok: true }>[] = [];
+    for (const record of records) {
+      n.rows += 1;
+      const row = convert(record);
+      if (!row.ok) {
+        n.invalid += 1;
+        errors.write({ recordNumber: row.recordNumber, message: row.message });
+        continue;
+      }
+      n.valid += 1;
+      if (row.decision.decision === 'kept') n.keysKept += 1;
+      else if (row.decision.decision === 'hashed') n.keysHashed += 1;
+      else n.keysDropped += 1;
+      rows.push(row);
+    }
+    return rows;
+  }
+
+  let pending = 0;
+  if (delivery && tenant !== null) {
+    const counts = await delivery.store.counts(tenant, IMPORT_SOURCE);
+    pending = counts.pending + counts.leased;
+  }
+  progress();
+  return {
+    file: options.file,
+    format,
+    dryRun: delivery === null,
+    tenant,
+    ...n,
+    pending,
+    interrupted: signal?.aborted === true,
+    errorsFile: errors.rows > 0 ? errors.path : null,
+    elapsedMs: Math.round(performance.now() - started),
+  };
+}

@@ -1,0 +1,68 @@
+import { describeFault } from '../keys/decide.js';
+import type { AttemptRecord, LedgerEntry, OutboxState } from './types.js';
+import { describeAnswer } from './worker.js';
+
+const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
+
+const STATE_TEXT: Readonly<Record<OutboxState, string>> = {
+  pending: 'pending: waiting to be sent',
+  leased: 'leased: a worker is sending it',
+  delivered: 'delivered: the target accepted it',
+  duplicate: 'duplicate: the target already had this key (409), so an earlier attempt had landed; counts as delivered',
+  dead: 'dead letter',
+};
+
+/**
+ * Whether an attempt may have reached the target without us knowing: no answer, a lost lease, or a server error
+ * (the target may have recorded the event and lost the answer). Only a 2xx, a 409 or a 4xx rejection is certain.
+ */
+export function mayHaveLanded(entry: Pick<LedgerEntry, 'attempts'>): boolean {
+  return entry.attempts.some((attempt) => attempt.outcome === 'abandoned' || (attempt.outcome === 'failed' && !isClientError(attempt)));
+}
+
+const isClientError = (attempt: AttemptRecord): boolean =>
+  attempt.status !== null && attempt.status >= 400 && attempt.status < 500 && attempt.status !== 408;
+
+/** Why the event has the key it has, in one line. */
+export function describeKey(entry: Pick<LedgerEntry, 'key' | 'keyDecision'>): string {
+  const decision = entry.keyDecision;
+  if (decision === null) return entry.key === null ? 'none (no key decision was recorded)' : `${entry.key}`;
+  switch (decision.decision) {
+    case 'kept':
+      return `${entry.key} (from ${decision.source}, valid as given)`;
+    case 'hashed':
+      return decision.reason === null
+        ? `${entry.key} (derived from ${decision.source} fields by hashing)`
+        : `${entry.key} (hashed: the ${decision.source} candidate was not valid as given: ${describeFault(decision)})`;
+    case 'dropped':
+      return `none: sent without a key because ${describeFault(decision)} (${decision.reason}); the target cannot dedup it, so a retry after a lost answer may record it twice`;
+    case 'rejected':
+      return `none: the key was refused (${decision.reason}): ${describeFault(decision)}`;
+  }
+}
+
+/** What happened to one event and why, for `oncekit ledger show`. */
+export function describeLedgerEntry(entry: LedgerEntry): string {
+  const lines = [
+    `event ${entry.id} (tenant ${entry.tenant})`,
+    `  source:     ${entry.source} ${entry.sourceId}`,
+    `  key:        ${describeKey(entry)}`,
+    `  state:      ${STATE_TEXT[entry.state]}${entry.state === 'dead' && entry.deadReason ? `: ${entry.deadReason}` : ''}`,
+    `  enqueued:   ${iso(entry.enqueuedAt)}`,
+  ];
+  if (entry.state === 'pending') lines.push(`  next try:   ${iso(entry.dueAt)}`);
+  if (entry.state === 'leased') lines.push(`  lease ends: ${iso(entry.leaseExpiresAt)}`);
+  if (entry.state === 'dead') lines.push(`  died:       ${iso(entry.deadAt)}`);
+  lines.push(
+    `  event:      ${entry.input.events.map((event) => event.key).join(', ')} for user ${entry.input.userId} (account ${entry.input.accountId})`,
+  );
+  lines.push(`  attempts:   ${entry.attempts.length === 0 ? 'none yet' : ''}`.trimEnd());
+  for (const attempt of entry.attempts) {
+    const requests = attempt.requests > 1 ? ` (${attempt.requests} requests)` : '';
+    lines.push(`    #${attempt.number} ${iso(attempt.startedAt)} ${attempt.outcome}${requests}: ${describeAnswer(attempt)}`);
+  }
+  if (entry.state === 'dead' && mayHaveLanded(entry)) {
+    lines.push('  note:       an attempt got no definite answer, so the target may have recorded this event already');
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,28 @@
+import type { StoreLocation } from '../store/location.js';
+import { connectRedis } from '../store/open-idempotency-store.js';
+import { MemoryOutboxStore } from './memory-store.js';
+import { RedisOutboxStore } from './redis-store.js';
+import { SqliteOutboxStore } from './sqlite-store.js';
+import type { OutboxStoreOptions } from './store-support.js';
+import type { OutboxStore } from './types.js';
+
+export interface OpenOutboxStoreOptions extends OutboxStoreOptions {
+  /** Redis only: prefix of every key; default DEFAULT_OUTBOX_REDIS_PREFIX. */
+  readonly redisKeyPrefix?: string;
+  /** Redis only: how long a connect or a command may take; default 5000. */
+  readonly redisTimeoutMs?: number;
+}
+
+/** Opens the outbox at `location` (memory, sqlite:PATH or redis://…); `close()` closes the file or connection it opened. */
+export async function openOutboxStore(location: StoreLocation, options: OpenOutboxStoreOptions = {}): Promise<OutboxStore> {
+  const clock = options.clock ? { clock: options.clock } : {};
+  if (location.kind === 'memory') return new MemoryOutboxStore(clock);
+  if (location.kind === 'sqlite') return new SqliteOutboxStore({ path: location.path, ...clock });
+  const client = await connectRedis(location.url, options.redisTimeoutMs ?? 5000);
+  return new RedisOutboxStore({
+    client,
+    ownsClient: true,
+    ...clock,
+    ...(options.redisKeyPrefix === undefined ? {} : { keyPrefix: options.redisKeyPrefix }),
+  });
+}

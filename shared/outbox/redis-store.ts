@@ -1,0 +1,441 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { UserEventInput } from '../events/user-event.js';
+import type { KeyDecision } from '../keys/decide.js';
+import { type Clock, systemClock } from '../sandbox/clock.js';
+import {
+  abandonedAttempt,
+  checkOutboxArgs,
+  countsFrom,
+  newOutboxId,
+  type OutboxStoreOptions,
+  outboxStoreFailure,
+  storedInput,
+} from './store-support.js';
+import {
+  type AttemptRecord,
+  type EnqueueOptions,
+  type EnqueueOutcome,
+  type EnqueueResult,
+  type LeasedEvent,
+  type LeaseRequest,
+  type LedgerEntry,
+  type NewOutboxEvent,
+  type OutboxCounts,
+  type OutboxState,
+  type OutboxStore,
+  outboxStates,
+  type RequeueRequest,
+  type Settlement,
+} from './types.js';
+
+export const DEFAULT_OUTBOX_REDIS_PREFIX = 'oncekit:outbox:';
+
+export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
+  /** A connected ioredis client; it stays open on `close()` unless `ownsClient`. */
+  readonly client: Redis;
+  readonly ownsClient?: boolean;
+  /** Prefix of every key the store writes; default DEFAULT_OUTBOX_REDIS_PREFIX. */
+  readonly keyPrefix?: string;
+}
+
+/*
+ * Layout, under the prefix P (tenant, key and source id are URI-encoded inside key names, so ':' cannot collide):
+ *   P e:{id}            hash: the event (t tenant, src, sid, dk, key, dec, inp, st state, enq, upd, due, own, lat, lex,
+ *                       fat first attempt, lo last outcome, dr dead reason, dat dead at, kix/six its index keys)
+ *   P a:{id}            list: the ledger's attempts, JSON, oldest first (an attempt's number is its position)
+ *   P due:{t}           zset of pending ids by due time;  P lease:{t}  leased ids by lease expiry;  P dead:{t}  by death
+ *   P dedup:{t}         hash dedupKey → id
+ *   P key:{t}:{key}, P src:{t}:{sourceId}   zsets (score 0, so ids sort by time) for the ledger's lookups
+ *   P n:{t}             hash of counts: "{state}" and "{source}|{state}"
+ * Every transition is one Lua script, so it is atomic with respect to every other instance. The scripts compute key
+ * names from their arguments, which standalone Redis and Sentinel allow; Redis Cluster would need hash tags.
+ */
+
+const COUNTS = `
+local function move(nkey, src, from, to)
+  if from then redis.call('HINCRBY', nkey, from, -1); redis.call('HINCRBY', nkey, src .. '|' .. from, -1) end
+  if to then redis.call('HINCRBY', nkey, to, 1); redis.call('HINCRBY', nkey, src .. '|' .. to, 1) end
+end
+`;
+
+// ARGV: P, now, JSON [{id, t, tE, src, sid, dk, key, dec, inp, kix, six}], owner ('' = start pending), leaseExpiresAt.
+// Returns {{id, outcome, state, updatedAt, previousAttempts}, ...}.
+const ENQUEUE = `${COUNTS}
+local P, now, owner, lexp = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
+local state = 'pending'
+if owner ~= '' then state = 'leased' end
+-- A new or revived event starts pending and due now, or leased to the caller.
+local function start(ek, id, tE)
+  if state == 'pending' then
+    redis.call('HSET', ek, 'st', 'pending', 'due', now, 'own', '', 'lat', '', 'lex', '', 'fat', '')
+    redis.call('ZADD', P .. 'due:' .. tE, now, id)
+  else
+    redis.call('HSET', ek, 'st', 'leased', 'due', '', 'own', owner, 'lat', now, 'lex', lexp, 'fat', now)
+    redis.call('ZADD', P .. 'lease:' .. tE, lexp, id)
+  end
+end
+local out = {}
+for i, ev in ipairs(cjson.decode(ARGV[3])) do
+  local existing = redis.call('HGET', P .. 'dedup:' .. ev.tE, ev.dk)
+  if existing then
+    local ek = P .. 'e:' .. existing
+    local f = redis.call('HMGET', ek, 'st', 'lo', 'inp', 'kix', 'six', 'src', 'upd')
+    -- The revive rule of canRevive (store-support.ts): a dead letter the target rejected takes a changed payload.
+    if f[1] == 'dead' and f[2] == 'rejected' and f[3] ~= ev.inp then
+      if f[4] ~= '' then redis.call('ZREM', f[4], existing) end
+      if ev.kix ~= '' then redis.call('ZADD', ev.kix, 0, existing) end
+      redis.call('ZREM', f[5], existing)
+      redis.call('ZADD', ev.six, 0, existing)
+      redis.call('HSET', ek, 'inp', ev.inp, 'key', ev.key, 'dec', ev.dec, 'sid', ev.sid, 'kix', ev.kix, 'six', ev.six,
+        'dr', '', 'dat', '', 'upd', now)
+      redis.call('ZREM', P .. 'dead:' .. ev.tE, existing)
+      start(ek, existing, ev.tE)
+      move(P .. 'n:' .. ev.tE, f[6], 'dead', state)
+      out[i] = {existing, 'revived', state, now, redis.call('LLEN', P .. 'a:' .. existing)}
+    else
+      out[i] = {existing, 'existing', f[1], f[7], 0}
+    end
+  else
+    local ek = P .. 'e:' .. ev.id
+    redis.call('HSET', ek, 't', ev.t, 'tE', ev.tE, 'src', ev.src, 'sid', ev.sid, 'dk', ev.dk, 'key', ev.key, 'dec', ev.dec,
+      'inp', ev.inp, 'enq', now, 'upd', now, 'lo', '', 'dr', '', 'dat', '', 'kix', ev.kix, 'six', ev.six)
+    start(ek, ev.id, ev.tE)
+    redis.call('HSET', P .. 'dedup:' .. ev.tE, ev.dk, ev.id)
+    if ev.kix ~= '' then redis.call('ZADD', ev.kix, 0, ev.id) end
+    redis.call('ZADD', ev.six, 0, ev.id)
+    move(P .. 'n:' .. ev.tE, ev.src, nil, state)
+    out[i] = {ev.id, 'created', state, now, 0}
+  end
+end
+return out
+`;
+
+// ARGV: P, tE, now, limit, owner, leaseExpiresAt. Returns {{id, src, sid, inp, fat, previousAttempts}, ...}.
+const LEASE = `${COUNTS}
+local P, tE, nowS, limit, owner, lexp = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local now = tonumber(nowS)
+local dueK, leaseK = P .. 'due:' .. tE, P .. 'lease:' .. tE
+local expired = redis.call('ZRANGEBYSCORE', leaseK, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+local due = redis.call('ZRANGEBYSCORE', dueK, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+local picks = {}
+for i = 1, #expired, 2 do picks[#picks + 1] = {expired[i], tonumber(expired[i + 1]), true} end
+for i = 1, #due, 2 do picks[#picks + 1] = {due[i], tonumber(due[i + 1]), false} end
+table.sort(picks, function(a, b) if a[2] ~= b[2] then return a[2] < b[2] end return a[1] < b[1] end)
+local out = {}
+for i = 1, math.min(limit, #picks) do
+  local id, wasLeased = picks[i][1], picks[i][3]
+  local ek, ak = P .. 'e:' .. id, P .. 'a:' .. id
+  local f = redis.call('HMGET', ek, 'own', 'lat', 'fat', 'src', 'sid', 'inp')
+  if wasLeased then
+    -- The holder's lease ran out: note an abandoned attempt (expanded by abandonedAttempt() when read).
+    redis.call('RPUSH', ak, cjson.encode({abandoned = true, startedAt = tonumber(f[2]), finishedAt = now, owner = f[1]}))
+    redis.call('HSET', ek, 'lo', 'abandoned')
+    redis.call('ZREM', leaseK, id)
+  else
+    redis.call('ZREM', dueK, id)
+    move(P .. 'n:' .. tE, f[4], 'pending', 'leased')
+  end
+  local fat = f[3]
+  if fat == '' then fat = nowS end
+  redis.call('HSET', ek, 'st', 'leased', 'own', owner, 'lat', nowS, 'lex', lexp, 'due', '', 'fat', fat, 'upd', nowS)
+  redis.call('ZADD', leaseK, lexp, id)
+  out[#out + 1] = {id, f[4], f[5], f[6], fat, tostring(redis.call('LLEN', ak))}
+end
+return out
+`;
+
+// ARGV: P, now, JSON [{id, owner, to, due, reason, attempt (JSON text or ''), outcome}]. Returns {1|0, ...}.
+const SETTLE = `${COUNTS}
+local P, now = ARGV[1], ARGV[2]
+local out = {}
+for i, s in ipairs(cjson.decode(ARGV[3])) do
+  local ek = P .. 'e:' .. s.id
+  local f = redis.call('HMGET', ek, 'st', 'own', 'tE', 'src')
+  if f[1] ~= 'leased' or f[2] ~= s.owner then
+    out[i] = 0
+  else
+    local tE = f[3]
+    redis.call('ZREM', P .. 'lease:' .. tE, s.id)
+    if s.attempt ~= '' then
+      redis.call('RPUSH', P .. 'a:' .. s.id, s.attempt)
+      redis.call('HSET', ek, 'lo', s.outcome)
+    end
+    if s.to == 'pending' then
+      redis.call('ZADD', P .. 'due:' .. tE, s.due, s.id)
+      redis.call('HSET', ek, 'due', s.due)
+    elseif s.to == 'dead' then
+      redis.call('ZADD', P .. 'dead:' .. tE, now, s.id)
+      redis.call('HSET', ek, 'dr', s.reason, 'dat', now)
+    end
+    redis.call('HSET', ek, 'st', s.to, 'own', '', 'lat', '', 'lex', '', 'upd', now)
+    move(P .. 'n:' .. tE, f[4], 'leased', s.to)
+    out[i] = 1
+  end
+end
+return out
+`;
+
+// ARGV: P, tE, now, JSON list of ids or '' for every dead letter of the tenant. Returns the ids requeued.
+const REQUEUE = `${COUNTS}
+local P, tE, now = ARGV[1], ARGV[2], ARGV[3]
+local deadK = P .. 'dead:' .. tE
+local ids
+if ARGV[4] == '' then ids = redis.call('ZRANGE', deadK, 0, -1) else ids = cjson.decode(ARGV[4]) end
+local out = {}
+for _, id in ipairs(ids) do
+  local ek = P .. 'e:' .. id
+  local f = redis.call('HMGET', ek, 'st', 'tE', 'src')
+  if f[1] == 'dead' and f[2] == tE then
+    redis.call('ZREM', deadK, id)
+    redis.call('ZADD', P .. 'due:' .. tE, now, id)
+    redis.call('HSET', ek, 'st', 'pending', 'due', now, 'fat', '', 'dr', '', 'dat', '', 'upd', now)
+    move(P .. 'n:' .. tE, f[3], 'dead', 'pending')
+    out[#out + 1] = id
+  end
+end
+return out
+`;
+
+interface Script {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+const script = (lua: string): Script => ({ lua, sha: createHash('sha1').update(lua).digest('hex') });
+const SCRIPTS = { enqueue: script(ENQUEUE), lease: script(LEASE), settle: script(SETTLE), requeue: script(REQUEUE) };
+
+const enc = encodeURIComponent;
+const orNull = (value: string | undefined): string | null => (value === undefined || value === '' ? null : value);
+const numberOrNull = (value: string | undefined): number | null => (value === undefined || value === '' ? null : Number(value));
+
+/** The shared store for many relay instances: every transition is one Lua script, so instances never race. */
+export class RedisOutboxStore implements OutboxStore {
+  readonly kind = 'redis' as const;
+  readonly #client: Redis;
+  readonly #ownsClient: boolean;
+  readonly #prefix: string;
+  readonly #clock: Clock;
+
+  constructor(options: RedisOutboxStoreOptions) {
+    this.#client = options.client;
+    this.#ownsClient = options.ownsClient ?? false;
+    this.#prefix = options.keyPrefix ?? DEFAULT_OUTBOX_REDIS_PREFIX;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  async #eval(operation: string, which: Script, args: readonly (string | number)[]): Promise<unknown> {
+    try {
+      try {
+        return await this.#client.evalsha(which.sha, 0, ...args);
+      } catch (error) {
+        if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+        return await this.#client.eval(which.lua, 0, ...args);
+      }
+    } catch (error) {
+      throw outboxStoreFailure('redis', operation, error);
+    }
+  }
+
+  async #call<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw outboxStoreFailure('redis', operation, error);
+    }
+  }
+
+  async enqueue(events: readonly NewOutboxEvent[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
+    checkOutboxArgs.events(events);
+    const lease = checkOutboxArgs.enqueueLease(options);
+    if (events.length === 0) return [];
+    const now = this.#clock.now();
+    const P = this.#prefix;
+    const payload = events.map((event) => {
+      const tE = enc(event.tenant);
+      const key = event.input.idempotencyKey ?? '';
+      return {
+        id: newOutboxId(now),
+        t: event.tenant,
+        tE,
+        src: event.source,
+        sid: event.sourceId,
+        dk: event.dedupKey,
+        key,
+        dec: event.keyDecision === null ? '' : JSON.stringify(event.keyDecision),
+        inp: storedInput(event.input),
+        kix: key === '' ? '' : `${P}key:${tE}:${enc(key)}`,
+        six: `${P}src:${tE}:${enc(event.sourceId)}`,
+      };
+    });
+    const args = [P, now, JSON.stringify(payload), lease?.owner ?? '', lease === undefined ? 0 : now + lease.leaseMs];
+    const reply = (await this.#eval('enqueue', SCRIPTS.enqueue, args)) as [string, EnqueueOutcome, OutboxState, string, number][];
+    return reply.map(([id, outcome, state, updatedAt, previousAttempts], index): EnqueueResult => {
+      const event = events[index];
+      const result = { id, outcome, state, updatedAt: Number(updatedAt) };
+      if (lease === undefined || outcome === 'existing' || event === undefined) return result;
+      const leased: LeasedEvent = {
+        id,
+        tenant: event.tenant,
+        source: event.source,
+        sourceId: event.sourceId,
+        input: event.input,
+        firstAttemptAt: now,
+        leasedAt: now,
+        leaseExpiresAt: now + lease.leaseMs,
+        owner: lease.owner,
+        previousAttempts,
+      };
+      return { ...result, leased };
+    });
+  }
+
+  async lease(request: LeaseRequest): Promise<LeasedEvent[]> {
+    const { tenant, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
+    const now = this.#clock.now();
+    const args = [this.#prefix, enc(tenant), now, limit, owner, now + leaseMs];
+    const reply = (await this.#eval('lease', SCRIPTS.lease, args)) as [string, string, string, string, string, string][];
+    return reply.map(([id, source, sourceId, input, firstAttemptAt, attempts]) => ({
+      id,
+      tenant,
+      source,
+      sourceId,
+      input: JSON.parse(input) as UserEventInput,
+      firstAttemptAt: Number(firstAttemptAt),
+      leasedAt: now,
+      leaseExpiresAt: now + leaseMs,
+      owner,
+      previousAttempts: Number(attempts),
+    }));
+  }
+
+  async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
+    if (settlements.length === 0) return [];
+    const now = this.#clock.now();
+    const payload = settlements.map((settlement) => ({
+      id: settlement.id,
+      owner: settlement.owner,
+      to: settlement.to,
+      due: settlement.to === 'pending' ? settlement.dueAt : 0,
+      reason: settlement.to === 'dead' ? settlement.reason : '',
+      // The number is left out: an attempt's number is its position in the list.
+      attempt: settlement.attempt === null ? '' : JSON.stringify({ ...settlement.attempt, number: undefined }),
+      outcome: settlement.attempt?.outcome ?? '',
+    }));
+    const reply = (await this.#eval('settle', SCRIPTS.settle, [this.#prefix, now, JSON.stringify(payload)])) as number[];
+    return reply.map((applied) => applied === 1);
+  }
+
+  async requeueDead(request: RequeueRequest): Promise<string[]> {
+    const { tenant, ids } = checkOutboxArgs.requeue(request);
+    if (ids !== undefined && ids.length === 0) return [];
+    const args = [this.#prefix, enc(tenant), this.#clock.now(), ids === undefined ? '' : JSON.stringify(ids)];
+    return (await this.#eval('requeueDead', SCRIPTS.requeue, args)) as string[];
+  }
+
+  async get(tenant: string, id: string): Promise<LedgerEntry | undefined> {
+    return this.#call('get', async () => (await this.#entries(tenant, [id]))[0]);
+  }
+
+  async findByKey(tenant: string, key: string): Promise<LedgerEntry[]> {
+    return this.#call('findByKey', async () => {
+      const ids = await this.#client.zrange(`${this.#prefix}key:${enc(tenant)}:${enc(key)}`, 0, '-1');
+      return this.#entries(tenant, ids);
+    });
+  }
+
+  async findBySourceId(tenant: string, sourceId: string): Promise<LedgerEntry[]> {
+    return this.#call('findBySourceId', async () => {
+      const ids = await this.#client.zrange(`${this.#prefix}src:${enc(tenant)}:${enc(sourceId)}`, 0, '-1');
+      return this.#entries(tenant, ids);
+    });
+  }
+
+  async listDead(tenant: string, page?: { readonly limit?: number; readonly offset?: number }): Promise<LedgerEntry[]> {
+    const { limit, offset } = checkOutboxArgs.page(page);
+    return this.#call('listDead', async () => {
+      const ids = await this.#client.zrange(`${this.#prefix}dead:${enc(tenant)}`, offset, String(offset + limit - 1));
+      return this.#entries(tenant, ids);
+    });
+  }
+
+  async counts(tenant: string, source?: string): Promise<OutboxCounts> {
+    return this.#call('counts', async () => {
+      const fields = outboxStates.map((state) => (source === undefined ? state : `${source}|${state}`));
+      const values = await this.#client.hmget(`${this.#prefix}n:${enc(tenant)}`, ...fields);
+      return countsFrom(outboxStates.map((state, index) => ({ state, count: Number(values[index] ?? 0) })));
+    });
+  }
+
+  async nextDueAt(tenant: string): Promise<number | null> {
+    return this.#call('nextDueAt', async () => {
+      const tE = enc(tenant);
+      const [due, lease] = await Promise.all([
+        this.#client.zrange(`${this.#prefix}due:${tE}`, 0, '0', 'WITHSCORES'),
+        this.#client.zrange(`${this.#prefix}lease:${tE}`, 0, '0', 'WITHSCORES'),
+      ]);
+      const times = [due[1], lease[1]].filter((score): score is string => score !== undefined).map(Number);
+      return times.length === 0 ? null : Math.min(...times);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsClient && this.#client.status !== 'end') await this.#client.quit();
+  }
+
+  async #entries(tenant: string, ids: readonly string[]): Promise<LedgerEntry[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.#client.pipeline();
+    for (const id of ids) {
+      pipeline.hgetall(`${this.#prefix}e:${id}`);
+      pipeline.lrange(`${this.#prefix}a:${id}`, 0, '-1');
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    const entries: LedgerEntry[] = [];
+    ids.forEach((id, index) => {
+      const [hashError, hash] = replies[index * 2] ?? [null, null];
+      const [listError, list] = replies[index * 2 + 1] ?? [null, null];
+      if (hashError) throw hashError;
+      if (listError) throw listError;
+      const fields = hash as Record<string, string>;
+      if (fields.t !== tenant) return;
+      entries.push(ledgerEntry(id, fields, list as string[]));
+    });
+    return entries;
+  }
+}
+
+interface StoredAttempt extends Omit<AttemptRecord, 'number'> {}
+interface AbandonedMark {
+  readonly abandoned: true;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  readonly owner: string;
+}
+
+function ledgerEntry(id: string, f: Record<string, string>, attempts: readonly string[]): LedgerEntry {
+  const state = f.st as OutboxState;
+  return {
+    id,
+    tenant: f.t ?? '',
+    source: f.src ?? '',
+    sourceId: f.sid ?? '',
+    dedupKey: f.dk ?? '',
+    key: orNull(f.key),
+    keyDecision: f.dec ? (JSON.parse(f.dec) as KeyDecision) : null,
+    input: JSON.parse(f.inp ?? '{}') as UserEventInput,
+    state,
+    enqueuedAt: Number(f.enq),
+    updatedAt: Number(f.upd),
+    dueAt: state === 'pending' ? numberOrNull(f.due) : null,
+    leaseExpiresAt: state === 'leased' ? numberOrNull(f.lex) : null,
+    firstAttemptAt: numberOrNull(f.fat),
+    deadReason: orNull(f.dr),
+    deadAt: numberOrNull(f.dat),
+    attempts: attempts.map((text, index): AttemptRecord => {
+      const stored = JSON.parse(text) as StoredAttempt | AbandonedMark;
+      if ('abandoned' in stored) return abandonedAttempt(index + 1, stored.startedAt, stored.finishedAt, stored.owner);
+      return { ...stored, number: index + 1 };
+    }),
+  };
+}

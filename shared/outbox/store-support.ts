@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { canonicalJson } from '../canonical-json.js';
+import { OncekitError } from '../errors.js';
+import type { UserEventInput } from '../events/user-event.js';
+import type { Clock } from '../sandbox/clock.js';
+import { parseInput } from '../validation.js';
+import type { AttemptRecord, EnqueueOptions, LeaseRequest, NewOutboxEvent, OutboxCounts, OutboxState, RequeueRequest } from './types.js';
+
+export type { Clock } from '../sandbox/clock.js';
+
+export interface OutboxStoreOptions {
+  /** Default: the system clock. Due times, leases and ledger times read it. */
+  readonly clock?: Clock;
+}
+
+/** The outbox store failed (database error, Redis unreachable); the event's fate is unknown to the caller. */
+export class OutboxStoreError extends OncekitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('outbox_store_failed', message, options);
+  }
+}
+
+/** Wraps a backend failure; typed oncekit errors pass through unchanged. */
+export function outboxStoreFailure(kind: string, operation: string, cause: unknown): OncekitError {
+  if (cause instanceof OncekitError) return cause;
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new OutboxStoreError(`${kind} outbox store: ${operation} failed: ${reason}`, { cause });
+}
+
+let lastIdTime = 0;
+let idSequence = 0;
+// Random once per process: ids from two processes in the same millisecond still differ, without a random draw per id.
+const processTag = randomBytes(4).toString('hex');
+
+/** Ids that sort by creation time (then by a per-process sequence), so listings and FIFO order read naturally. */
+export function newOutboxId(now: number = Date.now()): string {
+  if (now === lastIdTime) idSequence += 1;
+  else {
+    lastIdTime = now;
+    idSequence = 0;
+  }
+  return `ob_${now.toString(36).padStart(9, '0')}${idSequence.toString(36).padStart(4, '0')}${processTag}`;
+}
+
+/** A fresh worker token: unique per worker instance, readable in the ledger's logs. */
+export function newWorkerToken(label = 'worker'): string {
+  return `${label}-${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+export const emptyCounts = (): Record<OutboxState, number> => ({ pending: 0, leased: 0, delivered: 0, duplicate: 0, dead: 0 });
+
+export function countsFrom(rows: Iterable<{ readonly state: string; readonly count: number }>): OutboxCounts {
+  const counts = emptyCounts();
+  for (const row of rows) if (row.state in counts) counts[row.state as OutboxState] += row.count;
+  return counts;
+}
+
+/** The stored form of a payload; also what "the payload changed" compares. */
+export const storedInput = (input: UserEventInput): string => canonicalJson(input);
+
+/**
+ * The revive rule (see EnqueueOutcome): only a dead letter the target REJECTED may take a new payload, because a
+ * rejected event was certainly not recorded. A dead letter from the horizon may have landed, so it is left alone.
+ * The Redis store's Lua script mirrors this; the contract suite holds all stores to it.
+ */
+export function canRevive(state: OutboxState, lastOutcome: string | null, stored: string, incoming: string): boolean {
+  return state === 'dead' && lastOutcome === 'rejected' && stored !== incoming;
+}
+
+const nonEmpty = (what: string) => z.string({ error: `${what} must be a string` }).min(1, `${what} must not be empty`);
+
+const leaseRequestSchema = z.object({
+  tenant: nonEmpty('tenant'),
+  owner: nonEmpty('owner'),
+  limit: z.number().int().min(1, 'limit must be at least 1').max(10_000, 'limit must be at most 10000'),
+  leaseMs: z.number().int().min(1, 'leaseMs must be at least 1 ms'),
+});
+
+const enqueueLeaseSchema = z.object({ owner: nonEmpty('owner'), leaseMs: z.number().int().min(1, 'leaseMs must be at least 1 ms') });
+
+const requeueSchema = z.object({ tenant: nonEmpty('tenant'), ids: z.array(nonEmpty('id')).optional() });
+
+/** Argument checks every store applies, so a bad call fails the same way everywhere. */
+export const checkOutboxArgs = {
+  lease: (request: LeaseRequest): LeaseRequest => parseInput(leaseRequestSchema, request, 'invalid lease request'),
+  requeue: (request: RequeueRequest): RequeueRequest => {
+    const parsed = parseInput(requeueSchema, request, 'invalid requeue request');
+    return parsed.ids === undefined ? { tenant: parsed.tenant } : { tenant: parsed.tenant, ids: parsed.ids };
+  },
+  tenant: (tenant: string): string => parseInput(nonEmpty('tenant'), tenant, 'invalid tenant'),
+  enqueueLease: (options: EnqueueOptions | undefined): EnqueueOptions['lease'] =>
+    options?.lease === undefined ? undefined : parseInput(enqueueLeaseSchema, options.lease, 'invalid enqueue lease'),
+  /** Plain checks, not zod: this runs once per event on the import's hot path, and the payload was validated upstream. */
+  events(events: readonly NewOutboxEvent[]): void {
+    for (const [index, event] of events.entries()) {
+      for (const field of ['tenant', 'source', 'sourceId', 'dedupKey'] as const) {
+        const value = event[field];
+        if (typeof value !== 'string' || value.length === 0) {
+          throw new OutboxStoreError(`invalid outbox event at position ${index}: ${field} must be a non-empty string`);
+        }
+      }
+      if (event.input === null || typeof event.input !== 'object') {
+        throw new OutboxStoreError(`invalid outbox event at position ${index}: input must be a UserEventInput`);
+      }
+    }
+  },
+  page(page: { readonly limit?: number; readonly offset?: number } = {}): { limit: number; offset: number } {
+    const limit = page.limit ?? 100;
+    const offset = page.offset ?? 0;
+    if (!Number.isInteger(limit) || limit < 1) throw new OutboxStoreError('limit must be a whole number ≥ 1');
+    if (!Number.isInteger(offset) || offset < 0) throw new OutboxStoreError('offset must be a whole number ≥ 0');
+    return { limit, offset };
+  },
+};
+
+/** The attempt recorded for a lease that ran out before its holder settled the event. */
+export function abandonedAttempt(number: number, startedAt: number, now: number, owner: string): AttemptRecord {
+  return {
+    number,
+    startedAt,
+    finishedAt: now,
+    outcome: 'abandoned',
+    status: null,
+    message: `no result was recorded: the lease of ${owner} ran out (the worker stopped or stalled); the event may or may not have reached the target`,
+    apiErrorCode: null,
+    rsCode: null,
+    requests: 0,
+    eventIds: [],
+  };
+}

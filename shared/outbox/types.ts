@@ -1,0 +1,186 @@
+import type { UserEventInput } from '../events/user-event.js';
+import type { KeyDecision } from '../keys/decide.js';
+import type { DeliveryOutcome } from '../target/outcome.js';
+
+/**
+ * Where an event is in its life:
+ * - pending: persisted and waiting to be sent (first time, or after a failed attempt, at `dueAt`);
+ * - leased: a worker holds it until `leaseExpiresAt`; if the worker dies, it becomes due again then;
+ * - delivered: the target accepted it; duplicate: the target answered 409, so an earlier attempt had landed;
+ * - dead: a dead letter, with its reason (rejected by the target, or the retry horizon ran out).
+ */
+export type OutboxState = 'pending' | 'leased' | 'delivered' | 'duplicate' | 'dead';
+export const outboxStates = ['pending', 'leased', 'delivered', 'duplicate', 'dead'] as const satisfies readonly OutboxState[];
+
+/** An event handed to the outbox. It is durable once `enqueue` resolves, and only then may its sender be acknowledged. */
+export interface NewOutboxEvent {
+  readonly tenant: string;
+  /** Where the event came from (`import`, `segment`, `keygen`, …); with `sourceId` it is how a user finds it. */
+  readonly source: string;
+  /** The source's own id for the event, e.g. `events.csv:17` (file and record number) or a webhook id. */
+  readonly sourceId: string;
+  /**
+   * What makes two events the same for the outbox; unique per tenant. Enqueueing an event whose dedupKey the tenant
+   * already has adds nothing and returns the existing record, so a re-run or a redelivered webhook is not sent twice.
+   */
+  readonly dedupKey: string;
+  /** Exactly what is sent; its `idempotencyKey` (if any) is the key the target dedups on. */
+  readonly input: UserEventInput;
+  /** How the key was decided (kept, hashed, dropped and why), for the ledger. */
+  readonly keyDecision: KeyDecision | null;
+}
+
+/**
+ * - created: a new record;
+ * - existing: the tenant already had the dedupKey; nothing changed;
+ * - revived: the tenant had it as a dead letter the target had rejected, and the payload now differs (a corrected
+ *   row): the record takes the new payload and is pending again, with its earlier attempts kept in the ledger.
+ */
+export type EnqueueOutcome = 'created' | 'existing' | 'revived';
+
+export interface EnqueueResult {
+  readonly id: string;
+  readonly outcome: EnqueueOutcome;
+  /** The record's state after the call. */
+  readonly state: OutboxState;
+  /** When the record last changed: tells an outcome settled earlier from one settled while the caller was running. */
+  readonly updatedAt: number;
+  /** Set when the call asked for a lease and the event was created or revived: the caller's worker now holds it. */
+  readonly leased?: LeasedEvent;
+}
+
+export interface EnqueueOptions {
+  /**
+   * Persist created (and revived) events already leased to this owner, so the producer's own worker can send them at
+   * once without reading them back. If the producer dies, the lease runs out and any worker picks them up.
+   */
+  readonly lease?: { readonly owner: string; readonly leaseMs: number };
+}
+
+export interface LeaseRequest {
+  readonly tenant: string;
+  /** The worker's token; only its holder may settle a leased event. */
+  readonly owner: string;
+  /** Most events to lease. */
+  readonly limit: number;
+  /** How long the worker may hold them; past it they are due again (the worker is presumed dead). */
+  readonly leaseMs: number;
+}
+
+/** An event a worker now holds: everything needed to send it and to decide what happens next. */
+export interface LeasedEvent {
+  readonly id: string;
+  readonly tenant: string;
+  readonly source: string;
+  readonly sourceId: string;
+  readonly input: UserEventInput;
+  /** When the first attempt started (this lease, for a first attempt); the retry horizon counts from here. */
+  readonly firstAttemptAt: number;
+  readonly leasedAt: number;
+  readonly leaseExpiresAt: number;
+  readonly owner: string;
+  /** Attempts already recorded (a lease that expired without a result counts as an abandoned attempt). */
+  readonly previousAttempts: number;
+}
+
+/** One delivery attempt, as the ledger keeps it. */
+export interface AttemptRecord {
+  /** 1, 2, … in the order the attempts started. */
+  readonly number: number;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  /** `abandoned`: the worker's lease expired before it recorded a result (it crashed or stalled). */
+  readonly outcome: DeliveryOutcome | 'abandoned';
+  /** The target's HTTP status (or GraphQL ApiError statusCode); null when no answer arrived. */
+  readonly status: number | null;
+  /** The target's message, or a transport reason; never the request, so never the API key. */
+  readonly message: string | null;
+  readonly apiErrorCode: string | null;
+  readonly rsCode: string | null;
+  /** HTTP requests the target client made in this attempt, its own quick retries included. */
+  readonly requests: number;
+  /** Ids of the events the target recorded, when it said. */
+  readonly eventIds: readonly string[];
+}
+
+interface SettlementBase {
+  readonly id: string;
+  readonly owner: string;
+  /** The attempt to add to the ledger; null when the event was settled without being sent (horizon already passed). */
+  readonly attempt: AttemptRecord | null;
+}
+
+/** What a worker decided for an event it holds. */
+export type Settlement = SettlementBase &
+  (
+    | { readonly to: 'delivered' }
+    | { readonly to: 'duplicate' }
+    | { readonly to: 'dead'; readonly reason: string }
+    /** Back to pending, to be tried again at `dueAt` (backoff). */
+    | { readonly to: 'pending'; readonly dueAt: number }
+  );
+
+/** The ledger's view of one event: the client-side table of every request and its key (Salesbricks' advice). */
+export interface LedgerEntry {
+  readonly id: string;
+  readonly tenant: string;
+  readonly source: string;
+  readonly sourceId: string;
+  readonly dedupKey: string;
+  /** The idempotency key sent, or null when the event goes without one (see keyDecision for why). */
+  readonly key: string | null;
+  readonly keyDecision: KeyDecision | null;
+  readonly input: UserEventInput;
+  readonly state: OutboxState;
+  readonly enqueuedAt: number;
+  readonly updatedAt: number;
+  /** Pending: when it is due. Null otherwise. */
+  readonly dueAt: number | null;
+  /** Leased: when the lease runs out. Null otherwise. */
+  readonly leaseExpiresAt: number | null;
+  readonly firstAttemptAt: number | null;
+  readonly deadReason: string | null;
+  readonly deadAt: number | null;
+  readonly attempts: readonly AttemptRecord[];
+}
+
+export type OutboxCounts = Readonly<Record<OutboxState, number>>;
+
+export interface RequeueRequest {
+  readonly tenant: string;
+  /** These dead letters; all of the tenant's when absent. Ids that are not dead letters are left alone. */
+  readonly ids?: readonly string[];
+}
+
+/**
+ * The durable queue of events on their way to the target, and the ledger of what happened to each.
+ * Every transition is atomic (one SQLite transaction, one Redis Lua script): two workers never hold one event,
+ * and a settle by a worker that lost its lease changes nothing.
+ */
+export interface OutboxStore {
+  readonly kind: 'memory' | 'sqlite' | 'redis';
+  /** Persists the events (all of them, atomically, before resolving); one result per event, in order. */
+  enqueue(events: readonly NewOutboxEvent[], options?: EnqueueOptions): Promise<EnqueueResult[]>;
+  /**
+   * Leases up to `limit` due events of the tenant, oldest due first: pending ones whose `dueAt` has come, and leased
+   * ones whose lease expired (their holder is presumed dead; an `abandoned` attempt is recorded for them).
+   */
+  lease(request: LeaseRequest): Promise<LeasedEvent[]>;
+  /** Applies each settlement if its owner still holds the event; one boolean per settlement (false: nothing changed). */
+  settle(settlements: readonly Settlement[]): Promise<boolean[]>;
+  /** Makes dead letters pending again, due now, with a fresh retry horizon; returns the ids requeued. */
+  requeueDead(request: RequeueRequest): Promise<string[]>;
+  get(tenant: string, id: string): Promise<LedgerEntry | undefined>;
+  /** Every event of the tenant sent (or to be sent) with this idempotency key, oldest first. */
+  findByKey(tenant: string, key: string): Promise<LedgerEntry[]>;
+  /** Every event of the tenant with this source id, oldest first. */
+  findBySourceId(tenant: string, sourceId: string): Promise<LedgerEntry[]>;
+  /** Dead letters of the tenant, oldest death first. */
+  listDead(tenant: string, page?: { readonly limit?: number; readonly offset?: number }): Promise<LedgerEntry[]>;
+  /** Events per state, for metrics and for knowing when a run is drained; `source` narrows to one source. */
+  counts(tenant: string, source?: string): Promise<OutboxCounts>;
+  /** The earliest time something of the tenant becomes leasable (a due time or a lease expiry); null when nothing will. */
+  nextDueAt(tenant: string): Promise<number | null>;
+  /** Closes what the store opened (a database or a client it was given stays open). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,320 @@
+import { formatDuration } from '../duration.js';
+import { type Logger, silentLogger } from '../log.js';
+import { type Clock, systemClock } from '../sandbox/clock.js';
+import { createTargetClient, type TargetClient, type TargetClientOptions } from '../target/client.js';
+import type { DeliveryResult } from '../target/outcome.js';
+import { backoffDelayMs, defaultRetryPolicy, sleep as realSleep } from '../target/retry.js';
+import { type OutboxDeliveryConfig, outboxDeliveryConfig, targetCallBudget } from './config.js';
+import { newWorkerToken } from './store-support.js';
+import type { AttemptRecord, LeasedEvent, OutboxStore, Settlement } from './types.js';
+
+/** Where the worker sends: the target client's settings, minus the budget the worker sets from its lease. */
+export type OutboxTarget = Omit<TargetClientOptions, 'retry' | 'timeoutMs' | 'maxBatchSize' | 'now' | 'sleep' | 'random' | 'logger'>;
+
+export interface SettledEvent {
+  readonly event: LeasedEvent;
+  readonly settlement: Settlement;
+}
+
+export interface OutboxWorkerOptions {
+  readonly store: OutboxStore;
+  /** The tenant whose events this worker delivers is `target.tenant`. */
+  readonly target: OutboxTarget;
+  readonly config?: Partial<OutboxDeliveryConfig>;
+  /** Prefix of the worker's owner token, e.g. `import`; shown in the ledger for abandoned attempts. */
+  readonly label?: string;
+  readonly logger?: Logger;
+  /** Called once per event whose settlement was applied (never for one whose lease was lost). */
+  readonly onSettled?: (settled: SettledEvent) => void;
+  /** After this many failures in a row (store or target client threw), the worker stops and sets `failure`. */
+  readonly maxConsecutiveErrors?: number;
+  /** Injected in tests: time (due times, horizon), the client's retry waits, and jitter. */
+  readonly clock?: Clock;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly random?: () => number;
+}
+
+export interface OutboxWorker {
+  readonly owner: string;
+  readonly tenant: string;
+  readonly config: OutboxDeliveryConfig;
+  /** Starts `concurrency` delivery loops. */
+  start(): void;
+  /** Delivers one batch (a submitted one first, else one leased from the store); resolves with its size (0: nothing was due). */
+  runOnce(): Promise<number>;
+  /**
+   * Hands over events the caller enqueued already leased to this worker (`enqueue(events, {lease: {owner}})`), so they
+   * are sent without being read back. Resolves once at most `concurrency` batches wait: the caller's backpressure.
+   */
+  submit(events: readonly LeasedEvent[]): Promise<void>;
+  /** Wakes idle loops now, e.g. after an enqueue. */
+  notify(): void;
+  /** Lets in-flight batches finish and settle, then stops; everything else stays durable in the store. */
+  stop(): Promise<void>;
+  /** Set when the worker stopped itself after `maxConsecutiveErrors` failures. */
+  readonly failure: Error | null;
+}
+
+/** Delivers a tenant's outbox through the target client, with batching, a concurrency limit, backoff and a horizon. */
+export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
+  const config = outboxDeliveryConfig(options.config);
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? Math.random;
+  const logger = options.logger ?? silentLogger;
+  const store = options.store;
+  const tenant = options.target.tenant;
+  const owner = newWorkerToken(options.label ?? 'worker');
+  const maxConsecutiveErrors = options.maxConsecutiveErrors ?? Number.POSITIVE_INFINITY;
+  const budget = targetCallBudget(config);
+  const client: TargetClient = createTargetClient({
+    ...options.target,
+    timeoutMs: budget.timeoutMs,
+    retry: budget.retry,
+    maxBatchSize: config.batchSize,
+    now: () => clock.now(),
+    random,
+    logger,
+    ...(options.sleep ? { sleep: options.sleep } : {}),
+  });
+  const backoff = { ...defaultRetryPolicy, baseDelayMs: config.backoffBaseMs, maxDelayMs: config.backoffMaxMs };
+
+  let running: Promise<void>[] = [];
+  // Batches handed over by submit(), already leased to this worker; taken before anything is leased from the store.
+  const handed: LeasedEvent[][] = [];
+  const roomWaiters = new Set<() => void>();
+  let stopping = false;
+  let failure: Error | null = null;
+  let consecutiveErrors = 0;
+  const sleepers = new Set<() => void>();
+
+  const wakeAll = (): void => {
+    for (const wake of [...sleepers]) wake();
+  };
+
+  /** An idle wait that notify() and stop() cut short. Real time: it only paces polling, it decides nothing. */
+  const idle = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      sleepers.add(done);
+    });
+
+  function attemptFrom(event: LeasedEvent, result: DeliveryResult, startedAt: number, finishedAt: number): AttemptRecord {
+    return {
+      number: event.previousAttempts + 1,
+      startedAt,
+      finishedAt,
+      outcome: result.outcome,
+      status: result.status,
+      message: result.message,
+      apiErrorCode: result.apiErrorCode,
+      rsCode: result.rsCode,
+      requests: result.attempts,
+      eventIds: result.eventIds,
+    };
+  }
+
+  function settlementFor(event: LeasedEvent, result: DeliveryResult, startedAt: number, finishedAt: number): Settlement {
+    const attempt = attemptFrom(event, result, startedAt, finishedAt);
+    const base = { id: event.id, owner, attempt };
+    switch (result.outcome) {
+      case 'accepted':
+        return { ...base, to: 'delivered' };
+      case 'duplicate':
+        return { ...base, to: 'duplicate' };
+      case 'rejected':
+        // Retrying cannot help: the target refused the event itself.
+        return { ...base, to: 'dead', reason: `rejected by the target: ${describeAnswer(attempt)}` };
+      case 'failed': {
+        const dueAt = finishedAt + backoffDelayMs(attempt.number, backoff, random, result.retryAfterMs);
+        const deadline = event.firstAttemptAt + config.horizonMs;
+        if (dueAt < deadline) return { ...base, to: 'pending', dueAt };
+        return {
+          ...base,
+          to: 'dead',
+          reason:
+            `gave up after ${attempt.number} attempt${attempt.number === 1 ? '' : 's'}: the next retry would fall past the retry horizon ` +
+            `(${formatDuration(config.horizonMs)} after the first attempt at ${new Date(event.firstAttemptAt).toISOString()}); ` +
+            `last answer: ${describeAnswer(attempt)}`,
+        };
+      }
+    }
+  }
+
+  async function deliver(batch: readonly LeasedEvent[]): Promise<void> {
+    const now = clock.now();
+    const settlements: { event: LeasedEvent; settlement: Settlement }[] = [];
+    const sendable: LeasedEvent[] = [];
+    for (const event of batch) {
+      // Too little lease left for a whole call (a submitted batch waited long): give it back rather than risk a
+      // second worker sending it while this one still waits for an answer.
+      if (event.leaseExpiresAt - now <= budget.retry.deadlineMs) {
+        settlements.push({ event, settlement: { id: event.id, owner, attempt: null, to: 'pending', dueAt: now } });
+        continue;
+      }
+      // An event can come back long after its first attempt (its worker died, or nothing ran for a day). Sending it
+      // past the horizon could land outside the target's key window, after an earlier attempt that did land.
+      if (now >= event.firstAttemptAt + config.horizonMs) {
+        const reason =
+          `the retry horizon (${formatDuration(config.horizonMs)} after the first attempt at ${new Date(event.firstAttemptAt).toISOString()}) ` +
+          `passed before attempt ${event.previousAttempts + 1} could start`;
+        settlements.push({ event, settlement: { id: event.id, owner, attempt: null, to: 'dead', reason } });
+      } else sendable.push(event);
+    }
+    if (sendable.length > 0) {
+      const startedAt = clock.now();
+      const { results } = await client.logUserEvents(sendable.map((event) => event.input));
+      const finishedAt = clock.now();
+      sendable.forEach((event, index) => {
+        const result = results[index];
+        if (result) settlements.push({ event, settlement: settlementFor(event, result, startedAt, finishedAt) });
+      });
+    }
+    const applied = await store.settle(settlements.map(({ settlement }) => settlement));
+    applied.forEach((ok, index) => {
+      const settled = settlements[index];
+      if (!settled) return;
+      if (!ok) {
+        // Another worker took the event over after our lease ran out; its result is the one that counts.
+        logger.warn({ event: 'outbox_lease_lost', id: settled.event.id, owner }, 'outbox lease lost before settling; result discarded');
+        return;
+      }
+      if (settled.settlement.to === 'dead') {
+        logger.warn(
+          { event: 'outbox_dead_letter', id: settled.event.id, sourceId: settled.event.sourceId, reason: settled.settlement.reason },
+          'event became a dead letter',
+        );
+      }
+      options.onSettled?.(settled);
+    });
+  }
+
+  async function runOnce(): Promise<number> {
+    const submitted = handed.shift();
+    if (submitted) for (const resume of [...roomWaiters]) resume();
+    const batch = submitted ?? (await store.lease({ tenant, owner, limit: config.batchSize, leaseMs: config.leaseMs }));
+    if (batch.length > 0) await deliver(batch);
+    return batch.length;
+  }
+
+  /** Gives submitted batches nobody will send back to the store, due now, so no one waits for their lease to run out. */
+  async function releaseHanded(): Promise<void> {
+    const events = handed.splice(0).flat();
+    for (const resume of [...roomWaiters]) resume();
+    if (events.length === 0) return;
+    const now = clock.now();
+    await store.settle(events.map((event) => ({ id: event.id, owner, attempt: null, to: 'pending', dueAt: now })));
+  }
+
+  async function idleDelay(): Promise<number> {
+    const next = await store.nextDueAt(tenant);
+    if (next === null) return config.pollMs;
+    return Math.max(5, Math.min(config.pollMs, next - clock.now()));
+  }
+
+  async function loop(): Promise<void> {
+    while (!stopping) {
+      try {
+        const leased = await runOnce();
+        consecutiveErrors = 0;
+        if (leased === 0 && !stopping) await idle(await idleDelay());
+      } catch (error) {
+        consecutiveErrors += 1;
+        const reason = error instanceof Error ? error.message : String(error);
+        logger.error({ event: 'outbox_worker_error', owner, consecutiveErrors, error: reason }, 'outbox delivery failed; will retry');
+        if (consecutiveErrors >= maxConsecutiveErrors) {
+          failure = error instanceof Error ? error : new Error(reason);
+          stopping = true;
+          wakeAll();
+          for (const resume of [...roomWaiters]) resume();
+          return;
+        }
+        if (!stopping) await idle(config.pollMs);
+      }
+    }
+  }
+
+  return {
+    owner,
+    tenant,
+    config,
+    get failure() {
+      return failure;
+    },
+    start() {
+      if (running.length > 0 || stopping) return;
+      running = Array.from({ length: config.concurrency }, () => loop());
+    },
+    runOnce,
+    notify: wakeAll,
+    async submit(events) {
+      for (let start = 0; start < events.length; start += config.batchSize) handed.push(events.slice(start, start + config.batchSize));
+      wakeAll();
+      if (stopping) {
+        await releaseHanded();
+        return;
+      }
+      while (handed.length > config.concurrency && !stopping) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            roomWaiters.delete(done);
+            resolve();
+          };
+          roomWaiters.add(done);
+        });
+      }
+    },
+    async stop() {
+      stopping = true;
+      wakeAll();
+      await Promise.all(running);
+      running = [];
+      try {
+        await releaseHanded();
+      } catch (error) {
+        // Their leases run out on their own; stop() must not hide the failure that brought the caller here.
+        logger.error(
+          { event: 'outbox_release_failed', owner, error: error instanceof Error ? error.message : String(error) },
+          'could not give back submitted events',
+        );
+      }
+    },
+  };
+}
+
+/** "HTTP 400 VALIDATION_FAILED: message", or "no answer: reason". */
+export function describeAnswer(attempt: Pick<AttemptRecord, 'status' | 'apiErrorCode' | 'rsCode' | 'message'>): string {
+  const codes = [attempt.apiErrorCode, attempt.rsCode].filter((code): code is string => code !== null).join(' ');
+  const head = attempt.status === null ? 'no answer' : `HTTP ${attempt.status}${codes ? ` ${codes}` : ''}`;
+  return attempt.message ? `${head}: ${attempt.message}` : head;
+}
+
+export interface DrainOptions {
+  readonly store: OutboxStore;
+  readonly worker: OutboxWorker;
+  /** Only this source's events count (the worker still delivers all of the tenant's). */
+  readonly source?: string;
+  readonly pollMs?: number;
+  /** Stops waiting (the worker is left running; the caller stops it). */
+  readonly signal?: AbortSignal;
+}
+
+/** Resolves once the tenant (or one source of it) has nothing pending or leased; throws if the worker failed. */
+export async function waitUntilDrained(options: DrainOptions): Promise<'drained' | 'aborted'> {
+  const pollMs = options.pollMs ?? 100;
+  for (;;) {
+    if (options.worker.failure) throw options.worker.failure;
+    if (options.signal?.aborted) return 'aborted';
+    const counts = await options.store.counts(options.worker.tenant, options.source);
+    if (counts.pending + counts.leased === 0) return 'drained';
+    try {
+      await realSleep(pollMs, options.signal);
+    } catch {
+      return 'aborted';
+    }
+  }
+}

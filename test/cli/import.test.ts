@@ -1,0 +1,425 @@
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { decideKey, fieldsCandidate } from '../../shared/keys/index.js';
+import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../shared/sandbox/index.js';
+import { type CliRun, runCli } from './run-cli.js';
+
+let sandbox: Sandbox;
+let strict: Sandbox;
+let dir: string;
+let tenant: string;
+let tenantCount = 0;
+
+beforeAll(async () => {
+  sandbox = await startSandbox({ port: 0 });
+  strict = await startSandbox({ port: 0, strictUsers: true });
+});
+afterAll(async () => {
+  await sandbox.close();
+  await strict.close();
+});
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'oncekit-import-'));
+  tenantCount += 1;
+  tenant = `import_${process.pid}_${tenantCount}`;
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const env = (target: Sandbox = sandbox): Record<string, string> => ({
+  ONCEKIT_TARGET_URL: target.url,
+  ONCEKIT_TENANT: tenant,
+  ONCEKIT_API_KEY: DEFAULT_SANDBOX_API_KEY,
+  ONCEKIT_STORE: `sqlite:${join(dir, 'store.db')}`,
+});
+
+const file = (name: string, text: string): string => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+
+const line = (value: unknown): string => `${JSON.stringify(value)}\n`;
+const purchase = (n: number, extra: Record<string, unknown> = {}) => ({
+  userId: `u${n}`,
+  accountId: `a${n}`,
+  event: { key: 'purchase', dateTriggered: 1_700_000_000_000 + n, fields: { order_id: `o-${n}`, revenue: n } },
+  ...extra,
+});
+
+/** The summary printed by --json: the last line of stdout. */
+function summaryOf(run: CliRun): Record<string, unknown> {
+  const lines = run.stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1] ?? '{}') as Record<string, unknown>;
+}
+
+const recorded = (target: Sandbox = sandbox) => target.inspect(tenant).events;
+
+const jsonError = (text: string): string => {
+  try {
+    JSON.parse(text);
+    return '';
+  } catch (error) {
+    return (error as Error).message;
+  }
+};
+
+describe('oncekit import (JSONL)', () => {
+  it('imports valid lines, writes bad ones to the errors file in the target’s shape, and goes on', async () => {
+    const path = file(
+      'events.jsonl',
+      [
+        line(purchase(1, { idempotencyKey: 'order-0000001' })),
+        line(purchase(2)),
+        'not json\n',
+        '\n',
+        line({ userId: '', accountId: 'a4', event: { key: 'x' } }),
+        line({ ...purchase(6), extra: true }),
+        line({ userId: 'u7', accountId: 'a7', event: { key: 'purchase', dateTriggered: 'yesterday' } }),
+        line({ userId: 'u8', accountId: 'a8', event: { key: 'purchase', fields: { note: 'x'.repeat(1501) } } }),
+        line(purchase(9, { idempotencyKey: 'order-0000009' })),
+      ].join(''),
+    );
+    const run = await runCli(['import', path, '--json'], { env: env() });
+    expect(run.code).toBe(1);
+    expect(summaryOf(run)).toEqual({
+      file: path,
+      format: 'jsonl',
+      dryRun: false,
+      tenant,
+      rows: 8,
+      valid: 3,
+      invalid: 5,
+      enqueued: 3,
+      skipped: 0,
+      accepted: 3,
+      duplicate: 0,
+      rejected: 0,
+      deadLetters: 0,
+      keysKept: 2,
+      keysHashed: 0,
+      keysDropped: 1,
+      pending: 0,
+      interrupted: false,
+      errorsFile: `${path}.errors.csv`,
+      elapsedMs: expect.any(Number),
+    });
+    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
+      [
+        'recordNumber,message,apiErrorCode,statusCode',
+        `3,"not valid JSON: ${jsonError('not json').replaceAll('"', '""')}",,`,
+        '5,userId: must not be empty,,',
+        '6,"extra: not part of the import line (userId, accountId, idempotencyKey, event)",,',
+        '7,"event.dateTriggered: expected an ISO-8601 date or epoch milliseconds, got ""yesterday""",,',
+        '8,event.fields.note: string is 1501 UTF-8 bytes; the target accepts at most 1500,,',
+        '',
+      ].join('\n'),
+    );
+    expect(recorded().map((event) => [event.userId, event.idempotencyKey, event.fields, event.dateTriggered])).toEqual([
+      ['u1', 'order-0000001', { order_id: 'o-1', revenue: 1 }, 1_700_000_000_001],
+      ['u2', null, { order_id: 'o-2', revenue: 2 }, 1_700_000_000_002],
+      ['u9', 'order-0000009', { order_id: 'o-9', revenue: 9 }, 1_700_000_000_009],
+    ]);
+  });
+
+  it('exits 0 with no errors file when every row is delivered; prints a human summary without --json', async () => {
+    const path = file('ok.jsonl', line(purchase(1, { idempotencyKey: 'order-0000001' })));
+    const run = await runCli(['import', path], { env: env() });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`imported ${path} (jsonl) into tenant ${tenant}`);
+    expect(run.stdout).toContain('1 accepted, 0 duplicate, 0 rejected, 0 dead letters');
+    expect(existsSync(`${path}.errors.csv`)).toBe(false);
+  });
+
+  it('resumes: a re-run skips what the ledger has, sends nothing twice, and picks up rows appended since', async () => {
+    const path = file(
+      'resume.jsonl',
+      [1, 2, 3].map((n) => line(purchase(n, n === 2 ? {} : { idempotencyKey: `resume-key-${n}` }))).join(''),
+    );
+    const first = await runCli(['import', path, '--json'], { env: env() });
+    expect(summaryOf(first)).toMatchObject({ enqueued: 3, skipped: 0, accepted: 3 });
+    const requestsAfterFirst = sandbox.inspect(tenant).requests.total;
+
+    const again = await runCli(['import', path, '--json'], { env: env() });
+    expect(again.code).toBe(0);
+    expect(summaryOf(again)).toMatchObject({ rows: 3, enqueued: 0, skipped: 3, accepted: 3 });
+    expect(sandbox.inspect(tenant).requests.total).toBe(requestsAfterFirst);
+
+    // Appended rows are new, including a keyless one: earlier keyless rows keep their identity.
+    appendFileSync(path, line(purchase(4)) + line(purchase(5, { idempotencyKey: 'resume-key-5' })));
+    const appended = await runCli(['import', path, '--json'], { env: env() });
+    expect(summaryOf(appended)).toMatchObject({ rows: 5, enqueued: 2, skipped: 3, accepted: 5 });
+    expect(recorded().map((event) => event.userId)).toEqual(['u1', 'u2', 'u3', 'u4', 'u5']);
+  });
+
+  it('--dry-run validates and decides keys, writes the errors file, and stores and sends nothing', async () => {
+    const path = file('dry.jsonl', line(purchase(1, { idempotencyKey: 'bad key!' })) + line(purchase(2)) + line({ userId: 'u3' }));
+    const run = await runCli(['import', path, '--dry-run', '--json', '--policy', 'hash'], { env: env() });
+    expect(run.code).toBe(1);
+    expect(summaryOf(run)).toMatchObject({
+      dryRun: true,
+      tenant: null,
+      rows: 3,
+      valid: 2,
+      invalid: 1,
+      enqueued: 0,
+      keysHashed: 1,
+      keysDropped: 1,
+    });
+    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
+      'recordNumber,message,apiErrorCode,statusCode\n3,"accountId: required, a string; event: required, an object {key, dateTriggered?, fields?}",,\n',
+    );
+    expect(existsSync(join(dir, 'store.db'))).toBe(false);
+    expect(recorded()).toEqual([]);
+  });
+
+  it('--policy reject refuses rows whose key is invalid; --policy hash sends a derived key instead', async () => {
+    const rows = line(purchase(1, { idempotencyKey: 'order:1' })) + line(purchase(2, { idempotencyKey: 'valid-key-0002' }));
+    const path = file('policy.jsonl', rows);
+    const rejected = await runCli(['import', path, '--policy', 'reject', '--json'], { env: env() });
+    expect(summaryOf(rejected)).toMatchObject({ invalid: 1, accepted: 1, keysKept: 1 });
+    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
+      'recordNumber,message,apiErrorCode,statusCode\n1,idempotencyKey: refused under --policy reject (bad_characters): it contains characters outside 8 to 64 characters of A-Z a-z 0-9 - _ .,,\n',
+    );
+    const hashed = await runCli(['import', path, '--policy', 'hash', '--json'], { env: env() });
+    expect(summaryOf(hashed)).toMatchObject({ invalid: 0, enqueued: 1, skipped: 1, keysHashed: 1 });
+    expect(existsSync(`${path}.errors.csv`)).toBe(false);
+    expect(recorded().find((event) => event.userId === 'u1')?.idempotencyKey).toMatch(/^oncekit-sha256-[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe('oncekit import (CSV)', () => {
+  const header =
+    'accountId,userId,event.key,event.dateTriggered,event.fields.order_id,event.fields.note,event.fields.revenue,idempotencyKey';
+
+  it('parses quotes, escaped quotes and CRLF, types plain numbers, and reports bad rows exactly', async () => {
+    const path = file(
+      'events.csv',
+      [
+        header,
+        'a1,u1,purchase,1700000000000,007,"two\r\nlines, ""quoted""",19.90,csv-key-0001',
+        'a2,u2,purchase,2024-03-01T12:00:00Z,8,,5,',
+        'a3,u3,purchase',
+        'a4,,purchase,,9,,,',
+        'a5,u5,purchase,soon,10,,,',
+        'a6,u6,purchase,,11,,,"csv-key-0006"',
+        '',
+      ].join('\r\n'),
+    );
+    const run = await runCli(['import', path, '--json'], { env: env() });
+    expect(run.code).toBe(1);
+    expect(summaryOf(run)).toMatchObject({ format: 'csv', rows: 6, valid: 3, invalid: 3, accepted: 3, keysKept: 2, keysDropped: 1 });
+    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
+      [
+        'recordNumber,message,apiErrorCode,statusCode',
+        '3,"expected 8 columns as in the header, got 3",,',
+        '4,userId: must not be empty,,',
+        '5,"event.dateTriggered: expected an ISO-8601 date or epoch milliseconds, got ""soon""",,',
+        '',
+      ].join('\n'),
+    );
+    expect(recorded().map((event) => [event.userId, event.idempotencyKey, event.fields, event.dateTriggered])).toEqual([
+      ['u1', 'csv-key-0001', { order_id: '007', note: 'two\r\nlines, "quoted"', revenue: 19.9 }, 1_700_000_000_000],
+      ['u2', null, { order_id: 8, revenue: 5 }, Date.UTC(2024, 2, 1, 12)],
+      ['u6', 'csv-key-0006', { order_id: 11 }, expect.any(Number)],
+    ]);
+  });
+
+  it('--key-from derives the same deterministic key for a row without one, and explains a row whose chosen column is empty', async () => {
+    const path = file(
+      'keyfrom.csv',
+      [header, 'a1,u1,purchase,,1001,,,', 'a2,u2,purchase,,,,,', 'a3,u3,purchase,,1003,,,given-key-0003', ''].join('\n'),
+    );
+    const run = await runCli(['import', path, '--key-from', 'event.fields.order_id,userId', '--json'], { env: env() });
+    expect(summaryOf(run)).toMatchObject({ valid: 3, keysKept: 1, keysHashed: 1, keysDropped: 1, accepted: 3 });
+    const expected = decideKey(
+      fieldsCandidate('import', { userId: 'u1', 'event.fields.order_id': 1001 }, ['userId', 'event.fields.order_id']),
+    ).key;
+    expect(recorded().map((event) => event.idempotencyKey)).toEqual([expected, null, 'given-key-0003']);
+
+    const why = await runCli(['ledger', 'show', '--source-id', 'keyfrom.csv:2'], { env: env() });
+    expect(why.code).toBe(0);
+    expect(why.stdout).toContain(
+      'key:        none: sent without a key because the field chosen for the key "event.fields.order_id" is empty (missing)',
+    );
+  });
+
+  it('refuses a file whose header is wrong, or a --key-from column it does not have (exit 2)', async () => {
+    const bad = file('bad.csv', 'accountId,userId,event.key,colour\na,u,k,red\n');
+    const run = await runCli(['import', bad], { env: env() });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(
+      'header: unknown column "colour"; expected accountId, userId, event.key, event.dateTriggered, event.fields.NAME, idempotencyKey',
+    );
+    const good = file('good.csv', `${header}\n`);
+    const keyFrom = await runCli(['import', good, '--key-from', 'event.fields.sku'], { env: env() });
+    expect(keyFrom.code).toBe(2);
+    expect(keyFrom.stderr).toContain('--key-from: "event.fields.sku" is not a column of this file');
+  });
+});
+
+describe('dead letters and the ledger', () => {
+  it('puts a target rejection in the errors file and the dead letters; retry delivers it once the cause is fixed', async () => {
+    const path = file(
+      'strict.jsonl',
+      line(purchase(1, { idempotencyKey: 'strict-key-0001' })) + line(purchase(2, { idempotencyKey: 'strict-key-0002' })),
+    );
+    // Only u2 exists: u1's event is refused with 404 RS042.
+    await fetch(`${strict.url}/api/v1/${tenant}/open/account/a2/user/u2`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Basic ${Buffer.from(`:${DEFAULT_SANDBOX_API_KEY}`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ id: 'u2', accountId: 'a2' }),
+    });
+    const run = await runCli(['import', path, '--json'], { env: env(strict) });
+    expect(run.code).toBe(1);
+    expect(summaryOf(run)).toMatchObject({ accepted: 1, rejected: 1, deadLetters: 1 });
+    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
+      'recordNumber,message,apiErrorCode,statusCode\n1,"rejected by the target: HTTP 404 RS042: No user found with id ""u1"" in account ""a1""",,404\n',
+    );
+
+    const list = await runCli(['dead-letters', 'list', '--json'], { env: env(strict) });
+    expect(list.code).toBe(0);
+    const [dead] = (
+      JSON.parse(list.stdout) as { deadLetters: { id: string; sourceId: string; deadReason: string; mayHaveLanded: boolean }[] }
+    ).deadLetters;
+    expect(dead).toMatchObject({ sourceId: 'strict.jsonl:1', key: 'strict-key-0001', mayHaveLanded: false });
+    expect(dead?.deadReason).toContain('RS042');
+    const human = await runCli(['dead-letters', 'list'], { env: env(strict) });
+    expect(human.stdout).toContain(`${dead?.id}  strict.jsonl:1  key strict-key-0001`);
+    expect(human.stdout).toContain('reason: rejected by the target: HTTP 404 RS042');
+
+    // A re-run does not resend the dead letter, and still reports it.
+    const rerun = await runCli(['import', path, '--json'], { env: env(strict) });
+    expect(summaryOf(rerun)).toMatchObject({ skipped: 2, accepted: 1, rejected: 1, deadLetters: 1 });
+    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toContain('1,"rejected by the target: HTTP 404 RS042');
+
+    const stillMissing = await runCli(['dead-letters', 'retry', dead?.id ?? '', '--json'], { env: env(strict) });
+    expect(stillMissing.code).toBe(1);
+    expect(JSON.parse(stillMissing.stdout)).toMatchObject({ requeued: 1, events: [{ id: dead?.id, state: 'dead' }] });
+
+    await fetch(`${strict.url}/api/v1/${tenant}/open/account/a1/user/u1`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Basic ${Buffer.from(`:${DEFAULT_SANDBOX_API_KEY}`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ id: 'u1', accountId: 'a1' }),
+    });
+    const retry = await runCli(['dead-letters', 'retry', dead?.id ?? ''], { env: env(strict) });
+    expect(retry.code).toBe(0);
+    expect(retry.stdout).toContain(`${dead?.id}  strict.jsonl:1  delivered`);
+    expect(recorded(strict).map((event) => event.idempotencyKey)).toEqual(['strict-key-0002', 'strict-key-0001']);
+
+    const show = await runCli(['ledger', 'show', 'strict-key-0001'], { env: env(strict) });
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/#1 \S+ rejected: HTTP 404 RS042: No user found/);
+    expect(show.stdout).toMatch(/#2 \S+ rejected: HTTP 404 RS042/);
+    expect(show.stdout).toMatch(/#3 \S+ accepted: HTTP 200/);
+    expect(show.stdout).toContain('state:      delivered: the target accepted it');
+    const empty = await runCli(['dead-letters', 'list'], { env: env(strict) });
+    expect(empty.stdout).toBe(`no dead letters in tenant ${tenant}\n`);
+  });
+
+  it('sends a rejected row again once it was corrected in the file, with the same key and its history in the ledger', async () => {
+    const upsert = (user: string, account: string) =>
+      fetch(`${strict.url}/api/v1/${tenant}/open/account/${account}/user/${user}`, {
+        method: 'PUT',
+        headers: {
+          authorization: `Basic ${Buffer.from(`:${DEFAULT_SANDBOX_API_KEY}`).toString('base64')}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ id: user, accountId: account }),
+      });
+    await upsert('u2', 'a2');
+    const path = file('fix.jsonl', line(purchase(1, { idempotencyKey: 'fix-key-0001' })));
+    expect(summaryOf(await runCli(['import', path, '--json'], { env: env(strict) }))).toMatchObject({ rejected: 1, deadLetters: 1 });
+    // The row named the wrong user; the corrected file names one that exists.
+    writeFileSync(path, line({ ...purchase(1, { idempotencyKey: 'fix-key-0001' }), userId: 'u2', accountId: 'a2' }));
+    const fixed = await runCli(['import', path, '--json'], { env: env(strict) });
+    expect(fixed.code).toBe(0);
+    expect(summaryOf(fixed)).toMatchObject({ enqueued: 1, skipped: 0, accepted: 1, deadLetters: 0 });
+    expect(recorded(strict).map((event) => [event.userId, event.idempotencyKey])).toEqual([['u2', 'fix-key-0001']]);
+    const ledger = JSON.parse((await runCli(['ledger', 'show', 'fix-key-0001', '--json'], { env: env(strict) })).stdout) as {
+      entries: { state: string; input: { userId: string }; attempts: { outcome: string }[] }[];
+    };
+    expect(ledger.entries).toMatchObject([
+      { state: 'delivered', input: { userId: 'u2' }, attempts: [{ outcome: 'rejected' }, { outcome: 'accepted' }] },
+    ]);
+  });
+
+  it('ledger show prints JSON with --json, exits 1 when nothing matches and 2 without exactly one selector', async () => {
+    const path = file('ledger.jsonl', line(purchase(1, { idempotencyKey: 'ledger-key-001' })));
+    await runCli(['import', path], { env: env() });
+    const json = await runCli(['ledger', 'show', 'ledger-key-001', '--json'], { env: env() });
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      entries: [
+        {
+          source: 'import',
+          sourceId: 'ledger.jsonl:1',
+          key: 'ledger-key-001',
+          keyDecision: { decision: 'kept' },
+          state: 'delivered',
+          attempts: [{ number: 1, outcome: 'accepted', status: 200 }],
+          mayHaveLanded: false,
+        },
+      ],
+    });
+    const missing = await runCli(['ledger', 'show', 'no-such-key-1'], { env: env() });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`the ledger of tenant ${tenant} has no event with key no-such-key-1`);
+    expect((await runCli(['ledger', 'show'], { env: env() })).code).toBe(2);
+    expect((await runCli(['ledger', 'show', 'k', '--source-id', 'x:1'], { env: env() })).code).toBe(2);
+    expect((await runCli(['dead-letters', 'retry'], { env: env() })).code).toBe(2);
+  });
+});
+
+describe('usage', () => {
+  it.each([
+    [['import', 'x.jsonl', '--horizon', '30h'], '--horizon: the retry horizon (30 h) plus the lease (1 min) must stay shorter'],
+    [['import', 'x.jsonl', '--horizon', 'soon'], '--horizon: expected a duration'],
+    [['import', 'x.jsonl', '--store', 'postgres://db'], '--store: expected memory, sqlite:PATH or redis://HOST:PORT'],
+    [['import', 'x.txt'], '--format: cannot tell the format from ".txt"'],
+    [['import', 'x.jsonl', '--concurrency', '0'], "option '--concurrency <n>' argument '0' is invalid"],
+  ])('%j exits 2 and says why', async (args, message) => {
+    writeFileSync(join(dir, 'x.jsonl'), line(purchase(1)));
+    const run = await runCli(
+      args.map((arg) => (arg.startsWith('x.') ? join(dir, arg) : arg)),
+      { env: env() },
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(message);
+  });
+
+  it('needs a tenant and an API key from the environment, and never prints the key', async () => {
+    const path = file('x.jsonl', line(purchase(1)));
+    const { ONCEKIT_TENANT: _, ...noTenant } = env();
+    const run = await runCli(['import', path], { env: noTenant });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('--tenant (or ONCEKIT_TENANT): required');
+    const { ONCEKIT_API_KEY: __, ...noKey } = env();
+    expect((await runCli(['import', path], { env: noKey })).stderr).toContain('ONCEKIT_API_KEY: required');
+    const secret = 'sk_import_secret_123';
+    const wrongKey = await runCli(['import', path, '--json'], { env: { ...env(), ONCEKIT_API_KEY: secret } });
+    expect(wrongKey.code).toBe(1);
+    expect(summaryOf(wrongKey)).toMatchObject({ rejected: 1, deadLetters: 1 });
+    expect(wrongKey.stdout + wrongKey.stderr + readFileSync(`${path}.errors.csv`, 'utf8')).not.toContain(secret);
+    const ledger = await runCli(['dead-letters', 'list', '--json'], { env: env() });
+    expect(ledger.stdout).not.toContain(secret);
+  });
+
+  it.each([['import'], ['ledger', 'show'], ['dead-letters', 'list'], ['dead-letters', 'retry']])(
+    '%j --help exits 0',
+    async (...command) => {
+      const run = await runCli([...command, '--help']);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('Usage: oncekit');
+    },
+  );
+});

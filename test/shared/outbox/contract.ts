@@ -1,0 +1,456 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InvalidInputError } from '../../../shared/errors.js';
+import type { UserEventInput } from '../../../shared/events/index.js';
+import type { KeyDecision } from '../../../shared/keys/index.js';
+import type { AttemptRecord, NewOutboxEvent, OutboxStore, Settlement } from '../../../shared/outbox/index.js';
+import { OutboxStoreError } from '../../../shared/outbox/index.js';
+import { type ManualClock, manualClock } from '../../../shared/sandbox/clock.js';
+
+/** Opens handles onto ONE backing store (separate connections where the store has them), and cleans it up. */
+export interface OutboxStoreHarness {
+  open(clock: ManualClock): Promise<OutboxStore>;
+  dispose(): Promise<void>;
+}
+
+const TENANT = 'acme';
+const LEASE_MS = 30_000;
+
+let sequence = 0;
+export function outboxEvent(overrides: Partial<NewOutboxEvent> & { key?: string | null } = {}): NewOutboxEvent {
+  sequence += 1;
+  const { key = `key-${sequence}-abcdef`, ...rest } = overrides;
+  const input: UserEventInput = {
+    userId: 'ann',
+    accountId: 'acct-1',
+    ...(key === null ? {} : { idempotencyKey: key }),
+    events: [{ key: 'purchase', fields: { revenue: sequence, currency: 'USD' }, dateTriggered: 1_700_000_000_000 }],
+  };
+  const keyDecision: KeyDecision | null =
+    key === null
+      ? { source: 'import', candidate: null, key: null, decision: 'dropped', reason: 'missing', detail: null }
+      : { source: 'import', candidate: key, key, decision: 'kept', reason: null, detail: null };
+  return {
+    tenant: TENANT,
+    source: 'import',
+    sourceId: `events.csv:${sequence}`,
+    dedupKey: key === null ? `row:${sequence}` : `key:${key}`,
+    input,
+    keyDecision,
+    ...rest,
+  };
+}
+
+const attempt = (overrides: Partial<AttemptRecord> = {}): AttemptRecord => ({
+  number: 1,
+  startedAt: 0,
+  finishedAt: 0,
+  outcome: 'accepted',
+  status: 200,
+  message: null,
+  apiErrorCode: null,
+  rsCode: null,
+  requests: 1,
+  eventIds: ['evt-1'],
+  ...overrides,
+});
+
+const rejectedAttempt = (): AttemptRecord =>
+  attempt({ outcome: 'rejected', status: 400, message: 'bad event', apiErrorCode: 'VALIDATION_FAILED', eventIds: [] });
+
+/** The one contract every outbox store meets; each store's test file runs it with its own harness. */
+export function describeOutboxStoreContract(
+  name: string,
+  /** durable: a fresh handle sees what an earlier one wrote after that one was closed (not memory). */
+  traits: { readonly durable: boolean },
+  makeHarness: () => Promise<OutboxStoreHarness>,
+): void {
+  describe(`OutboxStore contract: ${name}`, () => {
+    let harness: OutboxStoreHarness;
+    let clock: ManualClock;
+    let store: OutboxStore;
+
+    beforeEach(async () => {
+      harness = await makeHarness();
+      clock = manualClock();
+      store = await harness.open(clock);
+    });
+    afterEach(async () => {
+      await store.close();
+      await harness.dispose();
+    });
+
+    const lease = (limit = 10, owner = 'worker-a', tenant = TENANT) => store.lease({ tenant, owner, limit, leaseMs: LEASE_MS });
+
+    it('persists enqueued events and returns their ids in order; the ledger shows them pending with their key decision', async () => {
+      const events = [outboxEvent(), outboxEvent({ key: null })];
+      const results = await store.enqueue(events);
+      expect(results).toEqual([
+        { id: expect.any(String), outcome: 'created', state: 'pending', updatedAt: clock.now() },
+        { id: expect.any(String), outcome: 'created', state: 'pending', updatedAt: clock.now() },
+      ]);
+      expect(new Set(results.map((result) => result.id)).size).toBe(2);
+      const [first, second] = results;
+      const entry = await store.get(TENANT, first?.id ?? '');
+      expect(entry).toEqual({
+        id: first?.id,
+        tenant: TENANT,
+        source: 'import',
+        sourceId: events[0]?.sourceId,
+        dedupKey: events[0]?.dedupKey,
+        key: events[0]?.input.idempotencyKey,
+        keyDecision: events[0]?.keyDecision,
+        input: events[0]?.input,
+        state: 'pending',
+        enqueuedAt: clock.now(),
+        updatedAt: clock.now(),
+        dueAt: clock.now(),
+        leaseExpiresAt: null,
+        firstAttemptAt: null,
+        deadReason: null,
+        deadAt: null,
+        attempts: [],
+      });
+      expect(await store.get(TENANT, second?.id ?? '')).toMatchObject({
+        key: null,
+        keyDecision: { decision: 'dropped', reason: 'missing' },
+      });
+      expect(await store.counts(TENANT)).toEqual({ pending: 2, leased: 0, delivered: 0, duplicate: 0, dead: 0 });
+    });
+
+    it('adds nothing for a dedupKey the tenant already has, and says which record it is', async () => {
+      const event = outboxEvent();
+      const [created] = await store.enqueue([event]);
+      const enqueuedAt = clock.now();
+      clock.advance(5);
+      const [again] = await store.enqueue([{ ...event, sourceId: 'other.csv:9' }]);
+      expect(again).toEqual({ id: created?.id, outcome: 'existing', state: 'pending', updatedAt: enqueuedAt });
+      expect((await store.counts(TENANT)).pending).toBe(1);
+      // Twice in one call: the second is the first's duplicate.
+      const twin = outboxEvent();
+      const results = await store.enqueue([twin, twin]);
+      expect(results.map((result) => result.outcome)).toEqual(['created', 'existing']);
+      expect(results[1]?.id).toBe(results[0]?.id);
+    });
+
+    it('enqueues already leased to the caller when asked: ready to send, invisible to others, back when the lease runs out', async () => {
+      const first = outboxEvent();
+      const second = outboxEvent();
+      const results = await store.enqueue([first, second], { lease: { owner: 'producer', leaseMs: LEASE_MS } });
+      expect(results.map((result) => [result.outcome, result.state])).toEqual([
+        ['created', 'leased'],
+        ['created', 'leased'],
+      ]);
+      expect(results[0]?.leased).toEqual({
+        id: results[0]?.id,
+        tenant: TENANT,
+        source: 'import',
+        sourceId: first.sourceId,
+        input: first.input,
+        firstAttemptAt: clock.now(),
+        leasedAt: clock.now(),
+        leaseExpiresAt: clock.now() + LEASE_MS,
+        owner: 'producer',
+        previousAttempts: 0,
+      });
+      expect(await store.counts(TENANT)).toMatchObject({ pending: 0, leased: 2 });
+      expect(await lease(10, 'someone-else')).toEqual([]);
+      expect(await store.nextDueAt(TENANT)).toBe(clock.now() + LEASE_MS);
+      const [again] = await store.enqueue([first], { lease: { owner: 'producer', leaseMs: LEASE_MS } });
+      expect(again).toEqual({ id: results[0]?.id, outcome: 'existing', state: 'leased', updatedAt: clock.now() });
+
+      expect(await store.settle([{ id: results[0]?.id ?? '', owner: 'producer', attempt: attempt(), to: 'delivered' }])).toEqual([true]);
+      clock.advance(LEASE_MS);
+      const [taken] = await lease(10, 'someone-else');
+      expect(taken).toMatchObject({ id: results[1]?.id, previousAttempts: 1, owner: 'someone-else' });
+      expect((await store.get(TENANT, results[1]?.id ?? ''))?.attempts.map((a) => a.outcome)).toEqual(['abandoned']);
+      await expect(store.enqueue([outboxEvent()], { lease: { owner: '', leaseMs: 1 } })).rejects.toBeInstanceOf(InvalidInputError);
+    });
+
+    it('revives a rejected dead letter leased to the caller when asked', async () => {
+      const original = outboxEvent();
+      const [created] = await store.enqueue([original]);
+      await lease(1);
+      await store.settle([{ id: created?.id ?? '', owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' }]);
+      const corrected = { ...original, input: { ...original.input, accountId: 'acct-fixed' } };
+      const [revived] = await store.enqueue([corrected], { lease: { owner: 'producer', leaseMs: LEASE_MS } });
+      expect(revived).toMatchObject({
+        id: created?.id,
+        outcome: 'revived',
+        state: 'leased',
+        leased: { previousAttempts: 1, owner: 'producer', input: corrected.input },
+      });
+      expect(await store.counts(TENANT)).toMatchObject({ dead: 0, leased: 1 });
+    });
+
+    it('keeps tenants apart: the same dedupKey in two tenants is two events, and a lease sees only its tenant', async () => {
+      const event = outboxEvent();
+      const [a] = await store.enqueue([event]);
+      const [b] = await store.enqueue([{ ...event, tenant: 'globex' }]);
+      expect(b?.outcome).toBe('created');
+      expect(b?.id).not.toBe(a?.id);
+      expect(await store.get('globex', a?.id ?? '')).toBeUndefined();
+      expect((await lease(10, 'w', 'globex')).map((leased) => leased.id)).toEqual([b?.id]);
+      expect(await lease(10, 'w', 'initech')).toEqual([]);
+      expect(await store.findByKey('globex', event.input.idempotencyKey ?? '')).toHaveLength(1);
+    });
+
+    it('leases due events oldest first, up to the limit, and never the same event twice while the lease holds', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i += 1) {
+        ids.push(...(await store.enqueue([outboxEvent()])).map((result) => result.id));
+        clock.advance(1);
+      }
+      const first = await lease(3, 'worker-a');
+      expect(first.map((event) => event.id)).toEqual(ids.slice(0, 3));
+      expect(first[0]).toMatchObject({
+        tenant: TENANT,
+        source: 'import',
+        owner: 'worker-a',
+        leasedAt: clock.now(),
+        leaseExpiresAt: clock.now() + LEASE_MS,
+        firstAttemptAt: clock.now(),
+        previousAttempts: 0,
+      });
+      const second = await lease(10, 'worker-b');
+      expect(second.map((event) => event.id)).toEqual(ids.slice(3));
+      expect(await lease(10, 'worker-c')).toEqual([]);
+      expect(await store.counts(TENANT)).toMatchObject({ pending: 0, leased: 5 });
+    });
+
+    it('gives each event to exactly one of many concurrent leasers on separate connections', async () => {
+      const other = await harness.open(clock);
+      try {
+        const events = Array.from({ length: 120 }, () => outboxEvent());
+        await store.enqueue(events);
+        const leasers = Array.from({ length: 12 }, (_, index) => (index % 2 === 0 ? store : other));
+        const batches = await Promise.all(
+          leasers.map((handle, index) => handle.lease({ tenant: TENANT, owner: `w${index}`, limit: 15, leaseMs: LEASE_MS })),
+        );
+        const leased = batches.flat().map((event) => event.id);
+        expect(leased).toHaveLength(120);
+        expect(new Set(leased).size).toBe(120);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('settles delivered, duplicate, dead and pending, recording the attempt; a settle without the lease changes nothing', async () => {
+      await store.enqueue([outboxEvent(), outboxEvent(), outboxEvent(), outboxEvent()]);
+      const [a, b, c, d] = await lease(4, 'worker-a');
+      if (!a || !b || !c || !d) throw new Error('expected four leased events');
+      clock.advance(50);
+      const settlements: Settlement[] = [
+        { id: a.id, owner: 'worker-a', attempt: attempt({ startedAt: 1, finishedAt: 2 }), to: 'delivered' },
+        {
+          id: b.id,
+          owner: 'worker-a',
+          attempt: attempt({ outcome: 'duplicate', status: 409, message: 'seen', eventIds: [] }),
+          to: 'duplicate',
+        },
+        { id: c.id, owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected by the target: HTTP 400' },
+        {
+          id: d.id,
+          owner: 'worker-a',
+          attempt: attempt({ outcome: 'failed', status: null, message: 'ECONNRESET', eventIds: [] }),
+          to: 'pending',
+          dueAt: clock.now() + 5000,
+        },
+      ];
+      expect(await store.settle([{ ...settlements[0], owner: 'intruder' } as Settlement])).toEqual([false]);
+      expect((await store.get(TENANT, a.id))?.state).toBe('leased');
+      expect(await store.settle(settlements)).toEqual([true, true, true, true]);
+      expect(await store.settle(settlements)).toEqual([false, false, false, false]);
+
+      expect(await store.get(TENANT, a.id)).toMatchObject({
+        state: 'delivered',
+        leaseExpiresAt: null,
+        attempts: [{ number: 1, startedAt: 1, finishedAt: 2, outcome: 'accepted', status: 200, requests: 1, eventIds: ['evt-1'] }],
+      });
+      expect(await store.get(TENANT, b.id)).toMatchObject({
+        state: 'duplicate',
+        attempts: [{ outcome: 'duplicate', status: 409, message: 'seen' }],
+      });
+      expect(await store.get(TENANT, c.id)).toMatchObject({
+        state: 'dead',
+        deadReason: 'rejected by the target: HTTP 400',
+        deadAt: clock.now(),
+        attempts: [{ outcome: 'rejected', status: 400, apiErrorCode: 'VALIDATION_FAILED', rsCode: null, message: 'bad event' }],
+      });
+      expect(await store.get(TENANT, d.id)).toMatchObject({
+        state: 'pending',
+        dueAt: clock.now() + 5000,
+        attempts: [{ status: null, message: 'ECONNRESET' }],
+      });
+      expect(await store.counts(TENANT)).toEqual({ pending: 1, leased: 0, delivered: 1, duplicate: 1, dead: 1 });
+    });
+
+    it('leases a rescheduled event only once its due time comes, numbering its attempts, and keeps its first-attempt time', async () => {
+      await store.enqueue([outboxEvent()]);
+      const [first] = await lease();
+      if (!first) throw new Error('expected a leased event');
+      const firstAttemptAt = clock.now();
+      clock.advance(10);
+      const failed = attempt({ outcome: 'failed', status: 503, message: 'busy', eventIds: [] });
+      await store.settle([{ id: first.id, owner: 'worker-a', attempt: failed, to: 'pending', dueAt: clock.now() + 1000 }]);
+      expect(await store.nextDueAt(TENANT)).toBe(clock.now() + 1000);
+      clock.advance(999);
+      expect(await lease()).toEqual([]);
+      clock.advance(1);
+      const [again] = await lease(10, 'worker-b');
+      expect(again).toMatchObject({ id: first.id, previousAttempts: 1, firstAttemptAt, owner: 'worker-b' });
+      await store.settle([{ id: first.id, owner: 'worker-b', attempt: attempt({ number: 2 }), to: 'delivered' }]);
+      expect((await store.get(TENANT, first.id))?.attempts.map((a) => [a.number, a.outcome])).toEqual([
+        [1, 'failed'],
+        [2, 'accepted'],
+      ]);
+      expect(await store.nextDueAt(TENANT)).toBeNull();
+    });
+
+    it('makes an expired lease due again, records the abandoned attempt, and refuses the old holder', async () => {
+      await store.enqueue([outboxEvent()]);
+      const [held] = await lease(10, 'crashed-worker');
+      if (!held) throw new Error('expected a leased event');
+      expect(await store.nextDueAt(TENANT)).toBe(clock.now() + LEASE_MS);
+      clock.advance(LEASE_MS - 1);
+      expect(await lease(10, 'worker-b')).toEqual([]);
+      clock.advance(1);
+      const [taken] = await lease(10, 'worker-b');
+      expect(taken).toMatchObject({ id: held.id, owner: 'worker-b', previousAttempts: 1, firstAttemptAt: held.firstAttemptAt });
+      expect(await store.settle([{ id: held.id, owner: 'crashed-worker', attempt: attempt(), to: 'delivered' }])).toEqual([false]);
+      const entry = await store.get(TENANT, held.id);
+      expect(entry?.state).toBe('leased');
+      expect(entry?.attempts).toEqual([
+        {
+          number: 1,
+          startedAt: held.leasedAt,
+          finishedAt: clock.now(),
+          outcome: 'abandoned',
+          status: null,
+          message: expect.stringContaining('crashed-worker'),
+          apiErrorCode: null,
+          rsCode: null,
+          requests: 0,
+          eventIds: [],
+        },
+      ]);
+      expect(
+        await store.settle([{ id: held.id, owner: 'worker-b', attempt: attempt({ outcome: 'duplicate', status: 409 }), to: 'duplicate' }]),
+      ).toEqual([true]);
+      expect((await store.get(TENANT, held.id))?.attempts.map((a) => a.number)).toEqual([1, 2]);
+    });
+
+    it('requeues dead letters with a fresh horizon, only the tenant’s and only dead ones', async () => {
+      const [a, b, c] = await store.enqueue([outboxEvent(), outboxEvent(), outboxEvent()]);
+      await lease(3);
+      await store.settle([
+        { id: a?.id ?? '', owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' },
+        { id: b?.id ?? '', owner: 'worker-a', attempt: null, to: 'dead', reason: 'horizon passed' },
+        { id: c?.id ?? '', owner: 'worker-a', attempt: attempt(), to: 'delivered' },
+      ]);
+      clock.advance(1000);
+      expect(await store.requeueDead({ tenant: 'globex', ids: [a?.id ?? ''] })).toEqual([]);
+      expect(await store.requeueDead({ tenant: TENANT, ids: [a?.id ?? '', c?.id ?? '', 'ob_missing'] })).toEqual([a?.id]);
+      expect(await store.get(TENANT, a?.id ?? '')).toMatchObject({
+        state: 'pending',
+        dueAt: clock.now(),
+        firstAttemptAt: null,
+        deadReason: null,
+        deadAt: null,
+        attempts: [{ outcome: 'rejected' }],
+      });
+      expect(await store.get(TENANT, c?.id ?? '')).toMatchObject({ state: 'delivered' });
+      expect(await store.requeueDead({ tenant: TENANT })).toEqual([b?.id]);
+      expect(await store.counts(TENANT)).toMatchObject({ pending: 2, dead: 0, delivered: 1 });
+      const [relet] = await lease(1, 'worker-b');
+      expect(relet?.firstAttemptAt).toBe(clock.now());
+    });
+
+    it('revives a rejected dead letter whose payload changed, and nothing else', async () => {
+      const original = outboxEvent();
+      const horizonDead = outboxEvent();
+      const [rejected, expired] = await store.enqueue([original, horizonDead]);
+      await lease(2);
+      await store.settle([
+        { id: rejected?.id ?? '', owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' },
+        { id: expired?.id ?? '', owner: 'worker-a', attempt: attempt({ outcome: 'failed', status: 503 }), to: 'dead', reason: 'horizon' },
+      ]);
+      const corrected = { ...original, sourceId: 'events.csv:99', input: { ...original.input, userId: 'ann-fixed' } };
+      const diedAt = clock.now();
+      clock.advance(7);
+      expect(await store.enqueue([original])).toEqual([{ id: rejected?.id, outcome: 'existing', state: 'dead', updatedAt: diedAt }]);
+      expect(await store.enqueue([corrected])).toEqual([
+        { id: rejected?.id, outcome: 'revived', state: 'pending', updatedAt: clock.now() },
+      ]);
+      expect(await store.get(TENANT, rejected?.id ?? '')).toMatchObject({
+        state: 'pending',
+        sourceId: 'events.csv:99',
+        input: { userId: 'ann-fixed' },
+        deadReason: null,
+        firstAttemptAt: null,
+        attempts: [{ outcome: 'rejected' }],
+      });
+      expect(await store.findBySourceId(TENANT, 'events.csv:99')).toHaveLength(1);
+      const changedExpired = { ...horizonDead, input: { ...horizonDead.input, userId: 'someone-else' } };
+      expect(await store.enqueue([changedExpired])).toEqual([{ id: expired?.id, outcome: 'existing', state: 'dead', updatedAt: diedAt }]);
+      expect(await store.counts(TENANT)).toMatchObject({ pending: 1, dead: 1 });
+    });
+
+    it('finds events by key and by source id, oldest first, and lists dead letters in order of death with paging', async () => {
+      const shared = outboxEvent({ key: 'shared-key-123' });
+      const [first] = await store.enqueue([shared]);
+      clock.advance(1);
+      const [second] = await store.enqueue([{ ...shared, dedupKey: 'other-identity', sourceId: 'webhook:1' }]);
+      expect((await store.findByKey(TENANT, 'shared-key-123')).map((entry) => entry.id)).toEqual([first?.id, second?.id]);
+      expect((await store.findBySourceId(TENANT, 'webhook:1')).map((entry) => entry.id)).toEqual([second?.id]);
+      expect(await store.findByKey(TENANT, 'no-such-key')).toEqual([]);
+      expect(await store.findBySourceId('globex', 'webhook:1')).toEqual([]);
+
+      const deadIds = (await store.enqueue([outboxEvent(), outboxEvent(), outboxEvent()])).map((result) => result.id);
+      const leased = await lease(10);
+      for (const id of [...deadIds].reverse()) {
+        clock.advance(10);
+        await store.settle([{ id, owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: `dead ${id}` }]);
+      }
+      expect(leased).toHaveLength(5);
+      const listed = await store.listDead(TENANT);
+      expect(listed.map((entry) => entry.id)).toEqual([...deadIds].reverse());
+      expect(listed[0]?.deadReason).toBe(`dead ${deadIds[2]}`);
+      expect((await store.listDead(TENANT, { limit: 1, offset: 1 })).map((entry) => entry.id)).toEqual([deadIds[1]]);
+      expect(await store.listDead('globex')).toEqual([]);
+    });
+
+    it('counts per state, overall and for one source', async () => {
+      await store.enqueue([outboxEvent(), outboxEvent({ source: 'segment' }), outboxEvent({ source: 'segment' })]);
+      await lease(1);
+      expect(await store.counts(TENANT)).toEqual({ pending: 2, leased: 1, delivered: 0, duplicate: 0, dead: 0 });
+      expect(await store.counts(TENANT, 'segment')).toEqual({ pending: 2, leased: 0, delivered: 0, duplicate: 0, dead: 0 });
+      expect(await store.counts(TENANT, 'import')).toEqual({ pending: 0, leased: 1, delivered: 0, duplicate: 0, dead: 0 });
+      expect(await store.counts('globex')).toEqual({ pending: 0, leased: 0, delivered: 0, duplicate: 0, dead: 0 });
+    });
+
+    it('refuses malformed calls with typed errors', async () => {
+      await expect(store.enqueue([outboxEvent({ tenant: '' })])).rejects.toBeInstanceOf(OutboxStoreError);
+      await expect(store.enqueue([outboxEvent({ dedupKey: '' })])).rejects.toThrow(/dedupKey/);
+      await expect(store.lease({ tenant: TENANT, owner: 'w', limit: 0, leaseMs: 1000 })).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(store.lease({ tenant: TENANT, owner: '', limit: 1, leaseMs: 1000 })).rejects.toThrow(/owner/);
+      await expect(store.requeueDead({ tenant: '' })).rejects.toBeInstanceOf(InvalidInputError);
+      expect(await store.counts(TENANT)).toMatchObject({ pending: 0 });
+    });
+
+    // Memory is not durable: the case does not apply, so it is not registered (a skip would read as a missing Redis).
+    if (traits.durable) {
+      it('keeps everything across a restart (a fresh handle after the first one closed)', async () => {
+        const [pending, leasedOne] = await store.enqueue([outboxEvent(), outboxEvent()]);
+        const leased = await lease(1);
+        expect(leased.map((event) => event.id)).toEqual([pending?.id]);
+        await store.close();
+        store = await harness.open(clock);
+        expect(await store.counts(TENANT)).toMatchObject({ pending: 1, leased: 1 });
+        expect((await store.get(TENANT, leasedOne?.id ?? ''))?.state).toBe('pending');
+        clock.advance(LEASE_MS);
+        const after = await lease(10, 'restarted');
+        expect(after.map((event) => event.id).sort()).toEqual([pending?.id, leasedOne?.id].sort());
+      });
+    }
+  });
+}

@@ -1,0 +1,327 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidInputError } from '../../../shared/errors.js';
+import type { UserEventInput } from '../../../shared/events/index.js';
+import {
+  createOutboxWorker,
+  MemoryOutboxStore,
+  type NewOutboxEvent,
+  type OutboxDeliveryConfig,
+  outboxDeliveryConfig,
+  type SettledEvent,
+} from '../../../shared/outbox/index.js';
+import { manualClock } from '../../../shared/sandbox/clock.js';
+import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../../shared/sandbox/index.js';
+import { createTargetClient } from '../../../shared/target/index.js';
+import type { HttpTransport } from '../../../shared/target/transport.js';
+import { type ClosableTransport, undiciTransport } from '../../../shared/target/transport-undici.js';
+
+const TENANT = 'outbox_worker';
+const HOUR = 3_600_000;
+let sandbox: Sandbox;
+let strictSandbox: Sandbox;
+let transport: ClosableTransport;
+
+beforeAll(async () => {
+  sandbox = await startSandbox({ port: 0 });
+  strictSandbox = await startSandbox({ port: 0, strictUsers: true });
+  transport = undiciTransport();
+});
+afterAll(async () => {
+  await transport.close();
+  await sandbox.close();
+  await strictSandbox.close();
+});
+afterEach(() => {
+  sandbox.reset();
+  strictSandbox.reset();
+});
+
+let sequence = 0;
+function event(overrides: { key?: string | null; userId?: string } = {}): NewOutboxEvent {
+  sequence += 1;
+  const key = overrides.key === undefined ? `worker-key-${process.pid}-${sequence}` : overrides.key;
+  const input: UserEventInput = {
+    userId: overrides.userId ?? 'ann',
+    accountId: overrides.userId ?? 'ann',
+    ...(key === null ? {} : { idempotencyKey: key }),
+    events: [{ key: 'purchase', fields: { n: sequence } }],
+  };
+  return { tenant: TENANT, source: 'test', sourceId: `row:${sequence}`, dedupKey: `d:${sequence}`, input, keyDecision: null };
+}
+
+interface SetupOptions {
+  readonly target?: Sandbox;
+  readonly config?: Partial<OutboxDeliveryConfig>;
+  readonly send?: HttpTransport;
+  readonly apiKey?: string;
+  readonly realTime?: boolean;
+}
+
+/** A memory outbox, a manual clock (unless realTime) and a worker for the sandbox; waits are recorded, not slept. */
+function setup(options: SetupOptions = {}) {
+  const clock = manualClock();
+  const store = new MemoryOutboxStore(options.realTime ? {} : { clock });
+  const settled: SettledEvent[] = [];
+  const sleeps: number[] = [];
+  const worker = createOutboxWorker({
+    store,
+    target: {
+      baseUrl: (options.target ?? sandbox).url,
+      tenant: TENANT,
+      apiKey: options.apiKey ?? DEFAULT_SANDBOX_API_KEY,
+      transport: options.send ?? transport.send,
+    },
+    config: { batchSize: 100, concurrency: 1, backoffBaseMs: 1000, backoffMaxMs: 60_000, ...options.config },
+    onSettled: (item) => settled.push(item),
+    ...(options.realTime
+      ? {}
+      : {
+          clock,
+          random: () => 0.5,
+          sleep: async (ms: number) => {
+            sleeps.push(ms);
+          },
+        }),
+  });
+  return { clock, store, worker, settled, sleeps };
+}
+
+const requestsTo = (target: Sandbox = sandbox) => target.inspect(TENANT).requests.total;
+
+describe('outbox worker', () => {
+  it('delivers in batches: 250 events in three logUserEvents calls, each recorded once with its key', async () => {
+    const { store, worker } = setup();
+    const events = Array.from({ length: 250 }, () => event());
+    const ids = (await store.enqueue(events)).map((result) => result.id);
+    expect(await worker.runOnce()).toBe(100);
+    expect(await worker.runOnce()).toBe(100);
+    expect(await worker.runOnce()).toBe(50);
+    expect(await worker.runOnce()).toBe(0);
+    expect(requestsTo()).toBe(3);
+    const recorded = sandbox.inspect(TENANT).events;
+    expect(recorded.map((e) => e.idempotencyKey)).toEqual(events.map((e) => e.input.idempotencyKey));
+    expect(recorded.every((e) => e.via === 'graphql')).toBe(true);
+    expect(await store.counts(TENANT)).toMatchObject({ delivered: 250, pending: 0, leased: 0 });
+    const entry = await store.get(TENANT, ids[0] ?? '');
+    expect(entry?.attempts).toEqual([
+      expect.objectContaining({ number: 1, outcome: 'accepted', status: 200, requests: 1, eventIds: [recorded[0]?.id] }),
+    ]);
+  });
+
+  it('keeps at most `concurrency` batches in flight', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const counting: HttpTransport = async (request) => {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      try {
+        return await transport.send(request);
+      } finally {
+        inFlight -= 1;
+      }
+    };
+    sandbox.faults.set({ latencyMs: 20 });
+    const { store, worker } = setup({ send: counting, realTime: true, config: { batchSize: 5, concurrency: 3, pollMs: 20 } });
+    await store.enqueue(Array.from({ length: 60 }, () => event()));
+    worker.start();
+    await expect.poll(async () => (await store.counts(TENANT)).delivered, { timeout: 10_000 }).toBe(60);
+    await worker.stop();
+    expect(most).toBe(3);
+    expect(requestsTo()).toBe(12);
+  });
+
+  it('counts a 409 as delivered: an event the target already has becomes a duplicate, recorded once', async () => {
+    const { store, worker } = setup();
+    const first = event();
+    const direct = createTargetClient({ baseUrl: sandbox.url, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, transport: transport.send });
+    expect((await direct.logUserEvent(first.input)).outcome).toBe('accepted');
+    const [result] = await store.enqueue([first]);
+    await worker.runOnce();
+    const entry = await store.get(TENANT, result?.id ?? '');
+    expect(entry).toMatchObject({ state: 'duplicate', attempts: [{ outcome: 'duplicate', status: 409 }] });
+    expect(sandbox.inspect(TENANT).events).toHaveLength(1);
+  });
+
+  it('absorbs a replay whose first answer was lost: the event is stored, the answer fails, the retry gets 409', async () => {
+    const { store, worker } = setup();
+    sandbox.faults.enqueue({ kind: 'record-then-fail', failWith: 'status' });
+    const [result] = await store.enqueue([event()]);
+    await worker.runOnce();
+    expect(await store.get(TENANT, result?.id ?? '')).toMatchObject({
+      state: 'duplicate',
+      attempts: [{ outcome: 'duplicate', requests: 2 }],
+    });
+    expect(sandbox.inspect(TENANT).events).toHaveLength(1);
+  });
+
+  it('makes a rejected event a dead letter at once, with the API message, and never retries it', async () => {
+    const { store, worker, clock } = setup({ target: strictSandbox });
+    const [result] = await store.enqueue([event({ userId: 'nobody' })]);
+    await worker.runOnce();
+    const entry = await store.get(TENANT, result?.id ?? '');
+    expect(entry?.state).toBe('dead');
+    expect(entry?.deadReason).toMatch(/^rejected by the target: HTTP 404 RS042: .*nobody/);
+    expect(entry?.attempts).toEqual([expect.objectContaining({ outcome: 'rejected', status: 404, rsCode: 'RS042', requests: 1 })]);
+    clock.advance(HOUR);
+    expect(await worker.runOnce()).toBe(0);
+    expect(requestsTo(strictSandbox)).toBe(1);
+  });
+
+  it('backs off after a failed attempt: not retried before its due time, then delivered, both attempts in the ledger', async () => {
+    const { store, worker, clock, sleeps } = setup();
+    // The client makes three quick attempts per delivery attempt; all three fail.
+    sandbox.faults.enqueue({ kind: 'status', status: 503 }, { kind: 'status', status: 503 }, { kind: 'status', status: 503 });
+    const [result] = await store.enqueue([event()]);
+    await worker.runOnce();
+    const failed = await store.get(TENANT, result?.id ?? '');
+    // Full jitter with random() = 0.5 on a 1000 ms base: 500 ms.
+    expect(failed).toMatchObject({
+      state: 'pending',
+      dueAt: clock.now() + 500,
+      attempts: [{ outcome: 'failed', status: 503, requests: 3 }],
+    });
+    expect(sleeps).toHaveLength(2);
+    clock.advance(499);
+    expect(await worker.runOnce()).toBe(0);
+    clock.advance(1);
+    expect(await worker.runOnce()).toBe(1);
+    const delivered = await store.get(TENANT, result?.id ?? '');
+    expect(delivered?.state).toBe('delivered');
+    expect(delivered?.attempts.map((a) => [a.number, a.outcome])).toEqual([
+      [1, 'failed'],
+      [2, 'accepted'],
+    ]);
+  });
+
+  it('honours Retry-After as the floor of the backoff', async () => {
+    const { store, worker, clock } = setup();
+    sandbox.faults.enqueue(...Array.from({ length: 3 }, () => ({ kind: 'throttle' as const, retryAfterSeconds: 30 })));
+    const [result] = await store.enqueue([event()]);
+    await worker.runOnce();
+    expect(await store.get(TENANT, result?.id ?? '')).toMatchObject({ state: 'pending', dueAt: clock.now() + 30_000 });
+  });
+
+  it('gives up at the retry horizon: a retry that would fall past it makes a dead letter with the reason', async () => {
+    const { store, worker, clock } = setup({ config: { horizonMs: 2 * HOUR, backoffBaseMs: 5 * HOUR, backoffMaxMs: 5 * HOUR } });
+    sandbox.faults.enqueue({ kind: 'status', status: 500 }, { kind: 'status', status: 500 }, { kind: 'status', status: 500 });
+    const [result] = await store.enqueue([event()]);
+    const firstAttemptAt = clock.now();
+    await worker.runOnce();
+    const entry = await store.get(TENANT, result?.id ?? '');
+    expect(entry?.state).toBe('dead');
+    expect(entry?.deadReason).toBe(
+      `gave up after 1 attempt: the next retry would fall past the retry horizon (2 h after the first attempt at ${new Date(firstAttemptAt).toISOString()}); ` +
+        'last answer: HTTP 500 INTERNAL_SERVER_ERROR: Internal Server Error',
+    );
+  });
+
+  it('never sends an event whose horizon passed while nothing ran (e.g. its worker died a day ago)', async () => {
+    const { store, worker, clock } = setup({ config: { horizonMs: 2 * HOUR, leaseMs: 60_000 } });
+    const [result] = await store.enqueue([event()]);
+    await store.lease({ tenant: TENANT, owner: 'died', limit: 1, leaseMs: 60_000 });
+    clock.advance(2 * HOUR);
+    expect(await worker.runOnce()).toBe(1);
+    const entry = await store.get(TENANT, result?.id ?? '');
+    expect(entry?.state).toBe('dead');
+    expect(entry?.deadReason).toMatch(/^the retry horizon \(2 h after the first attempt at .*\) passed before attempt 2 could start$/);
+    expect(entry?.attempts.map((a) => a.outcome)).toEqual(['abandoned']);
+    expect(requestsTo()).toBe(0);
+  });
+
+  it('resumes a crashed worker’s events once its lease runs out', async () => {
+    const { store, worker, clock } = setup({ config: { leaseMs: 60_000 } });
+    const [result] = await store.enqueue([event()]);
+    await store.lease({ tenant: TENANT, owner: 'import-crashed', limit: 10, leaseMs: 60_000 });
+    expect(await worker.runOnce()).toBe(0);
+    clock.advance(60_000);
+    expect(await worker.runOnce()).toBe(1);
+    expect(await store.get(TENANT, result?.id ?? '')).toMatchObject({
+      state: 'delivered',
+      attempts: [{ outcome: 'abandoned' }, { outcome: 'accepted' }],
+    });
+  });
+
+  it('sends submitted events (enqueued leased to it) without leasing them from the store', async () => {
+    const { store, worker } = setup();
+    let leases = 0;
+    const lease = store.lease.bind(store);
+    store.lease = async (request) => {
+      leases += 1;
+      return lease(request);
+    };
+    const results = await store.enqueue([event(), event()], { lease: { owner: worker.owner, leaseMs: worker.config.leaseMs } });
+    await worker.submit(results.flatMap((result) => (result.leased ? [result.leased] : [])));
+    expect(await worker.runOnce()).toBe(2);
+    expect(leases).toBe(0);
+    expect(await store.counts(TENANT)).toMatchObject({ delivered: 2 });
+    expect(sandbox.inspect(TENANT).events).toHaveLength(2);
+  });
+
+  it('gives back a submitted batch whose lease is too short for a whole call, and sends nothing', async () => {
+    const { store, worker, clock } = setup({ config: { leaseMs: 60_000 } });
+    const [result] = await store.enqueue([event()], { lease: { owner: worker.owner, leaseMs: 60_000 } });
+    await worker.submit(result?.leased ? [result.leased] : []);
+    // The client gets a third of the lease; with 15 s left, a slow call could outlive it.
+    clock.advance(45_000);
+    await worker.runOnce();
+    expect(await store.get(TENANT, result?.id ?? '')).toMatchObject({ state: 'pending', dueAt: clock.now(), attempts: [] });
+    expect(requestsTo()).toBe(0);
+  });
+
+  it('returns submitted batches it never started to the store when stopped', async () => {
+    const { store, worker, clock } = setup();
+    const results = await store.enqueue([event(), event()], { lease: { owner: worker.owner, leaseMs: worker.config.leaseMs } });
+    await worker.submit(results.flatMap((result) => (result.leased ? [result.leased] : [])));
+    await worker.stop();
+    expect(await store.counts(TENANT)).toMatchObject({ leased: 0, pending: 2 });
+    expect(await store.nextDueAt(TENANT)).toBe(clock.now());
+    expect(requestsTo()).toBe(0);
+  });
+
+  it('stops gracefully: batches in flight finish and settle, the rest stays pending, nothing stays leased', async () => {
+    sandbox.faults.set({ latencyMs: 150 });
+    const { store, worker } = setup({ realTime: true, config: { batchSize: 10, concurrency: 2, pollMs: 20 } });
+    await store.enqueue(Array.from({ length: 100 }, () => event()));
+    worker.start();
+    await expect.poll(async () => (await store.counts(TENANT)).leased, { timeout: 5000 }).toBe(20);
+    await worker.stop();
+    const counts = await store.counts(TENANT);
+    expect(counts).toMatchObject({ leased: 0, delivered: 20, pending: 80 });
+    expect(sandbox.inspect(TENANT).events).toHaveLength(20);
+  });
+
+  it('never writes the API key into the ledger, even when the target refuses it', async () => {
+    const secret = 'sk_live_do_not_leak_4711';
+    const { store, worker } = setup({ apiKey: secret });
+    const [result] = await store.enqueue([event()]);
+    await worker.runOnce();
+    const entry = await store.get(TENANT, result?.id ?? '');
+    expect(entry).toMatchObject({ state: 'dead', attempts: [{ status: 401 }] });
+    expect(JSON.stringify(entry)).not.toContain(secret);
+    expect(JSON.stringify(entry)).not.toContain(Buffer.from(`:${secret}`).toString('base64'));
+  });
+});
+
+describe('outbox delivery config', () => {
+  it('defaults to a 20 h horizon inside the 24 h key window', () => {
+    expect(outboxDeliveryConfig()).toMatchObject({ horizonMs: 20 * HOUR, keyWindowMs: 24 * HOUR });
+  });
+
+  it('refuses a horizon that, with the lease, reaches the target’s key window', () => {
+    expect(() => outboxDeliveryConfig({ horizonMs: 24 * HOUR })).toThrow(InvalidInputError);
+    expect(() => outboxDeliveryConfig({ horizonMs: 23 * HOUR + 59 * 60_000, leaseMs: 60_000 })).toThrow(
+      "horizonMs: the retry horizon (1439 min) plus the lease (1 min) must stay shorter than the target's key window (1 d): a retry after the window could record the event twice",
+    );
+    expect(outboxDeliveryConfig({ horizonMs: 23 * HOUR, leaseMs: 60_000 }).horizonMs).toBe(23 * HOUR);
+  });
+
+  it('refuses the worker itself a bad config', () => {
+    expect(() =>
+      createOutboxWorker({
+        store: new MemoryOutboxStore(),
+        target: { baseUrl: sandbox.url, tenant: TENANT, apiKey: 'k', transport: transport.send },
+        config: { horizonMs: 30 * HOUR },
+      }),
+    ).toThrow(/key window/);
+  });
+});
