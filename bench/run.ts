@@ -1,4 +1,5 @@
 import { runClientBench } from './client.js';
+import { runImportBench } from './import.js';
 import { runInboxBench } from './inbox.js';
 import { runKeyBench } from './keys.js';
 import { type BenchRow, formatRows } from './measure.js';
@@ -10,6 +11,7 @@ const benches: Record<string, { title: string; run: () => Promise<BenchRow[]> }>
   keys: { title: 'Key decisions', run: runKeyBench },
   client: { title: 'Target client → sandbox (separate process, loopback)', run: runClientBench },
   inbox: { title: 'Inbox claims on Redis, beside raw SET NX and Powertools (same Redis, same client)', run: runInboxBench },
+  import: { title: 'Import: rows per second and peak RSS, beside a naive importer (one request per row)', run: runImportBench },
   relay: {
     title: 'Relay under load (autocannon): beside a naive forwarder and the sandbox alone, same sandbox, same run',
     run: runRelayBench,

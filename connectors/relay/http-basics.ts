@@ -47,7 +47,9 @@ export function registerErrorHandler(app: FastifyInstance): void {
     }
     if ('code' in error && error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       const given = request.headers['content-type'] ?? 'none';
-      return reply.code(415).send({ error: 'unsupported_media_type', message: `content-type: send the body as application/json (got ${given})` });
+      return reply
+        .code(415)
+        .send({ error: 'unsupported_media_type', message: `content-type: send the body as application/json (got ${given})` });
     }
     const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
     if (status < 500) {

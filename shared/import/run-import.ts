@@ -1,10 +1,10 @@
 import { basename } from 'node:path';
+import { type Clock, systemClock } from '../clock.js';
 import type { InvalidKeyPolicy } from '../keys/index.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { OutboxDeliveryConfig } from '../outbox/config.js';
 import type { LeasedEvent, LedgerEntry, NewOutboxEvent, OutboxStore, Settlement } from '../outbox/types.js';
 import { createOutboxWorker, type OutboxTarget, type OutboxWorker, waitUntilDrained } from '../outbox/worker.js';
-import { type Clock, systemClock } from '../sandbox/clock.js';
 import { ErrorsFile } from './errors-file.js';
 import { type ImportFormat, importFormatOf, openRecordSource } from './records.js';
 import { type ConvertedRow, createRowConverter, IMPORT_SOURCE } from './rows.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import { type Clock, systemClock } from '../clock.js';
 import { type Logger, silentLogger } from '../log.js';
-import { type Clock, systemClock } from '../sandbox/clock.js';
 import { type ClaimOutcome, type IdempotencyRef, type IdempotencyStore, newOwnerToken } from '../store/idempotency-store.js';
 import { keepLeaseAlive } from '../store/lease-keeper.js';
 import { parseInput } from '../validation.js';

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { type Clock, systemClock } from '../clock.js';
 import type { UserEventInput } from '../events/user-event.js';
 import type { KeyDecision } from '../keys/decide.js';
-import { type Clock, systemClock } from '../sandbox/clock.js';
 import {
   abandonedAttempt,
   checkOutboxArgs,

@@ -1,6 +1,6 @@
+import { type Clock, systemClock } from '../clock.js';
 import type { UserEventInput } from '../events/user-event.js';
 import type { KeyDecision } from '../keys/decide.js';
-import { type Clock, systemClock } from '../sandbox/clock.js';
 import { migrate, openSqliteDatabase, type SqliteDatabase } from '../store/sqlite-database.js';
 import {
   abandonedAttempt,

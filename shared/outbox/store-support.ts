@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalJson } from '../canonical-json.js';
+import type { Clock } from '../clock.js';
 import { OncekitError } from '../errors.js';
 import type { UserEventInput } from '../events/user-event.js';
-import type { Clock } from '../sandbox/clock.js';
 import { parseInput } from '../validation.js';
 import type { AttemptRecord, EnqueueOptions, LeaseRequest, NewOutboxEvent, OutboxCounts, OutboxState, RequeueRequest } from './types.js';
 
-export type { Clock } from '../sandbox/clock.js';
+export type { Clock } from '../clock.js';
 
 export interface OutboxStoreOptions {
   /** Default: the system clock. Due times, leases and ledger times read it. */

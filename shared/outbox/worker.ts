@@ -1,6 +1,6 @@
+import { type Clock, systemClock } from '../clock.js';
 import { formatDuration } from '../duration.js';
 import { type Logger, silentLogger } from '../log.js';
-import { type Clock, systemClock } from '../sandbox/clock.js';
 import { createTargetClient, type TargetClient, type TargetClientOptions } from '../target/client.js';
 import type { DeliveryResult } from '../target/outcome.js';
 import { backoffDelayMs, defaultRetryPolicy, sleep as realSleep } from '../target/retry.js';

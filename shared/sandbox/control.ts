@@ -1,6 +1,6 @@
+import { type Clock, isManualClock } from '../clock.js';
 import { InvalidInputError } from '../errors.js';
 import { apiErrors } from './api-error.js';
-import { type Clock, isManualClock } from './clock.js';
 import {
   type FaultConfig,
   type FaultInjector,

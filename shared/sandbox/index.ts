@@ -1,5 +1,5 @@
+export { type Clock, isManualClock, MANUAL_CLOCK_START_MS, type ManualClock, manualClock, systemClock } from '../clock.js';
 export type { SandboxApiError } from './api-error.js';
-export { type Clock, isManualClock, MANUAL_CLOCK_START_MS, type ManualClock, manualClock, systemClock } from './clock.js';
 export { FAULT_HEADER } from './fault-replies.js';
 export {
   DEFAULT_RETRY_AFTER_SECONDS,

@@ -1,11 +1,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type Clock, systemClock } from '../clock.js';
 import { InvalidInputError } from '../errors.js';
 import { saasquatchKeyProfile } from '../keys/profiles.js';
 import { type Logger, silentLogger } from '../log.js';
 import { apiErrors } from './api-error.js';
 import { createAuthenticator } from './auth.js';
-import { type Clock, systemClock } from './clock.js';
 import { CONTROL_PREFIX, handleControl } from './control.js';
 import { DEFAULT_SANDBOX_API_KEY } from './defaults.js';
 import { lostResponseReply, statusFaultReply, throttleReply } from './fault-replies.js';

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { Clock } from '../clock.js';
 import { OncekitError } from '../errors.js';
-import type { Clock } from '../sandbox/clock.js';
 import { parseInput } from '../validation.js';
 
-export type { Clock } from '../sandbox/clock.js';
+export type { Clock } from '../clock.js';
 
 /**
  * The one contract behind inbound dedup (the inbox) and request idempotency (the HTTP plugin).

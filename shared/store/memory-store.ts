@@ -1,4 +1,4 @@
-import { systemClock } from '../sandbox/clock.js';
+import { systemClock } from '../clock.js';
 import {
   blockedOutcome,
   type ClaimOutcome,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { systemClock } from '../sandbox/clock.js';
+import { systemClock } from '../clock.js';
 import {
   ABANDONED_LEASE_RETENTION_MS,
   blockedOutcome,

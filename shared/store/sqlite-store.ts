@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import { systemClock } from '../sandbox/clock.js';
+import { systemClock } from '../clock.js';
 import {
   blockedOutcome,
   type ClaimOutcome,

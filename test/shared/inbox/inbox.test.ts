@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type ManualClock, manualClock } from '../../../shared/clock.js';
 import { InvalidInputError } from '../../../shared/errors.js';
 import { DEFAULT_DONE_TTL_MS, DEFAULT_LEASE_MS, Inbox, inboxHttpAnswer, inboxKey } from '../../../shared/inbox/index.js';
 import { memoryLogger } from '../../../shared/log.js';
-import { type ManualClock, manualClock } from '../../../shared/sandbox/clock.js';
 import type { Clock, IdempotencyStore } from '../../../shared/store/idempotency-store.js';
 import { MemoryIdempotencyStore } from '../../../shared/store/memory-store.js';
 import { RedisIdempotencyStore } from '../../../shared/store/redis-store.js';

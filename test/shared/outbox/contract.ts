@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type ManualClock, manualClock } from '../../../shared/clock.js';
 import { InvalidInputError } from '../../../shared/errors.js';
 import type { UserEventInput } from '../../../shared/events/index.js';
 import type { KeyDecision } from '../../../shared/keys/index.js';
 import type { AttemptRecord, NewOutboxEvent, OutboxStore, Settlement } from '../../../shared/outbox/index.js';
 import { OutboxStoreError } from '../../../shared/outbox/index.js';
-import { type ManualClock, manualClock } from '../../../shared/sandbox/clock.js';
 
 /** Opens handles onto ONE backing store (separate connections where the store has them), and cleans it up. */
 export interface OutboxStoreHarness {

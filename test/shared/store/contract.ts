@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type ManualClock, manualClock } from '../../../shared/clock.js';
 import { InvalidInputError } from '../../../shared/errors.js';
-import { type ManualClock, manualClock } from '../../../shared/sandbox/clock.js';
 import {
   ABANDONED_LEASE_RETENTION_MS,
   type ClaimOutcome,

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manualClock } from '../../../shared/sandbox/clock.js';
+import { manualClock } from '../../../shared/clock.js';
 import { ABANDONED_LEASE_RETENTION_MS, StoreUnavailableError } from '../../../shared/store/idempotency-store.js';
 import { openIdempotencyStore } from '../../../shared/store/open-idempotency-store.js';
 import { RedisIdempotencyStore } from '../../../shared/store/redis-store.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { manualClock } from '../../../shared/sandbox/clock.js';
+import { manualClock } from '../../../shared/clock.js';
 import { StoreUnavailableError } from '../../../shared/store/idempotency-store.js';
 import { openIdempotencyStore } from '../../../shared/store/open-idempotency-store.js';
 import { openSqliteDatabase } from '../../../shared/store/sqlite-database.js';

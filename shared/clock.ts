@@ -1,6 +1,6 @@
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError } from './errors.js';
 
-/** The sandbox's only source of time: the 24 h key window, event dates and ids all read it. */
+/** Injectable time: key windows, leases, TTLs, retry horizons and sandbox dates all read it, so tests never sleep. */
 export interface Clock {
   now(): number;
 }
