@@ -1,3 +1,4 @@
+import { defineInputField } from 'zapier-platform-core';
 import { z as zod } from 'zod';
 import { InvalidInputError } from '../../shared/errors.js';
 import {
@@ -45,6 +46,17 @@ export const invalidKeyPolicyChoices = [
   { value: 'hash', sample: 'hash', label: 'Send a key derived from the invalid one' },
   { value: 'reject', sample: 'reject', label: 'Fail the step without sending the event' },
 ] as const satisfies readonly { value: InvalidKeyPolicy; sample: string; label: string }[];
+
+/** The Invalid Key Policy input, the same in both actions. */
+export const invalidKeyPolicyInputField = defineInputField({
+  key: 'invalidKeyPolicy',
+  label: 'Invalid Key Policy',
+  type: 'string',
+  required: false,
+  default: 'drop',
+  choices: [...invalidKeyPolicyChoices],
+  helpText: invalidKeyPolicyHelp,
+});
 
 const policySchema = zod.enum(invalidKeyPolicies, { error: `expected one of ${invalidKeyPolicies.join(', ')}` });
 

@@ -6,8 +6,7 @@ import {
   decideEventKey,
   idempotencyKeyFromHelp,
   idempotencyKeyHelp,
-  invalidKeyPolicyChoices,
-  invalidKeyPolicyHelp,
+  invalidKeyPolicyInputField,
   readInvalidKeyPolicy,
   readKeyFromFields,
 } from '../idempotency.js';
@@ -60,15 +59,7 @@ export const inputFields = defineInputFields([
     required: false,
     helpText: idempotencyKeyFromHelp,
   },
-  {
-    key: 'invalidKeyPolicy',
-    label: 'Invalid Key Policy',
-    type: 'string',
-    required: false,
-    default: 'drop',
-    choices: [...invalidKeyPolicyChoices],
-    helpText: invalidKeyPolicyHelp,
-  },
+  invalidKeyPolicyInputField,
 ]);
 
 type LogUserEventInputs = InferInputData<typeof inputFields>;

@@ -8,8 +8,7 @@ import {
   type EventKeyOptions,
   idempotencyKeyFromHelp,
   idempotencyKeyHelp,
-  invalidKeyPolicyChoices,
-  invalidKeyPolicyHelp,
+  invalidKeyPolicyInputField,
   readInvalidKeyPolicy,
   readKeyFromFields,
 } from '../idempotency.js';
@@ -46,15 +45,7 @@ export const inputFields = defineInputFields([
     required: false,
     helpText: `${idempotencyKeyFromHelp} Applies to each event on its own.`,
   },
-  {
-    key: 'invalidKeyPolicy',
-    label: 'Invalid Key Policy',
-    type: 'string',
-    required: false,
-    default: 'drop',
-    choices: [...invalidKeyPolicyChoices],
-    helpText: invalidKeyPolicyHelp,
-  },
+  invalidKeyPolicyInputField,
 ]);
 
 type LogUserEventsInputs = InferInputData<typeof inputFields>;
