@@ -7,6 +7,7 @@ import {
   abandonedAttempt,
   checkOutboxArgs,
   countsFrom,
+  leasedOnEnqueue,
   newOutboxId,
   type OutboxStoreOptions,
   outboxStoreFailure,
@@ -274,19 +275,7 @@ export class RedisOutboxStore implements OutboxStore {
       const event = events[index];
       const result = { id, outcome, state, updatedAt: Number(updatedAt) };
       if (lease === undefined || outcome === 'existing' || event === undefined) return result;
-      const leased: LeasedEvent = {
-        id,
-        tenant: event.tenant,
-        source: event.source,
-        sourceId: event.sourceId,
-        input: event.input,
-        firstAttemptAt: now,
-        leasedAt: now,
-        leaseExpiresAt: now + lease.leaseMs,
-        owner: lease.owner,
-        previousAttempts,
-      };
-      return { ...result, leased };
+      return { ...result, leased: leasedOnEnqueue(id, event, lease, now, previousAttempts) };
     });
   }
 

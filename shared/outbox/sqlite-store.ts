@@ -7,6 +7,7 @@ import {
   canRevive,
   checkOutboxArgs,
   countsFrom,
+  leasedOnEnqueue,
   type OutboxStoreOptions,
   outboxStoreFailure,
   storedInput,
@@ -257,20 +258,7 @@ export class SqliteOutboxStore implements OutboxStore {
     const start =
       lease === undefined ? ([now, null, null, null, null] as const) : ([null, lease.owner, now, now + lease.leaseMs, now] as const);
     const leasedView = (seq: number, event: NewOutboxEvent, previousAttempts: number): LeasedEvent | undefined =>
-      lease === undefined
-        ? undefined
-        : {
-            id: idOf(seq),
-            tenant: event.tenant,
-            source: event.source,
-            sourceId: event.sourceId,
-            input: event.input,
-            firstAttemptAt: now,
-            leasedAt: now,
-            leaseExpiresAt: now + lease.leaseMs,
-            owner: lease.owner,
-            previousAttempts,
-          };
+      lease === undefined ? undefined : leasedOnEnqueue(idOf(seq), event, lease, now, previousAttempts);
     return this.#run('enqueue', (counts) =>
       events.map((event): EnqueueResult => {
         const input = storedInput(event.input);

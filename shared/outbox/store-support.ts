@@ -5,7 +5,16 @@ import type { Clock } from '../clock.js';
 import { OncekitError } from '../errors.js';
 import type { UserEventInput } from '../events/user-event.js';
 import { parseInput } from '../validation.js';
-import type { AttemptRecord, EnqueueOptions, LeaseRequest, NewOutboxEvent, OutboxCounts, OutboxState, RequeueRequest } from './types.js';
+import type {
+  AttemptRecord,
+  EnqueueOptions,
+  LeasedEvent,
+  LeaseRequest,
+  NewOutboxEvent,
+  OutboxCounts,
+  OutboxState,
+  RequeueRequest,
+} from './types.js';
 
 export type { Clock } from '../clock.js';
 
@@ -127,5 +136,27 @@ export function abandonedAttempt(number: number, startedAt: number, now: number,
     rsCode: null,
     requests: 0,
     eventIds: [],
+  };
+}
+
+/** The worker's view of an event enqueued already leased to it (its first attempt starts now). */
+export function leasedOnEnqueue(
+  id: string,
+  event: NewOutboxEvent,
+  lease: { readonly owner: string; readonly leaseMs: number },
+  now: number,
+  previousAttempts: number,
+): LeasedEvent {
+  return {
+    id,
+    tenant: event.tenant,
+    source: event.source,
+    sourceId: event.sourceId,
+    input: event.input,
+    firstAttemptAt: now,
+    leasedAt: now,
+    leaseExpiresAt: now + lease.leaseMs,
+    owner: lease.owner,
+    previousAttempts,
   };
 }
