@@ -10,6 +10,7 @@ import {
 } from '../../../connectors/salesforce/platform-event-mapping.js';
 import { InvalidInputError } from '../../../shared/errors.js';
 import { memoryLogger } from '../../../shared/log.js';
+import { inputIssuesOf } from '../../input-issues.js';
 
 const UUID = '0b6b8b5e-3f0e-4d5c-9a0f-3e2f7f4b9c11';
 
@@ -20,16 +21,6 @@ function event(payload: Record<string, unknown>, eventUuid: string | null = UUID
     replayId: 1001,
     payload: { CreatedDate: '2024-05-01T12:00:05.000Z', CreatedById: '005000000000001AAA', ...payload },
   };
-}
-
-function issuesOf(run: () => unknown): { field: string; reason: string }[] {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof InvalidInputError) return [...error.issues];
-    throw error;
-  }
-  throw new Error('expected InvalidInputError');
 }
 
 describe('platform event mapping', () => {
@@ -85,23 +76,25 @@ describe('platform event mapping', () => {
 
   it('names the payload field when something is wrong', () => {
     expect(
-      issuesOf(() => platformEventToUserEventInput(event({ User_Id__c: 'u', Event_Key__c: 'k', Fields__c: '{revenue: 10}' }))),
+      inputIssuesOf(() => platformEventToUserEventInput(event({ User_Id__c: 'u', Event_Key__c: 'k', Fields__c: '{revenue: 10}' }))),
     ).toEqual([{ field: 'Fields__c', reason: 'is not valid JSON' }]);
-    expect(issuesOf(() => platformEventToUserEventInput(event({ User_Id__c: 'u', Event_Key__c: 'k', Fields__c: '[1]' })))).toEqual([
+    expect(inputIssuesOf(() => platformEventToUserEventInput(event({ User_Id__c: 'u', Event_Key__c: 'k', Fields__c: '[1]' })))).toEqual([
       { field: 'Fields__c', reason: 'expected a JSON object of event fields' },
     ]);
-    expect(issuesOf(() => platformEventToUserEventInput(event({ User_Id__c: 'u' }))).map((issue) => issue.field)).toEqual(['Event_Key__c']);
-    expect(issuesOf(() => platformEventToUserEventInput(event({ Event_Key__c: 'k' }))).map((issue) => issue.field)).toEqual([
+    expect(inputIssuesOf(() => platformEventToUserEventInput(event({ User_Id__c: 'u' }))).map((issue) => issue.field)).toEqual([
+      'Event_Key__c',
+    ]);
+    expect(inputIssuesOf(() => platformEventToUserEventInput(event({ Event_Key__c: 'k' }))).map((issue) => issue.field)).toEqual([
       'User_Id__c',
       'Account_Id__c (or User_Id__c)',
     ]);
     expect(
-      issuesOf(() => platformEventToUserEventInput(event({ User_Id__c: 'u', Event_Key__c: 'k', Date_Triggered__c: 'soon' }))).map(
+      inputIssuesOf(() => platformEventToUserEventInput(event({ User_Id__c: 'u', Event_Key__c: 'k', Date_Triggered__c: 'soon' }))).map(
         (issue) => issue.field,
       ),
     ).toEqual(['Date_Triggered__c']);
     expect(
-      issuesOf(() =>
+      inputIssuesOf(() =>
         platformEventToUserEventInput(event({ User_Id__c: 'u', Event_Key__c: 'k', Fields__c: JSON.stringify({ note: 'x'.repeat(1501) }) })),
       ),
     ).toEqual([{ field: 'Fields__c.note', reason: expect.stringContaining('1501 UTF-8 bytes') }]);
@@ -109,7 +102,7 @@ describe('platform event mapping', () => {
 
   it('refuses an invalid key under the reject policy, naming where it came from', () => {
     expect(
-      issuesOf(() =>
+      inputIssuesOf(() =>
         platformEventToUserEventInput(event({ User_Id__c: 'u', Event_Key__c: 'k', Idempotency_Key__c: 'a:b:c:d:e' }), { policy: 'reject' }),
       ),
     ).toEqual([{ field: 'Idempotency_Key__c', reason: expect.stringMatching(/^rejected: /) }]);

@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidInputError } from '../../../shared/errors.js';
 import { buildUserEventInput, toEpochMillis } from '../../../shared/events/index.js';
 import { decideKey, rawCandidate } from '../../../shared/keys/index.js';
+import { inputIssuesOf } from '../../input-issues.js';
 
 const kept = decideKey(rawCandidate('f650f058-192c-4e52-b72d-9634116f59eb'));
-
-function issuesOf(run: () => unknown): { field: string; reason: string }[] {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof InvalidInputError) return [...error.issues];
-    throw error;
-  }
-  throw new Error('expected an InvalidInputError');
-}
 
 describe('buildUserEventInput', () => {
   it('builds the target body with one key per request and ISO dates as epoch ms', () => {
@@ -40,19 +30,19 @@ describe('buildUserEventInput', () => {
   });
 
   it('names each bad field and the reason', () => {
-    expect(issuesOf(() => buildUserEventInput({ userId: '', accountId: 7, events: [{ key: '' }] }, null))).toEqual([
+    expect(inputIssuesOf(() => buildUserEventInput({ userId: '', accountId: 7, events: [{ key: '' }] }, null))).toEqual([
       { field: 'userId', reason: 'must not be empty' },
       { field: 'accountId', reason: 'required, a non-empty string' },
       { field: 'events[0].key', reason: 'must not be empty' },
     ]);
-    expect(issuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [] }, null))).toEqual([
+    expect(inputIssuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [] }, null))).toEqual([
       { field: 'events', reason: 'needs at least one event' },
     ]);
   });
 
   it('names the date field that cannot be read', () => {
     expect(
-      issuesOf(() =>
+      inputIssuesOf(() =>
         buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k' }, { key: 'k', dateTriggered: 'yesterday' }] }, null),
       ),
     ).toEqual([{ field: 'events[1].dateTriggered', reason: 'expected an ISO-8601 date or epoch milliseconds, got "yesterday"' }]);
@@ -61,10 +51,10 @@ describe('buildUserEventInput', () => {
   it('refuses field strings over 1500 UTF-8 bytes and arrays of arrays, naming the path', () => {
     const long = 'é'.repeat(751); // 1502 bytes in 751 characters
     expect(
-      issuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k', fields: { note: long } }] }, null)),
+      inputIssuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k', fields: { note: long } }] }, null)),
     ).toEqual([{ field: 'events[0].fields.note', reason: 'string is 1502 UTF-8 bytes; the target accepts at most 1500' }]);
     expect(
-      issuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k', fields: { grid: [[1, 2]] } }] }, null)),
+      inputIssuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k', fields: { grid: [[1, 2]] } }] }, null)),
     ).toEqual([{ field: 'events[0].fields.grid[0]', reason: 'arrays of arrays are not supported by the target' }]);
   });
 
