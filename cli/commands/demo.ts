@@ -8,11 +8,12 @@ import type { QueuedFault, Sandbox, TenantSnapshot } from '../../shared/sandbox/
 import { choiceOption, EXIT_FAILURE, EXIT_OK, integerOption, printJson } from '../usage.js';
 
 /** The sources the demo sends from; each has its own user-id domain, so the target's events can be told apart. */
-const SOURCES = ['salesforce', 'keygen', 'segment'] as const;
+const SOURCES = ['salesforce', 'salesforce-event', 'keygen', 'segment'] as const;
 type DemoSource = (typeof SOURCES)[number];
 
 const SOURCE_LABELS: Record<DemoSource, string> = {
   salesforce: 'Salesforce invocable',
+  'salesforce-event': 'Salesforce Platform Events',
   keygen: 'Keygen webhooks',
   segment: 'Segment webhooks',
 };
@@ -30,8 +31,13 @@ const SCRIPTED_FAULTS: readonly QueuedFault[] = [
 ];
 
 export const PLATFORM_EVENTS_NOTE =
-  'Platform Events are not part of the demo: they need a Salesforce org (set ONCEKIT_SF_* and run `oncekit relay`), ' +
-  "or run the test suite's fake org (npx vitest run test/connectors/salesforce).";
+  'Salesforce is a local fake org on loopback (OAuth client credentials, REST for the Lead lookup, CometD with durable replay ' +
+  'for Platform Events), driven by the real jsforce client; set ONCEKIT_SF_* and run `oncekit relay` for a real org.';
+
+/** The fake org's connected app; loopback only. */
+const DEMO_ORG_CLIENT = { clientId: 'oncekit-demo', clientSecret: randomBytes(18).toString('base64url') };
+/** A Lead the by-lead call reads its user from, through jsforce. */
+const DEMO_LEAD = { Id: '00Q000000000001EAA', Email: 'lee-2001@salesforce.demo', FirstName: 'Lee', LastName: 'Demo', Company: 'Demo' };
 
 interface DemoCommandOptions {
   readonly json?: boolean;
@@ -136,6 +142,10 @@ async function runDemo(options: DemoCommandOptions): Promise<DemoReport> {
   const { startSandbox, DEFAULT_SANDBOX_API_KEY } = await import('../../shared/sandbox/index.js');
   const { readRelayConfig } = await import('../../connectors/relay/config.js');
   const { startRelay } = await import('../../connectors/relay/relay.js');
+  const { startFakeOrg } = await import('../../connectors/salesforce/fake-org.js');
+  const { DEFAULT_PLATFORM_EVENT_CHANNEL } = await import('../../connectors/salesforce/platform-event-mapping.js');
+  // jsforce sends even loopback requests through a proxy when one is set; the demo's org is on loopback.
+  for (const name of ['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY']) delete process.env[name];
 
   const keygenKeys = generateKeyPairSync('ed25519');
   const keygenPublicKeyHex = keygenKeys.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('hex');
@@ -145,6 +155,7 @@ async function runDemo(options: DemoCommandOptions): Promise<DemoReport> {
   const storeText = tempDir ? `sqlite:${join(tempDir, 'oncekit.db')}` : 'memory';
 
   const sandbox = await startSandbox({ host: '127.0.0.1', port: 0 });
+  const org = await startFakeOrg({ clientCredentials: DEMO_ORG_CLIENT, records: { Lead: [DEMO_LEAD] }, bayeuxTimeoutSeconds: 5 });
   let relay: Awaited<ReturnType<typeof startRelay>> | null = null;
   try {
     // Only what the demo sets: a user's ONCEKIT_SF_* or target settings must not leak in.
@@ -154,6 +165,10 @@ async function runDemo(options: DemoCommandOptions): Promise<DemoReport> {
       ONCEKIT_KEYGEN_PUBLIC_KEY: keygenPublicKeyHex,
       ONCEKIT_SEGMENT_SHARED_SECRET: segmentSecret,
       ONCEKIT_LOG_LEVEL: options.logLevel,
+      ONCEKIT_SF_AUTH_FLOW: 'client-credentials',
+      ONCEKIT_SF_CLIENT_ID: DEMO_ORG_CLIENT.clientId,
+      ONCEKIT_SF_CLIENT_SECRET: DEMO_ORG_CLIENT.clientSecret,
+      ONCEKIT_SF_LOGIN_URL: org.url,
     };
     const config = readRelayConfig({ host: '127.0.0.1', port: 0, targetUrl: sandbox.url, tenant: TENANT, store: storeText }, env);
     relay = await startRelay(config, {
@@ -165,6 +180,7 @@ async function runDemo(options: DemoCommandOptions): Promise<DemoReport> {
     const running = relay;
     const tallies: Record<DemoSource, Tally> = {
       salesforce: newTally(),
+      'salesforce-event': newTally(),
       keygen: newTally(),
       segment: newTally(),
     };
@@ -184,6 +200,34 @@ async function runDemo(options: DemoCommandOptions): Promise<DemoReport> {
       [1004, 1005].map((n) => invocableItem(`ada-${n}@salesforce.demo`, `sf-order-${n}`, n)),
     );
     await send.invocable('apex-call-3', [invocableItem('ada-1001@salesforce.demo', 'sf-order-1001', 1001)]);
+    // A Flow on a Lead: the relay reads the Lead's Email through jsforce for userId and accountId.
+    await send.invocable(
+      'apex-call-5',
+      [{ leadId: DEMO_LEAD.Id.slice(0, 15), key: 'signup', idempotencyKey: 'sf-lead-signup-2001' }],
+      'by-lead',
+    );
+    // Platform Events: three published events keyed by their EventUuid, and one an Apex job published twice with the
+    // same Idempotency_Key__c (a retried transaction), which is one event.
+    const publish = async (n: number, idempotencyKey?: string): Promise<void> => {
+      const email = `pat-${n}@salesforce-event.demo`;
+      const payload = {
+        User_Id__c: email,
+        Account_Id__c: email,
+        Event_Key__c: 'purchase',
+        Fields__c: JSON.stringify({ orderId: `PE-${n}`, total: n }),
+        ...(idempotencyKey ? { Idempotency_Key__c: idempotencyKey } : {}),
+      };
+      const eventUuid = randomUUID();
+      await org.publish(DEFAULT_PLATFORM_EVENT_CHANNEL, payload, { eventUuid });
+      const tally = tallies['salesforce-event'];
+      tally.sent += 1;
+      const key = idempotencyKey ?? eventUuid;
+      if (!tally.events.has(key)) tally.events.set(key, { key, keyDecision: 'kept' });
+    };
+    for (const n of [3001, 3002, 3003]) await publish(n);
+    await publish(3004, 'pe-order-3004');
+    await publish(3004, 'pe-order-3004');
+    await waitForEvents(running, 'salesforce-event', tallies['salesforce-event'].events.size, deadline);
     // Keygen: a delivery, its redelivery, Keygen's retry of the event (a new resource, same token), another event.
     const token1 = randomBytes(32).toString('hex');
     const token2 = randomBytes(32).toString('hex');
@@ -247,6 +291,7 @@ async function runDemo(options: DemoCommandOptions): Promise<DemoReport> {
     };
   } finally {
     await relay?.stop();
+    await org.close();
     await sandbox.close();
     if (tempDir) await rm(tempDir, { recursive: true, force: true });
   }
@@ -303,9 +348,9 @@ function sender(
 ) {
   const host = new URL(relayUrl).host;
   return {
-    async invocable(callKey: string, items: readonly ReturnType<typeof invocableItem>[]): Promise<void> {
+    async invocable(callKey: string, items: readonly Readonly<Record<string, unknown>>[], route = 'by-id'): Promise<void> {
       const tally = tallies.salesforce;
-      const response = await fetch(`${relayUrl}/salesforce/track-event/by-id`, {
+      const response = await fetch(`${relayUrl}/salesforce/track-event/${route}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${relaySecret}`, 'content-type': 'application/json', 'idempotency-key': callKey },
         body: JSON.stringify({ usersEvents: items }),
@@ -383,6 +428,21 @@ function sender(
   };
 }
 
+/** Waits until the outbox took `expected` events of `source` (Platform Events arrive asynchronously); false at the deadline. */
+async function waitForEvents(
+  relay: { readonly outbox: { counts(tenant: string, source?: string): Promise<Readonly<Record<string, number>>> } },
+  source: DemoSource,
+  expected: number,
+  deadline: number,
+): Promise<boolean> {
+  for (;;) {
+    const counts = await relay.outbox.counts(TENANT, source);
+    if (Object.values(counts).reduce((sum, n) => sum + n, 0) >= expected) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Waits until the outbox holds nothing pending or leased and the scripted faults are spent; false at the deadline. */
 async function waitForDrain(
   relay: { readonly outbox: { counts(tenant: string): Promise<Readonly<Record<string, number>>> } },
@@ -415,6 +475,9 @@ function checkInvariants(
     ok: drained && waiting === 0,
     detail: drained ? 'nothing pending or leased' : `${waiting} events still pending or leased at the deadline`,
   });
+  const rejected = rows.reduce((sum, row) => sum + row.rejected, 0);
+  // Everything the demo sends is valid: a refusal means a route or a mapping broke.
+  invariants.push({ name: 'nothing refused', ok: rejected === 0, detail: `${rejected} events refused by the relay` });
   invariants.push({
     name: 'no dead letters',
     ok: (counts.dead ?? 0) === 0,

@@ -33,16 +33,28 @@ describe('oncekit demo', () => {
     expect(report.ok).toBe(true);
     expect(report.invariants.length).toBeGreaterThan(0);
     expect(report.invariants.filter((invariant) => !invariant.ok)).toEqual([]);
-    // Apex retried one 3-item call with the same Idempotency-Key (replayed) and a later call repeated an event key.
+    // Apex retried one 3-item call with the same Idempotency-Key (replayed), a later call repeated an event key, and
+    // a by-lead call took its user from the fake org's Lead through jsforce.
     expect(row(report, 'salesforce')).toEqual({
       source: 'salesforce',
-      sent: 10,
-      accepted: 6,
+      sent: 11,
+      accepted: 7,
       replayed: 3,
       duplicates: 1,
       rejected: 0,
       keysDropped: 1,
-      recorded: 6,
+      recorded: 7,
+    });
+    // Platform Events from the fake org: three keyed by EventUuid, and one published twice with one Idempotency_Key__c.
+    expect(row(report, 'salesforce-event')).toEqual({
+      source: 'salesforce-event',
+      sent: 5,
+      accepted: 4,
+      replayed: 0,
+      duplicates: 1,
+      rejected: 0,
+      keysDropped: 0,
+      recorded: 4,
     });
     // A redelivery and a retried event (new id, same token) are both absorbed by the inbox.
     expect(row(report, 'keygen')).toEqual({
@@ -66,15 +78,15 @@ describe('oncekit demo', () => {
       keysDropped: 1,
       recorded: 4,
     });
-    expect(report.keyedEvents).toBe(10);
+    expect(report.keyedEvents).toBe(15);
     expect(report.unkeyedEvents).toBe(2);
-    expect(report.target.events).toBe(12);
+    expect(report.target.events).toBe(17);
     // Every scripted fault hit the target, and the record-then-fail came back as a 409 the relay settled as a duplicate.
     expect(report.target.faultsInjected).toEqual({ status: 3, throttle: 1, 'record-then-fail': 1 });
     expect(report.target.byStatus).toMatchObject({ '429': 1, '500': 2, '503': 2 });
     expect(report.sources.reduce((sum, source) => sum + source.target409, 0)).toBeGreaterThanOrEqual(1);
     expect(report.sandbox.url).not.toContain(':9/');
-    expect(report.notes.join(' ')).toMatch(/Platform Events .* need a Salesforce org/);
+    expect(report.notes.join(' ')).toMatch(/local fake org on loopback/);
   });
 
   it('prints a table per source and a final verdict, and leaves no temporary store behind', async () => {
@@ -93,14 +105,15 @@ describe('oncekit demo', () => {
       'recorded by target',
     ]);
     const cells = (label: string) => lines.find((line) => line.startsWith(label))?.split(/\s{2,}/);
-    expect(cells('Salesforce invocable')).toEqual(['Salesforce invocable', '10', '6', '3', '1', '1', expect.any(String), '6']);
+    expect(cells('Salesforce invocable')).toEqual(['Salesforce invocable', '11', '7', '3', '1', '1', expect.any(String), '7']);
+    expect(cells('Salesforce Platform Events')).toEqual(['Salesforce Platform Events', '5', '4', '0', '1', '0', expect.any(String), '4']);
     expect(cells('Keygen webhooks')).toEqual(['Keygen webhooks', '4', '2', '0', '2', '0', expect.any(String), '2']);
     expect(cells('Segment webhooks')).toEqual(['Segment webhooks', '5', '4', '0', '1', '1', expect.any(String), '4']);
-    expect(cells('total')).toEqual(['total', '19', '12', '3', '4', '2', expect.any(String), '12']);
+    expect(cells('total')).toEqual(['total', '25', '17', '3', '5', '2', expect.any(String), '17']);
     expect(run.stdout).toContain('(store sqlite:');
-    expect(run.stdout).toContain('Platform Events are not part of the demo');
+    expect(run.stdout).toContain('local fake org on loopback');
     expect(lines.at(-1)).toBe(
-      'OK: every event with a key (10) was recorded exactly once by the target; 2 without a key, once each; nothing lost.',
+      'OK: every event with a key (15) was recorded exactly once by the target; 2 without a key, once each; nothing lost.',
     );
     expect(readdirSync(dir)).toEqual([]);
   });
