@@ -47,6 +47,18 @@ export const invalidKeyPolicyChoices = [
   { value: 'reject', sample: 'reject', label: 'Fail the step without sending the event' },
 ] as const satisfies readonly { value: InvalidKeyPolicy; sample: string; label: string }[];
 
+/** The Derive Idempotency Key From input; `note` adds what differs per action. */
+export function idempotencyKeyFromInputField(note?: string) {
+  return defineInputField({
+    key: 'idempotencyKeyFrom',
+    label: 'Derive Idempotency Key From',
+    type: 'string',
+    list: true,
+    required: false,
+    helpText: note ? `${idempotencyKeyFromHelp} ${note}` : idempotencyKeyFromHelp,
+  });
+}
+
 /** The Invalid Key Policy input, the same in both actions. */
 export const invalidKeyPolicyInputField = defineInputField({
   key: 'invalidKeyPolicy',

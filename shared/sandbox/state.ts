@@ -35,17 +35,8 @@ export interface StoredUser {
   autoCreated: boolean;
 }
 
-export interface EventSnapshot {
-  readonly id: string;
-  readonly userId: string;
-  readonly accountId: string;
-  readonly key: string;
-  readonly fields: EventFields;
-  readonly dateTriggered: number;
-  readonly dateReceived: number;
-  readonly idempotencyKey: string | null;
-  readonly via: Channel;
-}
+/** A recorded event as inspection shows it. */
+export type EventSnapshot = Omit<StoredEvent, 'dateProcessed'>;
 
 export interface KeySnapshot {
   readonly key: string;

@@ -4,7 +4,7 @@ import type { KeyDecision } from '../../../shared/keys/index.js';
 import type { TargetClient } from '../../../shared/target/index.js';
 import {
   decideEventKey,
-  idempotencyKeyFromHelp,
+  idempotencyKeyFromInputField,
   idempotencyKeyHelp,
   invalidKeyPolicyInputField,
   readInvalidKeyPolicy,
@@ -51,14 +51,7 @@ export const inputFields = defineInputFields([
     helpText: 'Optional. When the event happened; SaaSquatch uses the time it received the event when this is empty.',
   },
   { key: 'idempotencyKey', label: 'Idempotency Key', type: 'string', required: false, helpText: idempotencyKeyHelp },
-  {
-    key: 'idempotencyKeyFrom',
-    label: 'Derive Idempotency Key From',
-    type: 'string',
-    list: true,
-    required: false,
-    helpText: idempotencyKeyFromHelp,
-  },
+  idempotencyKeyFromInputField(),
   invalidKeyPolicyInputField,
 ]);
 

@@ -6,7 +6,7 @@ import type { TargetClient } from '../../../shared/target/index.js';
 import {
   decideEventKey,
   type EventKeyOptions,
-  idempotencyKeyFromHelp,
+  idempotencyKeyFromInputField,
   idempotencyKeyHelp,
   invalidKeyPolicyInputField,
   readInvalidKeyPolicy,
@@ -37,14 +37,7 @@ export const inputFields = defineInputFields([
       { key: 'idempotencyKey', label: 'Idempotency Key', type: 'string', required: false, helpText: idempotencyKeyHelp },
     ],
   },
-  {
-    key: 'idempotencyKeyFrom',
-    label: 'Derive Idempotency Key From',
-    type: 'string',
-    list: true,
-    required: false,
-    helpText: `${idempotencyKeyFromHelp} Applies to each event on its own.`,
-  },
+  idempotencyKeyFromInputField('Applies to each event on its own.'),
   invalidKeyPolicyInputField,
 ]);
 
