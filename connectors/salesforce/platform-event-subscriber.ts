@@ -1,16 +1,16 @@
 import type { Connection } from 'jsforce';
-import { StreamingExtension } from 'jsforce/lib/api/streaming.js';
 import { z } from 'zod';
 import { OncekitError } from '../../shared/errors.js';
 import { type Logger, silentLogger } from '../../shared/log.js';
+import { type BayeuxClient, type BayeuxSubscribeFailure, openBayeuxClient } from './bayeux-client.js';
 import { DEFAULT_PLATFORM_EVENT_CHANNEL, type PlatformEventMessage } from './platform-event-mapping.js';
 import { checkpointReplayId, type ReplayCheckpointStore } from './replay-checkpoint-store.js';
 
 /**
- * Subscribes to a Platform Event channel over CometD with jsforce's streaming client, and hands each event to the
- * caller's sink one at a time, in order. A replayId is checkpointed only after the sink resolved, so a restart
- * resumes right after the last event the sink took: no loss within Salesforce's 72-hour retention, and no event the
- * sink took is delivered to it again.
+ * Subscribes to a Platform Event channel over CometD (bayeux-client.ts), and hands each event to the caller's sink
+ * one at a time, in order. A replayId is checkpointed only after the sink resolved, so a restart resumes right after
+ * the last event the sink took: no loss within Salesforce's 72-hour retention, and no event the sink took is
+ * delivered to it again.
  *
  * Failures:
  * - the sink rejects (or the checkpoint cannot be saved): the event is not checkpointed. Events queued behind it are
@@ -18,8 +18,8 @@ import { checkpointReplayId, type ReplayCheckpointStore } from './replay-checkpo
  *   event comes again, then the rest in order. (Before the first checkpoint it replays the retained events (-2) and
  *   skips those older than the first event it received.) The sink should reject only for transient trouble (its store is down);
  *   an event it can never take should be recorded and resolved, or it comes back forever.
- * - authentication fails (jsforce's AuthFailure extension on `advice.reconnect: none`, or a 401/403 handshake): the
- *   token is refreshed and a NEW client is created, since a faye client keeps the token it was created with.
+ * - authentication fails (Salesforce refuses the token on a handshake, connect or subscribe): the token is refreshed
+ *   and a NEW client is created, since a client keeps the token it was created with.
  * - the checkpoint is older than the retention window (Salesforce answers `400::The replayId {…} you provided was
  *   invalid`): by default the subscriber replays every retained event (-2) and logs the gap; with
  *   `onExpiredCheckpoint: 'fail'` it stops.
@@ -83,42 +83,6 @@ export class CheckpointExpiredError extends OncekitError {
   }
 }
 
-// The few faye client members used. faye ships no types; jsforce's createClient returns its Client.
-interface BayeuxSubscription {
-  callback(listener: () => void): void;
-  errback(listener: (error: unknown) => void): void;
-  cancel(): void;
-}
-interface BayeuxClient {
-  subscribe(channel: string, listener: (message: unknown) => void): BayeuxSubscription;
-  disconnect(): { then(onDone: () => void, onFailed: () => void): unknown } | undefined;
-  disable(feature: string): void;
-  addExtension(extension: object): void;
-}
-/**
- * faye has no call that ends everything a client has under way: a held long-poll and its timeout timer (110 s at
- * Salesforce) would keep the process alive after stop(), and a client whose handshake failed retries on a timer.
- * These internals (the same ones sfdx-core's streaming client reaches into) let release() end them.
- */
-interface BayeuxClientInternals {
-  _advice?: { reconnect?: string };
-  _dispatcher?: {
-    close?: () => void;
-    _envelopes?: Map<
-      unknown,
-      { timer?: ReturnType<typeof setTimeout> | null; request?: PromiseLike<{ abort?: () => void } | undefined> | null }
-    >;
-  };
-}
-
-interface BayeuxMessage {
-  readonly channel?: string;
-  readonly successful?: boolean;
-  readonly error?: string;
-  readonly advice?: { readonly reconnect?: string };
-  readonly ext?: { readonly sfdc?: { readonly failureReason?: string } };
-}
-
 const eventDataSchema = z.object({
   payload: z.record(z.string(), z.unknown()),
   event: z.looseObject({
@@ -127,18 +91,11 @@ const eventDataSchema = z.object({
   }),
 });
 
-type AttemptOutcome =
-  | { readonly kind: 'subscribed' }
-  | { readonly kind: 'auth' }
-  | { readonly kind: 'expired' }
-  | { readonly kind: 'failed'; readonly reason: string }
-  | { readonly kind: 'stopped' };
+type AttemptOutcome = { readonly kind: 'subscribed' } | BayeuxSubscribeFailure | { readonly kind: 'stopped' };
 
 interface ActiveClient {
   readonly id: number;
   readonly client: BayeuxClient;
-  readonly subscription: BayeuxSubscription;
-  readonly replayFrom: number;
 }
 
 interface QueuedEvent {
@@ -215,7 +172,7 @@ class Subscriber implements PlatformEventSubscriber {
     this.#settleAttempt?.({ kind: 'stopped' });
     const active = this.#active;
     this.#active = null;
-    if (active) await release(active, true);
+    if (active) await active.client.close(true);
     await this.#pump;
     await this.#lifecycle;
     this.#settleStart?.resolve();
@@ -320,20 +277,15 @@ class Subscriber implements PlatformEventSubscriber {
   #attempt(replayFrom: number): Promise<AttemptOutcome> {
     const stale = this.#active;
     this.#active = null;
-    if (stale) void release(stale, false);
+    if (stale) void stale.client.close(false);
     const id = ++this.#clientCount;
     this.#current = id;
-    const client = this.#options.session.connection.streaming.createClient([
-      new StreamingExtension.AuthFailure(() => this.#onAuthFailure(id)),
-      // Auth errors that come without `advice.reconnect: none`, and failed re-subscriptions faye makes on its own
-      // after a re-handshake (those never reach the subscription's errback).
-      { incoming: (message: BayeuxMessage, callback: (message: BayeuxMessage) => void) => this.#watch(id, message, callback) },
-      new StreamingExtension.Replay(this.channel, replayFrom),
-    ]) as unknown as BayeuxClient;
-    // Salesforce offers long-polling only; skip faye's WebSocket probe.
-    client.disable('websocket');
-    const subscription = client.subscribe(this.channel, (data) => this.#onMessage(id, data));
-    this.#active = { id, client, subscription, replayFrom };
+    const client = openBayeuxClient(this.#options.session.connection, this.channel, replayFrom, {
+      message: (data) => this.#onMessage(id, data),
+      authFailed: () => this.#onAuthFailure(id),
+      subscribeRefused: (reason) => this.#onSubscribeRefused(id, reason),
+    });
+    this.#active = { id, client };
 
     return new Promise<AttemptOutcome>((resolve) => {
       const timer = setTimeout(
@@ -349,8 +301,7 @@ class Subscriber implements PlatformEventSubscriber {
         resolve(outcome);
       };
       this.#settleAttempt = settle;
-      subscription.callback(() => settle({ kind: 'subscribed' }));
-      subscription.errback((error) => settle(classifySubscribeError(error, replayFrom)));
+      client.onAnswer(() => settle({ kind: 'subscribed' }), settle);
     });
   }
 
@@ -366,15 +317,11 @@ class Subscriber implements PlatformEventSubscriber {
     this.#settleStart = null;
   }
 
-  #watch(id: number, message: BayeuxMessage, callback: (message: BayeuxMessage) => void): void {
-    callback(message);
-    if (id !== this.#current || message.successful !== false) return;
-    if (isAuthError(message)) this.#onAuthFailure(id);
-    else if (message.channel === '/meta/subscribe' && this.#settleAttempt === null) {
-      // faye re-subscribed by itself (after a re-handshake) and Salesforce refused: without this the client would sit
-      // subscribed to nothing. Start over from the checkpoint.
-      this.#recover(id, 'subscribe', `Salesforce refused the re-subscription: ${message.error ?? 'no reason given'}`);
-    }
+  #onSubscribeRefused(id: number, reason: string): void {
+    // While an attempt waits, its own subscribe's refusal settles it. Otherwise faye re-subscribed by itself (after a
+    // re-handshake) and Salesforce refused: without this the client would sit subscribed to nothing. Start over from
+    // the checkpoint.
+    if (this.#settleAttempt === null) this.#recover(id, 'subscribe', `Salesforce refused the re-subscription: ${reason}`);
   }
 
   #onAuthFailure(id: number): void {
@@ -475,7 +422,7 @@ class Subscriber implements PlatformEventSubscriber {
     if (active?.id === id) {
       this.#active = null;
       // A client refused for auth cannot unsubscribe anyway; the others are told, without waiting.
-      void release(active, cause !== 'auth');
+      void active.client.close(cause !== 'auth');
     }
   }
 
@@ -485,7 +432,7 @@ class Subscriber implements PlatformEventSubscriber {
     this.#queue = [];
     const active = this.#active;
     this.#active = null;
-    if (active) void release(active, true);
+    if (active) void active.client.close(true);
     this.#logger.error(
       { event: 'platform_events_failed', channel: this.channel, error: error.message },
       'the Platform Event subscription stopped',
@@ -528,73 +475,6 @@ class Subscriber implements PlatformEventSubscriber {
   }
 }
 
-function isAuthError(message: BayeuxMessage): boolean {
-  if (message.channel !== '/meta/handshake' && message.channel !== '/meta/connect' && message.channel !== '/meta/subscribe') return false;
-  const text = `${message.error ?? ''} ${message.ext?.sfdc?.failureReason ?? ''}`;
-  // Not faye's "401::Unknown client" (an expired Bayeux session, which faye re-handshakes by itself).
-  return /Authentication invalid|Handshake denied/i.test(text);
-}
-
-function classifySubscribeError(error: unknown, replayFrom: number): AttemptOutcome {
-  const text = errorText(error);
-  if (/Authentication invalid|Handshake denied/i.test(text)) return { kind: 'auth' };
-  if (replayFrom >= 0 && /replayId/i.test(text) && /invalid/i.test(text)) return { kind: 'expired' };
-  return { kind: 'failed', reason: text };
-}
-
-function errorText(error: unknown): string {
-  if (error !== null && typeof error === 'object') {
-    const { code, message } = error as { code?: unknown; message?: unknown };
-    const parts = [code, message].filter((part) => part !== null && part !== undefined && part !== '');
-    if (parts.length > 0) return parts.join(': ');
-  }
-  return String(error);
-}
-
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** Ends a client: unsubscribes and disconnects (waiting briefly for the answer when asked), then ends what faye left running. */
-async function release(active: ActiveClient, graceful: boolean): Promise<void> {
-  const { client, subscription } = active;
-  let ack: ReturnType<BayeuxClient['disconnect']>;
-  try {
-    subscription.cancel();
-    ack = client.disconnect();
-  } catch {
-    // a client that never connected has nothing to cancel or disconnect
-  }
-  if (graceful && ack) {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 2000);
-      const done = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      ack.then(done, done);
-    });
-  }
-  try {
-    const internals = client as unknown as BayeuxClientInternals;
-    if (internals._advice) internals._advice.reconnect = 'none';
-    const dispatcher = internals._dispatcher;
-    for (const envelope of dispatcher?._envelopes?.values() ?? []) {
-      if (envelope.timer) clearTimeout(envelope.timer);
-      envelope.request?.then(
-        (request) => {
-          try {
-            request?.abort?.();
-          } catch {
-            // already closed
-          }
-        },
-        () => {},
-      );
-    }
-    dispatcher?._envelopes?.clear();
-    dispatcher?.close?.();
-  } catch {
-    // Best effort: a faye version without these internals leaves its long-poll to time out.
-  }
 }
