@@ -1,4 +1,5 @@
-import { decideKey, saasquatchKeyProfile, segmentCandidate } from '../shared/keys/index.js';
+import { segmentCandidate } from '../connectors/segment/mapping.js';
+import { decideKey, saasquatchKeyProfile } from '../shared/keys/index.js';
 import { type BenchRow, compared, measureRate } from './measure.js';
 
 /** A realistic mix: mostly valid analytics ids, some custom ids that get dropped or hashed. */

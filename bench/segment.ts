@@ -1,6 +1,7 @@
-import { createSegmentHandlers, type KeyDecider, type SegmentHandlers } from '../connectors/segment/handlers.js';
+import { createSegmentHandlers, type SegmentHandlers } from '../connectors/segment/handlers.js';
+import { type KeyDecider, segmentCandidate } from '../connectors/segment/mapping.js';
 import type { SegmentErrorClasses } from '../connectors/segment/segment-runtime.js';
-import { decideKey, segmentCandidate } from '../shared/keys/index.js';
+import { decideKey } from '../shared/keys/index.js';
 import { jsonLineLogger } from '../shared/log.js';
 import { DEFAULT_SANDBOX_API_KEY, startSandbox } from '../shared/sandbox/index.js';
 import type { FetchLike } from '../shared/target/index.js';

@@ -171,12 +171,14 @@ async function runDemo(options: DemoCommandOptions): Promise<DemoReport> {
       ONCEKIT_SF_LOGIN_URL: org.url,
     };
     const config = readRelayConfig({ host: '127.0.0.1', port: 0, targetUrl: sandbox.url, tenant: TENANT, store: storeText }, env);
-    relay = await startRelay(config, {
-      env,
-      // Short backoff and polling, so the scripted faults are retried within the demo's few seconds.
-      outbox: { backoffBaseMs: 50, backoffMaxMs: 1000, pollMs: 25 },
-      logStream: options.logLevel === 'silent' ? discard() : process.stderr,
-    });
+    relay = await startRelay(
+      { ...config, target: { url: sandbox.url, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY } },
+      {
+        // Short backoff and polling, so the scripted faults are retried within the demo's few seconds.
+        outbox: { backoffBaseMs: 50, backoffMaxMs: 1000, pollMs: 25 },
+        logStream: options.logLevel === 'silent' ? discard() : process.stderr,
+      },
+    );
     const running = relay;
     const tallies: Record<DemoSource, Tally> = {
       salesforce: newTally(),

@@ -8,10 +8,12 @@ import {
   type KeyProfileName,
   type KeySource,
   keyProfiles,
-  keySources,
   rawCandidate,
 } from '../../shared/keys/index.js';
 import { choiceOption, EXIT_FAILURE, EXIT_OK, printJson } from '../usage.js';
+
+/** The sources a decision may be labelled with: oncekit's connectors, the importer, and a raw key. */
+const keySources = ['segment', 'zapier', 'salesforce', 'keygen', 'import', 'raw'] as const satisfies readonly KeySource[];
 
 interface KeyCommandOptions {
   readonly policy: InvalidKeyPolicy;

@@ -30,7 +30,7 @@ export function registerRelayCommand(program: Command): void {
     .action(async (options: RelayCommandOptions) => {
       // Loaded here: the relay pulls in Fastify, jsforce and the stores, which the other commands do not need.
       const { readRelayConfig } = await import('../../connectors/relay/config.js');
-      const { startRelay } = await import('../../connectors/relay/relay.js');
+      const { startRelayOrSandbox } = await import('../built-in-sandbox.js');
       const { describeStoreLocation } = await import('../../shared/store/location.js');
       const config = readRelayConfig({
         ...(options.port === undefined ? {} : { port: options.port }),
@@ -39,7 +39,8 @@ export function registerRelayCommand(program: Command): void {
         ...(options.tenant === undefined ? {} : { tenant: options.tenant }),
         ...(options.store === undefined ? {} : { store: options.store }),
       });
-      const relay = await startRelay(config);
+      // Without a target the relay forwards to the built-in sandbox, and says so loudly below.
+      const relay = await startRelayOrSandbox(config);
       const say = (line: string): void => {
         process.stdout.write(`${line}\n`);
       };

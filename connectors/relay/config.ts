@@ -4,6 +4,9 @@ import { InvalidInputError } from '../../shared/errors.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/decide.js';
 import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../../shared/store/location.js';
 import { parseInput } from '../../shared/validation.js';
+import { KEYGEN_MAPPING_ENV, type KeygenEventMapping, parseKeygenEventMapping } from '../keygen/keygen-event.js';
+import { type IdentityFields, identityFieldsFromEnv } from '../salesforce/identity.js';
+import { type SalesforceAuthConfig, salesforceAuthConfigFromEnv } from '../salesforce/salesforce-auth.js';
 
 /** Everything the relay reads from its options and environment; the command line wins over the environment. */
 export interface RelayConfig {
@@ -17,8 +20,14 @@ export interface RelayConfig {
   readonly relaySecretGenerated: boolean;
   readonly invalidKeyPolicy: InvalidKeyPolicy;
   readonly keygen: { readonly publicKey: string; readonly host: string | null } | null;
+  /** How Keygen events become user events (ONCEKIT_KEYGEN_EVENT_MAPPING, or the default). */
+  readonly keygenMapping: KeygenEventMapping;
   readonly segmentSharedSecret: string | null;
   readonly salesforceConfigured: boolean;
+  /** The Salesforce auth settings (ONCEKIT_SF_*), when ONCEKIT_SF_CLIENT_ID is set. */
+  readonly salesforceAuth: SalesforceAuthConfig | null;
+  /** Which Salesforce fields give the SaaSquatch ids (ONCEKIT_SF_IDENTITY_FIELDS, or the default). */
+  readonly identityFields: IdentityFields;
   readonly platformEventChannel: string | null;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
 }
@@ -32,7 +41,7 @@ export interface RelayOptions {
 }
 
 /** The variable (or option) behind each field, so every error names what the user sets. */
-export const RELAY_SETTING_NAMES: Readonly<Record<string, string>> = {
+export const RELAY_SETTING_NAMES = {
   host: '--host (or ONCEKIT_HOST)',
   port: '--port (or ONCEKIT_PORT)',
   targetUrl: '--target-url (or ONCEKIT_TARGET_URL)',
@@ -46,7 +55,7 @@ export const RELAY_SETTING_NAMES: Readonly<Record<string, string>> = {
   segmentSharedSecret: 'ONCEKIT_SEGMENT_SHARED_SECRET',
   platformEventChannel: 'ONCEKIT_SF_EVENT_CHANNEL',
   logLevel: 'ONCEKIT_LOG_LEVEL',
-};
+} as const satisfies Readonly<Record<string, string>>;
 
 const blankToUndefined = (value: unknown): unknown => (value === '' ? undefined : value);
 const optionalText = z.preprocess(blankToUndefined, z.string().optional());
@@ -93,7 +102,10 @@ const settingsSchema = z
     }
   });
 
-/** Reads the relay's configuration; an InvalidInputError names each bad option or variable. Secrets are never echoed. */
+/**
+ * Reads the relay's configuration, the only place the relay reads its environment; an InvalidInputError names each bad
+ * option or variable. Secrets are never echoed.
+ */
 export function readRelayConfig(options: RelayOptions, env: Readonly<Record<string, string | undefined>> = process.env): RelayConfig {
   let settings: z.output<typeof settingsSchema>;
   try {
@@ -116,6 +128,7 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
     throw renameFields(error);
   }
   const generated = settings.relaySecret === undefined;
+  const salesforceConfigured = Boolean(env.ONCEKIT_SF_CLIENT_ID);
   return {
     host: settings.host,
     port: settings.port,
@@ -129,7 +142,10 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
     invalidKeyPolicy: settings.invalidKeyPolicy,
     keygen: settings.keygenPublicKey ? { publicKey: settings.keygenPublicKey, host: settings.keygenHost ?? null } : null,
     segmentSharedSecret: settings.segmentSharedSecret ?? null,
-    salesforceConfigured: Boolean(env.ONCEKIT_SF_CLIENT_ID),
+    keygenMapping: parseKeygenEventMapping(env[KEYGEN_MAPPING_ENV]),
+    salesforceConfigured,
+    salesforceAuth: salesforceConfigured ? salesforceAuthConfigFromEnv(env) : null,
+    identityFields: identityFieldsFromEnv(env),
     platformEventChannel: settings.platformEventChannel ?? null,
     logLevel: settings.logLevel,
   };
@@ -137,6 +153,9 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
 
 function renameFields(error: unknown): unknown {
   if (!(error instanceof InvalidInputError)) return error;
-  const issues = error.issues.map((issue) => ({ field: RELAY_SETTING_NAMES[issue.field] ?? issue.field, reason: issue.reason }));
+  const issues = error.issues.map((issue) => ({
+    field: (RELAY_SETTING_NAMES as Readonly<Record<string, string>>)[issue.field] ?? issue.field,
+    reason: issue.reason,
+  }));
   return new InvalidInputError(issues, 'invalid relay configuration');
 }

@@ -1,36 +1,10 @@
-import type { UserEventInput } from '../../shared/events/user-event.js';
-import type { KeyDecision } from '../../shared/keys/decide.js';
 import type { Logger } from '../../shared/log.js';
-import type { EnqueueResult, OutboxStore } from '../../shared/outbox/types.js';
+import { dedupKeyOf, type Ingest } from '../../shared/outbox/ingest.js';
+import type { OutboxStore } from '../../shared/outbox/types.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RecentEvents } from './recent-events.js';
 
-/** An event a route has checked, mapped and keyed: ready to be made durable. */
-export interface ReadyEvent {
-  /** `salesforce`, `salesforce-event`, `keygen`, `segment`. */
-  readonly source: string;
-  /** The source's own id, how a user finds the event in the ledger (a Salesforce record, a webhook event id, …). */
-  readonly sourceId: string;
-  readonly input: UserEventInput;
-  readonly decision: KeyDecision | null;
-}
-
-export interface Ingest {
-  /**
-   * Persists the events in the outbox (one atomic enqueue) and only then resolves: a route answers its sender after
-   * this, so an acknowledged event is never lost. Wakes the delivery worker.
-   */
-  accept(events: readonly ReadyEvent[]): Promise<EnqueueResult[]>;
-}
-
-/**
- * What makes two events one for the outbox: the idempotency key when there is one (the target would answer 409
- * anyway), else the source and its id. Events of one tenant with the same dedup key are enqueued once.
- */
-export function dedupKeyOf(event: ReadyEvent): string {
-  return event.input.idempotencyKey ? `key:${event.input.idempotencyKey}` : `${event.source}:${event.sourceId}`;
-}
-
+/** The relay's ingest: the outbox enqueue, then metrics, the recent-events list and a wake-up of the worker. */
 export function createIngest(options: {
   readonly tenant: string;
   readonly outbox: OutboxStore;

@@ -1,6 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import type { ReadinessCheck } from '../../shared/http/readiness.js';
 import type { OutboxStore } from '../../shared/outbox/types.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RecentEvents } from './recent-events.js';
@@ -11,11 +12,6 @@ import type { RecentEvents } from './recent-events.js';
  * first one out.
  */
 export const SESSION_COOKIE = 'oncekit_session';
-
-export interface ReadinessCheck {
-  readonly name: string;
-  check(): Promise<void>;
-}
 
 export interface StatusSnapshot {
   readonly tenant: string;

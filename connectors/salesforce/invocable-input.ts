@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { type FieldIssue, InvalidInputError } from '../../shared/errors.js';
 import { buildUserEventInput, type UserEventDraft, type UserEventInput } from '../../shared/events/index.js';
-import { type DecideKeyOptions, decideKey, describeFault, type KeyDecision, salesforceCandidate } from '../../shared/keys/index.js';
+import { type DecideKeyOptions, decideKey, describeFault, type KeyDecision } from '../../shared/keys/index.js';
 import { issuesOf, parseInput } from '../../shared/validation.js';
+import { salesforceCandidate } from './key-candidate.js';
 import { checkSalesforceId, recordTypeOf, type SupportedRecordType, UnsupportedRecordTypeError } from './salesforce-id.js';
 
 /**

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { InvalidInputError } from '../../shared/errors.js';
 import { buildUserEventInput, type UserEventDraft, type UserEventInput } from '../../shared/events/index.js';
-import { type DecideKeyOptions, decideKey, describeFault, type KeyDecision, salesforceCandidate } from '../../shared/keys/index.js';
+import { type DecideKeyOptions, decideKey, describeFault, type KeyDecision } from '../../shared/keys/index.js';
 import { parseInput } from '../../shared/validation.js';
+import { salesforceCandidate } from './key-candidate.js';
 
 /**
  * The one place that knows the platform event's fields. They match

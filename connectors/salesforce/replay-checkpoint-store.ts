@@ -1,9 +1,12 @@
 import { InvalidInputError } from '../../shared/errors.js';
+import type { StoreLocation } from '../../shared/store/location.js';
+import { connectRedis } from '../../shared/store/open-idempotency-store.js';
+import { migrate, openSqliteDatabase } from '../../shared/store/sqlite-database.js';
 
 /**
  * Where the Platform Event subscriber keeps, per channel, the replayId of the last event its sink took. Saved only
- * after the sink resolved, so a restart resumes right after it (within Salesforce's 72-hour retention). The durable
- * implementation comes with the stores; the relay passes it in.
+ * after the sink resolved, so a restart resumes right after it (within Salesforce's 72-hour retention). `openReplayCheckpointStore`
+ * keeps them next to the rest of the relay's state.
  */
 export interface ReplayCheckpointStore {
   load(channel: string): Promise<string | number | null>;
@@ -41,6 +44,56 @@ export function memoryReplayCheckpointStore(initial: Readonly<Record<string, str
     async save(channel, replayId) {
       checkpoints.set(channel, replayId);
       saves.push({ channel, replayId });
+    },
+  };
+}
+
+export interface DurableReplayCheckpointStore extends ReplayCheckpointStore {
+  close(): Promise<void>;
+}
+
+/**
+ * Where the Platform Event subscriber keeps the last replayId it handed to the outbox, next to the rest of the relay's
+ * state, so a restart resumes there (within Salesforce's 72 h retention).
+ */
+export async function openReplayCheckpointStore(location: StoreLocation, tenant: string): Promise<DurableReplayCheckpointStore> {
+  if (location.kind === 'memory') {
+    const store = memoryReplayCheckpointStore();
+    return { load: (channel) => store.load(channel), save: (channel, id) => store.save(channel, id), close: async () => {} };
+  }
+  if (location.kind === 'sqlite') {
+    const db = openSqliteDatabase(location.path);
+    migrate(db, 'salesforce_replay', 1, [
+      `CREATE TABLE IF NOT EXISTS salesforce_replay_checkpoints (
+         tenant TEXT NOT NULL, channel TEXT NOT NULL, replay_id TEXT NOT NULL, saved_at INTEGER NOT NULL,
+         PRIMARY KEY (tenant, channel))`,
+    ]);
+    const read = db.prepare<[string, string], { replay_id: string }>(
+      'SELECT replay_id FROM salesforce_replay_checkpoints WHERE tenant = ? AND channel = ?',
+    );
+    const write = db.prepare<[string, string, string, number]>(
+      `INSERT INTO salesforce_replay_checkpoints (tenant, channel, replay_id, saved_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (tenant, channel) DO UPDATE SET replay_id = excluded.replay_id, saved_at = excluded.saved_at`,
+    );
+    return {
+      load: async (channel) => read.get(tenant, channel)?.replay_id ?? null,
+      save: async (channel, replayId) => {
+        write.run(tenant, channel, String(replayId), Date.now());
+      },
+      close: async () => {
+        db.close();
+      },
+    };
+  }
+  const redis = await connectRedis(location.url, 5000);
+  const keyOf = (channel: string): string => `oncekit:${tenant}:sf-replay:${channel}`;
+  return {
+    load: async (channel) => redis.get(keyOf(channel)),
+    save: async (channel, replayId) => {
+      await redis.set(keyOf(channel), String(replayId));
+    },
+    close: async () => {
+      await redis.quit();
     },
   };
 }

@@ -1,12 +1,4 @@
 import type { UserEventInput } from '../../shared/events/index.js';
-import {
-  type DecideKeyOptions,
-  decideKey,
-  type KeyCandidate,
-  type KeyDecision,
-  KeyRejectedError,
-  segmentCandidate,
-} from '../../shared/keys/index.js';
 import { jsonLineLogger, type Logger } from '../../shared/log.js';
 import {
   basicAuthHeader,
@@ -17,11 +9,9 @@ import {
   type TargetClient,
   type UserUpsert,
 } from '../../shared/target/index.js';
-import { identifyToUserUpsert, readTrackEvent, SegmentEventError, trackToUserEventInput } from './mapping.js';
+import { identifyToUserUpsert, type KeyDecider, mapTrackEvent, SegmentEventError } from './mapping.js';
 import type { BatchEventStatus, SegmentErrorClasses, SegmentRuntime } from './segment-runtime.js';
 import { InvalidSettingsError, parseSegmentSettings, type SegmentSettings } from './settings.js';
-
-export type KeyDecider = (candidate: KeyCandidate, options: DecideKeyOptions) => KeyDecision;
 
 /** How long the function may spend on the target. Segment stops a function after 5 s and retries it. */
 export interface InvocationTiming {
@@ -202,7 +192,6 @@ function eventTypeOf(event: unknown): string {
  * RetryError for what may succeed later, ValidationError / InvalidEventPayload / EventNotSupported for what will not.
  */
 export function createSegmentHandlers(runtime: SegmentRuntime, options: SegmentHandlerOptions = {}): SegmentHandlers {
-  const decide = options.decideKey ?? decideKey;
   const timing = options.timing ?? defaultInvocationTiming;
 
   function loggerFor(scrub: (text: string) => string): Logger {
@@ -234,18 +223,9 @@ export function createSegmentHandlers(runtime: SegmentRuntime, options: SegmentH
     }
   }
 
-  /** The track event's target input, its key decided from messageId; an invalid key is dropped and logged once. */
+  /** The track event's target input through the one Segment mapping. */
   function trackInput(event: unknown, settings: SegmentSettings, logger: Logger): UserEventInput {
-    const parts = readTrackEvent(event, settings);
-    const candidate = segmentCandidate((event ?? {}) as { readonly messageId?: unknown });
-    const decision = decide(candidate, { policy: settings.invalidKeyPolicy, logger });
-    if (decision.decision === 'rejected') {
-      throw new SegmentEventError(
-        'validation',
-        `messageId: ${new KeyRejectedError(decision).message}; the invalidKeyPolicy setting is "reject"`,
-      );
-    }
-    return trackToUserEventInput(parts, decision, settings);
+    return mapTrackEvent(event, settings, { logger, ...(options.decideKey ? { decide: options.decideKey } : {}) }).input;
   }
 
   /** Runs one single-event handler body and turns whatever it throws into Segment's error for it. */

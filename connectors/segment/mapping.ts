@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { type FieldIssue, InvalidInputError } from '../../shared/errors.js';
 import { buildUserEventInput, type UserEventInput } from '../../shared/events/index.js';
-import type { KeyDecision } from '../../shared/keys/index.js';
+import { type DecideKeyOptions, decideKey, type KeyCandidate, type KeyDecision, KeyRejectedError } from '../../shared/keys/index.js';
+import type { Logger } from '../../shared/log.js';
 import type { UserUpsert } from '../../shared/target/index.js';
 import { issuesOf } from '../../shared/validation.js';
 import type { SegmentSettings } from './settings.js';
@@ -143,6 +144,37 @@ export function trackToUserEventInput(parts: TrackEventParts, decision: KeyDecis
     const issues = error.issues.map((issue) => ({ field: segmentFieldName(issue.field, settings), reason: issue.reason }));
     throw new SegmentEventError('invalid-payload', describeIssues('invalid track event', issues));
   }
+}
+
+/** The key candidate: the event's `messageId`, kept across Segment's retries. */
+export function segmentCandidate(event: { readonly messageId?: unknown }): KeyCandidate {
+  return { source: 'segment', value: event.messageId };
+}
+
+/** Decides a key from a candidate; only the benchmark replaces the shared `decideKey`. */
+export type KeyDecider = (candidate: KeyCandidate, options: DecideKeyOptions) => KeyDecision;
+
+/**
+ * The one Segment track mapping, for the destination function and the relay's webhook route alike: the event's shape
+ * and identity checked, its key decided from messageId under the settings' policy (an invalid key is dropped and
+ * logged once by default), and the target's input built. Throws SegmentEventError naming the field.
+ */
+export function mapTrackEvent(
+  event: unknown,
+  settings: SegmentSettings,
+  options: { readonly logger: Logger; readonly decide?: KeyDecider },
+): { readonly input: UserEventInput; readonly decision: KeyDecision } {
+  const parts = readTrackEvent(event, settings);
+  const decide = options.decide ?? decideKey;
+  const candidate = segmentCandidate((event ?? {}) as { readonly messageId?: unknown });
+  const decision = decide(candidate, { policy: settings.invalidKeyPolicy, logger: options.logger });
+  if (decision.decision === 'rejected') {
+    throw new SegmentEventError(
+      'validation',
+      `messageId: ${new KeyRejectedError(decision).message}; the invalidKeyPolicy setting is "reject"`,
+    );
+  }
+  return { input: trackToUserEventInput(parts, decision, settings), decision };
 }
 
 /** Maps a UserEventInput field path back to the Segment field it came from. */

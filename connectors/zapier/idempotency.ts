@@ -3,12 +3,13 @@ import { z as zod } from 'zod';
 import { InvalidInputError } from '../../shared/errors.js';
 import {
   decideKey,
+  fieldsCandidate,
   type InvalidKeyPolicy,
   invalidKeyPolicies,
+  type KeyCandidate,
   type KeyDecision,
   KeyRejectedError,
   saasquatchKeyProfile,
-  zapierCandidate,
 } from '../../shared/keys/index.js';
 import type { Logger } from '../../shared/log.js';
 
@@ -120,6 +121,17 @@ export interface EventKeyOptions {
   readonly fromFields: readonly string[];
   readonly policy: InvalidKeyPolicy;
   readonly logger: Logger;
+}
+
+/** The key candidate: the `idempotencyKey` input, or a key derived from the fields listed in `idempotencyKeyFrom`. */
+export function zapierCandidate(
+  inputData: Readonly<Record<string, unknown>>,
+  options: { readonly keyField?: string; readonly fromFields?: readonly string[] } = {},
+): KeyCandidate {
+  if (options.fromFields && options.fromFields.length > 0) return fieldsCandidate('zapier', inputData, options.fromFields);
+  const value = inputData[options.keyField ?? 'idempotencyKey'];
+  // Zapier's editor sends an unmapped optional field as "" (cleanInputData is not applied everywhere).
+  return { source: 'zapier', value: value === '' ? undefined : value };
 }
 
 /**

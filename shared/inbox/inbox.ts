@@ -22,9 +22,9 @@ const optionsSchema = z
   })
   .strict();
 const deliverySchema = z.object({
-  source: z.string().min(1, 'must name the sender, e.g. keygen'),
+  source: z.string().min(1, 'must name the sender'),
   tenant: z.string().min(1),
-  token: z.string().min(1, 'the delivery token (e.g. Keygen idempotencyToken, webhook-id) must not be empty'),
+  token: z.string().min(1, "the delivery token (the sender's redelivery id, e.g. a webhook-id) must not be empty"),
 });
 
 export interface InboxSettings {
@@ -35,7 +35,7 @@ export interface InboxSettings {
 
 export interface InboxOptions extends InboxSettings {
   readonly store: IdempotencyStore;
-  /** Per sender, e.g. `{ 'salesforce-outbound': { doneTtlMs: 26 * HOUR } }`; unset fields use the inbox defaults. */
+  /** Per sender, e.g. `{ 'outbound-messages': { doneTtlMs: 26 * HOUR } }`; unset fields use the inbox defaults. */
   readonly sources?: Readonly<Record<string, InboxSettings>>;
   /** Used only to tell an in-flight duplicate when to come back; give it the store's clock. */
   readonly clock?: Clock;

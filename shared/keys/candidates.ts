@@ -1,9 +1,11 @@
 import { canonicalJson } from '../canonical-json.js';
 import type { KeyFaultReason } from './profiles.js';
 
-/** Where a candidate came from; shown in decisions, logs and the ledger. */
-export type KeySource = 'segment' | 'zapier' | 'salesforce' | 'keygen' | 'import' | 'raw';
-export const keySources = ['segment', 'zapier', 'salesforce', 'keygen', 'import', 'raw'] as const satisfies readonly KeySource[];
+/**
+ * Where a candidate came from, named by the caller (a connector's source name such as the platform it adapts, `import`,
+ * `raw`); shown in decisions, logs and the ledger. The key rules never depend on it.
+ */
+export type KeySource = string;
 
 /**
  * A source's proposal for an idempotency key, before the rules are applied.
@@ -17,34 +19,14 @@ export interface KeyCandidate {
   readonly fault?: { readonly reason: KeyFaultReason; readonly detail: string };
 }
 
-/** Segment: the event's `messageId`, kept across Segment's retries. */
-export function segmentCandidate(event: { readonly messageId?: unknown }): KeyCandidate {
-  return { source: 'segment', value: event.messageId };
-}
-
-/** Salesforce: the invocable input `idempotencyKey`, else a Platform Event's `EventUuid`. */
-export function salesforceCandidate(input: { readonly idempotencyKey?: unknown; readonly eventUuid?: unknown }): KeyCandidate {
-  const explicit = input.idempotencyKey;
-  const hasExplicit = explicit !== undefined && explicit !== null && explicit !== '';
-  return { source: 'salesforce', value: hasExplicit ? explicit : input.eventUuid };
-}
-
-/**
- * Keygen-style webhooks: the webhook-event resource's `meta.idempotencyToken` (the body's `data`), the same on every
- * redelivery and on a retry, which Keygen sends as a new resource with a new id.
- */
-export function keygenCandidate(webhook: { readonly meta?: { readonly idempotencyToken?: unknown } | null }): KeyCandidate {
-  return { source: 'keygen', value: webhook.meta?.idempotencyToken };
-}
-
-/** A key given directly, e.g. on the command line or in an import row. */
+/** A key given directly, e.g. on the command line, in an import row or in a field a connector reads. */
 export function rawCandidate(value: unknown, source: KeySource = 'raw'): KeyCandidate {
   return { source, value };
 }
 
 /**
- * A key derived from chosen fields of a record, for users without a ready id (Zapier's `idempotencyKeyFrom`,
- * the importer's `--key-from`). The same values always give the same key, whatever the order the fields were named in.
+ * A key derived from chosen fields of a record, for users without a ready id (input fields a connector's
+ * user picks, the importer's `--key-from`). The same values always give the same key, whatever the order the fields were named in.
  * Every chosen field must have a value: a key built from the rest would merge distinct events.
  */
 export function fieldsCandidate(source: KeySource, record: Readonly<Record<string, unknown>>, fields: readonly string[]): KeyCandidate {
@@ -60,17 +42,6 @@ export function fieldsCandidate(source: KeySource, record: Readonly<Record<strin
   const picked: Record<string, unknown> = {};
   for (const name of names) picked[name] = record[name];
   return { source, value: canonicalJson(picked), derive: true };
-}
-
-/** Zapier: the `idempotencyKey` input, or a key derived from the fields listed in `idempotencyKeyFrom`. */
-export function zapierCandidate(
-  inputData: Readonly<Record<string, unknown>>,
-  options: { readonly keyField?: string; readonly fromFields?: readonly string[] } = {},
-): KeyCandidate {
-  if (options.fromFields && options.fromFields.length > 0) return fieldsCandidate('zapier', inputData, options.fromFields);
-  const value = inputData[options.keyField ?? 'idempotencyKey'];
-  // Zapier's editor sends an unmapped optional field as "" (cleanInputData is not applied everywhere).
-  return { source: 'zapier', value: value === '' ? undefined : value };
 }
 
 function isBlank(value: unknown): boolean {

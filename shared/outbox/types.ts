@@ -15,7 +15,7 @@ export const outboxStates = ['pending', 'leased', 'delivered', 'duplicate', 'dea
 /** An event handed to the outbox. It is durable once `enqueue` resolves, and only then may its sender be acknowledged. */
 export interface NewOutboxEvent {
   readonly tenant: string;
-  /** Where the event came from (`import`, `segment`, `keygen`, …); with `sourceId` it is how a user finds it. */
+  /** Where the event came from (`import`, or the connector's source name); with `sourceId` it is how a user finds it. */
   readonly source: string;
   /** The source's own id for the event, e.g. `events.csv:17` (file and record number) or a webhook id. */
   readonly sourceId: string;

@@ -48,6 +48,8 @@ describe('readRelayConfig', () => {
         ONCEKIT_KEYGEN_HOST: 'relay.example.com',
         ONCEKIT_SEGMENT_SHARED_SECRET: 'segment',
         ONCEKIT_SF_CLIENT_ID: 'client',
+        ONCEKIT_SF_CLIENT_SECRET: 'client-secret',
+        ONCEKIT_SF_LOGIN_URL: 'https://acme.my.salesforce.com',
         ONCEKIT_SF_EVENT_CHANNEL: '/event/Other__e',
         ONCEKIT_LOG_LEVEL: 'warn',
       },

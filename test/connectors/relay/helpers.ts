@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { type RelayWithSandbox as RunningRelay, startRelayOrSandbox } from '../../../cli/built-in-sandbox.js';
 import { readRelayConfig } from '../../../connectors/relay/config.js';
-import { type RunningRelay, startRelay } from '../../../connectors/relay/relay.js';
 import { checksumSuffix } from '../../../connectors/salesforce/salesforce-id.js';
 
 /** Distinctive secrets, so a leak into a log line or a response cannot hide among other text. */
@@ -51,7 +51,7 @@ export async function startTestRelay(env: Record<string, string | undefined>, st
   const fullEnv = { ONCEKIT_RELAY_SECRET: RELAY_SECRET, ONCEKIT_LOG_LEVEL: 'info', ...env };
   const config = readRelayConfig({ port: 0, store }, fullEnv);
   const logs = new LogCapture();
-  const relay = await startRelay(config, { outbox: FAST_OUTBOX, env: fullEnv, logStream: logs });
+  const relay = await startRelayOrSandbox(config, { outbox: FAST_OUTBOX, logStream: logs });
   return { relay, logs };
 }
 

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type RelayWithSandbox as RunningRelay, startRelayOrSandbox as startRelay } from '../../../cli/built-in-sandbox.js';
 import { readRelayConfig } from '../../../connectors/relay/config.js';
-import { type RunningRelay, startRelay } from '../../../connectors/relay/relay.js';
 
 /**
  * The status page in a real browser: Debian's chromium driven by playwright-core (never a downloaded browser).

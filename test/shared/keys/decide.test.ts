@@ -1,15 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import {
-  decideKey,
-  deriveKey,
-  fieldsCandidate,
-  KeyRejectedError,
-  keygenCandidate,
-  rawCandidate,
-  salesforceCandidate,
-  segmentCandidate,
-  zapierCandidate,
-} from '../../../shared/keys/index.js';
+import { keygenCandidate } from '../../../connectors/keygen/keygen-event.js';
+import { salesforceCandidate } from '../../../connectors/salesforce/key-candidate.js';
+import { segmentCandidate } from '../../../connectors/segment/mapping.js';
+import { zapierCandidate } from '../../../connectors/zapier/idempotency.js';
+import { decideKey, deriveKey, fieldsCandidate, KeyRejectedError, rawCandidate } from '../../../shared/keys/index.js';
 import { memoryLogger } from '../../../shared/log.js';
 
 describe('decideKey', () => {

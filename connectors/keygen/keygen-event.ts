@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InvalidInputError } from '../../shared/errors.js';
 import { buildUserEventInput, type UserEventInput } from '../../shared/events/index.js';
-import { type DecideKeyOptions, decideKey, type KeyDecision, KeyRejectedError, keygenCandidate } from '../../shared/keys/index.js';
+import { type DecideKeyOptions, decideKey, type KeyCandidate, type KeyDecision, KeyRejectedError } from '../../shared/keys/index.js';
 import { parseInput } from '../../shared/validation.js';
 
 /** Keygen's webhook-event resource, as posted to the endpoint: `payload` is the event's resource as JSON text. */
@@ -122,6 +122,14 @@ function firstText(root: unknown, paths: readonly string[]): string | undefined 
     if (typeof value === 'number') return String(value);
   }
   return undefined;
+}
+
+/**
+ * The key candidate: the webhook-event resource's `meta.idempotencyToken`, the same on every redelivery and on a retry,
+ * which Keygen sends as a new resource with a new id.
+ */
+export function keygenCandidate(webhook: { readonly meta?: { readonly idempotencyToken?: unknown } | null }): KeyCandidate {
+  return { source: 'keygen', value: webhook.meta?.idempotencyToken };
 }
 
 export type KeygenMappingResult =

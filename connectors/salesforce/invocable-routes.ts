@@ -1,16 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Connection } from 'jsforce';
+import { ServiceUnavailableError } from '../../shared/http/http-basics.js';
 import type { DecideKeyOptions } from '../../shared/keys/decide.js';
-import type { IdentityFields } from '../salesforce/identity.js';
-import { SalesforceUnavailableError } from '../salesforce/identity.js';
-import { type TrackEventRoute, trackEventRoutes } from '../salesforce/invocable-input.js';
-import { prepareTrackEventBatch, trackEventResponse } from '../salesforce/track-event-batch.js';
-import { RelayUnavailableError } from './http-basics.js';
+import type { Ingest } from '../../shared/outbox/ingest.js';
+import { type IdentityFields, SalesforceUnavailableError } from './identity.js';
 import type { InboundAuthCheck } from './inbound-auth.js';
-import type { Ingest } from './ingest.js';
+import { type TrackEventRoute, trackEventRoutes } from './invocable-input.js';
+import { prepareTrackEventBatch, trackEventResponse } from './track-event-batch.js';
 
-export interface SalesforceRoutesOptions {
+export interface InvocableRoutesOptions {
   readonly ingest: Ingest;
   readonly authenticate: (headers: Readonly<Record<string, string | string[] | undefined>>, rawBody: Buffer) => InboundAuthCheck;
   /** Null when Salesforce is not configured: items must then carry userId and accountId themselves. */
@@ -25,7 +24,7 @@ export interface SalesforceRoutesOptions {
  * Request idempotency (the plugin registered before these routes) makes an Apex retry with the same
  * Idempotency-Key replay the first answer.
  */
-export const salesforceRoutes: FastifyPluginAsync<SalesforceRoutesOptions> = async (app, options) => {
+export const invocableRoutes: FastifyPluginAsync<InvocableRoutesOptions> = async (app, options) => {
   app.addHook('preHandler', async (request, reply) => {
     const check = options.authenticate(request.headers, request.rawBody ?? Buffer.alloc(0));
     if (!check.ok) {
@@ -81,7 +80,7 @@ export const salesforceRoutes: FastifyPluginAsync<SalesforceRoutesOptions> = asy
     } catch (error) {
       if (error instanceof SalesforceUnavailableError) {
         // 503 + Retry-After: the Apex caller (or its Queueable) retries; nothing was enqueued.
-        throw new RelayUnavailableError(`Salesforce could not be read: ${error.message}`, 30);
+        throw new ServiceUnavailableError(`Salesforce could not be read: ${error.message}`, 30);
       }
       throw error;
     }

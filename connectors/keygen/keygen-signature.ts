@@ -1,4 +1,5 @@
 import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
+import type { SignatureCheck } from '../../shared/http/signature-check.js';
 
 /**
  * Keygen signs each webhook with its account's Ed25519 key: the `Keygen-Signature` header carries
@@ -15,8 +16,6 @@ export interface KeygenSignatureInput {
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly rawBody: Buffer;
 }
-
-export type SignatureCheck = { readonly valid: true } | { readonly valid: false; readonly reason: string };
 
 export interface KeygenVerifierOptions {
   /** The account's Ed25519 public key, hex (as Keygen's dashboard shows it) or PEM. */

@@ -1,8 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidInputError, OncekitError } from '../../shared/errors.js';
+import { InvalidInputError, OncekitError } from '../errors.js';
 
 /** Something the relay depends on is down: 503 with Retry-After, so the sender retries later. */
-export class RelayUnavailableError extends OncekitError {
+export class ServiceUnavailableError extends OncekitError {
   readonly retryAfterSeconds: number;
   constructor(message: string, retryAfterSeconds: number) {
     super('unavailable', message);
@@ -15,6 +15,17 @@ declare module 'fastify' {
     /** The body exactly as received: signatures and HMACs are computed over these bytes. */
     rawBody?: Buffer;
   }
+}
+
+/**
+ * A route whose connector is not set up: 503 rather than 404, so the sender keeps the events and retries, and nothing
+ * is lost while the relay is being configured. `setting` names what to set.
+ */
+export function replyNotConfigured(reply: FastifyReply, what: string, setting: string): FastifyReply {
+  return reply
+    .code(503)
+    .header('retry-after', '300')
+    .send({ error: 'not_configured', message: `${what} are not configured on this relay: set ${setting}` });
 }
 
 /** JSON bodies are parsed here, keeping the raw bytes for signature checks; bad JSON is a 400 naming the body. */
@@ -42,7 +53,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (error instanceof InvalidInputError) {
       return reply.code(400).send({ error: 'invalid_input', message: error.message, issues: error.issues });
     }
-    if (error instanceof RelayUnavailableError) {
+    if (error instanceof ServiceUnavailableError) {
       return reply.code(503).header('retry-after', String(error.retryAfterSeconds)).send({ error: 'unavailable', message: error.message });
     }
     if ('code' in error && error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { SignatureCheck } from './keygen-signature.js';
+import type { SignatureCheck } from '../../shared/http/signature-check.js';
 
 /**
  * Segment's Webhooks destinations sign each request with the destination's shared secret: `X-Signature` is the

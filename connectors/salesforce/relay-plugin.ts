@@ -1,0 +1,137 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { Connection } from 'jsforce';
+import { InvalidInputError } from '../../shared/errors.js';
+import { idempotencyPlugin } from '../../shared/http/idempotency-plugin.js';
+import type { ReadinessCheck } from '../../shared/http/readiness.js';
+import type { DecideKeyOptions } from '../../shared/keys/decide.js';
+import type { Logger } from '../../shared/log.js';
+import type { Ingest } from '../../shared/outbox/ingest.js';
+import type { IdempotencyStore } from '../../shared/store/idempotency-store.js';
+import type { StoreLocation } from '../../shared/store/location.js';
+import type { IdentityFields } from './identity.js';
+import { inboundAuthChecker } from './inbound-auth.js';
+import { invocableRoutes } from './invocable-routes.js';
+import { DEFAULT_PLATFORM_EVENT_CHANNEL, platformEventSourceId, platformEventToUserEventInput } from './platform-event-mapping.js';
+import { createPlatformEventSubscriber, type PlatformEventSubscriber } from './platform-event-subscriber.js';
+import { openReplayCheckpointStore } from './replay-checkpoint-store.js';
+import { connectSalesforce, type SalesforceAuthConfig, type SalesforceSession } from './salesforce-auth.js';
+
+export interface SalesforceConnectorOptions {
+  readonly ingest: Ingest;
+  readonly keys: DecideKeyOptions;
+  readonly logger: Logger;
+  /** The secret the Named Credential sends, as a Bearer token or the key of an HMAC of the body. */
+  readonly inboundSecret: string;
+  /** An Apex retry with the same Idempotency-Key replays the first answer from here. */
+  readonly requestIdempotency: { readonly store: IdempotencyStore; readonly tenant: string };
+  /** Null when Salesforce is not configured: invocable items must then carry userId and accountId themselves. */
+  readonly auth: SalesforceAuthConfig | null;
+  readonly identityFields: IdentityFields;
+  /** The Platform Event channel; with auth and no channel, the default one. */
+  readonly platformEventChannel: string | null;
+  /** Where the subscriber's replay checkpoints live: the relay's store, under this tenant. */
+  readonly checkpoints: { readonly location: StoreLocation; readonly tenant: string };
+  /** Counts a Platform Event that cannot be mapped (it is logged and skipped). */
+  readonly onUnmappable?: () => void;
+}
+
+export interface SalesforceConnector {
+  /** The invocable routes and, when configured, the Platform Event subscription; both end when the app closes. */
+  readonly plugin: FastifyPluginAsync;
+  /** The running subscriber once the plugin is registered; null without Platform Events. */
+  readonly subscriber: PlatformEventSubscriber | null;
+  /** What `/readyz` checks for Salesforce once the plugin is registered. */
+  readonly readiness: readonly ReadinessCheck[];
+}
+
+/** The Salesforce side of the relay: invocable calls from Apex, and Platform Events from the org. */
+export function createSalesforceConnector(options: SalesforceConnectorOptions): SalesforceConnector {
+  const { auth, logger } = options;
+  // Connected on first use, and again after a failure: the next request tries again.
+  let session: Promise<SalesforceSession> | null = null;
+  const salesforceSession = (): Promise<SalesforceSession> | null => {
+    if (!auth) return null;
+    session ??= connectSalesforce(auth, { logger }).catch((error: unknown) => {
+      session = null;
+      throw error;
+    });
+    return session;
+  };
+  const connection = async (): Promise<Connection | null> => {
+    const started = salesforceSession();
+    return started ? (await started).connection : null;
+  };
+
+  let subscriber: PlatformEventSubscriber | null = null;
+  const channel = options.platformEventChannel ?? (auth ? DEFAULT_PLATFORM_EVENT_CHANNEL : null);
+
+  async function subscribe(app: Parameters<FastifyPluginAsync>[0]): Promise<void> {
+    const started = salesforceSession();
+    if (!channel || !started) return;
+    const checkpoints = await openReplayCheckpointStore(options.checkpoints.location, options.checkpoints.tenant);
+    const running = createPlatformEventSubscriber({
+      session: await started,
+      channel,
+      checkpoints,
+      logger,
+      // The event is in the outbox before the sink resolves; only then is its replayId checkpointed.
+      sink: async (event) => {
+        const sourceId = platformEventSourceId(event);
+        try {
+          const { input, decision } = platformEventToUserEventInput(event, options.keys);
+          await options.ingest.accept([{ source: 'salesforce-event', sourceId, input, decision }]);
+        } catch (error) {
+          if (!(error instanceof InvalidInputError)) throw error;
+          // A malformed event would come back forever if the sink failed: log it and move on.
+          logger.error(
+            { event: 'platform_event_unmappable', sourceId, issues: error.issues },
+            'a Platform Event could not be mapped; it is skipped',
+          );
+          options.onUnmappable?.();
+        }
+      },
+    });
+    subscriber = running;
+    // Added before start, so a start that fails still closes the client; the checkpoints close after the last save.
+    app.addHook('onClose', async () => {
+      await running.stop();
+      await checkpoints.close();
+    });
+    await running.start();
+  }
+
+  const plugin: FastifyPluginAsync = async (app) => {
+    await subscribe(app);
+    // Request idempotency covers only these routes: an Apex retry with the same Idempotency-Key replays the answer.
+    await app.register(idempotencyPlugin, {
+      store: options.requestIdempotency.store,
+      resolveTenant: () => options.requestIdempotency.tenant,
+    });
+    await app.register(invocableRoutes, {
+      ingest: options.ingest,
+      authenticate: inboundAuthChecker(options.inboundSecret),
+      connection,
+      identityFields: options.identityFields,
+      keys: options.keys,
+    });
+  };
+
+  return {
+    plugin,
+    get subscriber() {
+      return subscriber;
+    },
+    get readiness() {
+      const running = subscriber;
+      if (!running) return [];
+      return [
+        {
+          name: 'salesforce',
+          check: async () => {
+            if (running.state === 'failed') throw new Error(`Platform Event subscription to ${running.channel} failed`);
+          },
+        },
+      ];
+    },
+  };
+}
