@@ -2,9 +2,12 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { registerErrorHandler, registerRawJsonParser } from '../../shared/http/http-basics.js';
 import { Inbox } from '../../shared/inbox/inbox.js';
 import type { DecideKeyOptions } from '../../shared/keys/decide.js';
+import type { Logger } from '../../shared/log.js';
+import type { Ingest } from '../../shared/outbox/ingest.js';
 import { openOutboxStore } from '../../shared/outbox/open-store.js';
 import type { OutboxStore } from '../../shared/outbox/types.js';
 import { createOutboxWorker } from '../../shared/outbox/worker.js';
+import type { IdempotencyStore } from '../../shared/store/idempotency-store.js';
 import { describeStoreLocation } from '../../shared/store/location.js';
 import { openIdempotencyStore } from '../../shared/store/open-idempotency-store.js';
 import { basicAuthHeader, graphqlUrl } from '../../shared/target/saasquatch-api.js';
@@ -12,7 +15,7 @@ import { type ClosableTransport, undiciTransport } from '../../shared/target/tra
 import { keygenWebhookVerifier } from '../keygen/keygen-signature.js';
 import { keygenWebhookPlugin } from '../keygen/webhook-plugin.js';
 import type { PlatformEventSubscriber } from '../salesforce/platform-event-subscriber.js';
-import { createSalesforceConnector } from '../salesforce/relay-plugin.js';
+import { createSalesforceConnector, type SalesforceConnector } from '../salesforce/relay-plugin.js';
 import { parseSegmentSettings } from '../segment/settings.js';
 import { segmentWebhookPlugin } from '../segment/webhook-plugin.js';
 import { RELAY_SETTING_NAMES, type RelayConfig } from './config.js';
@@ -91,45 +94,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
 
     const app = createRelayApp(log, metrics);
     closers.push(() => app.close()); // closed first: no new requests, in-flight ones finish, then the plugins' onClose
-    const salesforce = createSalesforceConnector({
-      ingest,
-      keys,
-      logger: log,
-      inboundSecret: config.relaySecret,
-      requestIdempotency: { store: idempotencyStore, tenant: target.tenant },
-      auth: config.salesforceAuth,
-      identityFields: config.identityFields,
-      platformEventChannel: config.platformEventChannel,
-      checkpoints: { location: config.store, tenant: target.tenant },
-      onUnmappable: () => metrics.deadLetters.inc({ source: 'salesforce-event', reason: 'unmappable' }),
-    });
-    await app.register(salesforce.plugin);
-    await app.register(segmentWebhookPlugin, {
-      ingest,
-      logger: log,
-      sharedSecretSetting: RELAY_SETTING_NAMES.segmentSharedSecret,
-      webhook: config.segmentSharedSecret
-        ? {
-            sharedSecret: config.segmentSharedSecret,
-            settings: parseSegmentSettings({
-              apiKey: target.apiKey,
-              tenantAlias: target.tenant,
-              apiBaseUrl: target.url,
-              invalidKeyPolicy: config.invalidKeyPolicy,
-            }),
-          }
-        : null,
-    });
-    await app.register(keygenWebhookPlugin, {
-      tenant: target.tenant,
-      ingest,
-      inbox: new Inbox({ store: idempotencyStore, logger: log }),
-      keys,
-      publicKeySetting: RELAY_SETTING_NAMES.keygenPublicKey,
-      webhook: config.keygen
-        ? { verify: keygenWebhookVerifier({ publicKey: config.keygen.publicKey }), host: config.keygen.host, mapping: config.keygenMapping }
-        : null,
-    });
+    const salesforce = await registerConnectors(app, { config, ingest, keys, idempotencyStore, log, metrics });
     const startedAt = Date.now();
     await app.register(operationsRoutes, {
       secret: config.relaySecret,
@@ -173,6 +138,62 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     await closeAll();
     throw error;
   }
+}
+
+/** Registers each connector's plugin: Salesforce (invocable routes, Platform Events), Segment and Keygen webhooks. */
+async function registerConnectors(
+  app: FastifyInstance,
+  parts: {
+    readonly config: StartRelayConfig;
+    readonly ingest: Ingest;
+    readonly keys: DecideKeyOptions;
+    readonly idempotencyStore: IdempotencyStore;
+    readonly log: Logger;
+    readonly metrics: RelayMetrics;
+  },
+): Promise<SalesforceConnector> {
+  const { config, ingest, keys, idempotencyStore, log, metrics } = parts;
+  const { target } = config;
+  const salesforce = createSalesforceConnector({
+    ingest,
+    keys,
+    logger: log,
+    inboundSecret: config.relaySecret,
+    requestIdempotency: { store: idempotencyStore, tenant: target.tenant },
+    auth: config.salesforceAuth,
+    identityFields: config.identityFields,
+    platformEventChannel: config.platformEventChannel,
+    checkpoints: { location: config.store, tenant: target.tenant },
+    onUnmappable: () => metrics.deadLetters.inc({ source: 'salesforce-event', reason: 'unmappable' }),
+  });
+  await app.register(salesforce.plugin);
+  await app.register(segmentWebhookPlugin, {
+    ingest,
+    logger: log,
+    sharedSecretSetting: RELAY_SETTING_NAMES.segmentSharedSecret,
+    webhook: config.segmentSharedSecret
+      ? {
+          sharedSecret: config.segmentSharedSecret,
+          settings: parseSegmentSettings({
+            apiKey: target.apiKey,
+            tenantAlias: target.tenant,
+            apiBaseUrl: target.url,
+            invalidKeyPolicy: config.invalidKeyPolicy,
+          }),
+        }
+      : null,
+  });
+  await app.register(keygenWebhookPlugin, {
+    tenant: target.tenant,
+    ingest,
+    inbox: new Inbox({ store: idempotencyStore, logger: log }),
+    keys,
+    publicKeySetting: RELAY_SETTING_NAMES.keygenPublicKey,
+    webhook: config.keygen
+      ? { verify: keygenWebhookVerifier({ publicKey: config.keygen.publicKey }), host: config.keygen.host, mapping: config.keygenMapping }
+      : null,
+  });
+  return salesforce;
 }
 
 /** Fastify with the relay's JSON parser (raw bytes kept for signatures), error answers and request metrics. */
