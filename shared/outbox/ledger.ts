@@ -1,6 +1,5 @@
 import { describeFault } from '../keys/decide.js';
 import type { AttemptRecord, LedgerEntry, OutboxState } from './types.js';
-import { describeAnswer } from './worker.js';
 
 const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
 
@@ -11,6 +10,13 @@ const STATE_TEXT: Readonly<Record<OutboxState, string>> = {
   duplicate: 'duplicate: the target already had this key (409), so an earlier attempt had landed; counts as delivered',
   dead: 'dead letter',
 };
+
+/** "HTTP 400 VALIDATION_FAILED: message", or "no answer: reason". */
+export function describeAnswer(attempt: Pick<AttemptRecord, 'status' | 'apiErrorCode' | 'rsCode' | 'message'>): string {
+  const codes = [attempt.apiErrorCode, attempt.rsCode].filter((code): code is string => code !== null).join(' ');
+  const head = attempt.status === null ? 'no answer' : `HTTP ${attempt.status}${codes ? ` ${codes}` : ''}`;
+  return attempt.message ? `${head}: ${attempt.message}` : head;
+}
 
 /**
  * Whether an attempt may have reached the target without us knowing: no answer, a lost lease, or a server error

@@ -5,6 +5,7 @@ import { createTargetClient, type TargetClient, type TargetClientOptions } from 
 import type { DeliveryResult } from '../target/outcome.js';
 import { backoffDelayMs, defaultRetryPolicy, sleep as realSleep } from '../target/retry.js';
 import { type OutboxDeliveryConfig, outboxDeliveryConfig, targetCallBudget } from './config.js';
+import { describeAnswer } from './ledger.js';
 import { newWorkerToken } from './store-support.js';
 import type { AttemptRecord, LeasedEvent, OutboxStore, Settlement } from './types.js';
 
@@ -284,13 +285,6 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       }
     },
   };
-}
-
-/** "HTTP 400 VALIDATION_FAILED: message", or "no answer: reason". */
-export function describeAnswer(attempt: Pick<AttemptRecord, 'status' | 'apiErrorCode' | 'rsCode' | 'message'>): string {
-  const codes = [attempt.apiErrorCode, attempt.rsCode].filter((code): code is string => code !== null).join(' ');
-  const head = attempt.status === null ? 'no answer' : `HTTP ${attempt.status}${codes ? ` ${codes}` : ''}`;
-  return attempt.message ? `${head}: ${attempt.message}` : head;
 }
 
 export interface DrainOptions {
