@@ -14,7 +14,7 @@ import type { Sandbox } from '../../shared/sandbox/server.js';
 import type { IdempotencyStore } from '../../shared/store/idempotency-store.js';
 import { describeStoreLocation } from '../../shared/store/location.js';
 import { openIdempotencyStore } from '../../shared/store/open-idempotency-store.js';
-import { basicAuthHeader, graphqlUrl } from '../../shared/target/saasquatch-api.js';
+import { createTargetClient, requireTargetAnswers } from '../../shared/target/client.js';
 import { type ClosableTransport, undiciTransport } from '../../shared/target/transport-undici.js';
 import { identityFieldsFromEnv } from '../salesforce/identity.js';
 import {
@@ -223,9 +223,10 @@ export async function startRelay(config: RelayConfig, dependencies: RelayDepende
       );
     });
 
+    const probe = createTargetClient({ baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send });
     const readiness: ReadinessCheck[] = [
       { name: 'store', check: async () => void (await outbox.counts(target.tenant)) },
-      { name: 'target', check: () => targetAnswers(transport, target) },
+      { name: 'target', check: async () => requireTargetAnswers(await probe.checkCredentials({ timeoutMs: 2000 })) },
       ...(subscriber ? [{ name: 'salesforce', check: async () => checkSubscriber(subscriber) }] : []),
     ];
     const startedAt = Date.now();
@@ -325,19 +326,6 @@ function recordSettlement(
       recent.settled(event.id, 'retrying', settlement.attempt?.message ?? null);
       return;
   }
-}
-
-/** Ready means the target answers our API key: a GraphQL `{ __typename }` costs it nothing. */
-async function targetAnswers(transport: ClosableTransport, target: { url: string; tenant: string; apiKey: string }): Promise<void> {
-  const response = await transport.send({
-    method: 'POST',
-    url: graphqlUrl(target.url, target.tenant),
-    headers: { authorization: basicAuthHeader(target.apiKey), 'content-type': 'application/json' },
-    body: JSON.stringify({ query: '{ __typename }' }),
-    timeoutMs: 2000,
-  });
-  if (response.status === 401 || response.status === 403) throw new Error(`the target refused the API key (HTTP ${response.status})`);
-  if (response.status >= 500) throw new Error(`the target answered HTTP ${response.status}`);
 }
 
 function checkSubscriber(subscriber: PlatformEventSubscriber | null): void {
