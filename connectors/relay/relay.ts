@@ -10,8 +10,8 @@ import { createOutboxWorker } from '../../shared/outbox/worker.js';
 import type { IdempotencyStore } from '../../shared/store/idempotency-store.js';
 import { describeStoreLocation } from '../../shared/store/location.js';
 import { openIdempotencyStore } from '../../shared/store/open-idempotency-store.js';
-import { basicAuthHeader, graphqlUrl } from '../../shared/target/saasquatch-api.js';
-import { type ClosableTransport, undiciTransport } from '../../shared/target/transport-undici.js';
+import { createTargetClient, requireTargetAnswers } from '../../shared/target/client.js';
+import { undiciTransport } from '../../shared/target/transport-undici.js';
 import { keygenWebhookVerifier } from '../keygen/keygen-signature.js';
 import { keygenWebhookPlugin } from '../keygen/webhook-plugin.js';
 import type { PlatformEventSubscriber } from '../salesforce/platform-event-subscriber.js';
@@ -95,6 +95,8 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     const app = createRelayApp(log, metrics);
     closers.push(() => app.close()); // closed first: no new requests, in-flight ones finish, then the plugins' onClose
     const salesforce = await registerConnectors(app, { config, ingest, keys, idempotencyStore, log, metrics });
+    // Ready means the target takes our API key; the probe costs it nothing.
+    const probe = createTargetClient({ baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send });
     const startedAt = Date.now();
     await app.register(operationsRoutes, {
       secret: config.relaySecret,
@@ -104,7 +106,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
       recent,
       readiness: [
         { name: 'store', check: async () => void (await outbox.counts(target.tenant)) },
-        { name: 'target', check: () => targetAnswers(transport, target) },
+        { name: 'target', check: async () => requireTargetAnswers(await probe.checkCredentials({ timeoutMs: 2000 })) },
         ...salesforce.readiness,
       ],
       page: STATUS_PAGE_HTML,
@@ -209,17 +211,4 @@ function createRelayApp(log: ReturnType<typeof createRelayLogger>, metrics: Rela
     );
   });
   return app;
-}
-
-/** Ready means the target answers our API key: a GraphQL `{ __typename }` costs it nothing. */
-async function targetAnswers(transport: ClosableTransport, target: RelayTarget): Promise<void> {
-  const response = await transport.send({
-    method: 'POST',
-    url: graphqlUrl(target.url, target.tenant),
-    headers: { authorization: basicAuthHeader(target.apiKey), 'content-type': 'application/json' },
-    body: JSON.stringify({ query: '{ __typename }' }),
-    timeoutMs: 2000,
-  });
-  if (response.status === 401 || response.status === 403) throw new Error(`the target refused the API key (HTTP ${response.status})`);
-  if (response.status >= 500) throw new Error(`the target answered HTTP ${response.status}`);
 }

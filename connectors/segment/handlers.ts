@@ -4,6 +4,7 @@ import {
   basicAuthHeader,
   createTargetClient,
   type DeliveryResult,
+  deliveryFailureOf,
   fetchTransport,
   type RetryPolicy,
   type TargetClient,
@@ -140,34 +141,42 @@ function deliveryFailure(
   settings: SegmentSettings,
   budget: { readonly signal: AbortSignal; readonly ms: number },
 ): Failure | null {
-  if (result.outcome === 'accepted' || result.outcome === 'duplicate') return null;
+  const classified = deliveryFailureOf(result);
+  if (classified === null) return null;
   const code = [result.status, result.apiErrorCode, result.rsCode].filter((part) => part !== null).join(' ');
   const apiMessage = result.message ?? 'no message';
-  if (result.outcome === 'rejected') {
-    if (result.status === 401 || result.status === 403) {
+  switch (classified.kind) {
+    case 'auth':
       return {
         kind: 'configuration',
         message:
           `SaaSquatch refused the credentials (${code}): check the apiKey and tenantAlias settings; the API key must belong ` +
           `to tenant "${settings.tenantAlias}" at ${settings.apiBaseUrl}. SaaSquatch said: ${apiMessage}`,
-        status: result.status,
+        status: classified.status,
+      };
+    case 'rejected':
+      return { kind: 'validation', message: `SaaSquatch rejected the ${what} (${code}): ${apiMessage}`, status: classified.status };
+    case 'throttled':
+    case 'unavailable':
+    case 'timeout':
+    case 'network':
+    case 'aborted': {
+      const why = budget.signal.aborted
+        ? `no answer within ${budget.ms} ms, the function's share of Segment's 5 s limit`
+        : result.status === null
+          ? `no answer: ${apiMessage}`
+          : `${code}: ${apiMessage}`;
+      const keyNote = result.key === null ? '' : ` with the same idempotency key ${result.key}`;
+      // Segment retries a batch entry by its status: keep the target's own 429 or 5xx; say 503 for a timeout (a 408
+      // included) or no answer.
+      const status = classified.kind === 'throttled' || classified.kind === 'unavailable' ? classified.status : 503;
+      return {
+        kind: 'retry',
+        message: `SaaSquatch did not take the ${what} after ${result.attempts} attempt(s) (${why}); Segment will retry it${keyNote}`,
+        status,
       };
     }
-    return { kind: 'validation', message: `SaaSquatch rejected the ${what} (${code}): ${apiMessage}`, status: result.status ?? 400 };
   }
-  const why = budget.signal.aborted
-    ? `no answer within ${budget.ms} ms, the function's share of Segment's 5 s limit`
-    : result.status === null
-      ? `no answer: ${apiMessage}`
-      : `${code}: ${apiMessage}`;
-  const keyNote = result.key === null ? '' : ` with the same idempotency key ${result.key}`;
-  // Segment retries a batch entry by its status: keep the target's own 429/5xx, and say 503 for no answer or a 408.
-  const status = result.status !== null && (result.status === 429 || result.status >= 500) ? result.status : 503;
-  return {
-    kind: 'retry',
-    message: `SaaSquatch did not take the ${what} after ${result.attempts} attempt(s) (${why}); Segment will retry it${keyNote}`,
-    status,
-  };
 }
 
 async function mapWithConcurrency<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {

@@ -1,59 +1,47 @@
-import type { Authentication, Bundle, HttpResponse, ZObject } from 'zapier-platform-core';
-import { graphqlError, parseJson, restError } from '../../shared/target/api-error.js';
-import { DEFAULT_TARGET_URL, graphqlUrl } from '../../shared/target/saasquatch-api.js';
-import { authFailureMessage, throwInputError } from './results.js';
+import type { Authentication, Bundle, ZObject } from 'zapier-platform-core';
+import { DEFAULT_TARGET_URL, type TargetClient } from '../../shared/target/index.js';
+import { authFailureMessage, delaySeconds, isInvalidKey, throwInputError } from './results.js';
 import { connectionSettings, targetClientFor } from './target.js';
-
-/** The cheapest authenticated call the API has: any GraphQL server answers `__typename`, and it changes nothing. */
-const CONNECTION_TEST_QUERY = 'query oncekitConnectionTest { __typename }';
 
 export interface ConnectionTestResult {
   readonly tenantAlias: string;
   readonly apiHost: string;
 }
 
+/** Core's text for a 429 (its throwForThrottling), so throttling reads here as on any other `z.request`. */
+const THROTTLED_MESSAGE = 'The server returned 429 (Too Many Requests)';
+
 async function testConnection(z: ZObject, bundle: Bundle): Promise<ConnectionTestResult> {
   // Building the client checks the settings (tenant, key, URL) with the same rules every action uses.
+  let client: TargetClient;
   try {
-    targetClientFor(z, bundle);
+    client = targetClientFor(z, bundle);
   } catch (error) {
     throwInputError(z, error, { lead: 'Check the connection settings' });
   }
   const settings = connectionSettings(bundle.authData);
-  let response: HttpResponse;
-  try {
-    // The Authorization header comes from the addBasicAuth middleware.
-    response = await z.request({
-      url: graphqlUrl(settings.baseUrl, settings.tenant),
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify({ query: CONNECTION_TEST_QUERY, operationName: 'oncekitConnectionTest' }),
-      skipThrowForStatus: true,
-    });
-  } catch (error) {
-    if (error instanceof Error && error.name === 'ThrottledError') throw error;
-    const reason = error instanceof Error ? error.message : 'the request failed';
-    throw new z.errors.Error(`Could not reach SaaSquatch at ${settings.baseUrl}: ${reason}`, 'ConnectionFailed');
-  }
+  const check = await client.checkCredentials();
+  if (check.ok) return { tenantAlias: settings.tenant, apiHost: hostOf(settings.baseUrl) };
 
-  const document = parseJson(response.content);
-  const apiError =
-    graphqlError(document, response.status) ?? (response.status >= 400 ? restError(response.status, response.content) : null);
-  if (response.status === 401 || apiError?.statusCode === 401) {
+  const { failure } = check;
+  if (isInvalidKey(failure)) {
     throw new z.errors.Error(
-      authFailureMessage(settings.tenant, `HTTP 401: ${apiError?.message ?? 'unauthorized'}`),
+      authFailureMessage(settings.tenant, `HTTP ${failure.status}: ${failure.message}`),
       'AuthenticationFailed',
-      401,
+      failure.status,
     );
   }
-  if (apiError !== null) {
-    throw new z.errors.Error(
-      `SaaSquatch at ${settings.baseUrl} refused the connection test for tenant "${settings.tenant}" (HTTP ${apiError.statusCode}: ${apiError.message}).`,
-      'ConnectionTestFailed',
-      apiError.statusCode,
-    );
+  if (failure.kind === 'throttled') {
+    throw new z.errors.ThrottledError(THROTTLED_MESSAGE, delaySeconds(failure.retryAfterMs));
   }
-  return { tenantAlias: settings.tenant, apiHost: hostOf(settings.baseUrl) };
+  if (failure.status === null) {
+    throw new z.errors.Error(`Could not reach SaaSquatch at ${settings.baseUrl}: ${failure.message}`, 'ConnectionFailed');
+  }
+  throw new z.errors.Error(
+    `SaaSquatch at ${settings.baseUrl} refused the connection test for tenant "${settings.tenant}" (HTTP ${failure.status}: ${failure.message}).`,
+    'ConnectionTestFailed',
+    failure.status,
+  );
 }
 
 /** Names the connection by tenant and host, so a test tenant is never mistaken for the live one. */

@@ -11,8 +11,8 @@ const originOf = (url: string): string | null => {
 };
 
 /**
- * Adds the SaaSquatch Basic-auth header to `z.request` calls that lack one (the auth test). Requests from the target
- * client already carry the same header, built by the same function from the same key, so they are left as they are
+ * Adds the SaaSquatch Basic-auth header to `z.request` calls that lack one (any made outside the target client).
+ * Requests from the target client already carry the same header, built by the same function from the same key, so they are left as they are
  * rather than given a second Authorization header. Only requests to the connection's own API origin get the key.
  */
 export const addBasicAuth: BeforeRequestMiddleware = (request, _z, bundle) => {

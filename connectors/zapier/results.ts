@@ -2,16 +2,17 @@ import type { ZObject } from 'zapier-platform-core';
 import { type FieldIssue, InvalidInputError } from '../../shared/errors.js';
 import type { UserEventInput } from '../../shared/events/index.js';
 import { describeFault, type KeyDecision, KeyRejectedError } from '../../shared/keys/index.js';
-import type { DeliveryResult } from '../../shared/target/index.js';
+import { type DeliveryFailure, type DeliveryResult, deliveryFailureOf } from '../../shared/target/index.js';
 import { authFieldForClientOption } from './target.js';
 
 /*
  * The one place where outcomes become Zapier results and errors:
  * - accepted and duplicate (409) are success: a replay of a step that already reached SaaSquatch must not error,
  *   count toward auto-pause, or be retried forever;
- * - 429 is a ThrottledError carrying the Retry-After delay, so Zapier waits and reruns the step;
- * - 5xx and no response are errors Autoreplay and manual replay retry, with the same data and so the same key;
- * - 401 is an auth error; other 4xx name the API's message; bad input names the Zapier field.
+ * - throttled is a ThrottledError carrying the Retry-After delay, so Zapier waits and reruns the step;
+ * - unavailable, timeout and no response are errors Autoreplay and manual replay retry, with the same data and so the
+ *   same key;
+ * - an invalid key is an auth error; other refusals name the API's message; bad input names the Zapier field.
  * Messages never include the API key: only statuses, the API's messages and our own texts go into them.
  */
 
@@ -64,11 +65,18 @@ const httpPart = (result: DeliveryResult): string => {
 };
 
 /** Whole seconds, rounded up so Zapier never comes back before the target said it may. */
-const delaySeconds = (retryAfterMs: number | null): number | undefined =>
+export const delaySeconds = (retryAfterMs: number | null): number | undefined =>
   retryAfterMs === null ? undefined : Math.ceil(retryAfterMs / 1000);
 
-const isThrottled = (result: DeliveryResult): boolean => result.outcome === 'failed' && result.status === 429;
-const isAuthFailure = (result: DeliveryResult): boolean => result.outcome === 'rejected' && result.status === 401;
+type Throttled = Extract<DeliveryFailure, { kind: 'throttled' }>;
+const throttledOf = (result: DeliveryResult): Throttled | null => {
+  const failure = deliveryFailureOf(result);
+  return failure?.kind === 'throttled' ? failure : null;
+};
+// A 403 (forbidden) is not one: reconnecting with the same key would not help, so it stays an EventRejected.
+export const isInvalidKey = (failure: DeliveryFailure | null): failure is Extract<DeliveryFailure, { kind: 'auth' }> =>
+  failure?.kind === 'auth' && failure.reason === 'invalid-key';
+const isAuthFailure = (result: DeliveryResult): boolean => isInvalidKey(deliveryFailureOf(result));
 
 /** The text of every authentication failure, from the connection test and from the actions alike. */
 export function authFailureMessage(tenant: string, detail: string): string {
@@ -78,12 +86,12 @@ export function authFailureMessage(tenant: string, detail: string): string {
   );
 }
 
-function throttledError(z: ZObject, results: readonly DeliveryResult[]): Error {
-  const delays = results.flatMap((result) => (result.retryAfterMs === null ? [] : [result.retryAfterMs]));
+function throttledError(z: ZObject, throttled: readonly [Throttled, ...Throttled[]]): Error {
+  const delays = throttled.flatMap((failure) => (failure.retryAfterMs === null ? [] : [failure.retryAfterMs]));
   const delay = delaySeconds(delays.length > 0 ? Math.max(...delays) : null);
   const when = delay === undefined ? 'after a delay' : `after ${delay} s`;
   return new z.errors.ThrottledError(
-    `SaaSquatch is rate limiting requests (HTTP 429); Zapier reruns this step ${when} with the same idempotency key.`,
+    `SaaSquatch is rate limiting requests (HTTP ${throttled[0].status}); Zapier reruns this step ${when} with the same idempotency key.`,
     delay,
   );
 }
@@ -97,7 +105,8 @@ function replayNote(key: string | null): string {
 /** Returns for accepted and duplicate; throws the Zapier error of any other outcome. */
 export function throwUnlessDelivered(z: ZObject, tenant: string, result: DeliveryResult): void {
   if (result.outcome === 'accepted' || result.outcome === 'duplicate') return;
-  if (isThrottled(result)) throw throttledError(z, [result]);
+  const throttled = throttledOf(result);
+  if (throttled) throw throttledError(z, [throttled]);
   if (isAuthFailure(result)) throw new z.errors.ExpiredAuthError(authFailureMessage(tenant, httpPart(result)));
   if (result.outcome === 'rejected') {
     throw new z.errors.Error(`SaaSquatch rejected the event (${httpPart(result)}).`, 'EventRejected', result.status ?? undefined);
@@ -123,8 +132,8 @@ export function throwUnlessAllDelivered(z: ZObject, tenant: string, results: rea
   const was = (count: number): string => (count === 1 ? 'was' : 'were');
   const summary = `${failed.length} of ${results.length} events ${was(failed.length)} not recorded (${listing}); ${recorded} ${was(recorded)}.`;
 
-  const throttled = results.filter(isThrottled);
-  if (throttled.length > 0) throw throttledError(z, throttled);
+  const [firstThrottled, ...moreThrottled] = results.flatMap((result) => throttledOf(result) ?? []);
+  if (firstThrottled) throw throttledError(z, [firstThrottled, ...moreThrottled]);
   const firstAuthFailure = results.find(isAuthFailure);
   if (firstAuthFailure) throw new z.errors.ExpiredAuthError(authFailureMessage(tenant, httpPart(firstAuthFailure)));
 

@@ -1,12 +1,22 @@
 import { z } from 'zod';
+import { OncekitError } from '../errors.js';
 import type { UserEventInput } from '../events/user-event.js';
 import { type Logger, silentLogger } from '../log.js';
 import { parseInput } from '../validation.js';
 import { eventIdsOf, graphqlError, parseJson, restError } from './api-error.js';
-import { type AttemptVerdict, classifyStatus, type DeliveryResult, type TargetApiError } from './outcome.js';
+import {
+  type AttemptVerdict,
+  classifyFailure,
+  classifyStatus,
+  type DeliveryFailure,
+  type DeliveryResult,
+  type NoAnswer,
+  type TargetApiError,
+} from './outcome.js';
 import { backoffDelayMs, defaultRetryPolicy, parseRetryAfter, type RetryPolicy, retryPolicySchema, sleep } from './retry.js';
 import {
   basicAuthHeader,
+  CREDENTIALS_CHECK_QUERY,
   graphqlUrl,
   LOG_USER_EVENT_MUTATION,
   LOG_USER_EVENTS_MUTATION,
@@ -56,8 +66,37 @@ export interface BatchDeliveryResult {
   readonly requests: number;
 }
 
+/** The answer of `checkCredentials`: ok, or why the target did not take the key (or did not answer). */
+export type CredentialCheck = { readonly ok: true } | { readonly ok: false; readonly failure: DeliveryFailure };
+
+/** Thrown by `requireTargetAnswers`: the target refused the key, failed, or did not answer. */
+export class TargetCheckError extends OncekitError {
+  readonly failure: DeliveryFailure;
+  constructor(failure: DeliveryFailure, message: string) {
+    super(`target_${failure.kind}`, message);
+    this.failure = failure;
+  }
+}
+
+/**
+ * For readiness probes: throws a TargetCheckError when the target refused the key (auth), failed (5xx) or did not
+ * answer. Any other answer (a 429, a 408, another 4xx) shows the target is up and did not refuse the key, so it passes.
+ */
+export function requireTargetAnswers(check: CredentialCheck): void {
+  if (check.ok) return;
+  const { failure } = check;
+  if (failure.kind === 'auth') throw new TargetCheckError(failure, `the target refused the API key (HTTP ${failure.status})`);
+  if (failure.kind === 'unavailable') throw new TargetCheckError(failure, `the target answered HTTP ${failure.status}`);
+  if (failure.status === null) throw new TargetCheckError(failure, failure.message);
+}
+
 export interface TargetClient {
   readonly tenant: string;
+  /**
+   * One authenticated GraphQL `{ __typename }`, which records nothing and costs the target nothing: does the target
+   * take this key? One attempt, never retried; `timeoutMs` defaults to the client's attempt timeout.
+   */
+  checkCredentials(options?: CallOptions & { readonly timeoutMs?: number }): Promise<CredentialCheck>;
   logUserEvent(input: UserEventInput, options?: CallOptions & { readonly api?: TargetApi }): Promise<DeliveryResult>;
   logUserEvents(inputs: readonly UserEventInput[], options?: CallOptions): Promise<BatchDeliveryResult>;
   upsertUser(user: UserUpsert, options?: CallOptions): Promise<DeliveryResult>;
@@ -66,7 +105,8 @@ export interface TargetClient {
 const optionsSchema = z.object({
   baseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
   tenant: z.string({ error: 'required' }).min(1, 'must not be empty'),
-  apiKey: z.string({ error: 'required (set ONCEKIT_API_KEY)' }).min(1, 'must not be empty'),
+  // Callers name where the key comes from (an environment variable, a connection field) when they rename the field.
+  apiKey: z.string({ error: 'required' }).min(1, 'must not be empty'),
   api: z.enum(targetApis).optional(),
   timeoutMs: z.number().int().positive().optional(),
   maxBatchSize: z.number().int().positive().optional(),
@@ -138,6 +178,7 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
       status: null,
       error: { message: error.message, statusCode: 0, apiErrorCode: null, rsCode: null },
       retryAfterMs: null,
+      noAnswer: error.failure,
     };
   }
 
@@ -146,7 +187,7 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
     if (kind === 'accepted') return { kind, status: response.status, eventIds: [] };
     if (kind === 'duplicate') return { kind, status: response.status, error };
     if (kind === 'rejected') return { kind, status: response.status, error };
-    return { kind, status: response.status, error, retryAfterMs: parseRetryAfter(response.headers['retry-after'], now()) };
+    return { kind, status: response.status, error, retryAfterMs: parseRetryAfter(response.headers['retry-after'], now()), noAnswer: null };
   }
 
   function restEventAttempt(input: UserEventInput): Attempt {
@@ -162,19 +203,21 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
     };
   }
 
+  /** The verdict of a single-operation GraphQL answer; `field` is the operation's result in `data`. */
+  function graphqlVerdict(response: HttpResponse | TransportError, field: string): AttemptVerdict {
+    if (response instanceof TransportError) return transportVerdict(response);
+    const document = parseJson(response.body);
+    const error = graphqlError(document, response.status);
+    if (classifyStatus(response.status) !== 'accepted') return httpVerdict(response, error ?? restError(response.status, response.body));
+    if (error) return verdictForApiError(error, response);
+    const data = (document as { data?: Record<string, unknown> } | undefined)?.data?.[field];
+    return { kind: 'accepted', status: response.status, eventIds: eventIdsOf(data) };
+  }
+
   function graphqlEventAttempt(input: UserEventInput): Attempt {
     const url = graphqlUrl(options.baseUrl, options.tenant);
     const body = JSON.stringify({ query: LOG_USER_EVENT_MUTATION, variables: { userEventInput: input }, operationName: 'logUserEvent' });
-    return async (_attempt, attemptTimeoutMs, signal) => {
-      const response = await post(url, body, attemptTimeoutMs, signal);
-      if (response instanceof TransportError) return transportVerdict(response);
-      const document = parseJson(response.body);
-      const error = graphqlError(document, response.status);
-      if (classifyStatus(response.status) !== 'accepted') return httpVerdict(response, error ?? restError(response.status, response.body));
-      if (error) return verdictForApiError(error, response);
-      const data = (document as { data?: { logUserEvent?: unknown } } | undefined)?.data?.logUserEvent;
-      return { kind: 'accepted', status: response.status, eventIds: eventIdsOf(data) };
-    };
+    return async (_attempt, attemptTimeoutMs, signal) => graphqlVerdict(await post(url, body, attemptTimeoutMs, signal), 'logUserEvent');
   }
 
   function verdictForApiError(error: TargetApiError, response: HttpResponse | null): AttemptVerdict {
@@ -182,7 +225,7 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
     if (kind === 'duplicate') return { kind, status: error.statusCode, error };
     if (kind === 'retryable') {
       const retryAfterMs = response ? parseRetryAfter(response.headers['retry-after'], now()) : null;
-      return { kind, status: error.statusCode, error, retryAfterMs };
+      return { kind, status: error.statusCode, error, retryAfterMs, noAnswer: null };
     }
     // An ApiError never means success; anything not 409 or retryable is final.
     return { kind: 'rejected', status: error.statusCode, error };
@@ -221,7 +264,7 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
 
     const finished = results.map((result, index) => {
       if (result) return result;
-      const verdict = last[index] ?? { kind: 'retryable', status: null, error: null, retryAfterMs: null };
+      const verdict = last[index] ?? { kind: 'retryable', status: null, error: null, retryAfterMs: null, noAnswer: 'network' };
       return failedResult(verdict, attempts[index] ?? 0, inputs[index]?.idempotencyKey ?? null, signal);
     });
     return { results: finished, requests };
@@ -243,7 +286,7 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
         apiErrorCode: null,
         rsCode: null,
       };
-      return all({ kind: 'retryable', status: 502, error, retryAfterMs: null });
+      return all({ kind: 'retryable', status: 502, error, retryAfterMs: null, noAnswer: null });
     }
     return items.map((item: unknown): AttemptVerdict => {
       const typed = item as { __typename?: unknown; message?: unknown; statusCode?: unknown; rsCode?: unknown } | null;
@@ -263,6 +306,15 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
 
   return {
     tenant: options.tenant,
+
+    async checkCredentials(callOptions = {}) {
+      const url = graphqlUrl(options.baseUrl, options.tenant);
+      const body = JSON.stringify({ query: CREDENTIALS_CHECK_QUERY, operationName: 'oncekitCredentialsCheck' });
+      const { signal } = callOptions;
+      const verdict = graphqlVerdict(await post(url, body, callOptions.timeoutMs ?? timeoutMs, signal), '__typename');
+      const result = verdict.kind === 'retryable' ? failedResult(verdict, 1, null, signal) : finalResult(verdict, 1, null);
+      return result.failure ? { ok: false, failure: result.failure } : { ok: true };
+    },
 
     logUserEvent(input, callOptions = {}) {
       const api = callOptions.api ?? options.api ?? 'rest';
@@ -308,7 +360,7 @@ function finalResult(verdict: Exclude<AttemptVerdict, { kind: 'retryable' }>, at
     };
   }
   const error = verdict.error;
-  return {
+  return withFailure({
     ...base,
     outcome: verdict.kind,
     status: verdict.status,
@@ -316,21 +368,31 @@ function finalResult(verdict: Exclude<AttemptVerdict, { kind: 'retryable' }>, at
     apiErrorCode: error?.apiErrorCode ?? null,
     rsCode: error?.rsCode ?? null,
     eventIds: [],
-  };
+  });
 }
 
 function failedResult(verdict: AttemptVerdict, attempts: number, key: string | null, signal: AbortSignal | undefined): DeliveryResult {
   const error = 'error' in verdict ? verdict.error : null;
   const aborted = signal?.aborted === true;
-  return {
-    outcome: 'failed',
-    status: verdict.status,
-    attempts,
-    key,
-    message: aborted ? 'aborted by the caller' : (error?.message ?? null),
-    apiErrorCode: error?.apiErrorCode ?? null,
-    rsCode: error?.rsCode ?? null,
-    eventIds: [],
-    retryAfterMs: verdict.kind === 'retryable' ? verdict.retryAfterMs : null,
-  };
+  const noAnswer = verdict.kind === 'retryable' ? verdict.noAnswer : null;
+  return withFailure(
+    {
+      outcome: 'failed',
+      status: verdict.status,
+      attempts,
+      key,
+      message: aborted ? 'aborted by the caller' : (error?.message ?? null),
+      apiErrorCode: error?.apiErrorCode ?? null,
+      rsCode: error?.rsCode ?? null,
+      eventIds: [],
+      retryAfterMs: verdict.kind === 'retryable' ? verdict.retryAfterMs : null,
+    },
+    aborted ? 'aborted' : (noAnswer ?? 'network'),
+  );
+}
+
+/** Adds the classified failure to a rejected or failed result; a success carries none. */
+function withFailure(result: DeliveryResult, noAnswer?: NoAnswer): DeliveryResult {
+  const failure = classifyFailure(result, noAnswer);
+  return failure === null ? result : { ...result, failure };
 }

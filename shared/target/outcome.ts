@@ -32,7 +32,48 @@ export interface DeliveryResult {
   readonly eventIds: readonly string[];
   /** For failed calls: the delay the target last asked for (Retry-After), so a platform can schedule its retry. */
   readonly retryAfterMs: number | null;
+  /**
+   * Why a rejected or failed call did not deliver; absent on success. The client always sets it; read it with
+   * `deliveryFailureOf`, which also classifies a result built without it (a test fixture, a record read back).
+   */
+  readonly failure?: DeliveryFailure;
 }
+
+/** How a transport failure or answer without a status ended: the three ways no answer arrives. */
+export type NoAnswer = 'network' | 'timeout' | 'aborted';
+
+/**
+ * Why a call did not deliver, classified once here so that connectors branch on `kind`, never on a status.
+ * - auth: 401 (`invalid-key`: the key or tenant is wrong) or 403 (`forbidden`: the key may not do this).
+ * - rejected: any other final 4xx; retrying cannot help.
+ * - throttled: 429, with the delay the target asked for.
+ * - unavailable: a 5xx: the target failed (and may have recorded the event).
+ * - timeout: no answer in time, or the target's own 408 (it gave up waiting for the request).
+ * - network: the connection failed or was reset; aborted: the caller gave up.
+ * `status` is null exactly when no answer arrived.
+ */
+export type DeliveryFailure =
+  | {
+      readonly kind: 'auth';
+      readonly reason: 'invalid-key' | 'forbidden';
+      readonly status: number;
+      readonly message: string;
+      readonly apiErrorCode: string | null;
+      readonly rsCode: string | null;
+    }
+  | {
+      readonly kind: 'rejected';
+      readonly status: number;
+      readonly message: string;
+      readonly apiErrorCode: string | null;
+      readonly rsCode: string | null;
+    }
+  | { readonly kind: 'throttled'; readonly status: number; readonly message: string; readonly retryAfterMs: number | null }
+  | { readonly kind: 'unavailable'; readonly status: number; readonly message: string }
+  | { readonly kind: 'timeout'; readonly status: number | null; readonly message: string }
+  | { readonly kind: 'network' | 'aborted'; readonly status: null; readonly message: string };
+
+export type DeliveryFailureKind = DeliveryFailure['kind'];
 
 /** How one response (or its absence) is classified before the retry loop decides. */
 export type AttemptVerdict =
@@ -44,6 +85,8 @@ export type AttemptVerdict =
       readonly status: number | null;
       readonly error: TargetApiError | null;
       readonly retryAfterMs: number | null;
+      /** How it ended when no answer arrived (`status` null); null for an answer. */
+      readonly noAnswer: NoAnswer | null;
     };
 
 /** The one place that maps a status to a verdict kind. */
@@ -53,3 +96,28 @@ export function classifyStatus(status: number): 'accepted' | 'duplicate' | 'reje
   if (status === 408 || status === 429 || status >= 500) return 'retryable';
   return 'rejected';
 }
+
+type FailureFields = Pick<DeliveryResult, 'outcome' | 'status' | 'message' | 'apiErrorCode' | 'rsCode' | 'retryAfterMs'>;
+
+/**
+ * The one place that maps a final outcome and its status to a DeliveryFailure; null for accepted and duplicate.
+ * `noAnswer` says how a call without a status ended (the client knows; a bare result says only "no answer").
+ */
+export function classifyFailure(result: FailureFields, noAnswer: NoAnswer = 'network'): DeliveryFailure | null {
+  if (isSuccess(result.outcome)) return null;
+  const { status } = result;
+  if (status === null) return { kind: noAnswer, status: null, message: result.message ?? 'no response' };
+  const message = result.message ?? `HTTP ${status}`;
+  if (result.outcome === 'rejected') {
+    const codes = { apiErrorCode: result.apiErrorCode, rsCode: result.rsCode };
+    if (status === 401) return { kind: 'auth', reason: 'invalid-key', status, message, ...codes };
+    if (status === 403) return { kind: 'auth', reason: 'forbidden', status, message, ...codes };
+    return { kind: 'rejected', status, message, ...codes };
+  }
+  if (status === 429) return { kind: 'throttled', status, message, retryAfterMs: result.retryAfterMs };
+  if (status === 408) return { kind: 'timeout', status, message };
+  return { kind: 'unavailable', status, message };
+}
+
+/** The failure of a result: the one the client classified, or, for a result built without one, its fields'. */
+export const deliveryFailureOf = (result: DeliveryResult): DeliveryFailure | null => result.failure ?? classifyFailure(result);

@@ -23,6 +23,9 @@ export const graphqlUrl = (baseUrl: string, tenant: string): string => `${apiRoo
 /** The API key is the Basic-auth password with an empty user name. */
 export const basicAuthHeader = (apiKey: string): string => `Basic ${Buffer.from(`:${apiKey}`, 'utf8').toString('base64')}`;
 
+/** The credential check: any GraphQL server answers `__typename` for an authenticated caller, and nothing changes. */
+export const CREDENTIALS_CHECK_QUERY = 'query oncekitCredentialsCheck { __typename }';
+
 // Only fields of the public SDL are selected: the real ApiError type has message, statusCode and rsCode.
 export const LOG_USER_EVENT_MUTATION =
   'mutation logUserEvent($userEventInput: UserEventInput!) { logUserEvent(userEventInput: $userEventInput) { userId accountId events { id key } } }';
