@@ -1,8 +1,8 @@
 import { createSegmentHandlers, type KeyDecider, type SegmentHandlers } from '../connectors/segment/handlers.js';
 import type { SegmentErrorClasses } from '../connectors/segment/segment-runtime.js';
+import { DEFAULT_SANDBOX_API_KEY, startSandbox } from '../sandbox/target/index.js';
 import { decideKey, segmentCandidate } from '../shared/keys/index.js';
 import { jsonLineLogger } from '../shared/log.js';
-import { DEFAULT_SANDBOX_API_KEY, startSandbox } from '../shared/sandbox/index.js';
 import type { FetchLike } from '../shared/target/index.js';
 import { type BenchRow, compared } from './measure.js';
 

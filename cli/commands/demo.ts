@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Command } from 'commander';
-import type { QueuedFault, Sandbox, TenantSnapshot } from '../../shared/sandbox/index.js';
+import type { QueuedFault, Sandbox, TenantSnapshot } from '../../sandbox/target/index.js';
 import { choiceOption, EXIT_FAILURE, EXIT_OK, integerOption, printJson } from '../usage.js';
 
 /** The sources the demo sends from; each has its own user-id domain, so the target's events can be told apart. */
@@ -139,7 +139,7 @@ interface Tally {
 async function runDemo(options: DemoCommandOptions): Promise<DemoReport> {
   const started = performance.now();
   // Loaded here: the sandbox (graphql-js) and the relay (fastify, jsforce) are this command's alone.
-  const { startSandbox, DEFAULT_SANDBOX_API_KEY } = await import('../../shared/sandbox/index.js');
+  const { startSandbox, DEFAULT_SANDBOX_API_KEY } = await import('../../sandbox/target/index.js');
   const { readRelayConfig } = await import('../../connectors/relay/config.js');
   const { startRelay } = await import('../../connectors/relay/relay.js');
   const { startFakeOrg } = await import('../../connectors/salesforce/fake-org.js');

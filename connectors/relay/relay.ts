@@ -1,6 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Connection } from 'jsforce';
 import { pino } from 'pino';
+import { DEFAULT_SANDBOX_API_KEY } from '../../sandbox/target/defaults.js';
+import type { Sandbox } from '../../sandbox/target/server.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import { idempotencyPlugin } from '../../shared/http/idempotency-plugin.js';
 import { Inbox } from '../../shared/inbox/inbox.js';
@@ -9,8 +11,6 @@ import type { Logger } from '../../shared/log.js';
 import { openOutboxStore } from '../../shared/outbox/open-store.js';
 import type { OutboxStore } from '../../shared/outbox/types.js';
 import { createOutboxWorker, type OutboxWorker, type SettledEvent } from '../../shared/outbox/worker.js';
-import { DEFAULT_SANDBOX_API_KEY } from '../../shared/sandbox/defaults.js';
-import type { Sandbox } from '../../shared/sandbox/server.js';
 import type { IdempotencyStore } from '../../shared/store/idempotency-store.js';
 import { describeStoreLocation } from '../../shared/store/location.js';
 import { openIdempotencyStore } from '../../shared/store/open-idempotency-store.js';
@@ -120,7 +120,7 @@ export async function startRelay(config: RelayConfig, dependencies: RelayDepende
       target = { ...config.target, sandbox: false };
     } else {
       // Loaded only when needed: graphql-js is the sandbox's alone.
-      const { startSandbox } = await import('../../shared/sandbox/server.js');
+      const { startSandbox } = await import('../../sandbox/target/server.js');
       const started = await startSandbox({ port: 0 });
       sandbox = started;
       closers.push(() => started.close());

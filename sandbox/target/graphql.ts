@@ -9,7 +9,7 @@ import {
   parse,
   validate,
 } from 'graphql';
-import type { FieldIssue } from '../errors.js';
+import type { FieldIssue } from '../../shared/errors.js';
 import { apiErrors, type SandboxApiError } from './api-error.js';
 import { isJsonContentType, jsonReply, parseJsonBody, type Reply } from './http-io.js';
 import type { TenantState } from './state.js';

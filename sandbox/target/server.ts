@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Clock, systemClock } from '../clock.js';
-import { InvalidInputError } from '../errors.js';
-import { saasquatchKeyProfile } from '../keys/profiles.js';
-import { type Logger, silentLogger } from '../log.js';
+import { type Clock, systemClock } from '../../shared/clock.js';
+import { InvalidInputError } from '../../shared/errors.js';
+import { saasquatchKeyProfile } from '../../shared/keys/profiles.js';
+import { type Logger, silentLogger } from '../../shared/log.js';
 import { apiErrors } from './api-error.js';
 import { createAuthenticator } from './auth.js';
 import { CONTROL_PREFIX, handleControl } from './control.js';
