@@ -142,7 +142,7 @@ async function runDemo(options: DemoCommandOptions): Promise<DemoReport> {
   const { startSandbox, DEFAULT_SANDBOX_API_KEY } = await import('../../sandbox/target/index.js');
   const { readRelayConfig } = await import('../../connectors/relay/config.js');
   const { startRelay } = await import('../../connectors/relay/relay.js');
-  const { startFakeOrg } = await import('../../connectors/salesforce/fake-org.js');
+  const { startFakeOrg } = await import('../../sandbox/salesforce-org/index.js');
   const { DEFAULT_PLATFORM_EVENT_CHANNEL } = await import('../../connectors/salesforce/platform-event-mapping.js');
   // jsforce sends even loopback requests through a proxy when one is set; the demo's org is on loopback.
   for (const name of ['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY']) delete process.env[name];
