@@ -2,6 +2,7 @@ import { createPublicKey, type KeyObject, randomBytes, randomUUID, verify } from
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { jsonReply, readBody, send } from '../http.js';
 
 /**
  * A loopback stand-in for a Salesforce org, for the REAL jsforce client: the test suite's org, and the one `oncekit demo`
@@ -246,7 +247,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     }
     handle(request, response, parsed).catch((error: unknown) => {
       // A POST-only 500: jsforce does not retry POSTs on status codes.
-      send(response, request.method === 'GET' ? 400 : 500, [{ errorCode: 'FAKE_ERROR', message: String(error) }]);
+      sendJson(response, request.method === 'GET' ? 400 : 500, [{ errorCode: 'FAKE_ERROR', message: String(error) }]);
     });
   });
   // Salesforce offers no WebSocket; faye falls back to long-polling.
@@ -260,7 +261,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     const prefix = `/services/data/v${apiVersion}/`;
     if (!parsed.pathname.startsWith(prefix)) return notFound(response);
     if (!authorized(request, 'Bearer')) {
-      return send(response, 401, [{ message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' }]);
+      return sendJson(response, 401, [{ message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' }]);
     }
     const rest = parsed.pathname.slice(prefix.length);
     if (request.method === 'GET' && rest === 'query') return query(parsed.searchParams.get('q') ?? '', response);
@@ -270,7 +271,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       const record = records[type].get(sobject[2] as string);
       if (!record) return notFound(response);
       const fields = parsed.searchParams.get('fields')?.split(',') ?? Object.keys(record);
-      return send(response, 200, shape(type, record, fields));
+      return sendJson(response, 200, shape(type, record, fields));
     }
     return notFound(response);
   }
@@ -280,7 +281,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     const grantType = form.get('grant_type') ?? '';
     const refuse = (error: string, description: string) => {
       tokenGrants.push({ grantType, ok: false });
-      send(response, 400, { error, error_description: description });
+      sendJson(response, 400, { error, error_description: description });
     };
     if (tokenFailures > 0) {
       tokenFailures--;
@@ -300,7 +301,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     const accessToken = `00Dfake!${randomBytes(12).toString('hex')}`;
     validTokens.add(accessToken);
     tokenGrants.push({ grantType, ok: true });
-    send(response, 200, {
+    sendJson(response, 200, {
       access_token: accessToken,
       scope: 'api',
       instance_url: url,
@@ -313,16 +314,18 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   function query(soql: string, response: ServerResponse) {
     const match = /^SELECT\s+(.+?)\s+FROM\s+(\w+)\s+WHERE\s+Id\s+(?:IN\s*\((.+)\)|=\s*('(?:[^'\\]|\\.)*'))\s*$/i.exec(soql.trim());
     if (!match)
-      return send(response, 400, [{ errorCode: 'MALFORMED_QUERY', message: 'the fake org understands SELECT … FROM T WHERE Id IN (…)' }]);
+      return sendJson(response, 400, [
+        { errorCode: 'MALFORMED_QUERY', message: 'the fake org understands SELECT … FROM T WHERE Id IN (…)' },
+      ]);
     const type = match[2] as string;
     queries.push({ soql, type });
     if (!(type in records))
-      return send(response, 400, [{ errorCode: 'INVALID_TYPE', message: `sObject type '${type}' is not supported.` }]);
+      return sendJson(response, 400, [{ errorCode: 'INVALID_TYPE', message: `sObject type '${type}' is not supported.` }]);
     const recordType = type as FakeRecordType;
     const fields = (match[1] as string).split(',').map((field) => field.trim());
     for (const field of fields) {
       if (!knownField(recordType, field)) {
-        return send(response, 400, [{ errorCode: 'INVALID_FIELD', message: `No such column '${field}' on entity '${type}'.` }]);
+        return sendJson(response, 400, [{ errorCode: 'INVALID_FIELD', message: `No such column '${field}' on entity '${type}'.` }]);
       }
     }
     const ids = [...(match[3] ?? match[4] ?? '').matchAll(/'((?:[^'\\]|\\.)*)'/g)].map((m) => (m[1] as string).replace(/\\(.)/g, '$1'));
@@ -330,7 +333,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       const record = records[recordType].get(id);
       return record ? [shape(recordType, record, fields)] : [];
     });
-    send(response, 200, { totalSize: rows.length, done: true, records: rows });
+    sendJson(response, 200, { totalSize: rows.length, done: true, records: rows });
   }
 
   function knownField(type: FakeRecordType, field: string): boolean {
@@ -438,21 +441,13 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
   };
 }
 
-function readBody(request: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    request.on('error', reject);
-  });
-}
+/** Salesforce's own JSON content type. */
+const SALESFORCE_JSON = 'application/json;charset=UTF-8';
 
-function send(response: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  response.writeHead(status, { 'content-type': 'application/json;charset=UTF-8', 'content-length': Buffer.byteLength(text) });
-  response.end(text);
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  send(response, jsonReply(status, body), SALESFORCE_JSON);
 }
 
 function notFound(response: ServerResponse): void {
-  send(response, 404, [{ errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' }]);
+  sendJson(response, 404, [{ errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' }]);
 }

@@ -1,5 +1,6 @@
 import type { Clock, ManualClock } from '../../shared/clock.js';
 import { InvalidInputError } from '../../shared/errors.js';
+import { jsonReply, type Reply } from '../http.js';
 import { apiErrors } from './api-error.js';
 import {
   type FaultConfig,
@@ -9,7 +10,7 @@ import {
   validateFaultConfig,
   validateQueuedFaults,
 } from './faults.js';
-import { errorReply, jsonReply, parseJsonBody, type Reply } from './http-io.js';
+import { errorReply, parseJsonBody } from './http-io.js';
 import type { SandboxState } from './state.js';
 
 export const CONTROL_PREFIX = '/__sandbox/';
