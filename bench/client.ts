@@ -1,7 +1,7 @@
 import { Agent, request } from 'undici';
 import { startOncekit } from '../cli/spawn-self.js';
+import { DEFAULT_SANDBOX_API_KEY } from '../sandbox/target/index.js';
 import type { UserEventInput } from '../shared/events/index.js';
-import { DEFAULT_SANDBOX_API_KEY } from '../shared/sandbox/index.js';
 import { createTargetClient, trackEventUrl } from '../shared/target/index.js';
 import { basicAuthHeader } from '../shared/target/saasquatch-api.js';
 import { undiciTransport } from '../shared/target/transport-undici.js';

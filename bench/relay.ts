@@ -7,7 +7,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startOncekit } from '../cli/spawn-self.js';
-import { DEFAULT_SANDBOX_API_KEY } from '../shared/sandbox/defaults.js';
+import { DEFAULT_SANDBOX_API_KEY } from '../sandbox/target/defaults.js';
 import { basicAuthHeader, trackEventUrl } from '../shared/target/saasquatch-api.js';
 import { type BenchRow, compared } from './measure.js';
 

@@ -1,9 +1,9 @@
 import { createSegmentHandlers, type SegmentHandlers } from '../connectors/segment/handlers.js';
 import { type KeyDecider, segmentCandidate } from '../connectors/segment/mapping.js';
 import type { SegmentErrorClasses } from '../connectors/segment/segment-runtime.js';
+import { DEFAULT_SANDBOX_API_KEY, startSandbox } from '../sandbox/target/index.js';
 import { decideKey } from '../shared/keys/index.js';
 import { jsonLineLogger } from '../shared/log.js';
-import { DEFAULT_SANDBOX_API_KEY, startSandbox } from '../shared/sandbox/index.js';
 import type { FetchLike } from '../shared/target/index.js';
 import { type BenchRow, compared } from './measure.js';
 

@@ -1,6 +1,6 @@
 import type { RelayConfig } from '../connectors/relay/config.js';
 import type { RelayDependencies, RelayTarget, RunningRelay } from '../connectors/relay/relay.js';
-import type { Sandbox } from '../shared/sandbox/server.js';
+import type { Sandbox } from '../sandbox/target/server.js';
 
 /** Tenant the built-in sandbox runs under when no target is configured. */
 export const SANDBOX_TENANT = 'demo';
@@ -10,7 +10,7 @@ export const SANDBOX_TENANT = 'demo';
  * Loaded only when needed: graphql-js is the sandbox's alone.
  */
 export async function startBuiltInSandbox(): Promise<{ readonly sandbox: Sandbox; readonly target: RelayTarget }> {
-  const { startSandbox, DEFAULT_SANDBOX_API_KEY } = await import('../shared/sandbox/server.js');
+  const { startSandbox, DEFAULT_SANDBOX_API_KEY } = await import('../sandbox/target/server.js');
   const sandbox = await startSandbox({ port: 0 });
   return { sandbox, target: { url: sandbox.url, tenant: SANDBOX_TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, sandbox: true } };
 }

@@ -2,7 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { InvalidInputError, OncekitError } from '../shared/errors.js';
 import { registerDeadLettersCommand } from './commands/dead-letters.js';
-import { registerDemoCommand } from './commands/demo.js';
+import { registerDemoCommand } from './commands/demo/index.js';
 import { registerImportCommand } from './commands/import.js';
 import { registerKeyCommand } from './commands/key.js';
 import { registerLedgerCommand } from './commands/ledger.js';

@@ -1,6 +1,6 @@
 import { InvalidInputError } from './errors.js';
 
-/** Injectable time: key windows, leases, TTLs, retry horizons and sandbox dates all read it, so tests never sleep. */
+/** Injectable time: key windows, leases, TTLs and retry horizons all read it, so tests never sleep. */
 export interface Clock {
   now(): number;
 }
@@ -37,9 +37,4 @@ export function manualClock(startMs: number = MANUAL_CLOCK_START_MS): ManualCloc
       current = ms;
     },
   };
-}
-
-export function isManualClock(clock: Clock): clock is ManualClock {
-  const candidate = clock as Partial<ManualClock>;
-  return typeof candidate.advance === 'function' && typeof candidate.set === 'function';
 }

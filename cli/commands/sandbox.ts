@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { DEFAULT_SANDBOX_API_KEY } from '../../shared/sandbox/defaults.js';
+import { DEFAULT_SANDBOX_API_KEY } from '../../sandbox/target/defaults.js';
 import { integerOption } from '../usage.js';
 
 interface SandboxCommandOptions {
@@ -26,7 +26,7 @@ export function registerSandboxCommand(program: Command): void {
     )
     .action(async (options: SandboxCommandOptions) => {
       // Loaded here, not at start-up: graphql-js is only needed by this command.
-      const { parseFaultSpec, startSandbox } = await import('../../shared/sandbox/index.js');
+      const { parseFaultSpec, startSandbox } = await import('../../sandbox/target/index.js');
       const faults = options.faults === undefined ? undefined : parseFaultSpec(options.faults);
       const apiKey = process.env.ONCEKIT_API_KEY || undefined;
       const sandbox = await startSandbox({

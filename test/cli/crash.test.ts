@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ONCEKIT_BIN, type RunningCommand, startOncekit } from '../../cli/spawn-self.js';
+import { DEFAULT_SANDBOX_API_KEY, type TenantSnapshot } from '../../sandbox/target/index.js';
 import { SqliteOutboxStore } from '../../shared/outbox/index.js';
-import { DEFAULT_SANDBOX_API_KEY, type TenantSnapshot } from '../../shared/sandbox/index.js';
 
 const ROWS = 2000;
 const TENANT = `crash_${process.pid}`;

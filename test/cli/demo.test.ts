@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { DemoReport, DemoSourceRow } from '../../cli/commands/demo.js';
+import type { DemoReport, DemoSourceRow } from '../../cli/commands/demo/report.js';
 import { runCli } from './run-cli.js';
 
 let dir: string;

@@ -2,8 +2,8 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../sandbox/target/index.js';
 import { decideKey, fieldsCandidate } from '../../shared/keys/index.js';
-import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../shared/sandbox/index.js';
 import { type CliRun, runCli } from './run-cli.js';
 
 let sandbox: Sandbox;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../shared/sandbox/index.js';
+import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../sandbox/target/index.js';
 import { runCli } from './run-cli.js';
 
 let sandbox: Sandbox;

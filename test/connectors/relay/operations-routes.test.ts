@@ -1,7 +1,7 @@
 import './helpers.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startSandbox } from '../../../shared/sandbox/index.js';
-import type { Sandbox } from '../../../shared/sandbox/server.js';
+import { startSandbox } from '../../../sandbox/target/index.js';
+import type { Sandbox } from '../../../sandbox/target/server.js';
 import {
   hmacSignature,
   keygenHeaders,

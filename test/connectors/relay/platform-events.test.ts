@@ -1,9 +1,9 @@
 import './helpers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PLATFORM_EVENT_CHANNEL } from '../../../connectors/salesforce/platform-event-mapping.js';
-import { startSandbox } from '../../../shared/sandbox/index.js';
-import type { Sandbox } from '../../../shared/sandbox/server.js';
-import type { FakeOrg, PublishedEvent } from '../../fakes/salesforce-org.js';
+import type { FakeOrg, PublishedEvent } from '../../../sandbox/salesforce-org/index.js';
+import { startSandbox } from '../../../sandbox/target/index.js';
+import type { Sandbox } from '../../../sandbox/target/server.js';
 import { clientCredentialsEnv, startTestOrg } from '../salesforce/helpers.js';
 import { startTestRelay, type TestRelay, tempDir, waitFor } from './helpers.js';
 

@@ -1,6 +1,6 @@
 import './helpers.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { FakeOrg } from '../../fakes/salesforce-org.js';
+import type { FakeOrg } from '../../../sandbox/salesforce-org/index.js';
 import { clientCredentialsEnv, startTestOrg } from '../salesforce/helpers.js';
 import {
   hmacSignature,

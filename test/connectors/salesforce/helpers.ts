@@ -1,7 +1,7 @@
 import '../../fakes/no-proxy.js';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { connectSalesforce, type SalesforceSession, salesforceAuthConfigFromEnv } from '../../../connectors/salesforce/salesforce-auth.js';
-import { type FakeOrg, type FakeOrgOptions, startFakeOrg } from '../../fakes/salesforce-org.js';
+import { type FakeOrg, type FakeOrgOptions, startFakeOrg } from '../../../sandbox/salesforce-org/index.js';
 
 export const CLIENT_ID = '3MVG9fakeConsumerKey.forOncekitTests';
 export const USERNAME = 'integration@oncekit.example';

@@ -10,8 +10,8 @@ import {
   soqlString,
 } from '../../../connectors/salesforce/identity.js';
 import type { SalesforceSession } from '../../../connectors/salesforce/salesforce-auth.js';
+import type { FakeOrg } from '../../../sandbox/salesforce-org/index.js';
 import { InvalidInputError } from '../../../shared/errors.js';
-import type { FakeOrg } from '../../fakes/salesforce-org.js';
 import { connectTo, startTestOrg } from './helpers.js';
 
 const LEAD = { Id: '00Q5e00000AbCdEEAV', Email: 'ann@example.com' };

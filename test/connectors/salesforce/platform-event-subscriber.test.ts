@@ -11,8 +11,8 @@ import {
 } from '../../../connectors/salesforce/platform-event-subscriber.js';
 import { type MemoryReplayCheckpointStore, memoryReplayCheckpointStore } from '../../../connectors/salesforce/replay-checkpoint-store.js';
 import type { SalesforceSession } from '../../../connectors/salesforce/salesforce-auth.js';
+import type { FakeOrg, PublishedEvent } from '../../../sandbox/salesforce-org/index.js';
 import { memoryLogger } from '../../../shared/log.js';
-import type { FakeOrg, PublishedEvent } from '../../fakes/salesforce-org.js';
 import { connectTo, startTestOrg, waitFor } from './helpers.js';
 
 const CHANNEL = DEFAULT_PLATFORM_EVENT_CHANNEL;

@@ -13,9 +13,9 @@ import {
   salesforceAuthConfigFromEnv,
   type TokenChange,
 } from '../../../connectors/salesforce/salesforce-auth.js';
+import type { FakeOrg } from '../../../sandbox/salesforce-org/index.js';
 import { InvalidInputError } from '../../../shared/errors.js';
 import { memoryLogger } from '../../../shared/log.js';
-import type { FakeOrg } from '../../fakes/salesforce-org.js';
 import { CLIENT_ID, CLIENT_SECRET, clientCredentialsEnv, jwtEnv, startTestOrg, testKeys, USERNAME } from './helpers.js';
 
 const LEAD = { Id: '00Q5e00000AbCdEEAV', Email: 'ann@example.com' };

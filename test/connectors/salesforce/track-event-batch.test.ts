@@ -3,9 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseIdentityFields, SalesforceUnavailableError } from '../../../connectors/salesforce/identity.js';
 import type { SalesforceSession } from '../../../connectors/salesforce/salesforce-auth.js';
 import { prepareTrackEventBatch, trackEventResponse } from '../../../connectors/salesforce/track-event-batch.js';
+import type { FakeOrg } from '../../../sandbox/salesforce-org/index.js';
 import { InvalidInputError } from '../../../shared/errors.js';
 import { memoryLogger } from '../../../shared/log.js';
-import type { FakeOrg } from '../../fakes/salesforce-org.js';
 import { connectTo, startTestOrg } from './helpers.js';
 
 const CONTACT = { Id: '003G000001SUbc4IAD', Email: 'bob@example.com' };

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Analytics } from '@segment/analytics-node';
 import { describe, expect, test } from 'vitest';
-import type { Sandbox } from '../../../shared/sandbox/index.js';
+import type { Sandbox } from '../../../sandbox/target/index.js';
 import { type IngestOptions, type SegmentIngest, startSegmentIngest } from '../../fakes/segment-ingest.js';
 import { closeAfterTest, settingsFor, startTestSandbox, TENANT, warnLines } from './helpers.js';
 

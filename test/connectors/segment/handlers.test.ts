@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import type { TenantSnapshot } from '../../../shared/sandbox/index.js';
+import type { TenantSnapshot } from '../../../sandbox/target/index.js';
 import { builtFunction, identifyEvent, messageId, settingsFor, startTestSandbox, TENANT, trackEvent, warnLines } from './helpers.js';
 
 /** The events the sandbox stored, without the fields it makes up itself (ids and receive times). */

@@ -1,5 +1,5 @@
 import { afterEach } from 'vitest';
-import { DEFAULT_SANDBOX_API_KEY, type Sandbox, type SandboxOptions, startSandbox } from '../../../shared/sandbox/index.js';
+import { DEFAULT_SANDBOX_API_KEY, type Sandbox, type SandboxOptions, startSandbox } from '../../../sandbox/target/index.js';
 import { loadSegmentFunction, type SegmentFunction } from '../../fakes/segment-runtime.js';
 
 export const TENANT = 'test_segment';

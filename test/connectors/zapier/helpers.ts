@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach } from 'vitest';
 import zapier from 'zapier-platform-core';
 import { createAppHandler } from '../../../connectors/zapier/handler.js';
 import App from '../../../connectors/zapier/index.js';
-import { type QueuedFault, type Sandbox, type SandboxOptions, startSandbox } from '../../../shared/sandbox/index.js';
+import { type QueuedFault, type Sandbox, type SandboxOptions, startSandbox } from '../../../sandbox/target/index.js';
 
 export const TENANT = 'test_zapier';
 /** Distinctive, so a leak into an error or a log line cannot hide among other text. */

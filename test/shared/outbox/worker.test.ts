@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../../sandbox/target/index.js';
 import { manualClock } from '../../../shared/clock.js';
 import { InvalidInputError } from '../../../shared/errors.js';
 import type { UserEventInput } from '../../../shared/events/index.js';
@@ -10,7 +11,6 @@ import {
   outboxDeliveryConfig,
   type SettledEvent,
 } from '../../../shared/outbox/index.js';
-import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../../shared/sandbox/index.js';
 import { createTargetClient } from '../../../shared/target/index.js';
 import type { HttpTransport } from '../../../shared/target/transport.js';
 import { type ClosableTransport, undiciTransport } from '../../../shared/target/transport-undici.js';

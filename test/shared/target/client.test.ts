@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../../sandbox/target/index.js';
 import { InvalidInputError } from '../../../shared/errors.js';
 import type { UserEventInput } from '../../../shared/events/index.js';
 import { memoryLogger } from '../../../shared/log.js';
-import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../../shared/sandbox/index.js';
 import { createTargetClient, type TargetClientOptions } from '../../../shared/target/index.js';
 import { type ClosableTransport, undiciTransport } from '../../../shared/target/transport-undici.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../../sandbox/target/index.js';
 import type { UserEventInput } from '../../../shared/events/index.js';
-import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../../shared/sandbox/index.js';
 import {
   type CredentialCheck,
   classifyFailure,

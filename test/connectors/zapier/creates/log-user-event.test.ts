@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { performLogUserEvent } from '../../../../connectors/zapier/creates/log-user-event.js';
 import type { LoggedUserEvent } from '../../../../connectors/zapier/results.js';
-import type { TenantSnapshot } from '../../../../shared/sandbox/index.js';
+import type { TenantSnapshot } from '../../../../sandbox/target/index.js';
 import {
   API_KEY,
   appErrorBody,

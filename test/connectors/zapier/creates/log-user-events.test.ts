@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type LoggedUserEvents, performLogUserEvents } from '../../../../connectors/zapier/creates/log-user-events.js';
-import type { TenantSnapshot } from '../../../../shared/sandbox/index.js';
+import type { TenantSnapshot } from '../../../../sandbox/target/index.js';
 import { appErrorBody, appTester, authDataFor, lostAnswer, rejectionOf, TENANT, throttledBody, useSandbox } from '../helpers.js';
 
 const sandbox = useSandbox();

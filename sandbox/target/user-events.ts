@@ -1,7 +1,7 @@
-import type { FieldIssue } from '../errors.js';
-import { type UserEventInput, userEventInputSchema } from '../events/user-event.js';
-import { checkKey, saasquatchKeyProfile } from '../keys/profiles.js';
-import { issuesOf } from '../validation.js';
+import type { FieldIssue } from '../../shared/errors.js';
+import { type UserEventInput, userEventInputSchema } from '../../shared/events/user-event.js';
+import { checkKey, saasquatchKeyProfile } from '../../shared/keys/profiles.js';
+import { issuesOf } from '../../shared/validation.js';
 import { apiErrors, RS_EMPTY_ID, type SandboxApiError } from './api-error.js';
 import { objectId } from './object-id.js';
 import type { Channel, EventFields, KeyRecord, StoredEvent, TenantState } from './state.js';

@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Clock, systemClock } from '../clock.js';
-import { InvalidInputError } from '../errors.js';
-import { saasquatchKeyProfile } from '../keys/profiles.js';
-import { type Logger, silentLogger } from '../log.js';
+import { type Clock, systemClock } from '../../shared/clock.js';
+import { InvalidInputError } from '../../shared/errors.js';
+import { saasquatchKeyProfile } from '../../shared/keys/profiles.js';
+import { type Logger, silentLogger } from '../../shared/log.js';
+import { ClientGoneError, type Reply, readBody, send } from '../http.js';
 import { apiErrors } from './api-error.js';
 import { createAuthenticator } from './auth.js';
 import { CONTROL_PREFIX, handleControl } from './control.js';
@@ -11,7 +12,7 @@ import { DEFAULT_SANDBOX_API_KEY } from './defaults.js';
 import { lostResponseReply, statusFaultReply, throttleReply } from './fault-replies.js';
 import { type FaultAction, type FaultConfig, type FaultController, FaultInjector } from './faults.js';
 import { handleGraphql, noteGraphqlKeys } from './graphql.js';
-import { ClientGoneError, dropConnection, errorReply, MAX_BODY_BYTES, type Reply, readBody, send } from './http-io.js';
+import { dropConnection, errorReply, MAX_BODY_BYTES } from './http-io.js';
 import { handleGetUser, handleTrackEvent, handleUpsertUser, noteRestKey, type RestRequest } from './rest.js';
 import { type ApiRoute, matchApiRoute } from './routes.js';
 import { SandboxState, type TenantSnapshot, type TenantState } from './state.js';
@@ -129,7 +130,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       return;
     }
     const { route } = match;
-    const body = await readBody(req);
+    const body = await readBody(req, MAX_BODY_BYTES);
     if (body === null) {
       send(res, errorReply(apiErrors.payloadTooLarge(MAX_BODY_BYTES), { connection: 'close' }));
       return;
@@ -169,7 +170,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     const pathname = query < 0 ? url : url.slice(0, query);
     const method = req.method ?? 'GET';
     if (pathname.startsWith(CONTROL_PREFIX)) {
-      const body = await readBody(req);
+      const body = await readBody(req, MAX_BODY_BYTES);
       if (body === null) send(res, errorReply(apiErrors.payloadTooLarge(MAX_BODY_BYTES), { connection: 'close' }));
       else send(res, handleControl(method, pathname, body, { state, faults, clock, reset }));
       return;

@@ -1,5 +1,6 @@
+import { jsonReply, type Reply } from '../http.js';
 import { apiErrors } from './api-error.js';
-import { errorReply, isJsonContentType, jsonReply, parseJsonBody, type Reply } from './http-io.js';
+import { errorReply, isJsonContentType, parseJsonBody } from './http-io.js';
 import type { ApiRoute } from './routes.js';
 import type { TenantState } from './state.js';
 import { logUserEvent, noteCarriedKey } from './user-events.js';

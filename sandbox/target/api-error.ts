@@ -1,5 +1,5 @@
-import { type FieldIssue, InvalidInputError } from '../errors.js';
-import type { TargetApiError } from '../target/outcome.js';
+import { type FieldIssue, InvalidInputError } from '../../shared/errors.js';
+import type { TargetApiError } from '../../shared/target/outcome.js';
 
 /** The API's error body (spec `Error` / `VariablesError`); `rsCode` is null where the API documents none. */
 export interface SandboxApiError extends TargetApiError {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { type FieldIssue, InvalidInputError } from '../errors.js';
-import { formatPath, parseInput } from '../validation.js';
+import { type FieldIssue, InvalidInputError } from '../../shared/errors.js';
+import { formatPath, parseInput } from '../../shared/validation.js';
 
 /** Statuses a queued `status` fault can answer with. 502/504 come back as a gateway's HTML page, the rest as JSON. */
 export type InjectedStatus = 500 | 502 | 503 | 504 | 408;

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError } from '../../shared/errors.js';
 import { apiErrors, BASIC_AUTH_HINT, type SandboxApiError } from './api-error.js';
 
 export interface Authenticator {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { FieldIssue } from '../errors.js';
-import { issuesOf } from '../validation.js';
+import type { FieldIssue } from '../../shared/errors.js';
+import { issuesOf } from '../../shared/validation.js';
 import { apiErrors, type SandboxApiError } from './api-error.js';
 import type { TenantState } from './state.js';
 

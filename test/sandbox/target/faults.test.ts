@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { FAULT_HEADER, parseFaultSpec, type QueuedFault, type Sandbox } from '../../../sandbox/target/index.js';
 import { InvalidInputError } from '../../../shared/errors.js';
-import { FAULT_HEADER, parseFaultSpec, type QueuedFault, type Sandbox } from '../../../shared/sandbox/index.js';
 import { basicAuth, call, firstApiError, graphql, purchase, sandboxFor, TENANT, track } from './helpers.js';
 
 const LOG_ONE = 'mutation($i: UserEventInput!) { logUserEvent(userEventInput: $i) { events { id } } }';

@@ -1,5 +1,6 @@
-export { type Clock, isManualClock, MANUAL_CLOCK_START_MS, type ManualClock, manualClock, systemClock } from '../clock.js';
+export { type Clock, MANUAL_CLOCK_START_MS, type ManualClock, manualClock, systemClock } from '../../shared/clock.js';
 export type { SandboxApiError } from './api-error.js';
+export { isManualClock } from './control.js';
 export { FAULT_HEADER } from './fault-replies.js';
 export {
   DEFAULT_RETRY_AFTER_SECONDS,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { startSandbox } from '../../../shared/sandbox/index.js';
+import { startSandbox } from '../../../sandbox/target/index.js';
 import { call, DAY_MS, eventsUrl, purchase, sandboxFor, TENANT, track } from './helpers.js';
 
 describe('inspection endpoints', () => {

@@ -1,6 +1,7 @@
+import type { Reply } from '../http.js';
 import type { SandboxApiError } from './api-error.js';
 import type { InjectedStatus } from './faults.js';
-import { errorReply, type Reply } from './http-io.js';
+import { errorReply } from './http-io.js';
 
 /** Marks every injected answer, so a test or a log reader can tell a fault from a real error. */
 export const FAULT_HEADER = 'x-sandbox-fault';

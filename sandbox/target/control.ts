@@ -1,5 +1,6 @@
-import { type Clock, isManualClock } from '../clock.js';
-import { InvalidInputError } from '../errors.js';
+import type { Clock, ManualClock } from '../../shared/clock.js';
+import { InvalidInputError } from '../../shared/errors.js';
+import { jsonReply, type Reply } from '../http.js';
 import { apiErrors } from './api-error.js';
 import {
   type FaultConfig,
@@ -9,7 +10,7 @@ import {
   validateFaultConfig,
   validateQueuedFaults,
 } from './faults.js';
-import { errorReply, jsonReply, parseJsonBody, type Reply } from './http-io.js';
+import { errorReply, parseJsonBody } from './http-io.js';
 import type { SandboxState } from './state.js';
 
 export const CONTROL_PREFIX = '/__sandbox/';
@@ -19,6 +20,12 @@ export interface ControlDeps {
   readonly faults: FaultInjector;
   readonly clock: Clock;
   readonly reset: () => void;
+}
+
+/** Only a manual clock can be moved through the control API. */
+export function isManualClock(clock: Clock): clock is ManualClock {
+  const candidate = clock as Partial<ManualClock>;
+  return typeof candidate.advance === 'function' && typeof candidate.set === 'function';
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);

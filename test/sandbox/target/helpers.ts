@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { afterEach } from 'vitest';
-import { DEFAULT_SANDBOX_API_KEY, manualClock, type Sandbox, type SandboxOptions, startSandbox } from '../../../shared/sandbox/index.js';
+import { DEFAULT_SANDBOX_API_KEY, manualClock, type Sandbox, type SandboxOptions, startSandbox } from '../../../sandbox/target/index.js';
 
 export const TENANT = 'test_tenant';
 

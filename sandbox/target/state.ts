@@ -1,4 +1,4 @@
-import type { UserEventData } from '../events/user-event.js';
+import type { UserEventData } from '../../shared/events/user-event.js';
 
 export type EventFields = NonNullable<UserEventData['fields']>;
 export type Channel = 'rest' | 'graphql';

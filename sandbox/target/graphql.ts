@@ -9,9 +9,10 @@ import {
   parse,
   validate,
 } from 'graphql';
-import type { FieldIssue } from '../errors.js';
+import type { FieldIssue } from '../../shared/errors.js';
+import { jsonReply, type Reply } from '../http.js';
 import { apiErrors, type SandboxApiError } from './api-error.js';
-import { isJsonContentType, jsonReply, parseJsonBody, type Reply } from './http-io.js';
+import { isJsonContentType, parseJsonBody } from './http-io.js';
 import type { TenantState } from './state.js';
 import { type LogResult, logUserEvent, noteCarriedKey, type UserEventResultBody } from './user-events.js';
 

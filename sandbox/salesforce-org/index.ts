@@ -1,0 +1,4 @@
+export type { ClientCredentialsApp, JwtBearerApp, TokenGrant } from './oauth.js';
+export type { FakeRecord, FakeRecordType, RecordedQuery } from './rest.js';
+export { type FakeOrg, type FakeOrgOptions, type RecordedRequest, startFakeOrg } from './server.js';
+export type { PublishedEvent, RecordedBayeuxMessage } from './streaming.js';
