@@ -1,11 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { replyNotConfigured } from '../../shared/http/http-basics.js';
-import type { SignatureCheck } from '../../shared/http/signature-check.js';
 import type { Inbox } from '../../shared/inbox/inbox.js';
 import type { DecideKeyOptions } from '../../shared/keys/index.js';
 import type { Ingest } from '../../shared/outbox/ingest.js';
 import { type KeygenEventMapping, keygenWebhookToUserEvent, parseKeygenWebhook } from './keygen-event.js';
-import type { KeygenSignatureInput } from './keygen-signature.js';
+import { keygenWebhookVerifier } from './keygen-signature.js';
+
+// What the relay reads from its environment for this connector.
+export { KEYGEN_MAPPING_ENV, type KeygenEventMapping, parseKeygenEventMapping } from './keygen-event.js';
 
 export interface KeygenWebhookOptions {
   readonly tenant: string;
@@ -14,7 +16,8 @@ export interface KeygenWebhookOptions {
   readonly keys: DecideKeyOptions;
   /** Null when no public key is set: the route answers 503, so Keygen keeps the events and retries. */
   readonly webhook: {
-    readonly verify: (input: KeygenSignatureInput) => SignatureCheck;
+    /** The account's Ed25519 public key, hex (as Keygen's dashboard shows it) or PEM. */
+    readonly publicKey: string;
     /** The endpoint's public host behind a proxy; else the Host header. */
     readonly host: string | null;
     readonly mapping: KeygenEventMapping;
@@ -28,10 +31,11 @@ export interface KeygenWebhookOptions {
  * redelivery, or Keygen's retry of the event (a new resource with the same token), is processed once through the inbox.
  */
 export const keygenWebhookPlugin: FastifyPluginAsync<KeygenWebhookOptions> = async (app, options) => {
+  const keygen = options.webhook;
+  const verify = keygen ? keygenWebhookVerifier({ publicKey: keygen.publicKey }) : null;
   app.post('/webhooks/keygen', async (request, reply) => {
-    const keygen = options.webhook;
-    if (!keygen) return replyNotConfigured(reply, 'Keygen webhooks', options.publicKeySetting);
-    const check = keygen.verify({
+    if (!keygen || !verify) return replyNotConfigured(reply, 'Keygen webhooks', options.publicKeySetting);
+    const check = verify({
       method: request.method,
       path: request.url,
       host: keygen.host ?? request.headers.host ?? '',

@@ -4,9 +4,13 @@ import { InvalidInputError } from '../../shared/errors.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/decide.js';
 import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../../shared/store/location.js';
 import { parseInput } from '../../shared/validation.js';
-import { KEYGEN_MAPPING_ENV, type KeygenEventMapping, parseKeygenEventMapping } from '../keygen/keygen-event.js';
-import { type IdentityFields, identityFieldsFromEnv } from '../salesforce/identity.js';
-import { type SalesforceAuthConfig, salesforceAuthConfigFromEnv } from '../salesforce/salesforce-auth.js';
+import { KEYGEN_MAPPING_ENV, type KeygenEventMapping, parseKeygenEventMapping } from '../keygen/webhook-plugin.js';
+import {
+  type IdentityFields,
+  identityFieldsFromEnv,
+  type SalesforceAuthConfig,
+  salesforceAuthConfigFromEnv,
+} from '../salesforce/relay-plugin.js';
 
 /** Everything the relay reads from its options and environment; the command line wins over the environment. */
 export interface RelayConfig {

@@ -12,11 +12,8 @@ import { describeStoreLocation } from '../../shared/store/location.js';
 import { openIdempotencyStore } from '../../shared/store/open-idempotency-store.js';
 import { createTargetClient, requireTargetAnswers } from '../../shared/target/client.js';
 import { undiciTransport } from '../../shared/target/transport-undici.js';
-import { keygenWebhookVerifier } from '../keygen/keygen-signature.js';
 import { keygenWebhookPlugin } from '../keygen/webhook-plugin.js';
-import type { PlatformEventSubscriber } from '../salesforce/platform-event-subscriber.js';
-import { createSalesforceConnector, type SalesforceConnector } from '../salesforce/relay-plugin.js';
-import { parseSegmentSettings } from '../segment/settings.js';
+import { createSalesforceConnector, type PlatformEventSubscriber, type SalesforceConnector } from '../salesforce/relay-plugin.js';
 import { segmentWebhookPlugin } from '../segment/webhook-plugin.js';
 import { RELAY_SETTING_NAMES, type RelayConfig } from './config.js';
 import { createIngest } from './ingest.js';
@@ -176,12 +173,8 @@ async function registerConnectors(
     webhook: config.segmentSharedSecret
       ? {
           sharedSecret: config.segmentSharedSecret,
-          settings: parseSegmentSettings({
-            apiKey: target.apiKey,
-            tenantAlias: target.tenant,
-            apiBaseUrl: target.url,
-            invalidKeyPolicy: config.invalidKeyPolicy,
-          }),
+          target: { apiBaseUrl: target.url, tenantAlias: target.tenant, apiKey: target.apiKey },
+          invalidKeyPolicy: config.invalidKeyPolicy,
         }
       : null,
   });
@@ -191,9 +184,7 @@ async function registerConnectors(
     inbox: new Inbox({ store: idempotencyStore, logger: log }),
     keys,
     publicKeySetting: RELAY_SETTING_NAMES.keygenPublicKey,
-    webhook: config.keygen
-      ? { verify: keygenWebhookVerifier({ publicKey: config.keygen.publicKey }), host: config.keygen.host, mapping: config.keygenMapping }
-      : null,
+    webhook: config.keygen ? { ...config.keygen, mapping: config.keygenMapping } : null,
   });
   return salesforce;
 }

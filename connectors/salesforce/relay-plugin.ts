@@ -16,6 +16,11 @@ import { createPlatformEventSubscriber, type PlatformEventSubscriber } from './p
 import { openReplayCheckpointStore } from './replay-checkpoint-store.js';
 import { connectSalesforce, type SalesforceAuthConfig, type SalesforceSession } from './salesforce-auth.js';
 
+// What the relay reads from its environment for this connector, and what it shows of it.
+export { type IdentityFields, identityFieldsFromEnv } from './identity.js';
+export type { PlatformEventSubscriber } from './platform-event-subscriber.js';
+export { type SalesforceAuthConfig, salesforceAuthConfigFromEnv } from './salesforce-auth.js';
+
 export interface SalesforceConnectorOptions {
   readonly ingest: Ingest;
   readonly keys: DecideKeyOptions;

@@ -1,10 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { InvalidInputError } from '../../shared/errors.js';
 import { replyNotConfigured } from '../../shared/http/http-basics.js';
+import type { InvalidKeyPolicy } from '../../shared/keys/index.js';
 import type { Logger } from '../../shared/log.js';
 import type { Ingest, ReadyEvent } from '../../shared/outbox/ingest.js';
 import { mapTrackEvent, SegmentEventError } from './mapping.js';
-import type { SegmentSettings } from './settings.js';
+import { parseSegmentSettings } from './settings.js';
 import { verifySegmentSignature } from './webhook-signature.js';
 
 export interface SegmentWebhookOptions {
@@ -12,7 +13,12 @@ export interface SegmentWebhookOptions {
   /** Receives the one warning logged for a dropped key. */
   readonly logger: Logger;
   /** Null when no shared secret is set: the route answers 503, so Segment keeps the events and retries. */
-  readonly webhook: { readonly sharedSecret: string; readonly settings: SegmentSettings } | null;
+  readonly webhook: {
+    readonly sharedSecret: string;
+    /** Where the events go, as the destination function's settings say it. */
+    readonly target: { readonly apiBaseUrl: string; readonly tenantAlias: string; readonly apiKey: string };
+    readonly invalidKeyPolicy: InvalidKeyPolicy;
+  } | null;
   /** Named in the 503 while the webhook is not configured. */
   readonly sharedSecretSetting: string;
 }
@@ -29,9 +35,11 @@ interface EventResult {
  * through the same mapping and key rules as the destination function; they are in the outbox before the answer.
  */
 export const segmentWebhookPlugin: FastifyPluginAsync<SegmentWebhookOptions> = async (app, options) => {
+  const webhook = options.webhook;
+  // The same settings the destination function takes, so both map events alike.
+  const settings = webhook ? parseSegmentSettings({ ...webhook.target, invalidKeyPolicy: webhook.invalidKeyPolicy }) : null;
   app.post('/segment', async (request, reply) => {
-    const webhook = options.webhook;
-    if (!webhook) return replyNotConfigured(reply, 'Segment webhooks', options.sharedSecretSetting);
+    if (!webhook || !settings) return replyNotConfigured(reply, 'Segment webhooks', options.sharedSecretSetting);
     const header = request.headers['x-signature'];
     const check = verifySegmentSignature(
       request.rawBody ?? Buffer.alloc(0),
@@ -62,7 +70,7 @@ export const segmentWebhookPlugin: FastifyPluginAsync<SegmentWebhookOptions> = a
         return;
       }
       try {
-        const { input, decision } = mapTrackEvent(event, webhook.settings, { logger: options.logger });
+        const { input, decision } = mapTrackEvent(event, settings, { logger: options.logger });
         const messageId = event.messageId;
         ready.push({
           source: 'segment',
