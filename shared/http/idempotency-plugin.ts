@@ -10,6 +10,7 @@ import {
   newOwnerToken,
   StoreUnavailableError,
 } from '../store/idempotency-store.js';
+import { requestKey } from '../store/key-spaces.js';
 import { keepLeaseAlive, type LeaseKeeper } from '../store/lease-keeper.js';
 import { parseInput } from '../validation.js';
 
@@ -198,7 +199,7 @@ export const idempotencyPlugin: FastifyPluginAsync<IdempotencyPluginOptions> = a
       return false;
     }
     const tenant = await resolveTenant(request);
-    const ref: IdempotencyRef = { tenant, key: read.key };
+    const ref: IdempotencyRef = { tenant, key: requestKey(read.key) };
     const fingerprint = fingerprintOf(request, tenant);
     const owner = newOwnerToken();
     let outcome: ClaimOutcome;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { type Clock, systemClock } from '../clock.js';
 import { type Logger, silentLogger } from '../log.js';
 import { type ClaimOutcome, type IdempotencyRef, type IdempotencyStore, newOwnerToken } from '../store/idempotency-store.js';
+import { inboxKey } from '../store/key-spaces.js';
 import { keepLeaseAlive } from '../store/lease-keeper.js';
 import { parseInput } from '../validation.js';
 
@@ -137,11 +138,6 @@ export class Inbox {
     if (claim.status === 'completed') return { status: 'duplicate', processedAt: claim.record.completedAt };
     return { status: 'in_flight', retryAfterMs: Math.max(0, claim.leaseExpiresAt - this.#clock.now()) };
   }
-}
-
-/** The store key of a delivery; the source is URI-encoded so `a:b`+`c` and `a`+`b:c` stay apart. */
-export function inboxKey(source: string, token: string): string {
-  return `inbox:${encodeURIComponent(source)}:${token}`;
 }
 
 /** What an HTTP receiver answers for an outcome: 2xx acknowledges; an in-flight duplicate gets 409 and Retry-After. */

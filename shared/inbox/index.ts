@@ -1,1 +1,2 @@
+export { inboxKey } from '../store/key-spaces.js';
 export * from './inbox.js';

@@ -37,20 +37,32 @@ export function outboxStoreFailure(kind: string, operation: string, cause: unkno
   return new OutboxStoreError(`${kind} outbox store: ${operation} failed: ${reason}`, { cause });
 }
 
-let lastIdTime = 0;
-let idSequence = 0;
 // Random once per process: ids from two processes in the same millisecond still differ, without a random draw per id.
 const processTag = randomBytes(4).toString('hex');
+const ID_SEQUENCE_DIGITS = 4;
 
-/** Ids that sort by creation time (then by a per-process sequence), so listings and FIFO order read naturally. */
-export function newOutboxId(now: number = Date.now()): string {
-  if (now === lastIdTime) idSequence += 1;
-  else {
-    lastIdTime = now;
-    idSequence = 0;
-  }
-  return `ob_${now.toString(36).padStart(9, '0')}${idSequence.toString(36).padStart(4, '0')}${processTag}`;
+/**
+ * A source of ids that sort by creation time (then by a per-process sequence), so listings and FIFO order read
+ * naturally. They never go backwards: when the clock steps back, the last time is kept and the sequence goes on, so no
+ * id repeats; when the sequence is full, the next millisecond is borrowed rather than the id widened.
+ */
+export function outboxIdSource(sequenceLimit: number = 36 ** ID_SEQUENCE_DIGITS): (now?: number) => string {
+  let lastTime = 0;
+  let sequence = 0;
+  return (now = Date.now()) => {
+    if (now > lastTime) {
+      lastTime = now;
+      sequence = 0;
+    } else if (++sequence >= sequenceLimit) {
+      lastTime += 1;
+      sequence = 0;
+    }
+    return `ob_${lastTime.toString(36).padStart(9, '0')}${sequence.toString(36).padStart(ID_SEQUENCE_DIGITS, '0')}${processTag}`;
+  };
 }
+
+/** The process's id source. */
+export const newOutboxId = outboxIdSource();
 
 /** A fresh worker token: unique per worker instance, readable in the ledger's logs. */
 export function newWorkerToken(label = 'worker'): string {

@@ -6,15 +6,16 @@ export type SqliteDatabase = Database.Database;
 
 /**
  * Opens (creating if needed) the one SQLite file that holds oncekit's durable state, set up for a single writer
- * process with concurrent readers: WAL, a busy timeout instead of instant SQLITE_BUSY, and NORMAL sync, which in WAL
- * mode survives a process crash (only an OS crash or power loss can lose the last transactions).
+ * process with concurrent readers: WAL, a busy timeout instead of instant SQLITE_BUSY, and FULL sync: a commit is on
+ * disk before it returns, so an event acknowledged to its sender survives a power cut or an OS crash too (NORMAL would
+ * survive only a process crash).
  * Each module creates its own tables with `CREATE TABLE IF NOT EXISTS` through `migrate`.
  */
 export function openSqliteDatabase(path: string): SqliteDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
+  db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
   return db;
