@@ -1,13 +1,14 @@
 import type { Logger } from '../../shared/log.js';
+import type { Enqueue } from '../../shared/outbox/group-commit.js';
 import { dedupKeyOf, type Ingest } from '../../shared/outbox/ingest.js';
-import type { OutboxStore } from '../../shared/outbox/types.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RecentEvents } from './recent-events.js';
 
 /** The relay's ingest: the outbox enqueue, then metrics, the recent-events list and a wake-up of the worker. */
 export function createIngest(options: {
   readonly tenant: string;
-  readonly outbox: OutboxStore;
+  /** The outbox's enqueue, through group commit: resolves once the events are committed. */
+  readonly enqueue: Enqueue;
   readonly metrics: RelayMetrics;
   readonly recent: RecentEvents;
   readonly logger: Logger;
@@ -16,7 +17,7 @@ export function createIngest(options: {
   return {
     async accept(events) {
       if (events.length === 0) return [];
-      const results = await options.outbox.enqueue(
+      const results = await options.enqueue(
         events.map((event) => ({
           tenant: options.tenant,
           source: event.source,

@@ -3,6 +3,7 @@ import { registerErrorHandler, registerRawJsonParser } from '../../shared/http/h
 import { Inbox } from '../../shared/inbox/inbox.js';
 import type { DecideKeyOptions } from '../../shared/keys/decide.js';
 import type { Logger } from '../../shared/log.js';
+import { groupCommit } from '../../shared/outbox/group-commit.js';
 import type { Ingest } from '../../shared/outbox/ingest.js';
 import { openOutboxStore } from '../../shared/outbox/open-store.js';
 import type { OutboxStore } from '../../shared/outbox/types.js';
@@ -86,7 +87,14 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     });
     worker.start();
     closers.push(() => worker.stop());
-    const ingest = createIngest({ tenant: target.tenant, outbox, metrics, recent, logger: log, wake: () => worker.notify() });
+    const ingest = createIngest({
+      tenant: target.tenant,
+      enqueue: groupCommit(outbox),
+      metrics,
+      recent,
+      logger: log,
+      wake: () => worker.notify(),
+    });
     const keys: DecideKeyOptions = { policy: config.invalidKeyPolicy, logger: log };
 
     const app = createRelayApp(log, metrics);
