@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { parseDuration } from '../shared/duration.js';
+import { DELIVERY_SETTINGS, type DeliverySettingValues, deliverySettingsFrom } from '../connectors/relay/delivery-settings.js';
 import { InvalidInputError } from '../shared/errors.js';
 import { jsonLineLogger, type Logger } from '../shared/log.js';
 import { type OutboxDeliveryConfig, outboxDeliveryConfig } from '../shared/outbox/config.js';
@@ -22,10 +22,13 @@ export interface TargetOptions extends StoreOptions {
 }
 
 export interface DeliveryOptions extends TargetOptions {
-  readonly batchSize: number;
-  readonly concurrency: number;
-  readonly horizon: string;
-  readonly lease: string;
+  readonly batchSize?: number;
+  readonly concurrency?: number;
+  readonly horizon?: string;
+  readonly lease?: string;
+  readonly backoffBase?: string;
+  readonly backoffMax?: string;
+  readonly maxRate?: string;
 }
 
 /** --store, else ONCEKIT_STORE, else the SQLite file in .oncekit/. */
@@ -45,16 +48,36 @@ export function addStoreOptions(command: Command): Command {
 }
 
 export function addDeliveryOptions(command: Command): Command {
+  command.option('--target-url <url>', 'the API base URL (env ONCEKIT_TARGET_URL; default https://app.referralsaasquatch.com)');
+  return addDeliverySettingOptions(command);
+}
+
+/** The delivery settings shared by every command that delivers (see DELIVERY_SETTINGS), each with its variable. */
+export function addDeliverySettingOptions(command: Command): Command {
+  const { batchSize, concurrency, horizonMs, leaseMs, backoffBaseMs, backoffMaxMs, maxEventsPerSecond } = DELIVERY_SETTINGS;
+  const help = (setting: { help: string; env: string; default: string }): string =>
+    `${setting.help} (env ${setting.env}; default ${setting.default})`;
   return command
-    .option('--target-url <url>', 'the API base URL (env ONCEKIT_TARGET_URL; default https://app.referralsaasquatch.com)')
-    .option('--batch-size <n>', 'events per logUserEvents call', integerOption(1, 1000), 100)
-    .option('--concurrency <n>', 'batches in flight at once', integerOption(1, 256), 4)
-    .option(
-      '--horizon <duration>',
-      "how long to keep retrying an event after its first attempt; must stay under the target's 24 h key window",
-      '20h',
-    )
-    .option('--lease <duration>', "how long a worker holds a batch; a crashed worker's batch is retried after it", '60s');
+    .option(`${batchSize.option} <n>`, help(batchSize), integerOption(1, 1000))
+    .option(`${concurrency.option} <n>`, help(concurrency), integerOption(1, 256))
+    .option(`${horizonMs.option} <duration>`, help(horizonMs))
+    .option(`${leaseMs.option} <duration>`, help(leaseMs))
+    .option(`${backoffBaseMs.option} <duration>`, help(backoffBaseMs))
+    .option(`${backoffMaxMs.option} <duration>`, help(backoffMaxMs))
+    .option(`${maxEventsPerSecond.option} <events/s>`, help(maxEventsPerSecond));
+}
+
+/** The command line's delivery settings, in the shape `deliverySettingsFrom` reads. */
+export function deliverySettingValues(options: DeliveryOptions): DeliverySettingValues {
+  return {
+    ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(options.horizon === undefined ? {} : { horizonMs: options.horizon }),
+    ...(options.lease === undefined ? {} : { leaseMs: options.lease }),
+    ...(options.backoffBase === undefined ? {} : { backoffBaseMs: options.backoffBase }),
+    ...(options.backoffMax === undefined ? {} : { backoffMaxMs: options.backoffMax }),
+    ...(options.maxRate === undefined ? {} : { maxEventsPerSecond: options.maxRate }),
+  };
 }
 
 /** The tenant, required: keys, the outbox and the ledger are all per tenant. */
@@ -64,28 +87,14 @@ export function requireTenant(options: StoreOptions): string {
   return tenant;
 }
 
-const DELIVERY_OPTION_NAMES: Record<string, string> = {
-  batchSize: '--batch-size',
-  concurrency: '--concurrency',
-  horizonMs: '--horizon',
-  leaseMs: '--lease',
-};
-
-/** The delivery config from the options; a broken rule (the horizon vs the key window) names the option. */
-export function deliveryConfigFrom(options: DeliveryOptions): Partial<OutboxDeliveryConfig> {
-  const overrides = {
-    batchSize: options.batchSize,
-    concurrency: options.concurrency,
-    horizonMs: parseDuration(options.horizon, '--horizon'),
-    leaseMs: parseDuration(options.lease, '--lease'),
-  };
+/** The delivery config from the options, else ONCEKIT_*; a broken rule (the horizon vs the key window) names its source. */
+export function deliveryConfigFrom(options: DeliveryOptions, env: NodeJS.ProcessEnv = process.env): OutboxDeliveryConfig {
   try {
-    outboxDeliveryConfig(overrides);
+    return outboxDeliveryConfig(deliverySettingsFrom(deliverySettingValues(options), env));
   } catch (error) {
     if (!(error instanceof InvalidInputError)) throw error;
-    throw new UsageError(error.issues.map((issue) => ({ field: DELIVERY_OPTION_NAMES[issue.field] ?? issue.field, reason: issue.reason })));
+    throw new UsageError(error.issues);
   }
-  return overrides;
 }
 
 const targetSchema = z.object({

@@ -78,7 +78,7 @@ export function registerDeadLettersCommand(program: Command): void {
         throw new UsageError([{ field: 'IDS|--all', reason: 'give dead-letter ids, or --all' }]);
       const tenant = requireTenant(options);
       const config = deliveryConfigFrom(options);
-      const delivery = options.enqueueOnly ? null : outboxTargetFrom(options, options.concurrency);
+      const delivery = options.enqueueOnly ? null : outboxTargetFrom(options, config.concurrency);
       try {
         const result = await withStore(options, async (store) => {
           const requeued = await store.requeueDead(options.all ? { tenant } : { tenant, ids });

@@ -88,7 +88,7 @@ export function registerImportCommand(program: Command): void {
       if (options.dryRun) {
         summary = await runImport({ ...common, delivery: null, signal: controller.signal, ...(bar ? { onProgress: bar.update } : {}) });
       } else {
-        const { target, close } = outboxTargetFrom(options, options.concurrency);
+        const { target, close } = outboxTargetFrom(options, config.concurrency);
         try {
           summary = await withStore(options, (store) =>
             runImport({

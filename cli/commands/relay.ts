@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
+import { addDeliverySettingOptions, type DeliveryOptions, deliverySettingValues } from '../outbox-options.js';
 import { integerOption } from '../usage.js';
 
-interface RelayCommandOptions {
+interface RelayCommandOptions extends DeliveryOptions {
   readonly port?: number;
   readonly host?: string;
   readonly targetUrl?: string;
@@ -10,7 +11,7 @@ interface RelayCommandOptions {
 }
 
 export function registerRelayCommand(program: Command): void {
-  program
+  const command = program
     .command('relay')
     .description('run the relay: Salesforce invocable calls and Platform Events, signed webhooks, a status page and metrics')
     .option('--port <n>', 'port to listen on (env ONCEKIT_PORT; default 8080; 0 picks a free one)', integerOption(0, 65_535))
@@ -38,6 +39,7 @@ export function registerRelayCommand(program: Command): void {
         ...(options.targetUrl === undefined ? {} : { targetUrl: options.targetUrl }),
         ...(options.tenant === undefined ? {} : { tenant: options.tenant }),
         ...(options.store === undefined ? {} : { store: options.store }),
+        delivery: deliverySettingValues(options),
       });
       // Without a target the relay forwards to the built-in sandbox, and says so loudly below.
       const relay = await startRelayOrSandbox(config);
@@ -71,4 +73,5 @@ export function registerRelayCommand(program: Command): void {
         process.once('SIGTERM', stop);
       });
     });
+  addDeliverySettingOptions(command);
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { InvalidInputError } from '../../shared/errors.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/decide.js';
+import type { OutboxDeliveryConfig } from '../../shared/outbox/config.js';
 import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../../shared/store/location.js';
 import { parseInput } from '../../shared/validation.js';
 import { KEYGEN_MAPPING_ENV, type KeygenEventMapping, parseKeygenEventMapping } from '../keygen/webhook-plugin.js';
@@ -11,6 +12,7 @@ import {
   type SalesforceAuthConfig,
   salesforceAuthConfigFromEnv,
 } from '../salesforce/relay-plugin.js';
+import { type DeliverySettingValues, deliverySettingsFrom } from './delivery-settings.js';
 
 /** Everything the relay reads from its options and environment; the command line wins over the environment. */
 export interface RelayConfig {
@@ -34,6 +36,8 @@ export interface RelayConfig {
   readonly identityFields: IdentityFields;
   readonly platformEventChannel: string | null;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+  /** How the relay's worker delivers (batch size, concurrency, lease, horizon, backoff, rate cap); unset: the defaults. */
+  readonly delivery: Partial<OutboxDeliveryConfig>;
 }
 
 export interface RelayOptions {
@@ -42,6 +46,8 @@ export interface RelayOptions {
   readonly targetUrl?: string;
   readonly tenant?: string;
   readonly store?: string;
+  /** The command line's delivery settings; each falls back to its ONCEKIT_* variable. */
+  readonly delivery?: DeliverySettingValues;
 }
 
 /** The variable (or option) behind each field, so every error names what the user sets. */
@@ -152,6 +158,7 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
     identityFields: identityFieldsFromEnv(env),
     platformEventChannel: settings.platformEventChannel ?? null,
     logLevel: settings.logLevel,
+    delivery: deliverySettingsFrom(options.delivery ?? {}, env),
   };
 }
 

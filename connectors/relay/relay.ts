@@ -80,7 +80,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     const worker = createOutboxWorker({
       store: outbox,
       target: { baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send },
-      ...(dependencies.outbox ? { config: dependencies.outbox } : {}),
+      config: { ...config.delivery, ...dependencies.outbox },
       label: 'relay',
       logger: log,
       onSettled: (settled) => recordSettlement(settled, metrics, recent),

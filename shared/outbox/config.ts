@@ -21,6 +21,8 @@ export interface OutboxDeliveryConfig {
   readonly backoffMaxMs: number;
   /** How often an idle worker looks for due events (an enqueue in the same process wakes it at once). */
   readonly pollMs: number;
+  /** At most this many events per second towards the target, per worker; null: no cap. */
+  readonly maxEventsPerSecond: number | null;
 }
 
 const HOUR_MS = 3_600_000;
@@ -35,6 +37,7 @@ export const defaultOutboxDeliveryConfig: OutboxDeliveryConfig = {
   backoffBaseMs: 1000,
   backoffMaxMs: 5 * 60_000,
   pollMs: 500,
+  maxEventsPerSecond: null,
 };
 
 const ms = (what: string, min = 1) =>
@@ -53,6 +56,7 @@ const configSchema = z
     backoffBaseMs: ms('backoffBaseMs', 0),
     backoffMaxMs: ms('backoffMaxMs', 0),
     pollMs: ms('pollMs', 1),
+    maxEventsPerSecond: z.number({ error: 'expected events per second' }).positive('must be more than 0').nullable(),
   })
   .superRefine((config, ctx) => {
     // The one place that holds the rule: every send of an event must fall inside the key window of its first receipt.

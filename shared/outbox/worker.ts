@@ -6,6 +6,7 @@ import type { DeliveryResult } from '../target/outcome.js';
 import { backoffDelayMs, defaultRetryPolicy, sleep as realSleep } from '../target/retry.js';
 import { type OutboxDeliveryConfig, outboxDeliveryConfig, targetCallBudget } from './config.js';
 import { describeAnswer } from './ledger.js';
+import { eventPacer } from './pacer.js';
 import { newWorkerToken } from './store-support.js';
 import type { AttemptRecord, LeasedEvent, OutboxStore, Settlement } from './types.js';
 
@@ -78,6 +79,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     ...(options.sleep ? { sleep: options.sleep } : {}),
   });
   const backoff = { ...defaultRetryPolicy, baseDelayMs: config.backoffBaseMs, maxDelayMs: config.backoffMaxMs };
+  const pacer = eventPacer(config.maxEventsPerSecond);
 
   let running: Promise<void>[] = [];
   // Batches handed over by submit(), already leased to this worker; taken before anything is leased from the store.
@@ -146,7 +148,20 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     }
   }
 
+  /** Waits for the batch's turn under the rate cap; false when the worker stops first. */
+  async function awaitTurn(events: number): Promise<boolean> {
+    const sendAt = pacer.reserve(events);
+    while (!stopping && performance.now() < sendAt) await idle(sendAt - performance.now());
+    return performance.now() >= sendAt;
+  }
+
   async function deliver(batch: readonly LeasedEvent[]): Promise<void> {
+    if (!(await awaitTurn(batch.length))) {
+      // Stopping while the cap held the batch back: give it back, due now, for the next worker.
+      const at = clock.now();
+      await store.settle(batch.map((event) => ({ id: event.id, owner, attempt: null, to: 'pending', dueAt: at })));
+      return;
+    }
     const now = clock.now();
     const settlements: { event: LeasedEvent; settlement: Settlement }[] = [];
     const sendable: LeasedEvent[] = [];
