@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { InvalidInputError } from '../../shared/errors.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/decide.js';
 import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../../shared/store/location.js';
+import { DEFAULT_REDIS_PREFIX, redisAllowVolatileFromEnv } from '../../shared/store/redis-safety.js';
 import { parseInput } from '../../shared/validation.js';
 import { KEYGEN_MAPPING_ENV, type KeygenEventMapping, parseKeygenEventMapping } from '../keygen/webhook-plugin.js';
 import {
@@ -34,6 +35,8 @@ export interface RelayConfig {
   readonly identityFields: IdentityFields;
   readonly platformEventChannel: string | null;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+  /** Redis stores only: the key prefix (ONCEKIT_REDIS_PREFIX) and whether a Redis without persistence may be used. */
+  readonly redis: { readonly keyPrefix: string; readonly allowVolatile: boolean };
 }
 
 export interface RelayOptions {
@@ -59,6 +62,7 @@ export const RELAY_SETTING_NAMES = {
   segmentSharedSecret: 'ONCEKIT_SEGMENT_SHARED_SECRET',
   platformEventChannel: 'ONCEKIT_SF_EVENT_CHANNEL',
   logLevel: 'ONCEKIT_LOG_LEVEL',
+  redisPrefix: 'ONCEKIT_REDIS_PREFIX',
 } as const satisfies Readonly<Record<string, string>>;
 
 const blankToUndefined = (value: unknown): unknown => (value === '' ? undefined : value);
@@ -85,6 +89,7 @@ const settingsSchema = z
         .optional(),
     ),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
+    redisPrefix: optionalText,
   })
   .superRefine((settings, ctx) => {
     // A target is all three or none: half a target would silently fall back to the sandbox.
@@ -127,6 +132,7 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
       segmentSharedSecret: env.ONCEKIT_SEGMENT_SHARED_SECRET,
       platformEventChannel: env.ONCEKIT_SF_EVENT_CHANNEL,
       logLevel: env.ONCEKIT_LOG_LEVEL || 'info',
+      redisPrefix: env.ONCEKIT_REDIS_PREFIX,
     });
   } catch (error) {
     throw renameFields(error);
@@ -152,6 +158,7 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
     identityFields: identityFieldsFromEnv(env),
     platformEventChannel: settings.platformEventChannel ?? null,
     logLevel: settings.logLevel,
+    redis: { keyPrefix: settings.redisPrefix ?? DEFAULT_REDIS_PREFIX, allowVolatile: redisAllowVolatileFromEnv(env) },
   };
 }
 

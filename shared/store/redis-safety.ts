@@ -198,6 +198,11 @@ export interface RedisPersistenceOptions {
   readonly logger?: Logger;
 }
 
+/** What every Redis opener takes: the persistence settings and the key prefix (default `oncekit:`). */
+export interface RedisStoreSettings extends RedisPersistenceOptions {
+  readonly redisKeyPrefix?: string;
+}
+
 /**
  * Refuses (RedisNotPersistentError) a Redis with neither AOF nor RDB snapshots, unless `allowVolatile`; then warns.
  * `where` names the server in messages (no password).
