@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../../../shared/clock.js';
+import { silentLogger } from '../../../shared/log.js';
 import { ABANDONED_LEASE_RETENTION_MS, StoreUnavailableError } from '../../../shared/store/idempotency-store.js';
 import { openIdempotencyStore } from '../../../shared/store/open-idempotency-store.js';
 import { RedisIdempotencyStore } from '../../../shared/store/redis-store.js';
@@ -63,7 +64,10 @@ describe.skipIf(skipRedisTests)(`Redis at ${redisEnv.url}`, () => {
     });
 
     it('opens from a StoreLocation and closes the connection it opened', async () => {
-      const store = await openIdempotencyStore({ kind: 'redis', url: redisEnv.url }, { redisKeyPrefix: keyPrefix, allowVolatile: true });
+      const store = await openIdempotencyStore(
+        { kind: 'redis', url: redisEnv.url },
+        { redisKeyPrefix: keyPrefix, allowVolatile: true, logger: silentLogger },
+      );
       expect(store.kind).toBe('redis');
       expect(await store.claim({ tenant: 't', key: 'factory' }, { owner: 'w', leaseMs: 1000 })).toMatchObject({ status: 'claimed' });
       await store.close();
