@@ -8,6 +8,7 @@ import { openOutboxStore } from '../shared/outbox/open-store.js';
 import type { OutboxStore } from '../shared/outbox/types.js';
 import type { OutboxTarget } from '../shared/outbox/worker.js';
 import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../shared/store/location.js';
+import { redisAllowVolatileFromEnv } from '../shared/store/redis-safety.js';
 import { undiciTransport } from '../shared/target/transport-undici.js';
 import { targetSettings } from './target-env.js';
 import { integerOption, parseOptions, UsageError } from './usage.js';
@@ -36,6 +37,12 @@ export function storeLocationFrom(option: string | undefined, env: NodeJS.Proces
   if (option !== undefined) return parseStoreLocation(option, '--store');
   if (env.ONCEKIT_STORE) return parseStoreLocation(env.ONCEKIT_STORE, 'ONCEKIT_STORE');
   return defaultStoreLocation();
+}
+
+/** ONCEKIT_REDIS_PREFIX and ONCEKIT_REDIS_ALLOW_VOLATILE, for a redis:// store (the opener warns on stderr). */
+export function redisStoreSettingsFrom(env: NodeJS.ProcessEnv): { redisKeyPrefix?: string; allowVolatile: boolean } {
+  const prefix = env.ONCEKIT_REDIS_PREFIX?.trim();
+  return { ...(prefix ? { redisKeyPrefix: prefix } : {}), allowVolatile: redisAllowVolatileFromEnv(env) };
 }
 
 export function addStoreOptions(command: Command): Command {
@@ -126,7 +133,7 @@ export function outboxTargetFrom(options: TargetOptions, connections: number): {
 }
 
 export async function withStore<T>(options: StoreOptions, work: (store: OutboxStore) => Promise<T>): Promise<T> {
-  const store = await openOutboxStore(storeLocationFrom(options.store));
+  const store = await openOutboxStore(storeLocationFrom(options.store), redisStoreSettingsFrom(process.env));
   try {
     return await work(store);
   } finally {

@@ -23,3 +23,13 @@ export class InvalidInputError extends OncekitError {
     this.issues = issues;
   }
 }
+
+/**
+ * The store's state is gone under a running process: a Redis wiped by a restart without persistence, a FLUSHALL, or a
+ * failover to an empty replica. Nothing is done on the empty state; callers answer 503 and an operator must look.
+ */
+export class StateLostError extends OncekitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('state_lost', message, options);
+  }
+}

@@ -4,6 +4,7 @@ import { InvalidInputError } from '../../shared/errors.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/decide.js';
 import type { OutboxDeliveryConfig } from '../../shared/outbox/config.js';
 import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../../shared/store/location.js';
+import { DEFAULT_REDIS_PREFIX, redisAllowVolatileFromEnv } from '../../shared/store/redis-safety.js';
 import { parseInput } from '../../shared/validation.js';
 import { KEYGEN_MAPPING_ENV, type KeygenEventMapping, parseKeygenEventMapping } from '../keygen/webhook-plugin.js';
 import {
@@ -38,6 +39,8 @@ export interface RelayConfig {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
   /** How the relay's worker delivers (batch size, concurrency, lease, horizon, backoff, rate cap); unset: the defaults. */
   readonly delivery: Partial<OutboxDeliveryConfig>;
+  /** Redis stores only: the key prefix (ONCEKIT_REDIS_PREFIX) and whether a Redis without persistence may be used. */
+  readonly redis: { readonly keyPrefix: string; readonly allowVolatile: boolean };
 }
 
 export interface RelayOptions {
@@ -65,6 +68,7 @@ export const RELAY_SETTING_NAMES = {
   segmentSharedSecret: 'ONCEKIT_SEGMENT_SHARED_SECRET',
   platformEventChannel: 'ONCEKIT_SF_EVENT_CHANNEL',
   logLevel: 'ONCEKIT_LOG_LEVEL',
+  redisPrefix: 'ONCEKIT_REDIS_PREFIX',
 } as const satisfies Readonly<Record<string, string>>;
 
 const blankToUndefined = (value: unknown): unknown => (value === '' ? undefined : value);
@@ -91,6 +95,7 @@ const settingsSchema = z
         .optional(),
     ),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
+    redisPrefix: optionalText,
   })
   .superRefine((settings, ctx) => {
     // A target is all three or none: half a target would silently fall back to the sandbox.
@@ -133,6 +138,7 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
       segmentSharedSecret: env.ONCEKIT_SEGMENT_SHARED_SECRET,
       platformEventChannel: env.ONCEKIT_SF_EVENT_CHANNEL,
       logLevel: env.ONCEKIT_LOG_LEVEL || 'info',
+      redisPrefix: env.ONCEKIT_REDIS_PREFIX,
     });
   } catch (error) {
     throw renameFields(error);
@@ -159,6 +165,7 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
     platformEventChannel: settings.platformEventChannel ?? null,
     logLevel: settings.logLevel,
     delivery: deliverySettingsFrom(options.delivery ?? {}, env),
+    redis: { keyPrefix: settings.redisPrefix ?? DEFAULT_REDIS_PREFIX, allowVolatile: redisAllowVolatileFromEnv(env) },
   };
 }
 

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { StateLostError } from '../../shared/errors.js';
 import { registerErrorHandler, registerRawJsonParser } from '../../shared/http/http-basics.js';
 import { Inbox } from '../../shared/inbox/inbox.js';
 import type { DecideKeyOptions } from '../../shared/keys/decide.js';
@@ -11,6 +12,7 @@ import { createOutboxWorker } from '../../shared/outbox/worker.js';
 import type { IdempotencyStore } from '../../shared/store/idempotency-store.js';
 import { describeStoreLocation } from '../../shared/store/location.js';
 import { openIdempotencyStore } from '../../shared/store/open-idempotency-store.js';
+import type { RedisStoreSettings } from '../../shared/store/redis-safety.js';
 import { createTargetClient, requireTargetAnswers } from '../../shared/target/client.js';
 import { undiciTransport } from '../../shared/target/transport-undici.js';
 import { keygenWebhookPlugin } from '../keygen/webhook-plugin.js';
@@ -68,9 +70,11 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     for (const close of closers.reverse()) await close().catch((error: unknown) => log.error({ err: error }, 'close failed'));
   };
   try {
-    const idempotencyStore = await openIdempotencyStore(config.store);
+    // Redis: refused unless it persists (or ONCEKIT_REDIS_ALLOW_VOLATILE=1, which warns through `log`).
+    const redis = { redisKeyPrefix: config.redis.keyPrefix, allowVolatile: config.redis.allowVolatile, logger: log };
+    const idempotencyStore = await openIdempotencyStore(config.store, redis);
     closers.push(() => idempotencyStore.close());
-    const outbox = await openOutboxStore(config.store);
+    const outbox = await openOutboxStore(config.store, redis);
     closers.push(() => outbox.close());
     const transport = undiciTransport({ connections: 16 });
     closers.push(() => transport.close());
@@ -98,8 +102,10 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     const keys: DecideKeyOptions = { policy: config.invalidKeyPolicy, logger: log };
 
     const app = createRelayApp(log, metrics);
+    const stateLoss = stateLossReporter(log);
+    app.addHook('onError', async (_request, _reply, error) => stateLoss.note(error));
     closers.push(() => app.close()); // closed first: no new requests, in-flight ones finish, then the plugins' onClose
-    const salesforce = await registerConnectors(app, { config, ingest, keys, idempotencyStore, log, metrics });
+    const salesforce = await registerConnectors(app, { config, ingest, keys, idempotencyStore, log, metrics, redis });
     // Ready means the target takes our API key; the probe costs it nothing.
     const probe = createTargetClient({ baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send });
     const startedAt = Date.now();
@@ -110,7 +116,17 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
       metrics,
       recent,
       readiness: [
-        { name: 'store', check: async () => void (await outbox.counts(target.tenant)) },
+        {
+          name: 'store',
+          check: async () => {
+            try {
+              await outbox.counts(target.tenant);
+            } catch (error) {
+              stateLoss.note(error);
+              throw error;
+            }
+          },
+        },
         { name: 'target', check: async () => requireTargetAnswers(await probe.checkCredentials({ timeoutMs: 2000 })) },
         ...salesforce.readiness,
       ],
@@ -157,9 +173,10 @@ async function registerConnectors(
     readonly idempotencyStore: IdempotencyStore;
     readonly log: Logger;
     readonly metrics: RelayMetrics;
+    readonly redis: RedisStoreSettings;
   },
 ): Promise<SalesforceConnector> {
-  const { config, ingest, keys, idempotencyStore, log, metrics } = parts;
+  const { config, ingest, keys, idempotencyStore, log, metrics, redis } = parts;
   const { target } = config;
   const salesforce = createSalesforceConnector({
     ingest,
@@ -170,7 +187,7 @@ async function registerConnectors(
     auth: config.salesforceAuth,
     identityFields: config.identityFields,
     platformEventChannel: config.platformEventChannel,
-    checkpoints: { location: config.store, tenant: target.tenant },
+    checkpoints: { location: config.store, tenant: target.tenant, redis },
     onUnmappable: () => metrics.deadLetters.inc({ source: 'salesforce-event', reason: 'unmappable' }),
   });
   await app.register(salesforce.plugin);
@@ -195,6 +212,24 @@ async function registerConnectors(
     webhook: config.keygen ? { ...config.keygen, mapping: config.keygenMapping } : null,
   });
   return salesforce;
+}
+
+/**
+ * Logs once, as an error, that the store's data was lost (StateLostError): every request and readiness probe after it
+ * fails the same way, and one line is what an operator needs.
+ */
+function stateLossReporter(log: Logger): { note(error: unknown): void } {
+  let reported = false;
+  return {
+    note(error) {
+      if (reported || !(error instanceof StateLostError)) return;
+      reported = true;
+      log.error(
+        { event: 'state_lost', error: error.message },
+        'DATA LOST: the store no longer holds the state this relay wrote; event routes answer 503 until it is restarted',
+      );
+    },
+  };
 }
 
 /** Fastify with the relay's JSON parser (raw bytes kept for signatures), error answers and request metrics. */

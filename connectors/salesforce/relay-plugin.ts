@@ -13,7 +13,7 @@ import { inboundAuthChecker } from './inbound-auth.js';
 import { invocableRoutes } from './invocable-routes.js';
 import { DEFAULT_PLATFORM_EVENT_CHANNEL, platformEventSourceId, platformEventToUserEventInput } from './platform-event-mapping.js';
 import { createPlatformEventSubscriber, type PlatformEventSubscriber } from './platform-event-subscriber.js';
-import { openReplayCheckpointStore } from './replay-checkpoint-store.js';
+import { type OpenReplayCheckpointStoreOptions, openReplayCheckpointStore } from './replay-checkpoint-store.js';
 import { connectSalesforce, type SalesforceAuthConfig, type SalesforceSession } from './salesforce-auth.js';
 
 // What the relay reads from its environment for this connector, and what it shows of it.
@@ -35,7 +35,12 @@ export interface SalesforceConnectorOptions {
   /** The Platform Event channel; with auth and no channel, the default one. */
   readonly platformEventChannel: string | null;
   /** Where the subscriber's replay checkpoints live: the relay's store, under this tenant. */
-  readonly checkpoints: { readonly location: StoreLocation; readonly tenant: string };
+  readonly checkpoints: {
+    readonly location: StoreLocation;
+    readonly tenant: string;
+    /** Redis only: the key prefix and persistence settings the relay's other stores use. */
+    readonly redis?: OpenReplayCheckpointStoreOptions;
+  };
   /** Counts a Platform Event that cannot be mapped (it is logged and skipped). */
   readonly onUnmappable?: () => void;
 }
@@ -73,7 +78,11 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
   async function subscribe(app: Parameters<FastifyPluginAsync>[0]): Promise<void> {
     const started = salesforceSession();
     if (!channel || !started) return;
-    const checkpoints = await openReplayCheckpointStore(options.checkpoints.location, options.checkpoints.tenant);
+    const checkpoints = await openReplayCheckpointStore(
+      options.checkpoints.location,
+      options.checkpoints.tenant,
+      options.checkpoints.redis ?? {},
+    );
     const running = createPlatformEventSubscriber({
       session: await started,
       channel,

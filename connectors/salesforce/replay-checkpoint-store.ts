@@ -1,6 +1,14 @@
 import { InvalidInputError } from '../../shared/errors.js';
 import type { StoreLocation } from '../../shared/store/location.js';
-import { connectRedis } from '../../shared/store/open-idempotency-store.js';
+import { connectStateRedis } from '../../shared/store/open-idempotency-store.js';
+import {
+  DEFAULT_REDIS_PREFIX,
+  keyPart,
+  LuaScript,
+  markerGuardLua,
+  RedisStateGuard,
+  type RedisStoreSettings,
+} from '../../shared/store/redis-safety.js';
 import { migrate, openSqliteDatabase } from '../../shared/store/sqlite-database.js';
 
 /**
@@ -52,11 +60,24 @@ export interface DurableReplayCheckpointStore extends ReplayCheckpointStore {
   close(): Promise<void>;
 }
 
+/** Redis only: the persistence settings and the key prefix (checkpoints under `{prefix}sf-replay:`). */
+export type OpenReplayCheckpointStoreOptions = RedisStoreSettings;
+
+// KEYS[1] the checkpoint, KEYS[2] the marker; ARGV[1] the marker id. Both check the marker (see redis-safety.ts).
+const LOAD = new LuaScript(`${markerGuardLua('KEYS[2]', 'ARGV[1]')}return redis.call('GET', KEYS[1])`);
+// ARGV[2] the replayId.
+const SAVE = new LuaScript(`${markerGuardLua('KEYS[2]', 'ARGV[1]')}return redis.call('SET', KEYS[1], ARGV[2])`);
+
 /**
  * Where the Platform Event subscriber keeps the last replayId it handed to the outbox, next to the rest of the relay's
- * state, so a restart resumes there (within Salesforce's 72 h retention).
+ * state, so a restart resumes there (within Salesforce's 72 h retention). On Redis: `{prefix}sf-replay:{tenant}:{channel}`
+ * (both parts encoded), behind the same persistence check and marker as the other Redis stores.
  */
-export async function openReplayCheckpointStore(location: StoreLocation, tenant: string): Promise<DurableReplayCheckpointStore> {
+export async function openReplayCheckpointStore(
+  location: StoreLocation,
+  tenant: string,
+  options: OpenReplayCheckpointStoreOptions = {},
+): Promise<DurableReplayCheckpointStore> {
   if (location.kind === 'memory') {
     const store = memoryReplayCheckpointStore();
     return { load: (channel) => store.load(channel), save: (channel, id) => store.save(channel, id), close: async () => {} };
@@ -85,12 +106,23 @@ export async function openReplayCheckpointStore(location: StoreLocation, tenant:
       },
     };
   }
-  const redis = await connectRedis(location.url, 5000);
-  const keyOf = (channel: string): string => `oncekit:${tenant}:sf-replay:${channel}`;
+  const redis = await connectStateRedis(location.url, 5000, options);
+  const prefix = options.redisKeyPrefix ?? DEFAULT_REDIS_PREFIX;
+  const guard = new RedisStateGuard(redis, prefix);
+  try {
+    await guard.markerId();
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
+  const keysOf = (channel: string): string[] => [`${prefix}sf-replay:${keyPart(tenant)}:${keyPart(channel)}`, guard.markerKey];
   return {
-    load: async (channel) => redis.get(keyOf(channel)),
+    load: async (channel) => {
+      const value = await guard.run(LOAD, keysOf(channel), []);
+      return typeof value === 'string' ? value : null;
+    },
     save: async (channel, replayId) => {
-      await redis.set(keyOf(channel), String(replayId));
+      await guard.run(SAVE, keysOf(channel), [String(replayId)]);
     },
     close: async () => {
       await redis.quit();

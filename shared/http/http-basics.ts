@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidInputError, OncekitError } from '../errors.js';
+import { InvalidInputError, OncekitError, StateLostError } from '../errors.js';
 
 /** Something the relay depends on is down: 503 with Retry-After, so the sender retries later. */
 export class ServiceUnavailableError extends OncekitError {
@@ -55,6 +55,13 @@ export function registerErrorHandler(app: FastifyInstance): void {
     }
     if (error instanceof ServiceUnavailableError) {
       return reply.code(503).header('retry-after', String(error.retryAfterSeconds)).send({ error: 'unavailable', message: error.message });
+    }
+    if (error instanceof StateLostError) {
+      // The store's data is gone (see StateLostError): nothing was done; the sender keeps the event and retries.
+      return reply.code(503).header('retry-after', '60').send({
+        error: 'state_lost',
+        message: "the relay's store lost its data; nothing was done and an operator has to look; retry later",
+      });
     }
     if ('code' in error && error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       const given = request.headers['content-type'] ?? 'none';

@@ -1,13 +1,14 @@
 import type { StoreLocation } from '../store/location.js';
-import { connectRedis } from '../store/open-idempotency-store.js';
+import { connectStateRedis } from '../store/open-idempotency-store.js';
+import type { RedisPersistenceOptions } from '../store/redis-safety.js';
 import { MemoryOutboxStore } from './memory-store.js';
 import { RedisOutboxStore } from './redis-store.js';
 import { SqliteOutboxStore } from './sqlite-store.js';
 import type { OutboxStoreOptions } from './store-support.js';
 import type { OutboxStore } from './types.js';
 
-export interface OpenOutboxStoreOptions extends OutboxStoreOptions {
-  /** Redis only: prefix of every key; default DEFAULT_OUTBOX_REDIS_PREFIX. */
+export interface OpenOutboxStoreOptions extends OutboxStoreOptions, RedisPersistenceOptions {
+  /** Redis only: prefix of every key (the outbox under `{prefix}outbox:`); default DEFAULT_OUTBOX_REDIS_PREFIX. */
   readonly redisKeyPrefix?: string;
   /** Redis only: how long a connect or a command may take; default 5000. */
   readonly redisTimeoutMs?: number;
@@ -18,11 +19,18 @@ export async function openOutboxStore(location: StoreLocation, options: OpenOutb
   const clock = options.clock ? { clock: options.clock } : {};
   if (location.kind === 'memory') return new MemoryOutboxStore(clock);
   if (location.kind === 'sqlite') return new SqliteOutboxStore({ path: location.path, ...clock });
-  const client = await connectRedis(location.url, options.redisTimeoutMs ?? 5000);
-  return new RedisOutboxStore({
+  const client = await connectStateRedis(location.url, options.redisTimeoutMs ?? 5000, options);
+  const store = new RedisOutboxStore({
     client,
     ownsClient: true,
     ...clock,
     ...(options.redisKeyPrefix === undefined ? {} : { keyPrefix: options.redisKeyPrefix }),
   });
+  try {
+    await store.ready();
+    return store;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
 }

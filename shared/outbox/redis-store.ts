@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { type Clock, systemClock } from '../clock.js';
 import type { UserEventInput } from '../events/user-event.js';
 import type { KeyDecision } from '../keys/decide.js';
+import { DEFAULT_REDIS_PREFIX, LuaScript, markerGuardLua, REDIS_NOW_LUA, RedisStateGuard } from '../store/redis-safety.js';
 import {
   abandonedAttempt,
   checkOutboxArgs,
@@ -30,18 +30,20 @@ import {
   type Settlement,
 } from './types.js';
 
-export const DEFAULT_OUTBOX_REDIS_PREFIX = 'oncekit:outbox:';
+/** The prefix of every key: the outbox lives under `{prefix}outbox:`. */
+export const DEFAULT_OUTBOX_REDIS_PREFIX = DEFAULT_REDIS_PREFIX;
 
 export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
   /** A connected ioredis client; it stays open on `close()` unless `ownsClient`. */
   readonly client: Redis;
   readonly ownsClient?: boolean;
-  /** Prefix of every key the store writes; default DEFAULT_OUTBOX_REDIS_PREFIX. */
+  /** Prefix of every key the store writes (the outbox under `{prefix}outbox:`); default DEFAULT_OUTBOX_REDIS_PREFIX. */
   readonly keyPrefix?: string;
 }
 
 /*
- * Layout, under the prefix P (tenant, key and source id are URI-encoded inside key names, so ':' cannot collide):
+ * Layout, under P = `{prefix}outbox:` (tenant, key and source id are URI-encoded inside key names, so ':' cannot
+ * collide; ids are generated, and an id is always the whole rest of its key name):
  *   P e:{id}            hash: the event (t tenant, src, sid, dk, key, dec, inp, st state, enq, upd, due, own, lat, lex,
  *                       fat first attempt, lo last outcome, dr dead reason, dat dead at, kix/six its index keys)
  *   P a:{id}            list: the ledger's attempts, JSON, oldest first (an attempt's number is its position)
@@ -51,19 +53,30 @@ export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
  *   P n:{t}             hash of counts: "{state}" and "{source}|{state}"
  * Every transition is one Lua script, so it is atomic with respect to every other instance. The scripts compute key
  * names from their arguments, which standalone Redis and Sentinel allow; Redis Cluster would need hash tags.
+ * Every script first checks the marker `{prefix}marker` and every read is a MULTI that reads it too (redis-safety.ts),
+ * so a wiped Redis fails with StateLostError instead of reporting an empty outbox. Times (enqueued, due, leases, deaths)
+ * are the server's TIME, so a host whose clock runs ahead cannot lease events early; only a test's clock overrides it.
  */
 
-const COUNTS = `
+// Every script: KEYS[1] the marker; ARGV[1] the marker id, ARGV[2] a test clock's now or '' (the server's TIME), ARGV[3]
+// the prefix P. Each checks the marker first and takes its time from oncekit_now (redis-safety.ts).
+const COUNTS = `${REDIS_NOW_LUA}${markerGuardLua('KEYS[1]', 'ARGV[1]')}
+local now = oncekit_now(ARGV[2])
+local nowS = oncekit_text(now)
+local P = ARGV[3]
 local function move(nkey, src, from, to)
   if from then redis.call('HINCRBY', nkey, from, -1); redis.call('HINCRBY', nkey, src .. '|' .. from, -1) end
   if to then redis.call('HINCRBY', nkey, to, 1); redis.call('HINCRBY', nkey, src .. '|' .. to, 1) end
 end
 `;
 
-// ARGV: P, now, JSON [{id, t, tE, src, sid, dk, key, dec, inp, kix, six}], owner ('' = start pending), leaseExpiresAt.
-// Returns {{id, outcome, state, updatedAt, previousAttempts}, ...}.
+// ARGV[4..]: JSON [{id, t, tE, src, sid, dk, key, dec, inp, kix, six}], owner ('' = start pending), leaseMs.
+// Returns {now, {{id, outcome, state, updatedAt, previousAttempts}, ...}}.
 const ENQUEUE = `${COUNTS}
-local P, now, owner, lexp = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
+local owner = ARGV[5]
+local lexp = oncekit_text(now + tonumber(ARGV[6]))
+local events = cjson.decode(ARGV[4])
+now = nowS
 local state = 'pending'
 if owner ~= '' then state = 'leased' end
 -- A new or revived event starts pending and due now, or leased to the caller.
@@ -77,7 +90,7 @@ local function start(ek, id, tE)
   end
 end
 local out = {}
-for i, ev in ipairs(cjson.decode(ARGV[3])) do
+for i, ev in ipairs(events) do
   local existing = redis.call('HGET', P .. 'dedup:' .. ev.tE, ev.dk)
   if existing then
     local ek = P .. 'e:' .. existing
@@ -109,13 +122,13 @@ for i, ev in ipairs(cjson.decode(ARGV[3])) do
     out[i] = {ev.id, 'created', state, now, 0}
   end
 end
-return out
+return {nowS, out}
 `;
 
-// ARGV: P, tE, now, limit, owner, leaseExpiresAt. Returns {{id, src, sid, inp, fat, previousAttempts}, ...}.
+// ARGV[4..]: tE, limit, owner, leaseMs. Returns {now, {{id, src, sid, inp, fat, previousAttempts}, ...}}.
 const LEASE = `${COUNTS}
-local P, tE, nowS, limit, owner, lexp = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local now = tonumber(nowS)
+local tE, limit, owner = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local lexp = oncekit_text(now + tonumber(ARGV[7]))
 local dueK, leaseK = P .. 'due:' .. tE, P .. 'lease:' .. tE
 local expired = redis.call('ZRANGEBYSCORE', leaseK, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
 local due = redis.call('ZRANGEBYSCORE', dueK, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
@@ -143,14 +156,14 @@ for i = 1, math.min(limit, #picks) do
   redis.call('ZADD', leaseK, lexp, id)
   out[#out + 1] = {id, f[4], f[5], f[6], fat, tostring(redis.call('LLEN', ak))}
 end
-return out
+return {nowS, out}
 `;
 
-// ARGV: P, now, JSON [{id, owner, to, due, reason, attempt (JSON text or ''), outcome}]. Returns {1|0, ...}.
+// ARGV[4]: JSON [{id, owner, to, dueIn, reason, attempt (JSON text or ''), outcome}]; a retry is due dueIn ms from
+// the script's now, so the worker's clock only decides the backoff, never the absolute time. Returns {1|0, ...}.
 const SETTLE = `${COUNTS}
-local P, now = ARGV[1], ARGV[2]
 local out = {}
-for i, s in ipairs(cjson.decode(ARGV[3])) do
+for i, s in ipairs(cjson.decode(ARGV[4])) do
   local ek = P .. 'e:' .. s.id
   local f = redis.call('HMGET', ek, 'st', 'own', 'tE', 'src')
   if f[1] ~= 'leased' or f[2] ~= s.owner then
@@ -163,13 +176,14 @@ for i, s in ipairs(cjson.decode(ARGV[3])) do
       redis.call('HSET', ek, 'lo', s.outcome)
     end
     if s.to == 'pending' then
-      redis.call('ZADD', P .. 'due:' .. tE, s.due, s.id)
-      redis.call('HSET', ek, 'due', s.due)
+      local due = oncekit_text(now + s.dueIn)
+      redis.call('ZADD', P .. 'due:' .. tE, due, s.id)
+      redis.call('HSET', ek, 'due', due)
     elseif s.to == 'dead' then
-      redis.call('ZADD', P .. 'dead:' .. tE, now, s.id)
-      redis.call('HSET', ek, 'dr', s.reason, 'dat', now)
+      redis.call('ZADD', P .. 'dead:' .. tE, nowS, s.id)
+      redis.call('HSET', ek, 'dr', s.reason, 'dat', nowS)
     end
-    redis.call('HSET', ek, 'st', s.to, 'own', '', 'lat', '', 'lex', '', 'upd', now)
+    redis.call('HSET', ek, 'st', s.to, 'own', '', 'lat', '', 'lex', '', 'upd', nowS)
     move(P .. 'n:' .. tE, f[4], 'leased', s.to)
     out[i] = 1
   end
@@ -177,12 +191,13 @@ end
 return out
 `;
 
-// ARGV: P, tE, now, JSON list of ids or '' for every dead letter of the tenant. Returns the ids requeued.
+// ARGV[4..]: tE, JSON list of ids or '' for every dead letter of the tenant. Returns the ids requeued.
 const REQUEUE = `${COUNTS}
-local P, tE, now = ARGV[1], ARGV[2], ARGV[3]
+local tE = ARGV[4]
+now = nowS
 local deadK = P .. 'dead:' .. tE
 local ids
-if ARGV[4] == '' then ids = redis.call('ZRANGE', deadK, 0, -1) else ids = cjson.decode(ARGV[4]) end
+if ARGV[5] == '' then ids = redis.call('ZRANGE', deadK, 0, -1) else ids = cjson.decode(ARGV[5]) end
 local out = {}
 for _, id in ipairs(ids) do
   local ek = P .. 'e:' .. id
@@ -198,13 +213,21 @@ end
 return out
 `;
 
-interface Script {
-  readonly lua: string;
-  readonly sha: string;
-}
+// ARGV[4]: tE. Returns {earliest due score or '', earliest lease expiry or '', now}: the caller translates to its clock.
+const NEXT_DUE = `${COUNTS}
+local tE = ARGV[4]
+local due = redis.call('ZRANGE', P .. 'due:' .. tE, 0, 0, 'WITHSCORES')
+local lease = redis.call('ZRANGE', P .. 'lease:' .. tE, 0, 0, 'WITHSCORES')
+return {due[2] or '', lease[2] or '', nowS}
+`;
 
-const script = (lua: string): Script => ({ lua, sha: createHash('sha1').update(lua).digest('hex') });
-const SCRIPTS = { enqueue: script(ENQUEUE), lease: script(LEASE), settle: script(SETTLE), requeue: script(REQUEUE) };
+const SCRIPTS = {
+  enqueue: new LuaScript(ENQUEUE),
+  lease: new LuaScript(LEASE),
+  settle: new LuaScript(SETTLE),
+  requeue: new LuaScript(REQUEUE),
+  nextDue: new LuaScript(NEXT_DUE),
+};
 
 const enc = encodeURIComponent;
 const orNull = (value: string | undefined): string | null => (value === undefined || value === '' ? null : value);
@@ -216,26 +239,32 @@ export class RedisOutboxStore implements OutboxStore {
   readonly #client: Redis;
   readonly #ownsClient: boolean;
   readonly #prefix: string;
-  readonly #clock: Clock;
+  readonly #guard: RedisStateGuard;
+  /** Only tests set it; without it the scripts read the server's TIME. */
+  readonly #clock: Clock | undefined;
 
   constructor(options: RedisOutboxStoreOptions) {
+    const base = options.keyPrefix ?? DEFAULT_OUTBOX_REDIS_PREFIX;
     this.#client = options.client;
     this.#ownsClient = options.ownsClient ?? false;
-    this.#prefix = options.keyPrefix ?? DEFAULT_OUTBOX_REDIS_PREFIX;
-    this.#clock = options.clock ?? systemClock;
+    this.#prefix = `${base}outbox:`;
+    this.#guard = new RedisStateGuard(options.client, base);
+    this.#clock = options.clock;
   }
 
-  async #eval(operation: string, which: Script, args: readonly (string | number)[]): Promise<unknown> {
-    try {
-      try {
-        return await this.#client.evalsha(which.sha, 0, ...args);
-      } catch (error) {
-        if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-        return await this.#client.eval(which.lua, 0, ...args);
-      }
-    } catch (error) {
-      throw outboxStoreFailure('redis', operation, error);
-    }
+  /** Writes (or reads) the marker now rather than at the first operation; the openers call it. */
+  async ready(): Promise<void> {
+    await this.#call('open', () => this.#guard.markerId());
+  }
+
+  /** The caller's time: a test's clock, else this host's (used only for ids and to turn absolute times into delays). */
+  #localNow(): number {
+    return (this.#clock ?? systemClock).now();
+  }
+
+  async #eval(operation: string, which: LuaScript, args: readonly (string | number)[]): Promise<unknown> {
+    const now = this.#clock === undefined ? '' : this.#clock.now();
+    return this.#call(operation, () => this.#guard.run(which, [this.#guard.markerKey], [now, this.#prefix, ...args]));
   }
 
   async #call<T>(operation: string, work: () => Promise<T>): Promise<T> {
@@ -246,17 +275,22 @@ export class RedisOutboxStore implements OutboxStore {
     }
   }
 
+  /** Plain reads, in one MULTI with the marker check. */
+  #read(build: (multi: ChainableCommander) => void): Promise<unknown[]> {
+    return this.#guard.read(build);
+  }
+
   async enqueue(events: readonly NewOutboxEvent[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
     checkOutboxArgs.events(events);
     const lease = checkOutboxArgs.enqueueLease(options);
     if (events.length === 0) return [];
-    const now = this.#clock.now();
+    const idTime = this.#localNow();
     const P = this.#prefix;
     const payload = events.map((event) => {
       const tE = enc(event.tenant);
       const key = event.input.idempotencyKey ?? '';
       return {
-        id: newOutboxId(now),
+        id: newOutboxId(idTime),
         t: event.tenant,
         tE,
         src: event.source,
@@ -269,9 +303,13 @@ export class RedisOutboxStore implements OutboxStore {
         six: `${P}src:${tE}:${enc(event.sourceId)}`,
       };
     });
-    const args = [P, now, JSON.stringify(payload), lease?.owner ?? '', lease === undefined ? 0 : now + lease.leaseMs];
-    const reply = (await this.#eval('enqueue', SCRIPTS.enqueue, args)) as [string, EnqueueOutcome, OutboxState, string, number][];
-    return reply.map(([id, outcome, state, updatedAt, previousAttempts], index): EnqueueResult => {
+    const args = [JSON.stringify(payload), lease?.owner ?? '', lease === undefined ? 0 : lease.leaseMs];
+    const [nowText, rows] = (await this.#eval('enqueue', SCRIPTS.enqueue, args)) as [
+      string,
+      [string, EnqueueOutcome, OutboxState, string, number][],
+    ];
+    const now = Number(nowText);
+    return rows.map(([id, outcome, state, updatedAt, previousAttempts], index): EnqueueResult => {
       const event = events[index];
       const result = { id, outcome, state, updatedAt: Number(updatedAt) };
       if (lease === undefined || outcome === 'existing' || event === undefined) return result;
@@ -281,10 +319,13 @@ export class RedisOutboxStore implements OutboxStore {
 
   async lease(request: LeaseRequest): Promise<LeasedEvent[]> {
     const { tenant, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
-    const now = this.#clock.now();
-    const args = [this.#prefix, enc(tenant), now, limit, owner, now + leaseMs];
-    const reply = (await this.#eval('lease', SCRIPTS.lease, args)) as [string, string, string, string, string, string][];
-    return reply.map(([id, source, sourceId, input, firstAttemptAt, attempts]) => ({
+    const args = [enc(tenant), limit, owner, leaseMs];
+    const [nowText, rows] = (await this.#eval('lease', SCRIPTS.lease, args)) as [
+      string,
+      [string, string, string, string, string, string][],
+    ];
+    const now = Number(nowText);
+    return rows.map(([id, source, sourceId, input, firstAttemptAt, attempts]) => ({
       id,
       tenant,
       source,
@@ -300,25 +341,26 @@ export class RedisOutboxStore implements OutboxStore {
 
   async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
     if (settlements.length === 0) return [];
-    const now = this.#clock.now();
+    const localNow = this.#localNow();
     const payload = settlements.map((settlement) => ({
       id: settlement.id,
       owner: settlement.owner,
       to: settlement.to,
-      due: settlement.to === 'pending' ? settlement.dueAt : 0,
+      // A delay, not a time: the script adds it to its own now (the worker decided dueAt on this host's clock).
+      dueIn: settlement.to === 'pending' ? settlement.dueAt - localNow : 0,
       reason: settlement.to === 'dead' ? settlement.reason : '',
       // The number is left out: an attempt's number is its position in the list.
       attempt: settlement.attempt === null ? '' : JSON.stringify({ ...settlement.attempt, number: undefined }),
       outcome: settlement.attempt?.outcome ?? '',
     }));
-    const reply = (await this.#eval('settle', SCRIPTS.settle, [this.#prefix, now, JSON.stringify(payload)])) as number[];
+    const reply = (await this.#eval('settle', SCRIPTS.settle, [JSON.stringify(payload)])) as number[];
     return reply.map((applied) => applied === 1);
   }
 
   async requeueDead(request: RequeueRequest): Promise<string[]> {
     const { tenant, ids } = checkOutboxArgs.requeue(request);
     if (ids !== undefined && ids.length === 0) return [];
-    const args = [this.#prefix, enc(tenant), this.#clock.now(), ids === undefined ? '' : JSON.stringify(ids)];
+    const args = [enc(tenant), ids === undefined ? '' : JSON.stringify(ids)];
     return (await this.#eval('requeueDead', SCRIPTS.requeue, args)) as string[];
   }
 
@@ -328,44 +370,40 @@ export class RedisOutboxStore implements OutboxStore {
 
   async findByKey(tenant: string, key: string): Promise<LedgerEntry[]> {
     return this.#call('findByKey', async () => {
-      const ids = await this.#client.zrange(`${this.#prefix}key:${enc(tenant)}:${enc(key)}`, 0, '-1');
-      return this.#entries(tenant, ids);
+      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}key:${enc(tenant)}:${enc(key)}`, 0, '-1'));
+      return this.#entries(tenant, ids as string[]);
     });
   }
 
   async findBySourceId(tenant: string, sourceId: string): Promise<LedgerEntry[]> {
     return this.#call('findBySourceId', async () => {
-      const ids = await this.#client.zrange(`${this.#prefix}src:${enc(tenant)}:${enc(sourceId)}`, 0, '-1');
-      return this.#entries(tenant, ids);
+      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}src:${enc(tenant)}:${enc(sourceId)}`, 0, '-1'));
+      return this.#entries(tenant, ids as string[]);
     });
   }
 
   async listDead(tenant: string, page?: { readonly limit?: number; readonly offset?: number }): Promise<LedgerEntry[]> {
     const { limit, offset } = checkOutboxArgs.page(page);
     return this.#call('listDead', async () => {
-      const ids = await this.#client.zrange(`${this.#prefix}dead:${enc(tenant)}`, offset, String(offset + limit - 1));
-      return this.#entries(tenant, ids);
+      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}dead:${enc(tenant)}`, offset, String(offset + limit - 1)));
+      return this.#entries(tenant, ids as string[]);
     });
   }
 
   async counts(tenant: string, source?: string): Promise<OutboxCounts> {
     return this.#call('counts', async () => {
       const fields = outboxStates.map((state) => (source === undefined ? state : `${source}|${state}`));
-      const values = await this.#client.hmget(`${this.#prefix}n:${enc(tenant)}`, ...fields);
+      const [values] = (await this.#read((multi) => multi.hmget(`${this.#prefix}n:${enc(tenant)}`, ...fields))) as [(string | null)[]];
       return countsFrom(outboxStates.map((state, index) => ({ state, count: Number(values[index] ?? 0) })));
     });
   }
 
+  /** On the caller's clock: the server's time of the next due event, shifted by how far the two clocks differ. */
   async nextDueAt(tenant: string): Promise<number | null> {
-    return this.#call('nextDueAt', async () => {
-      const tE = enc(tenant);
-      const [due, lease] = await Promise.all([
-        this.#client.zrange(`${this.#prefix}due:${tE}`, 0, '0', 'WITHSCORES'),
-        this.#client.zrange(`${this.#prefix}lease:${tE}`, 0, '0', 'WITHSCORES'),
-      ]);
-      const times = [due[1], lease[1]].filter((score): score is string => score !== undefined).map(Number);
-      return times.length === 0 ? null : Math.min(...times);
-    });
+    const localNow = this.#localNow();
+    const [due, lease, serverNow] = (await this.#eval('nextDueAt', SCRIPTS.nextDue, [enc(tenant)])) as [string, string, string];
+    const times = [due, lease].filter((score) => score !== '').map(Number);
+    return times.length === 0 ? null : Math.min(...times) - Number(serverNow) + localNow;
   }
 
   async close(): Promise<void> {
@@ -374,21 +412,18 @@ export class RedisOutboxStore implements OutboxStore {
 
   async #entries(tenant: string, ids: readonly string[]): Promise<LedgerEntry[]> {
     if (ids.length === 0) return [];
-    const pipeline = this.#client.pipeline();
-    for (const id of ids) {
-      pipeline.hgetall(`${this.#prefix}e:${id}`);
-      pipeline.lrange(`${this.#prefix}a:${id}`, 0, '-1');
-    }
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await this.#read((multi) => {
+      for (const id of ids) {
+        multi.hgetall(`${this.#prefix}e:${id}`);
+        multi.lrange(`${this.#prefix}a:${id}`, 0, '-1');
+      }
+    });
     const entries: LedgerEntry[] = [];
     ids.forEach((id, index) => {
-      const [hashError, hash] = replies[index * 2] ?? [null, null];
-      const [listError, list] = replies[index * 2 + 1] ?? [null, null];
-      if (hashError) throw hashError;
-      if (listError) throw listError;
-      const fields = hash as Record<string, string>;
+      const fields = replies[index * 2] as Record<string, string>;
+      const list = replies[index * 2 + 1] as string[];
       if (fields.t !== tenant) return;
-      entries.push(ledgerEntry(id, fields, list as string[]));
+      entries.push(ledgerEntry(id, fields, list));
     });
     return entries;
   }

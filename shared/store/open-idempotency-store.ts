@@ -2,11 +2,12 @@ import { Redis } from 'ioredis';
 import { type IdempotencyStore, type StoreClockOption, StoreUnavailableError } from './idempotency-store.js';
 import { describeStoreLocation, type StoreLocation } from './location.js';
 import { MemoryIdempotencyStore } from './memory-store.js';
+import { type RedisPersistenceOptions, requireRedisPersistence } from './redis-safety.js';
 import { RedisIdempotencyStore } from './redis-store.js';
 import { SqliteIdempotencyStore } from './sqlite-store.js';
 
-export interface OpenIdempotencyStoreOptions extends StoreClockOption {
-  /** Redis only: prefix of every key; default DEFAULT_REDIS_KEY_PREFIX. */
+export interface OpenIdempotencyStoreOptions extends StoreClockOption, RedisPersistenceOptions {
+  /** Redis only: prefix of every key (records under `{prefix}idem:`); default `oncekit:`. */
   readonly redisKeyPrefix?: string;
   /** Redis only: how long a connect or a command may take before the store reports itself unavailable; default 2000. */
   readonly redisTimeoutMs?: number;
@@ -17,13 +18,35 @@ export async function openIdempotencyStore(location: StoreLocation, options: Ope
   const clock = options.clock ? { clock: options.clock } : {};
   if (location.kind === 'memory') return new MemoryIdempotencyStore(clock);
   if (location.kind === 'sqlite') return SqliteIdempotencyStore.open(location.path, clock);
-  const client = await connectRedis(location.url, options.redisTimeoutMs ?? 2000);
-  return new RedisIdempotencyStore({
+  const client = await connectStateRedis(location.url, options.redisTimeoutMs ?? 2000, options);
+  const store = new RedisIdempotencyStore({
     client,
     ownsClient: true,
     ...clock,
     ...(options.redisKeyPrefix === undefined ? {} : { keyPrefix: options.redisKeyPrefix }),
   });
+  try {
+    await store.ready();
+    return store;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/**
+ * Connects to a Redis that is to hold oncekit's state: refuses one that keeps nothing on disk (RedisNotPersistentError)
+ * unless `allowVolatile`, which warns. Every production opener goes through here.
+ */
+export async function connectStateRedis(url: string, timeoutMs: number, options: RedisPersistenceOptions = {}): Promise<Redis> {
+  const client = await connectRedis(url, timeoutMs);
+  try {
+    await requireRedisPersistence(client, describeStoreLocation({ kind: 'redis', url }), options);
+    return client;
+  } catch (error) {
+    client.disconnect();
+    throw error;
+  }
 }
 
 /** Connects, failing fast: a request must get a 503 quickly rather than queue while Redis is down. */

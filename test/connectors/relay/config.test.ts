@@ -115,4 +115,13 @@ describe('readRelayConfig', () => {
     const error = failure({}, { ONCEKIT_API_KEY: 'live-key-Mn4Bv7Cx2Za9' });
     expect(JSON.stringify({ message: error.message, issues: error.issues })).not.toContain('live-key-Mn4Bv7Cx2Za9');
   });
+
+  it('Redis settings: a volatile Redis only with ONCEKIT_REDIS_ALLOW_VOLATILE=1, the prefix from ONCEKIT_REDIS_PREFIX', () => {
+    expect(readRelayConfig({}, {}).redis).toEqual({ keyPrefix: 'oncekit:', allowVolatile: false });
+    expect(readRelayConfig({}, { ONCEKIT_REDIS_ALLOW_VOLATILE: '0' }).redis.allowVolatile).toBe(false);
+    expect(readRelayConfig({}, { ONCEKIT_REDIS_ALLOW_VOLATILE: '1', ONCEKIT_REDIS_PREFIX: 'acme:' }).redis).toEqual({
+      keyPrefix: 'acme:',
+      allowVolatile: true,
+    });
+  });
 });

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../../../shared/clock.js';
+import { silentLogger } from '../../../shared/log.js';
 import { ABANDONED_LEASE_RETENTION_MS, StoreUnavailableError } from '../../../shared/store/idempotency-store.js';
 import { openIdempotencyStore } from '../../../shared/store/open-idempotency-store.js';
 import { RedisIdempotencyStore } from '../../../shared/store/redis-store.js';
@@ -44,11 +45,11 @@ describe.skipIf(skipRedisTests)(`Redis at ${redisEnv.url}`, () => {
     it('sets PX as a backstop: Redis evicts a record when it is gone by the stored times', async () => {
       const store = new RedisIdempotencyStore({ client, keyPrefix, clock: manualClock() });
       await store.claim({ tenant: 't', key: 'lease' }, { owner: 'w', leaseMs: 30_000 });
-      const leaseTtl = await client.pttl(`${keyPrefix}t:lease`);
+      const leaseTtl = await client.pttl(`${keyPrefix}idem:t:lease`);
       expect(leaseTtl).toBeGreaterThan(ABANDONED_LEASE_RETENTION_MS + 29_000);
       expect(leaseTtl).toBeLessThanOrEqual(ABANDONED_LEASE_RETENTION_MS + 30_000);
       await store.complete({ tenant: 't', key: 'lease' }, 'w', { result: 'r', ttlMs: 5_000 });
-      const doneTtl = await client.pttl(`${keyPrefix}t:lease`);
+      const doneTtl = await client.pttl(`${keyPrefix}idem:t:lease`);
       expect(doneTtl).toBeGreaterThan(4_000);
       expect(doneTtl).toBeLessThanOrEqual(5_000);
     });
@@ -63,7 +64,10 @@ describe.skipIf(skipRedisTests)(`Redis at ${redisEnv.url}`, () => {
     });
 
     it('opens from a StoreLocation and closes the connection it opened', async () => {
-      const store = await openIdempotencyStore({ kind: 'redis', url: redisEnv.url }, { redisKeyPrefix: keyPrefix });
+      const store = await openIdempotencyStore(
+        { kind: 'redis', url: redisEnv.url },
+        { redisKeyPrefix: keyPrefix, allowVolatile: true, logger: silentLogger },
+      );
       expect(store.kind).toBe('redis');
       expect(await store.claim({ tenant: 't', key: 'factory' }, { owner: 'w', leaseMs: 1000 })).toMatchObject({ status: 'claimed' });
       await store.close();
