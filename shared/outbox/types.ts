@@ -158,7 +158,7 @@ export interface RequeueRequest {
  * and a settle by a worker that lost its lease changes nothing.
  */
 export interface OutboxStore {
-  readonly kind: 'memory' | 'sqlite' | 'redis';
+  readonly kind: 'memory' | 'sqlite' | 'redis' | 'postgres';
   /** Persists the events (all of them, atomically, before resolving); one result per event, in order. */
   enqueue(events: readonly NewOutboxEvent[], options?: EnqueueOptions): Promise<EnqueueResult[]>;
   /**
