@@ -341,7 +341,9 @@ export class PostgresOutboxStore implements OutboxStore {
       if (seq === null) return;
       const round = seen.get(seq) ?? 0;
       seen.set(seq, round + 1);
-      (rounds[round] ??= []).push({ index, seq, settlement });
+      const items = rounds[round] ?? [];
+      items.push({ index, seq, settlement });
+      rounds[round] = items;
     });
     if (rounds.length === 0) return applied;
     return this.#transaction('settle', async (client, now) => {
