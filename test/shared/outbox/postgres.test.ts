@@ -1,8 +1,45 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { openOutboxStore, PostgresOutboxStore } from '../../../shared/outbox/index.js';
 import { StoreUnavailableError } from '../../../shared/store/idempotency-store.js';
 import { dropTestSchema, postgresEnv, skipPostgresTests, testPostgresLocation, uniqueTestSchema } from '../store/postgres-test-env.js';
 import { describeOutboxStoreContract, outboxEvent } from './contract.js';
+
+const BUILT_OUTBOX = fileURLToPath(new URL('../../../dist/shared/outbox/postgres-store.js', import.meta.url));
+const BUILT_IDEMPOTENCY = fileURLToPath(new URL('../../../dist/shared/store/postgres-store.js', import.meta.url));
+
+/** A separate process that opens both stores on `schema` (running their migrations) and leases what it can. */
+function openAndLeaseInChildProcess(schema: string, owner: string): Promise<string[]> {
+  const location = JSON.stringify(testPostgresLocation({ poolMax: 2 }));
+  const program = `
+    const { PostgresOutboxStore } = await import(${JSON.stringify(BUILT_OUTBOX)});
+    const { PostgresIdempotencyStore } = await import(${JSON.stringify(BUILT_IDEMPOTENCY)});
+    const [outbox, idempotency] = await Promise.all([
+      PostgresOutboxStore.open(${location}, { schema: ${JSON.stringify(schema)} }),
+      PostgresIdempotencyStore.open(${location}, { schema: ${JSON.stringify(schema)} }),
+    ]);
+    await outbox.enqueue(Array.from({ length: 20 }, (_, i) => ({ tenant: 'acme', source: 'test', sourceId: String(i),
+      dedupKey: 'k' + i, input: { userId: 'u', accountId: 'a', events: [{ key: 'e' }] }, keyDecision: null })));
+    const leased = await outbox.lease({ tenant: 'acme', owner: ${JSON.stringify(owner)}, limit: 20, leaseMs: 60000 });
+    process.stdout.write(leased.map((event) => event.id).join('\\n'));
+    await Promise.all([outbox.close(), idempotency.close()]);`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', program], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve(out.split('\n').filter(Boolean)) : reject(new Error(`child exited ${code}: ${err}`)),
+    );
+  });
+}
 
 // Whether PostgreSQL answers is asked once per run (test/setup/postgres.ts), which also prints the one line saying it is skipped.
 describe.skipIf(skipPostgresTests)(`outbox on PostgreSQL at ${postgresEnv.url}`, () => {
@@ -44,6 +81,18 @@ describe.skipIf(skipPostgresTests)(`outbox on PostgreSQL at ${postgresEnv.url}`,
         expect(await handles[1]?.counts('acme')).toMatchObject({ pending: 0, leased: 600 });
       } finally {
         await Promise.all(handles.map((store) => store.close()));
+        await dropTestSchema(schema);
+      }
+    });
+
+    it('lets two processes that start at once on a fresh schema both migrate, enqueue the same events once, and lease them once', async () => {
+      const schema = uniqueTestSchema('procs');
+      try {
+        const [first, second] = await Promise.all([openAndLeaseInChildProcess(schema, 'p1'), openAndLeaseInChildProcess(schema, 'p2')]);
+        const leased = [...(first ?? []), ...(second ?? [])];
+        expect(leased).toHaveLength(20);
+        expect(new Set(leased).size).toBe(20);
+      } finally {
         await dropTestSchema(schema);
       }
     });
