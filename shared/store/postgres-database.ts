@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Clock } from '../clock.js';
+import { InvalidInputError } from '../errors.js';
 import { StoreUnavailableError } from './idempotency-store.js';
 import { describeStoreLocation, POSTGRES_SCHEMA_PATTERN, type PostgresStoreLocation } from './location.js';
 
@@ -45,8 +46,11 @@ export class PostgresDatabase {
   readonly #description: string;
 
   constructor(location: PostgresStoreLocation, schema: string = location.schema ?? DEFAULT_POSTGRES_SCHEMA) {
-    if (!POSTGRES_SCHEMA_PATTERN.test(schema))
-      throw new PostgresUnavailableError(`invalid PostgreSQL schema name ${JSON.stringify(schema)}`);
+    if (!POSTGRES_SCHEMA_PATTERN.test(schema)) {
+      throw new InvalidInputError([
+        { field: 'schema', reason: `expected a lower-case identifier of at most 40 characters, got ${JSON.stringify(schema)}` },
+      ]);
+    }
     this.schema = schema;
     this.#description = describeStoreLocation(location);
     this.#config = {
