@@ -6,8 +6,8 @@ export default defineConfig({
     environment: 'node',
     testTimeout: 20_000,
     hookTimeout: 20_000,
-    // Asks once whether Redis answers; the Redis tests read the answer through inject('redis').
-    globalSetup: ['test/setup/redis.ts'],
+    // Asks once whether Redis and PostgreSQL answer; their tests read the answers through inject('redis'/'postgres').
+    globalSetup: ['test/setup/redis.ts', 'test/setup/postgres.ts'],
     // Tests bind loopback ports and some start child processes; two cores, so keep the pool small.
     pool: 'forks',
     maxWorkers: 2,

@@ -50,7 +50,7 @@ export function addStoreOptions(command: Command): Command {
     .option('--tenant <alias>', 'the tenant alias (env ONCEKIT_TENANT)')
     .option(
       '--store <location>',
-      'where the outbox and ledger live: sqlite:PATH, redis://HOST:PORT or memory (env ONCEKIT_STORE; default sqlite:.oncekit/oncekit.db)',
+      'where the outbox and ledger live: sqlite:PATH, redis://HOST:PORT, postgres://USER@HOST:PORT/DB or memory (env ONCEKIT_STORE; default sqlite:.oncekit/oncekit.db)',
     );
 }
 

@@ -18,7 +18,10 @@ export function registerRelayCommand(program: Command): void {
     .option('--host <host>', 'address to bind (env ONCEKIT_HOST; default 127.0.0.1)')
     .option('--target-url <url>', 'the API base URL (env ONCEKIT_TARGET_URL); without a target the built-in sandbox is used')
     .option('--tenant <alias>', 'the tenant alias (env ONCEKIT_TENANT)')
-    .option('--store <store>', 'memory | sqlite:PATH | redis://HOST:PORT (env ONCEKIT_STORE; default sqlite:.oncekit/oncekit.db)')
+    .option(
+      '--store <store>',
+      'memory | sqlite:PATH | redis://HOST:PORT | postgres://USER@HOST:PORT/DB (env ONCEKIT_STORE; default sqlite:.oncekit/oncekit.db)',
+    )
     .addHelpText(
       'after',
       [

@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../../shared/errors.js';
 import type { StoreLocation } from '../../shared/store/location.js';
 import { connectStateRedis } from '../../shared/store/open-idempotency-store.js';
+import { PostgresDatabase, SERVER_NOW_MS } from '../../shared/store/postgres-database.js';
 import {
   DEFAULT_REDIS_PREFIX,
   keyPart,
@@ -106,6 +107,7 @@ export async function openReplayCheckpointStore(
       },
     };
   }
+  if (location.kind === 'postgres') return openPostgresCheckpoints(location, tenant);
   const redis = await connectStateRedis(location.url, 5000, options);
   const prefix = options.redisKeyPrefix ?? DEFAULT_REDIS_PREFIX;
   const guard = new RedisStateGuard(redis, prefix);
@@ -127,5 +129,45 @@ export async function openReplayCheckpointStore(
     close: async () => {
       await redis.quit();
     },
+  };
+}
+
+/** PostgreSQL: one row per (tenant, channel) in the location's schema, saved with the server's time. A pool of its own for now. */
+async function openPostgresCheckpoints(
+  location: Extract<StoreLocation, { kind: 'postgres' }>,
+  tenant: string,
+): Promise<DurableReplayCheckpointStore> {
+  const db = await PostgresDatabase.open(location, 'salesforce_replay', [
+    [
+      `CREATE TABLE salesforce_replay_checkpoints (
+         tenant text NOT NULL, channel text NOT NULL, replay_id text NOT NULL, saved_at bigint NOT NULL,
+         PRIMARY KEY (tenant, channel))`,
+    ],
+  ]);
+  const run = async <T>(operation: string, work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      throw db.unavailable(`${operation} a replay checkpoint`, error);
+    }
+  };
+  return {
+    load: (channel) =>
+      run('loading', async () => {
+        const result = await db.pool.query<{ replay_id: string }>(
+          'SELECT replay_id FROM salesforce_replay_checkpoints WHERE tenant = $1 AND channel = $2',
+          [tenant, channel],
+        );
+        return result.rows[0]?.replay_id ?? null;
+      }),
+    save: (channel, replayId) =>
+      run('saving', async () => {
+        await db.pool.query(
+          `INSERT INTO salesforce_replay_checkpoints (tenant, channel, replay_id, saved_at) VALUES ($1, $2, $3, ${SERVER_NOW_MS})
+           ON CONFLICT (tenant, channel) DO UPDATE SET replay_id = excluded.replay_id, saved_at = excluded.saved_at`,
+          [tenant, channel, String(replayId)],
+        );
+      }),
+    close: () => db.close(),
   };
 }

@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './ledger.js';
 export * from './memory-store.js';
 export * from './open-store.js';
+export * from './postgres-store.js';
 export * from './redis-store.js';
 export * from './sqlite-store.js';
 export {

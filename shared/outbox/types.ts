@@ -154,11 +154,11 @@ export interface RequeueRequest {
 
 /**
  * The durable queue of events on their way to the target, and the ledger of what happened to each.
- * Every transition is atomic (one SQLite transaction, one Redis Lua script): two workers never hold one event,
+ * Every transition is atomic (one SQLite or PostgreSQL transaction, one Redis Lua script): two workers never hold one event,
  * and a settle by a worker that lost its lease changes nothing.
  */
 export interface OutboxStore {
-  readonly kind: 'memory' | 'sqlite' | 'redis';
+  readonly kind: 'memory' | 'sqlite' | 'redis' | 'postgres';
   /** Persists the events (all of them, atomically, before resolving); one result per event, in order. */
   enqueue(events: readonly NewOutboxEvent[], options?: EnqueueOptions): Promise<EnqueueResult[]>;
   /**
@@ -181,6 +181,12 @@ export interface OutboxStore {
   counts(tenant: string, source?: string): Promise<OutboxCounts>;
   /** The earliest time something of the tenant becomes leasable (a due time or a lease expiry); null when nothing will. */
   nextDueAt(tenant: string): Promise<number | null>;
+  /**
+   * Optional: calls `listener` with the tenant when any instance enqueues (or requeues) events that are due now, so an
+   * idle worker wakes without waiting for its next poll; returns the unsubscribe. PostgreSQL offers it (LISTEN/NOTIFY);
+   * stores without it leave it undefined and workers just poll.
+   */
+  onEnqueued?(listener: (tenant: string) => void): () => void;
   /** Closes what the store opened (a database or a client it was given stays open). */
   close(): Promise<void>;
 }

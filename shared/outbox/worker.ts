@@ -82,6 +82,8 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   const pacer = eventPacer(config.maxEventsPerSecond);
 
   let running: Promise<void>[] = [];
+  // Set while the loops run, when the store can say that another instance enqueued (PostgreSQL's LISTEN/NOTIFY).
+  let unsubscribe: (() => void) | undefined;
   // Batches handed over by submit(), already leased to this worker; taken before anything is leased from the store.
   const handed: LeasedEvent[][] = [];
   const roomWaiters = new Set<() => void>();
@@ -264,6 +266,9 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     start() {
       if (running.length > 0 || stopping) return;
       running = Array.from({ length: config.concurrency }, () => loop());
+      unsubscribe = store.onEnqueued?.((enqueuedFor) => {
+        if (enqueuedFor === tenant) wakeAll();
+      });
     },
     runOnce,
     notify: wakeAll,
@@ -286,6 +291,8 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     },
     async stop() {
       stopping = true;
+      unsubscribe?.();
+      unsubscribe = undefined;
       wakeAll();
       await Promise.all(running);
       running = [];

@@ -15,7 +15,7 @@ export type { Clock } from '../clock.js';
  * backstop. Every key lives inside a tenant: the same key in two tenants is two records.
  */
 export interface IdempotencyStore {
-  readonly kind: 'memory' | 'sqlite' | 'redis';
+  readonly kind: 'memory' | 'sqlite' | 'redis' | 'postgres';
   /** Claims `ref` atomically: exactly one of any number of concurrent claimers gets `claimed`. Never steals a lease. */
   claim(ref: IdempotencyRef, lease: LeaseRequest): Promise<ClaimOutcome>;
   /**

@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { type IdempotencyStore, type StoreClockOption, StoreUnavailableError } from './idempotency-store.js';
 import { describeStoreLocation, type StoreLocation } from './location.js';
 import { MemoryIdempotencyStore } from './memory-store.js';
+import { PostgresIdempotencyStore } from './postgres-store.js';
 import { type RedisPersistenceOptions, requireRedisPersistence } from './redis-safety.js';
 import { RedisIdempotencyStore } from './redis-store.js';
 import { SqliteIdempotencyStore } from './sqlite-store.js';
@@ -11,13 +12,22 @@ export interface OpenIdempotencyStoreOptions extends StoreClockOption, RedisPers
   readonly redisKeyPrefix?: string;
   /** Redis only: how long a connect or a command may take before the store reports itself unavailable; default 2000. */
   readonly redisTimeoutMs?: number;
+  /** PostgreSQL only: the schema of oncekit's tables; default the location's `?schema=`, else `public`. */
+  readonly postgresSchema?: string;
 }
 
-/** Opens the idempotency store at `location`; `close()` closes the file or connection it opened. */
+/** Opens the idempotency store at `location`; `close()` closes the file, connection or pool it opened. */
 export async function openIdempotencyStore(location: StoreLocation, options: OpenIdempotencyStoreOptions = {}): Promise<IdempotencyStore> {
   const clock = options.clock ? { clock: options.clock } : {};
   if (location.kind === 'memory') return new MemoryIdempotencyStore(clock);
   if (location.kind === 'sqlite') return SqliteIdempotencyStore.open(location.path, clock);
+  // A pool of its own for now; production time comes from the server's clock (see postgres-database.ts).
+  if (location.kind === 'postgres') {
+    return PostgresIdempotencyStore.open(location, {
+      ...clock,
+      ...(options.postgresSchema === undefined ? {} : { schema: options.postgresSchema }),
+    });
+  }
   const client = await connectStateRedis(location.url, options.redisTimeoutMs ?? 2000, options);
   const store = new RedisIdempotencyStore({
     client,

@@ -384,7 +384,7 @@ describe('usage', () => {
   it.each([
     [['import', 'x.jsonl', '--horizon', '30h'], '--horizon: the retry horizon (30 h) plus the lease (1 min) must stay shorter'],
     [['import', 'x.jsonl', '--horizon', 'soon'], '--horizon: expected a duration'],
-    [['import', 'x.jsonl', '--store', 'postgres://db'], '--store: expected memory, sqlite:PATH or redis://HOST:PORT'],
+    [['import', 'x.jsonl', '--store', 'mysql://db'], '--store: expected memory, sqlite:PATH, redis://HOST:PORT or postgres://'],
     [['import', 'x.txt'], '--format: cannot tell the format from ".txt"'],
     [['import', 'x.jsonl', '--concurrency', '0'], "option '--concurrency <n>' argument '0' is invalid"],
   ])('%j exits 2 and says why', async (args, message) => {

@@ -86,7 +86,7 @@ describe('readRelayConfig', () => {
   });
 
   it.each([
-    ['an unknown scheme', 'postgres://localhost/db'],
+    ['an unknown scheme', 'mysql://localhost/db'],
     ['sqlite without a path', 'sqlite:'],
     ['nonsense', 'somewhere'],
   ])('a bad store (%s) names --store (or ONCEKIT_STORE)', (_name, store) => {

@@ -8,6 +8,7 @@ import {
   MemoryOutboxStore,
   type NewOutboxEvent,
   type OutboxDeliveryConfig,
+  type OutboxStore,
   outboxDeliveryConfig,
   type SettledEvent,
 } from '../../../shared/outbox/index.js';
@@ -303,6 +304,34 @@ describe('outbox worker', () => {
 });
 
 describe('outbox delivery config', () => {
+  it('wakes on the store’s enqueue notices for its tenant while it runs (PostgreSQL LISTEN/NOTIFY), and unsubscribes on stop', async () => {
+    const listeners = new Set<(tenant: string) => void>();
+    class NotifyingStore extends MemoryOutboxStore implements OutboxStore {
+      onEnqueued(listener: (tenant: string) => void): () => void {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      }
+    }
+    const store = new NotifyingStore();
+    const worker = createOutboxWorker({
+      store,
+      target: { baseUrl: sandbox.url, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, transport: transport.send },
+      // A poll so long that only a notice can make the worker look again within the test.
+      config: { concurrency: 1, pollMs: 60_000 },
+    });
+    worker.start();
+    expect(listeners.size).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await store.enqueue([event()]);
+    for (const listener of listeners) listener('another-tenant');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await store.counts(TENANT)).delivered).toBe(0);
+    for (const listener of listeners) listener(TENANT);
+    await expect.poll(async () => (await store.counts(TENANT)).delivered, { timeout: 5000 }).toBe(1);
+    await worker.stop();
+    expect(listeners.size).toBe(0);
+  });
+
   it('defaults to a 20 h horizon inside the 24 h key window', () => {
     expect(outboxDeliveryConfig()).toMatchObject({ horizonMs: 20 * HOUR, keyWindowMs: 24 * HOUR });
   });
