@@ -3,8 +3,8 @@ import { CachePersistenceLayer } from '@aws-lambda-powertools/idempotency/cache'
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { Inbox } from '../shared/inbox/index.js';
-import { connectRedis } from '../shared/store/open-idempotency-store.js';
-import { RedisIdempotencyStore } from '../shared/store/redis-store.js';
+import { connectRedis } from '../shared/state/redis/connection.js';
+import { RedisIdempotencyStore } from '../shared/state/redis/idempotency.js';
 import { type BenchRow, compared, measureRate } from './measure.js';
 
 /** Operations in flight at once: a relay serves many webhook deliveries concurrently over one connection. */

@@ -4,11 +4,11 @@ import { DELIVERY_SETTINGS, type DeliverySettingValues, deliverySettingsFrom } f
 import { InvalidInputError } from '../shared/errors.js';
 import { jsonLineLogger, type Logger } from '../shared/log.js';
 import { type OutboxDeliveryConfig, outboxDeliveryConfig } from '../shared/outbox/config.js';
-import { openOutboxStore } from '../shared/outbox/open-store.js';
 import type { OutboxStore } from '../shared/outbox/types.js';
 import type { OutboxTarget } from '../shared/outbox/worker.js';
-import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../shared/store/location.js';
-import { redisAllowVolatileFromEnv } from '../shared/store/redis-safety.js';
+import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../shared/state/location.js';
+import { openState } from '../shared/state/open-state.js';
+import { redisAllowVolatileFromEnv } from '../shared/state/redis/connection.js';
 import { undiciTransport } from '../shared/target/transport-undici.js';
 import { targetSettings } from './target-env.js';
 import { integerOption, parseOptions, UsageError } from './usage.js';
@@ -133,11 +133,11 @@ export function outboxTargetFrom(options: TargetOptions, connections: number): {
 }
 
 export async function withStore<T>(options: StoreOptions, work: (store: OutboxStore) => Promise<T>): Promise<T> {
-  const store = await openOutboxStore(storeLocationFrom(options.store), redisStoreSettingsFrom(process.env));
+  const state = await openState(storeLocationFrom(options.store), redisStoreSettingsFrom(process.env));
   try {
-    return await work(store);
+    return await work(state.outbox);
   } finally {
-    await store.close();
+    await state.close();
   }
 }
 

@@ -35,7 +35,7 @@ export function registerRelayCommand(program: Command): void {
       // Loaded here: the relay pulls in Fastify, jsforce and the stores, which the other commands do not need.
       const { readRelayConfig } = await import('../../connectors/relay/config.js');
       const { startRelayOrSandbox } = await import('../built-in-sandbox.js');
-      const { describeStoreLocation } = await import('../../shared/store/location.js');
+      const { describeStoreLocation } = await import('../../shared/state/location.js');
       const config = readRelayConfig({
         ...(options.port === undefined ? {} : { port: options.port }),
         ...(options.host === undefined ? {} : { host: options.host }),

@@ -3,8 +3,8 @@ import { z } from 'zod';
 import { InvalidInputError } from '../../shared/errors.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/decide.js';
 import type { OutboxDeliveryConfig } from '../../shared/outbox/config.js';
-import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../../shared/store/location.js';
-import { DEFAULT_REDIS_PREFIX, redisAllowVolatileFromEnv } from '../../shared/store/redis-safety.js';
+import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../../shared/state/location.js';
+import { DEFAULT_REDIS_PREFIX, redisAllowVolatileFromEnv } from '../../shared/state/redis/connection.js';
 import { parseInput } from '../../shared/validation.js';
 import { KEYGEN_MAPPING_ENV, type KeygenEventMapping, parseKeygenEventMapping } from '../keygen/webhook-plugin.js';
 import {

@@ -6,13 +6,10 @@ import type { DecideKeyOptions } from '../../shared/keys/decide.js';
 import type { Logger } from '../../shared/log.js';
 import { groupCommit } from '../../shared/outbox/group-commit.js';
 import type { Ingest } from '../../shared/outbox/ingest.js';
-import { openOutboxStore } from '../../shared/outbox/open-store.js';
 import type { OutboxStore } from '../../shared/outbox/types.js';
 import { createOutboxWorker } from '../../shared/outbox/worker.js';
-import type { IdempotencyStore } from '../../shared/store/idempotency-store.js';
-import { describeStoreLocation } from '../../shared/store/location.js';
-import { openIdempotencyStore } from '../../shared/store/open-idempotency-store.js';
-import type { RedisStoreSettings } from '../../shared/store/redis-safety.js';
+import { describeStoreLocation } from '../../shared/state/location.js';
+import { openState, type State } from '../../shared/state/open-state.js';
 import { createTargetClient, requireTargetAnswers } from '../../shared/target/client.js';
 import { undiciTransport } from '../../shared/target/transport-undici.js';
 import { keygenWebhookPlugin } from '../keygen/webhook-plugin.js';
@@ -71,11 +68,13 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
   };
   try {
     // Redis: refused unless it persists (or ONCEKIT_REDIS_ALLOW_VOLATILE=1, which warns through `log`).
-    const redis = { redisKeyPrefix: config.redis.keyPrefix, allowVolatile: config.redis.allowVolatile, logger: log };
-    const idempotencyStore = await openIdempotencyStore(config.store, redis);
-    closers.push(() => idempotencyStore.close());
-    const outbox = await openOutboxStore(config.store, redis);
-    closers.push(() => outbox.close());
+    const state = await openState(config.store, {
+      redisKeyPrefix: config.redis.keyPrefix,
+      allowVolatile: config.redis.allowVolatile,
+      logger: log,
+    });
+    closers.push(() => state.close());
+    const { outbox } = state;
     const transport = undiciTransport({ connections: 16 });
     closers.push(() => transport.close());
 
@@ -105,7 +104,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     const stateLoss = stateLossReporter(log);
     app.addHook('onError', async (_request, _reply, error) => stateLoss.note(error));
     closers.push(() => app.close()); // closed first: no new requests, in-flight ones finish, then the plugins' onClose
-    const salesforce = await registerConnectors(app, { config, ingest, keys, idempotencyStore, log, metrics, redis });
+    const salesforce = await registerConnectors(app, { config, ingest, keys, state, log, metrics });
     // Ready means the target takes our API key; the probe costs it nothing.
     const probe = createTargetClient({ baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send });
     const startedAt = Date.now();
@@ -170,24 +169,23 @@ async function registerConnectors(
     readonly config: StartRelayConfig;
     readonly ingest: Ingest;
     readonly keys: DecideKeyOptions;
-    readonly idempotencyStore: IdempotencyStore;
+    readonly state: State;
     readonly log: Logger;
     readonly metrics: RelayMetrics;
-    readonly redis: RedisStoreSettings;
   },
 ): Promise<SalesforceConnector> {
-  const { config, ingest, keys, idempotencyStore, log, metrics, redis } = parts;
+  const { config, ingest, keys, state, log, metrics } = parts;
   const { target } = config;
   const salesforce = createSalesforceConnector({
     ingest,
     keys,
     logger: log,
     inboundSecret: config.relaySecret,
-    requestIdempotency: { store: idempotencyStore, tenant: target.tenant },
+    requestIdempotency: { store: state.idempotency, tenant: target.tenant },
     auth: config.salesforceAuth,
     identityFields: config.identityFields,
     platformEventChannel: config.platformEventChannel,
-    checkpoints: { location: config.store, tenant: target.tenant, redis },
+    checkpoints: { store: state.checkpoints, tenant: target.tenant },
     onUnmappable: () => metrics.deadLetters.inc({ source: 'salesforce-event', reason: 'unmappable' }),
   });
   await app.register(salesforce.plugin);
@@ -206,7 +204,7 @@ async function registerConnectors(
   await app.register(keygenWebhookPlugin, {
     tenant: target.tenant,
     ingest,
-    inbox: new Inbox({ store: idempotencyStore, logger: log }),
+    inbox: new Inbox({ store: state.idempotency, logger: log }),
     keys,
     publicKeySetting: RELAY_SETTING_NAMES.keygenPublicKey,
     webhook: config.keygen ? { ...config.keygen, mapping: config.keygenMapping } : null,

@@ -6,14 +6,14 @@ import type { ReadinessCheck } from '../../shared/http/readiness.js';
 import type { DecideKeyOptions } from '../../shared/keys/decide.js';
 import type { Logger } from '../../shared/log.js';
 import type { Ingest } from '../../shared/outbox/ingest.js';
-import type { IdempotencyStore } from '../../shared/store/idempotency-store.js';
-import type { StoreLocation } from '../../shared/store/location.js';
+import type { CheckpointStore } from '../../shared/state/checkpoints.js';
+import type { IdempotencyStore } from '../../shared/state/idempotency.js';
 import type { IdentityFields } from './identity.js';
 import { inboundAuthChecker } from './inbound-auth.js';
 import { invocableRoutes } from './invocable-routes.js';
 import { DEFAULT_PLATFORM_EVENT_CHANNEL, platformEventSourceId, platformEventToUserEventInput } from './platform-event-mapping.js';
 import { createPlatformEventSubscriber, type PlatformEventSubscriber } from './platform-event-subscriber.js';
-import { type OpenReplayCheckpointStoreOptions, openReplayCheckpointStore } from './replay-checkpoint-store.js';
+import { replayCheckpointsIn } from './replay-checkpoint-store.js';
 import { connectSalesforce, type SalesforceAuthConfig, type SalesforceSession } from './salesforce-auth.js';
 
 // What the relay reads from its environment for this connector, and what it shows of it.
@@ -34,13 +34,8 @@ export interface SalesforceConnectorOptions {
   readonly identityFields: IdentityFields;
   /** The Platform Event channel; with auth and no channel, the default one. */
   readonly platformEventChannel: string | null;
-  /** Where the subscriber's replay checkpoints live: the relay's store, under this tenant. */
-  readonly checkpoints: {
-    readonly location: StoreLocation;
-    readonly tenant: string;
-    /** Redis only: the key prefix and persistence settings the relay's other stores use. */
-    readonly redis?: OpenReplayCheckpointStoreOptions;
-  };
+  /** Where the subscriber's replay checkpoints live: the relay's state, under this tenant. */
+  readonly checkpoints: { readonly store: CheckpointStore; readonly tenant: string };
   /** Counts a Platform Event that cannot be mapped (it is logged and skipped). */
   readonly onUnmappable?: () => void;
 }
@@ -78,11 +73,7 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
   async function subscribe(app: Parameters<FastifyPluginAsync>[0]): Promise<void> {
     const started = salesforceSession();
     if (!channel || !started) return;
-    const checkpoints = await openReplayCheckpointStore(
-      options.checkpoints.location,
-      options.checkpoints.tenant,
-      options.checkpoints.redis ?? {},
-    );
+    const checkpoints = replayCheckpointsIn(options.checkpoints.store, options.checkpoints.tenant);
     const running = createPlatformEventSubscriber({
       session: await started,
       channel,
@@ -106,11 +97,8 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
       },
     });
     subscriber = running;
-    // Added before start, so a start that fails still closes the client; the checkpoints close after the last save.
-    app.addHook('onClose', async () => {
-      await running.stop();
-      await checkpoints.close();
-    });
+    // Added before start, so a start that fails still closes the client.
+    app.addHook('onClose', () => running.stop());
     await running.start();
   }
 

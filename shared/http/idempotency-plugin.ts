@@ -9,9 +9,9 @@ import {
   type IdempotencyStore,
   newOwnerToken,
   StoreUnavailableError,
-} from '../store/idempotency-store.js';
-import { requestKey } from '../store/key-spaces.js';
-import { keepLeaseAlive, type LeaseKeeper } from '../store/lease-keeper.js';
+} from '../state/idempotency.js';
+import { requestKey } from '../state/key-spaces.js';
+import { keepLeaseAlive, type LeaseKeeper } from '../state/lease-keeper.js';
 import { parseInput } from '../validation.js';
 
 /** Per route: `false` turns the plugin off; an object turns it on (for any method) and may require the key. */

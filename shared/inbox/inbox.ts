@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { type Clock, systemClock } from '../clock.js';
 import { type Logger, silentLogger } from '../log.js';
-import { type ClaimOutcome, type IdempotencyRef, type IdempotencyStore, newOwnerToken } from '../store/idempotency-store.js';
-import { inboxKey } from '../store/key-spaces.js';
-import { keepLeaseAlive } from '../store/lease-keeper.js';
+import { type ClaimOutcome, type IdempotencyRef, type IdempotencyStore, newOwnerToken } from '../state/idempotency.js';
+import { inboxKey } from '../state/key-spaces.js';
+import { keepLeaseAlive } from '../state/lease-keeper.js';
 import { parseInput } from '../validation.js';
 
 const HOUR_MS = 60 * 60 * 1000;

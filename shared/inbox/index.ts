@@ -1,2 +1,2 @@
-export { inboxKey } from '../store/key-spaces.js';
+export { inboxKey } from '../state/key-spaces.js';
 export * from './inbox.js';

@@ -1,10 +1,9 @@
+export * from '../state/memory/outbox.js';
+export * from '../state/postgres/outbox.js';
+export * from '../state/redis/outbox.js';
+export * from '../state/sqlite/outbox.js';
 export * from './config.js';
 export * from './ledger.js';
-export * from './memory-store.js';
-export * from './open-store.js';
-export * from './postgres-store.js';
-export * from './redis-store.js';
-export * from './sqlite-store.js';
 export {
   canRevive,
   newOutboxId,

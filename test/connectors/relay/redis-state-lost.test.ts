@@ -1,7 +1,7 @@
 import './helpers.js';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectTestRedis, deleteRedisKeys, redisEnv, skipRedisTests, uniqueRedisPrefix } from '../../shared/store/redis-test-env.js';
+import { connectTestRedis, deleteRedisKeys, redisEnv, skipRedisTests, uniqueRedisPrefix } from '../../shared/state/redis/test-env.js';
 import { request, SEGMENT_SECRET, segmentSignature, startTestRelay, type TestRelay, waitForSettled } from './helpers.js';
 
 // The test Redis keeps nothing on disk (as in CI), so the relay is told that this is development.

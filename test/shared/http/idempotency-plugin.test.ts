@@ -9,13 +9,13 @@ import {
   idempotencyPlugin,
   REPLAYED_HEADER,
 } from '../../../shared/http/idempotency-plugin.js';
-import type { IdempotencyStore } from '../../../shared/store/idempotency-store.js';
-import { MemoryIdempotencyStore } from '../../../shared/store/memory-store.js';
-import { RedisIdempotencyStore } from '../../../shared/store/redis-store.js';
-import { openSqliteDatabase } from '../../../shared/store/sqlite-database.js';
-import { SqliteIdempotencyStore } from '../../../shared/store/sqlite-store.js';
-import { connectTestRedis, deleteRedisKeys, skipRedisTests, uniqueRedisPrefix } from '../store/redis-test-env.js';
-import { tempDir } from '../store/temp-dir.js';
+import type { IdempotencyStore } from '../../../shared/state/idempotency.js';
+import { MemoryIdempotencyStore } from '../../../shared/state/memory/idempotency.js';
+import { RedisIdempotencyStore } from '../../../shared/state/redis/idempotency.js';
+import { openSqliteDatabase } from '../../../shared/state/sqlite/database.js';
+import { SqliteIdempotencyStore } from '../../../shared/state/sqlite/idempotency.js';
+import { connectTestRedis, deleteRedisKeys, skipRedisTests, uniqueRedisPrefix } from '../state/redis/test-env.js';
+import { tempDir } from '../state/temp-dir.js';
 
 interface TestApp {
   readonly url: string;

@@ -5,12 +5,12 @@ import { type ManualClock, manualClock } from '../../../shared/clock.js';
 import { InvalidInputError } from '../../../shared/errors.js';
 import { DEFAULT_DONE_TTL_MS, DEFAULT_LEASE_MS, Inbox, inboxHttpAnswer, inboxKey } from '../../../shared/inbox/index.js';
 import { memoryLogger } from '../../../shared/log.js';
-import type { Clock, IdempotencyStore } from '../../../shared/store/idempotency-store.js';
-import { MemoryIdempotencyStore } from '../../../shared/store/memory-store.js';
-import { RedisIdempotencyStore } from '../../../shared/store/redis-store.js';
-import { SqliteIdempotencyStore } from '../../../shared/store/sqlite-store.js';
-import { connectTestRedis, deleteRedisKeys, skipRedisTests, uniqueRedisPrefix } from '../store/redis-test-env.js';
-import { tempDir } from '../store/temp-dir.js';
+import type { Clock, IdempotencyStore } from '../../../shared/state/idempotency.js';
+import { MemoryIdempotencyStore } from '../../../shared/state/memory/idempotency.js';
+import { RedisIdempotencyStore } from '../../../shared/state/redis/idempotency.js';
+import { SqliteIdempotencyStore } from '../../../shared/state/sqlite/idempotency.js';
+import { connectTestRedis, deleteRedisKeys, skipRedisTests, uniqueRedisPrefix } from '../state/redis/test-env.js';
+import { tempDir } from '../state/temp-dir.js';
 
 const HOUR = 60 * 60 * 1000;
 const KEYGEN = { source: 'keygen', tenant: 'acme', token: 'idem-token-1' };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { groupCommit } from '../../../shared/outbox/group-commit.js';
 import { MemoryOutboxStore, type OutboxStore, SqliteOutboxStore } from '../../../shared/outbox/index.js';
-import { outboxEvent } from './contract.js';
+import { outboxEvent } from '../state/outbox-contract.js';
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -1,0 +1,10 @@
+/**
+ * Where a consumer of an ordered, replayable stream keeps its position (e.g. the replay id of the last event it handed
+ * to the outbox), next to the rest of oncekit's state, so a restart resumes right after it. A position is saved only
+ * after what came before it is durable. Positions live per scope (a tenant) and stream (a channel name), as opaque text.
+ */
+export interface CheckpointStore {
+  load(scope: string, stream: string): Promise<string | null>;
+  /** Replaces the position of `stream` in `scope`; resolves once it is durable. */
+  save(scope: string, stream: string, position: string): Promise<void>;
+}

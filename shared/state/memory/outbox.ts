@@ -1,0 +1,301 @@
+import { type Clock, systemClock } from '../../clock.js';
+import type { UserEventInput } from '../../events/user-event.js';
+import type { KeyDecision } from '../../keys/decide.js';
+import {
+  abandonedAttempt,
+  canRevive,
+  checkOutboxArgs,
+  emptyCounts,
+  newOutboxId,
+  type OutboxStoreOptions,
+  storedInput,
+} from '../../outbox/store-support.js';
+import type {
+  AttemptRecord,
+  EnqueueOptions,
+  EnqueueResult,
+  LeasedEvent,
+  LeaseRequest,
+  LedgerEntry,
+  NewOutboxEvent,
+  OutboxCounts,
+  OutboxState,
+  OutboxStore,
+  RequeueRequest,
+  Settlement,
+} from '../../outbox/types.js';
+
+interface MemoryRecord {
+  readonly seq: number;
+  readonly id: string;
+  readonly tenant: string;
+  readonly source: string;
+  sourceId: string;
+  readonly dedupKey: string;
+  input: UserEventInput;
+  inputText: string;
+  keyDecision: KeyDecision | null;
+  state: OutboxState;
+  readonly enqueuedAt: number;
+  updatedAt: number;
+  dueAt: number | null;
+  owner: string | null;
+  leasedAt: number | null;
+  leaseExpiresAt: number | null;
+  firstAttemptAt: number | null;
+  lastOutcome: string | null;
+  deadReason: string | null;
+  deadAt: number | null;
+  readonly attempts: AttemptRecord[];
+}
+
+interface TenantQueue {
+  readonly byDedupKey: Map<string, MemoryRecord>;
+  /** Only the records that can become leasable, so a lease never scans delivered history. */
+  readonly live: Set<MemoryRecord>;
+}
+
+/** One process, no durability: for tests and `--store memory`. Single-threaded JS makes each method atomic. */
+export class MemoryOutboxStore implements OutboxStore {
+  readonly kind = 'memory' as const;
+  readonly #clock: Clock;
+  readonly #byId = new Map<string, MemoryRecord>();
+  readonly #tenants = new Map<string, TenantQueue>();
+  #seq = 0;
+
+  constructor(options: OutboxStoreOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  #queue(tenant: string): TenantQueue {
+    let queue = this.#tenants.get(tenant);
+    if (queue === undefined) {
+      queue = { byDedupKey: new Map(), live: new Set() };
+      this.#tenants.set(tenant, queue);
+    }
+    return queue;
+  }
+
+  async enqueue(events: readonly NewOutboxEvent[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
+    checkOutboxArgs.events(events);
+    const lease = checkOutboxArgs.enqueueLease(options);
+    const now = this.#clock.now();
+    // A new or revived event starts pending, or leased to the caller when it asked.
+    const start = (record: MemoryRecord, outcome: 'created' | 'revived'): EnqueueResult => {
+      if (lease === undefined) return { id: record.id, outcome, state: 'pending', updatedAt: now };
+      Object.assign(record, {
+        state: 'leased',
+        owner: lease.owner,
+        leasedAt: now,
+        leaseExpiresAt: now + lease.leaseMs,
+        dueAt: null,
+        firstAttemptAt: now,
+      });
+      return { id: record.id, outcome, state: 'leased', updatedAt: now, leased: leasedView(record) };
+    };
+    return events.map((event) => {
+      const queue = this.#queue(event.tenant);
+      const inputText = storedInput(event.input);
+      const existing = queue.byDedupKey.get(event.dedupKey);
+      if (existing !== undefined) {
+        if (!canRevive(existing.state, existing.lastOutcome, existing.inputText, inputText)) {
+          return { id: existing.id, outcome: 'existing', state: existing.state, updatedAt: existing.updatedAt };
+        }
+        Object.assign(existing, {
+          input: JSON.parse(inputText) as UserEventInput,
+          inputText,
+          keyDecision: event.keyDecision,
+          sourceId: event.sourceId,
+          state: 'pending',
+          updatedAt: now,
+          dueAt: now,
+          firstAttemptAt: null,
+          deadReason: null,
+          deadAt: null,
+        });
+        queue.live.add(existing);
+        return start(existing, 'revived');
+      }
+      const record: MemoryRecord = {
+        seq: ++this.#seq,
+        id: newOutboxId(now),
+        tenant: event.tenant,
+        source: event.source,
+        sourceId: event.sourceId,
+        dedupKey: event.dedupKey,
+        // A copy: the caller may go on changing its object.
+        input: JSON.parse(inputText) as UserEventInput,
+        inputText,
+        keyDecision: event.keyDecision,
+        state: 'pending',
+        enqueuedAt: now,
+        updatedAt: now,
+        dueAt: now,
+        owner: null,
+        leasedAt: null,
+        leaseExpiresAt: null,
+        firstAttemptAt: null,
+        lastOutcome: null,
+        deadReason: null,
+        deadAt: null,
+        attempts: [],
+      };
+      this.#byId.set(record.id, record);
+      queue.byDedupKey.set(record.dedupKey, record);
+      queue.live.add(record);
+      return start(record, 'created');
+    });
+  }
+
+  async lease(request: LeaseRequest): Promise<LeasedEvent[]> {
+    const { tenant, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
+    const now = this.#clock.now();
+    const queue = this.#tenants.get(tenant);
+    if (queue === undefined) return [];
+    const due: MemoryRecord[] = [];
+    for (const record of queue.live) {
+      const at = record.state === 'pending' ? record.dueAt : record.leaseExpiresAt;
+      if (at !== null && at <= now) due.push(record);
+    }
+    due.sort((a, b) => dueTime(a) - dueTime(b) || a.seq - b.seq);
+    return due.slice(0, limit).map((record) => {
+      if (record.state === 'leased') {
+        record.attempts.push(abandonedAttempt(record.attempts.length + 1, record.leasedAt ?? now, now, record.owner ?? 'unknown'));
+        record.lastOutcome = 'abandoned';
+      }
+      record.state = 'leased';
+      record.owner = owner;
+      record.leasedAt = now;
+      record.leaseExpiresAt = now + leaseMs;
+      record.dueAt = null;
+      record.firstAttemptAt ??= now;
+      record.updatedAt = now;
+      return leasedView(record);
+    });
+  }
+
+  async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
+    const now = this.#clock.now();
+    return settlements.map((settlement) => {
+      const record = this.#byId.get(settlement.id);
+      if (record === undefined || record.state !== 'leased' || record.owner !== settlement.owner) return false;
+      if (settlement.attempt !== null) {
+        record.attempts.push({ ...settlement.attempt, number: record.attempts.length + 1 });
+        record.lastOutcome = settlement.attempt.outcome;
+      }
+      record.state = settlement.to;
+      record.owner = null;
+      record.leasedAt = null;
+      record.leaseExpiresAt = null;
+      record.updatedAt = now;
+      record.dueAt = settlement.to === 'pending' ? settlement.dueAt : null;
+      if (settlement.to === 'dead') {
+        record.deadReason = settlement.reason;
+        record.deadAt = now;
+      }
+      if (settlement.to !== 'pending') this.#queue(record.tenant).live.delete(record);
+      return true;
+    });
+  }
+
+  async requeueDead(request: RequeueRequest): Promise<string[]> {
+    const { tenant, ids } = checkOutboxArgs.requeue(request);
+    const now = this.#clock.now();
+    const queue = this.#tenants.get(tenant);
+    if (queue === undefined) return [];
+    const candidates = ids === undefined ? [...queue.byDedupKey.values()] : ids.map((id) => this.#byId.get(id));
+    const requeued: string[] = [];
+    for (const record of candidates) {
+      if (record === undefined || record.tenant !== tenant || record.state !== 'dead') continue;
+      Object.assign(record, { state: 'pending', dueAt: now, firstAttemptAt: null, deadReason: null, deadAt: null, updatedAt: now });
+      queue.live.add(record);
+      requeued.push(record.id);
+    }
+    return requeued;
+  }
+
+  async get(tenant: string, id: string): Promise<LedgerEntry | undefined> {
+    const record = this.#byId.get(id);
+    return record !== undefined && record.tenant === tenant ? ledgerView(record) : undefined;
+  }
+
+  async findByKey(tenant: string, key: string): Promise<LedgerEntry[]> {
+    return this.#select(tenant, (record) => record.input.idempotencyKey === key);
+  }
+
+  async findBySourceId(tenant: string, sourceId: string): Promise<LedgerEntry[]> {
+    return this.#select(tenant, (record) => record.sourceId === sourceId);
+  }
+
+  async listDead(tenant: string, page?: { readonly limit?: number; readonly offset?: number }): Promise<LedgerEntry[]> {
+    const { limit, offset } = checkOutboxArgs.page(page);
+    const dead = [...(this.#tenants.get(tenant)?.byDedupKey.values() ?? [])].filter((record) => record.state === 'dead');
+    dead.sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0) || a.seq - b.seq);
+    return dead.slice(offset, offset + limit).map(ledgerView);
+  }
+
+  async counts(tenant: string, source?: string): Promise<OutboxCounts> {
+    const counts = emptyCounts();
+    for (const record of this.#tenants.get(tenant)?.byDedupKey.values() ?? []) {
+      if (source === undefined || record.source === source) counts[record.state] += 1;
+    }
+    return counts;
+  }
+
+  async nextDueAt(tenant: string): Promise<number | null> {
+    let next: number | null = null;
+    for (const record of this.#tenants.get(tenant)?.live ?? []) {
+      const at = dueTime(record);
+      if (next === null || at < next) next = at;
+    }
+    return next;
+  }
+
+  async close(): Promise<void> {}
+
+  #select(tenant: string, match: (record: MemoryRecord) => boolean): LedgerEntry[] {
+    const found = [...(this.#tenants.get(tenant)?.byDedupKey.values() ?? [])].filter(match);
+    return found.sort((a, b) => a.seq - b.seq).map(ledgerView);
+  }
+}
+
+const dueTime = (record: MemoryRecord): number =>
+  (record.state === 'pending' ? record.dueAt : record.leaseExpiresAt) ?? Number.POSITIVE_INFINITY;
+
+function leasedView(record: MemoryRecord): LeasedEvent {
+  return {
+    id: record.id,
+    tenant: record.tenant,
+    source: record.source,
+    sourceId: record.sourceId,
+    input: structuredClone(record.input),
+    firstAttemptAt: record.firstAttemptAt ?? record.leasedAt ?? 0,
+    leasedAt: record.leasedAt ?? 0,
+    leaseExpiresAt: record.leaseExpiresAt ?? 0,
+    owner: record.owner ?? '',
+    previousAttempts: record.attempts.length,
+  };
+}
+
+function ledgerView(record: MemoryRecord): LedgerEntry {
+  // Copies: a caller must not be able to change the store through what it was given.
+  return structuredClone({
+    id: record.id,
+    tenant: record.tenant,
+    source: record.source,
+    sourceId: record.sourceId,
+    dedupKey: record.dedupKey,
+    key: record.input.idempotencyKey ?? null,
+    keyDecision: record.keyDecision,
+    input: record.input,
+    state: record.state,
+    enqueuedAt: record.enqueuedAt,
+    updatedAt: record.updatedAt,
+    dueAt: record.state === 'pending' ? record.dueAt : null,
+    leaseExpiresAt: record.state === 'leased' ? record.leaseExpiresAt : null,
+    firstAttemptAt: record.firstAttemptAt,
+    deadReason: record.deadReason,
+    deadAt: record.deadAt,
+    attempts: record.attempts,
+  });
+}

@@ -1,0 +1,597 @@
+import type pg from 'pg';
+import type { Clock } from '../../clock.js';
+import type { UserEventInput } from '../../events/user-event.js';
+import type { KeyDecision } from '../../keys/decide.js';
+import {
+  abandonedAttempt,
+  canRevive,
+  checkOutboxArgs,
+  countsFrom,
+  leasedOnEnqueue,
+  type OutboxStoreOptions,
+  outboxStoreFailure,
+  storedInput,
+} from '../../outbox/store-support.js';
+import type {
+  AttemptRecord,
+  EnqueueOptions,
+  EnqueueResult,
+  LeasedEvent,
+  LeaseRequest,
+  LedgerEntry,
+  NewOutboxEvent,
+  OutboxCounts,
+  OutboxState,
+  OutboxStore,
+  RequeueRequest,
+  Settlement,
+} from '../../outbox/types.js';
+import type { PostgresStoreLocation } from '../location.js';
+import { type Migration, PostgresDatabase, transactionNow } from './database.js';
+
+const MODULE = 'outbox';
+// Version 1 is migrations[0]; a later change appends a migration, never edits one.
+const MIGRATIONS: readonly Migration[] = [
+  [
+    `CREATE TABLE outbox_events (
+      seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      tenant text NOT NULL,
+      source text NOT NULL,
+      source_id text NOT NULL,
+      dedup_key text NOT NULL,
+      idempotency_key text,
+      key_decision text,
+      input text NOT NULL,
+      state text NOT NULL CHECK (state IN ('pending', 'leased', 'delivered', 'duplicate', 'dead')),
+      enqueued_at bigint NOT NULL,
+      updated_at bigint NOT NULL,
+      due_at bigint,
+      owner text,
+      leased_at bigint,
+      lease_expires_at bigint,
+      first_attempt_at bigint,
+      attempt_count integer NOT NULL DEFAULT 0,
+      last_outcome text,
+      dead_reason text,
+      dead_at bigint
+    )`,
+    // The dedup rule is the database's: one event per (tenant, dedup_key), whichever instance enqueues it.
+    'CREATE UNIQUE INDEX outbox_events_dedup ON outbox_events (tenant, dedup_key)',
+    `CREATE INDEX outbox_events_due ON outbox_events (tenant, due_at, seq) WHERE state = 'pending'`,
+    `CREATE INDEX outbox_events_leased ON outbox_events (tenant, lease_expires_at, seq) WHERE state = 'leased'`,
+    `CREATE INDEX outbox_events_dead ON outbox_events (tenant, dead_at, seq) WHERE state = 'dead'`,
+    'CREATE INDEX outbox_events_key ON outbox_events (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL',
+    'CREATE INDEX outbox_events_source_id ON outbox_events (tenant, source_id)',
+    // Counts are read from this index: no counter rows that every worker's transaction would have to lock.
+    'CREATE INDEX outbox_events_counts ON outbox_events (tenant, state, source)',
+    `CREATE TABLE ledger_attempts (
+      event_seq bigint NOT NULL REFERENCES outbox_events (seq) ON DELETE CASCADE,
+      number integer NOT NULL,
+      started_at bigint NOT NULL,
+      finished_at bigint NOT NULL,
+      outcome text NOT NULL,
+      status integer,
+      message text,
+      api_error_code text,
+      rs_code text,
+      requests integer NOT NULL,
+      event_ids text NOT NULL,
+      PRIMARY KEY (event_seq, number)
+    )`,
+  ],
+];
+
+interface EventRow {
+  seq: number;
+  tenant: string;
+  source: string;
+  source_id: string;
+  dedup_key: string;
+  idempotency_key: string | null;
+  key_decision: string | null;
+  input: string;
+  state: OutboxState;
+  enqueued_at: number;
+  updated_at: number;
+  due_at: number | null;
+  owner: string | null;
+  leased_at: number | null;
+  lease_expires_at: number | null;
+  first_attempt_at: number | null;
+  attempt_count: number;
+  last_outcome: string | null;
+  dead_reason: string | null;
+  dead_at: number | null;
+}
+
+interface AttemptRow {
+  event_seq: number;
+  number: number;
+  started_at: number;
+  finished_at: number;
+  outcome: AttemptRecord['outcome'];
+  status: number | null;
+  message: string | null;
+  api_error_code: string | null;
+  rs_code: string | null;
+  requests: number;
+  event_ids: string;
+}
+
+// Ids are the row's sequence number in base 36, fixed width so they sort as they were created. The identity column's
+// sequence hands out each number once, to whichever process asks, and never goes backwards.
+const ID_PATTERN = /^ob_[0-9a-z]{11}$/;
+const idOf = (seq: number): string => `ob_${seq.toString(36).padStart(11, '0')}`;
+const seqOf = (id: string): number | null => (ID_PATTERN.test(id) ? Number.parseInt(id.slice(3), 36) : null);
+
+export interface PostgresOutboxStoreOptions extends OutboxStoreOptions {
+  /** An open database (shared with other modules): the store creates its tables in it and never closes it. */
+  readonly database: PostgresDatabase;
+}
+
+/**
+ * Many relay instances share one PostgreSQL. Each method is one transaction: leases take rows with
+ * `FOR UPDATE SKIP LOCKED`, so concurrent workers never wait for each other nor get the same event, and a settle only
+ * changes a row its owner still holds. Time: see postgres-database.ts (the server's clock unless a clock is injected).
+ * `enqueue` NOTIFYs the schema's channel, so an idle worker on any instance wakes (`onEnqueued`).
+ */
+export class PostgresOutboxStore implements OutboxStore {
+  readonly kind = 'postgres' as const;
+  readonly #db: PostgresDatabase;
+  readonly #ownsDatabase: boolean;
+  readonly #clock: Clock | undefined;
+  readonly #listeners = new Set<(tenant: string) => void>();
+  #listener: Promise<pg.Client | undefined> | undefined;
+  #closed = false;
+
+  /** Opens a pool of its own onto `location` and applies the migrations; `close()` ends the pool. */
+  static async open(
+    location: PostgresStoreLocation,
+    options: OutboxStoreOptions & { readonly schema?: string } = {},
+  ): Promise<PostgresOutboxStore> {
+    const database = await PostgresDatabase.open(location, MODULE, MIGRATIONS, options.schema);
+    return new PostgresOutboxStore({ database, ...(options.clock ? { clock: options.clock } : {}) }, true);
+  }
+
+  /** Applies this store's migrations to a database opened elsewhere. */
+  static async create(options: PostgresOutboxStoreOptions): Promise<PostgresOutboxStore> {
+    try {
+      await options.database.migrate(MODULE, MIGRATIONS);
+    } catch (error) {
+      throw options.database.unavailable('migrating outbox', error);
+    }
+    return new PostgresOutboxStore(options);
+  }
+
+  private constructor(options: PostgresOutboxStoreOptions, ownsDatabase = false) {
+    this.#db = options.database;
+    this.#ownsDatabase = ownsDatabase;
+    this.#clock = options.clock;
+  }
+
+  async enqueue(events: readonly NewOutboxEvent[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
+    checkOutboxArgs.events(events);
+    const lease = checkOutboxArgs.enqueueLease(options);
+    if (events.length === 0) return [];
+    return this.#transaction('enqueue', async (client, now) => {
+      // How a new or revived event starts: pending and due now, or leased to the caller.
+      const state: OutboxState = lease === undefined ? 'pending' : 'leased';
+      const start = lease === undefined ? [now, null, null, null, null] : [null, lease.owner, now, now + lease.leaseMs, now];
+      // The first event per (tenant, dedupKey) is the one written; a later twin in the same call is its duplicate.
+      const firsts = new Map<string, number>();
+      const twinOf = events.map((event, index) => {
+        const name = JSON.stringify([event.tenant, event.dedupKey]);
+        const first = firsts.get(name);
+        if (first === undefined) firsts.set(name, index);
+        return first;
+      });
+      const unique = [...firsts.values()].map((index) => ({ index, event: events[index] as NewOutboxEvent }));
+      const rows = unique.map(({ event }) => ({
+        event,
+        input: storedInput(event.input),
+        key: event.input.idempotencyKey ?? null,
+        decision: event.keyDecision === null ? null : JSON.stringify(event.keyDecision),
+      }));
+      const inserted = await client.query<{ seq: number; tenant: string; dedup_key: string }>(
+        `INSERT INTO outbox_events (tenant, source, source_id, dedup_key, idempotency_key, key_decision, input, state, enqueued_at,
+           updated_at, due_at, owner, leased_at, lease_expires_at, first_attempt_at)
+         SELECT u.tenant, u.source, u.source_id, u.dedup_key, u.idempotency_key, u.key_decision, u.input, $8, $9, $9, $10, $11, $12, $13, $14
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY
+           AS u (tenant, source, source_id, dedup_key, idempotency_key, key_decision, input, ord)
+         ORDER BY u.ord
+         ON CONFLICT (tenant, dedup_key) DO NOTHING
+         RETURNING seq, tenant, dedup_key`,
+        [
+          rows.map((row) => row.event.tenant),
+          rows.map((row) => row.event.source),
+          rows.map((row) => row.event.sourceId),
+          rows.map((row) => row.event.dedupKey),
+          rows.map((row) => row.key),
+          rows.map((row) => row.decision),
+          rows.map((row) => row.input),
+          state,
+          now,
+          ...start,
+        ],
+      );
+      const nameOf = (tenant: string, dedupKey: string): string => JSON.stringify([tenant, dedupKey]);
+      const insertedSeq = new Map(inserted.rows.map((row) => [nameOf(row.tenant, row.dedup_key), row.seq]));
+      const others = rows.filter((row) => !insertedSeq.has(nameOf(row.event.tenant, row.event.dedupKey)));
+      const existing = new Map<string, EventRow>();
+      if (others.length > 0) {
+        const found = await client.query<EventRow>(
+          `SELECT e.* FROM outbox_events e JOIN unnest($1::text[], $2::text[]) AS u (tenant, dedup_key) USING (tenant, dedup_key)
+           FOR UPDATE OF e`,
+          [others.map((row) => row.event.tenant), others.map((row) => row.event.dedupKey)],
+        );
+        for (const row of found.rows) existing.set(nameOf(row.tenant, row.dedup_key), row);
+      }
+      const revive = others.filter((row) => {
+        const current = existing.get(nameOf(row.event.tenant, row.event.dedupKey));
+        return current !== undefined && canRevive(current.state, current.last_outcome, current.input, row.input);
+      });
+      if (revive.length > 0) {
+        await client.query(
+          `UPDATE outbox_events e SET input = u.input, idempotency_key = u.idempotency_key, key_decision = u.key_decision,
+             source_id = u.source_id, state = $6, due_at = $7, owner = $8, leased_at = $9, lease_expires_at = $10,
+             first_attempt_at = $11, dead_reason = NULL, dead_at = NULL, updated_at = $12
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u (seq, input, idempotency_key, key_decision, source_id)
+           WHERE e.seq = u.seq`,
+          [
+            revive.map((row) => existing.get(nameOf(row.event.tenant, row.event.dedupKey))?.seq),
+            revive.map((row) => row.input),
+            revive.map((row) => row.key),
+            revive.map((row) => row.decision),
+            revive.map((row) => row.event.sourceId),
+            state,
+            ...start,
+            now,
+          ],
+        );
+      }
+      const revived = new Set(revive.map((row) => nameOf(row.event.tenant, row.event.dedupKey)));
+      const results = new Map<number, EnqueueResult>();
+      for (const { index, event } of unique) {
+        const name = nameOf(event.tenant, event.dedupKey);
+        const seq = insertedSeq.get(name);
+        if (seq !== undefined) {
+          const leased = lease === undefined ? undefined : leasedOnEnqueue(idOf(seq), event, lease, now, 0);
+          results.set(index, { id: idOf(seq), outcome: 'created', state, updatedAt: now, ...(leased ? { leased } : {}) });
+          continue;
+        }
+        const current = existing.get(name);
+        if (current === undefined) throw new Error('an enqueue conflict named no existing event');
+        if (!revived.has(name)) {
+          results.set(index, { id: idOf(current.seq), outcome: 'existing', state: current.state, updatedAt: current.updated_at });
+          continue;
+        }
+        const leased = lease === undefined ? undefined : leasedOnEnqueue(idOf(current.seq), event, lease, now, current.attempt_count);
+        results.set(index, { id: idOf(current.seq), outcome: 'revived', state, updatedAt: now, ...(leased ? { leased } : {}) });
+      }
+      if (state === 'pending') {
+        const woken = new Set(unique.filter(({ index }) => results.get(index)?.outcome !== 'existing').map(({ event }) => event.tenant));
+        await this.#notify(client, woken);
+      }
+      return events.map((_, index): EnqueueResult => {
+        const first = results.get(twinOf[index] ?? index);
+        if (first === undefined) throw new Error('an enqueued event has no result');
+        if (twinOf[index] === undefined) return first;
+        return { id: first.id, outcome: 'existing', state: first.state, updatedAt: first.updatedAt };
+      });
+    });
+  }
+
+  async lease(request: LeaseRequest): Promise<LeasedEvent[]> {
+    const { tenant, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
+    return this.#transaction('lease', async (client, now) => {
+      // Rows another worker is taking right now are skipped, not waited for; a row that worker already took no longer
+      // matches when re-checked, so no event is leased twice.
+      const picked = await client.query<EventRow>(
+        `WITH due AS (
+           SELECT * FROM outbox_events WHERE tenant = $1 AND state = 'pending' AND due_at <= $2
+           ORDER BY due_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED
+         ), expired AS (
+           SELECT * FROM outbox_events WHERE tenant = $1 AND state = 'leased' AND lease_expires_at <= $2
+           ORDER BY lease_expires_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED
+         )
+         SELECT * FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS picked
+         ORDER BY CASE WHEN state = 'pending' THEN due_at ELSE lease_expires_at END, seq LIMIT $3`,
+        [tenant, now, limit],
+      );
+      if (picked.rows.length === 0) return [];
+      const abandoned = picked.rows
+        .filter((row) => row.state === 'leased')
+        .map((row) => ({
+          seq: row.seq,
+          attempt: abandonedAttempt(row.attempt_count + 1, row.leased_at ?? now, now, row.owner ?? 'unknown'),
+        }));
+      await insertAttempts(client, abandoned);
+      await client.query(
+        `UPDATE outbox_events SET state = 'leased', owner = $2, leased_at = $3, lease_expires_at = $4, due_at = NULL,
+           first_attempt_at = COALESCE(first_attempt_at, $3), updated_at = $3,
+           attempt_count = attempt_count + CASE WHEN state = 'leased' THEN 1 ELSE 0 END,
+           last_outcome = CASE WHEN state = 'leased' THEN 'abandoned' ELSE last_outcome END
+         WHERE seq = ANY ($1::bigint[])`,
+        [picked.rows.map((row) => row.seq), owner, now, now + leaseMs],
+      );
+      return picked.rows.map(
+        (row): LeasedEvent => ({
+          id: idOf(row.seq),
+          tenant: row.tenant,
+          source: row.source,
+          sourceId: row.source_id,
+          input: JSON.parse(row.input) as UserEventInput,
+          firstAttemptAt: row.first_attempt_at ?? now,
+          leasedAt: now,
+          leaseExpiresAt: now + leaseMs,
+          owner,
+          previousAttempts: row.attempt_count + (row.state === 'leased' ? 1 : 0),
+        }),
+      );
+    });
+  }
+
+  async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
+    const applied = settlements.map(() => false);
+    // One statement per round; an event named twice in one call goes to a later round, so it sees the first's result.
+    const rounds: { index: number; seq: number; settlement: Settlement }[][] = [];
+    const seen = new Map<number, number>();
+    settlements.forEach((settlement, index) => {
+      const seq = seqOf(settlement.id);
+      if (seq === null) return;
+      const round = seen.get(seq) ?? 0;
+      seen.set(seq, round + 1);
+      const items = rounds[round] ?? [];
+      items.push({ index, seq, settlement });
+      rounds[round] = items;
+    });
+    if (rounds.length === 0) return applied;
+    return this.#transaction('settle', async (client, now) => {
+      for (const round of rounds) {
+        const updated = await client.query<{ ord: number; attempt_count: number }>(
+          `UPDATE outbox_events e SET state = s.state, owner = NULL, leased_at = NULL, lease_expires_at = NULL, due_at = s.due_at,
+             dead_reason = COALESCE(s.dead_reason, e.dead_reason), dead_at = CASE WHEN s.state = 'dead' THEN $9 ELSE e.dead_at END,
+             updated_at = $9, attempt_count = e.attempt_count + s.inc, last_outcome = COALESCE(s.outcome, e.last_outcome)
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::int[])
+             AS s (seq, owner, state, due_at, dead_reason, inc, outcome, ord)
+           WHERE e.seq = s.seq AND e.state = 'leased' AND e.owner = s.owner
+           RETURNING s.ord, e.attempt_count`,
+          [
+            round.map(({ seq }) => seq),
+            round.map(({ settlement }) => settlement.owner),
+            round.map(({ settlement }) => settlement.to),
+            round.map(({ settlement }) => (settlement.to === 'pending' ? settlement.dueAt : null)),
+            round.map(({ settlement }) => (settlement.to === 'dead' ? settlement.reason : null)),
+            round.map(({ settlement }) => (settlement.attempt === null ? 0 : 1)),
+            round.map(({ settlement }) => settlement.attempt?.outcome ?? null),
+            round.map(({ index }) => index),
+            now,
+          ],
+        );
+        const attempts: { seq: number; attempt: AttemptRecord }[] = [];
+        for (const row of updated.rows) {
+          applied[row.ord] = true;
+          const settlement = settlements[row.ord];
+          if (settlement?.attempt)
+            attempts.push({ seq: seqOf(settlement.id) ?? 0, attempt: { ...settlement.attempt, number: row.attempt_count } });
+        }
+        await insertAttempts(client, attempts);
+      }
+      return applied;
+    });
+  }
+
+  async requeueDead(request: RequeueRequest): Promise<string[]> {
+    const { tenant, ids } = checkOutboxArgs.requeue(request);
+    const seqs = ids?.map(seqOf).filter((seq): seq is number => seq !== null);
+    if (seqs !== undefined && seqs.length === 0) return [];
+    return this.#transaction('requeueDead', async (client, now) => {
+      const result = await client.query<{ seq: number }>(
+        `UPDATE outbox_events SET state = 'pending', due_at = $2, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = $2
+         WHERE tenant = $1 AND state = 'dead' AND ($3::bigint[] IS NULL OR seq = ANY ($3::bigint[]))
+         RETURNING seq`,
+        [tenant, now, seqs ?? null],
+      );
+      const requeued = new Set(result.rows.map((row) => row.seq));
+      const order = seqs ?? [...requeued].sort((a, b) => a - b);
+      if (requeued.size > 0) await this.#notify(client, new Set([tenant]));
+      return [...new Set(order)].filter((seq) => requeued.has(seq)).map(idOf);
+    });
+  }
+
+  async get(tenant: string, id: string): Promise<LedgerEntry | undefined> {
+    const seq = seqOf(id);
+    if (seq === null) return undefined;
+    const [entry] = await this.#entries('get', 'SELECT * FROM outbox_events WHERE tenant = $1 AND seq = $2', [tenant, seq]);
+    return entry;
+  }
+
+  async findByKey(tenant: string, key: string): Promise<LedgerEntry[]> {
+    return this.#entries('findByKey', 'SELECT * FROM outbox_events WHERE tenant = $1 AND idempotency_key = $2 ORDER BY seq', [tenant, key]);
+  }
+
+  async findBySourceId(tenant: string, sourceId: string): Promise<LedgerEntry[]> {
+    return this.#entries('findBySourceId', 'SELECT * FROM outbox_events WHERE tenant = $1 AND source_id = $2 ORDER BY seq', [
+      tenant,
+      sourceId,
+    ]);
+  }
+
+  async listDead(tenant: string, page?: { readonly limit?: number; readonly offset?: number }): Promise<LedgerEntry[]> {
+    const { limit, offset } = checkOutboxArgs.page(page);
+    return this.#entries(
+      'listDead',
+      `SELECT * FROM outbox_events WHERE tenant = $1 AND state = 'dead' ORDER BY dead_at, seq LIMIT $2 OFFSET $3`,
+      [tenant, limit, offset],
+    );
+  }
+
+  async counts(tenant: string, source?: string): Promise<OutboxCounts> {
+    return this.#read('counts', async () => {
+      const result = await this.#db.pool.query<{ state: string; count: number }>(
+        `SELECT state, count(*)::integer AS count FROM outbox_events WHERE tenant = $1 AND ($2::text IS NULL OR source = $2) GROUP BY state`,
+        [tenant, source ?? null],
+      );
+      return countsFrom(result.rows);
+    });
+  }
+
+  async nextDueAt(tenant: string): Promise<number | null> {
+    return this.#read('nextDueAt', async () => {
+      const result = await this.#db.pool.query<{ at: number | null }>(
+        `SELECT LEAST(
+           (SELECT min(due_at) FROM outbox_events WHERE tenant = $1 AND state = 'pending'),
+           (SELECT min(lease_expires_at) FROM outbox_events WHERE tenant = $1 AND state = 'leased')) AS at`,
+        [tenant],
+      );
+      return result.rows[0]?.at ?? null;
+    });
+  }
+
+  /**
+   * Calls `listener` with the tenant whenever any instance enqueues (or requeues) events that are due now, through one
+   * LISTEN connection per store, opened on the first subscription. Best effort: a worker still polls.
+   */
+  onEnqueued(listener: (tenant: string) => void): () => void {
+    this.#listeners.add(listener);
+    if (!this.#closed) this.#listener ??= this.#listen();
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /** Whether the LISTEN connection is up (tests wait for it before expecting a wake-up). */
+  async listening(): Promise<boolean> {
+    return (await this.#listener) !== undefined;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#listeners.clear();
+    const listener = await this.#listener;
+    this.#listener = undefined;
+    await listener?.end().catch(() => {});
+    if (this.#ownsDatabase) await this.#db.close();
+  }
+
+  async #listen(): Promise<pg.Client | undefined> {
+    const client = this.#db.newClient();
+    const drop = (): void => {
+      if (this.#listener !== undefined) this.#listener = undefined;
+      client.end().catch(() => {});
+    };
+    // A lost LISTEN connection is dropped; the next subscription opens another, and the worker polls meanwhile.
+    client.on('error', drop);
+    client.on('notification', (message) => {
+      for (const listener of [...this.#listeners]) listener(message.payload ?? '');
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${this.#db.outboxChannel}`);
+      return client;
+    } catch {
+      drop();
+      return undefined;
+    }
+  }
+
+  async #notify(client: pg.PoolClient, tenants: ReadonlySet<string>): Promise<void> {
+    if (tenants.size === 0) return;
+    // Delivered at commit, once per distinct payload.
+    await client.query('SELECT pg_notify($1, tenant) FROM unnest($2::text[]) AS tenant', [this.#db.outboxChannel, [...tenants]]);
+  }
+
+  async #transaction<T>(operation: string, work: (client: pg.PoolClient, now: number) => Promise<T>): Promise<T> {
+    try {
+      return await this.#db.transaction(async (client) => work(client, await transactionNow(client, this.#clock)));
+    } catch (error) {
+      throw outboxStoreFailure('postgres', operation, error);
+    }
+  }
+
+  async #read<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw outboxStoreFailure('postgres', operation, error);
+    }
+  }
+
+  async #entries(operation: string, sql: string, values: unknown[]): Promise<LedgerEntry[]> {
+    return this.#read(operation, async () => {
+      const rows = (await this.#db.pool.query<EventRow>(sql, values)).rows;
+      if (rows.length === 0) return [];
+      const attempts = await this.#db.pool.query<AttemptRow>(
+        'SELECT * FROM ledger_attempts WHERE event_seq = ANY ($1::bigint[]) ORDER BY event_seq, number',
+        [rows.map((row) => row.seq)],
+      );
+      const bySeq = new Map<number, AttemptRecord[]>();
+      for (const attempt of attempts.rows) {
+        const list = bySeq.get(attempt.event_seq) ?? [];
+        list.push(attemptOf(attempt));
+        bySeq.set(attempt.event_seq, list);
+      }
+      return rows.map((row) => entryOf(row, bySeq.get(row.seq) ?? []));
+    });
+  }
+}
+
+/** Adds ledger attempts in one statement. */
+async function insertAttempts(client: pg.PoolClient, items: readonly { seq: number; attempt: AttemptRecord }[]): Promise<void> {
+  if (items.length === 0) return;
+  await client.query(
+    `INSERT INTO ledger_attempts (event_seq, number, started_at, finished_at, outcome, status, message, api_error_code, rs_code, requests, event_ids)
+     SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[],
+       $10::int[], $11::text[])`,
+    [
+      items.map(({ seq }) => seq),
+      items.map(({ attempt }) => attempt.number),
+      items.map(({ attempt }) => attempt.startedAt),
+      items.map(({ attempt }) => attempt.finishedAt),
+      items.map(({ attempt }) => attempt.outcome),
+      items.map(({ attempt }) => attempt.status),
+      items.map(({ attempt }) => attempt.message),
+      items.map(({ attempt }) => attempt.apiErrorCode),
+      items.map(({ attempt }) => attempt.rsCode),
+      items.map(({ attempt }) => attempt.requests),
+      items.map(({ attempt }) => JSON.stringify(attempt.eventIds)),
+    ],
+  );
+}
+
+function attemptOf(row: AttemptRow): AttemptRecord {
+  return {
+    number: row.number,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    outcome: row.outcome,
+    status: row.status,
+    message: row.message,
+    apiErrorCode: row.api_error_code,
+    rsCode: row.rs_code,
+    requests: row.requests,
+    eventIds: JSON.parse(row.event_ids) as string[],
+  };
+}
+
+function entryOf(row: EventRow, attempts: readonly AttemptRecord[]): LedgerEntry {
+  return {
+    id: idOf(row.seq),
+    tenant: row.tenant,
+    source: row.source,
+    sourceId: row.source_id,
+    dedupKey: row.dedup_key,
+    key: row.idempotency_key,
+    keyDecision: row.key_decision === null ? null : (JSON.parse(row.key_decision) as KeyDecision),
+    input: JSON.parse(row.input) as UserEventInput,
+    state: row.state,
+    enqueuedAt: row.enqueued_at,
+    updatedAt: row.updated_at,
+    dueAt: row.state === 'pending' ? row.due_at : null,
+    leaseExpiresAt: row.state === 'leased' ? row.lease_expires_at : null,
+    firstAttemptAt: row.first_attempt_at,
+    deadReason: row.dead_reason,
+    deadAt: row.dead_at,
+    attempts,
+  };
+}

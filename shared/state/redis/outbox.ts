@@ -1,0 +1,465 @@
+import type { ChainableCommander, Redis } from 'ioredis';
+import { type Clock, systemClock } from '../../clock.js';
+import type { UserEventInput } from '../../events/user-event.js';
+import type { KeyDecision } from '../../keys/decide.js';
+import {
+  abandonedAttempt,
+  checkOutboxArgs,
+  countsFrom,
+  leasedOnEnqueue,
+  newOutboxId,
+  type OutboxStoreOptions,
+  outboxStoreFailure,
+  storedInput,
+} from '../../outbox/store-support.js';
+import {
+  type AttemptRecord,
+  type EnqueueOptions,
+  type EnqueueOutcome,
+  type EnqueueResult,
+  type LeasedEvent,
+  type LeaseRequest,
+  type LedgerEntry,
+  type NewOutboxEvent,
+  type OutboxCounts,
+  type OutboxState,
+  type OutboxStore,
+  outboxStates,
+  type RequeueRequest,
+  type Settlement,
+} from '../../outbox/types.js';
+import { DEFAULT_REDIS_PREFIX, LuaScript, markerGuardLua, REDIS_NOW_LUA, RedisStateGuard } from './connection.js';
+
+/** The prefix of every key: the outbox lives under `{prefix}outbox:`. */
+export const DEFAULT_OUTBOX_REDIS_PREFIX = DEFAULT_REDIS_PREFIX;
+
+export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
+  /** A connected ioredis client; it stays open on `close()` unless `ownsClient`. */
+  readonly client: Redis;
+  readonly ownsClient?: boolean;
+  /** Prefix of every key the store writes (the outbox under `{prefix}outbox:`); default DEFAULT_OUTBOX_REDIS_PREFIX. */
+  readonly keyPrefix?: string;
+}
+
+/*
+ * Layout, under P = `{prefix}outbox:` (tenant, key and source id are URI-encoded inside key names, so ':' cannot
+ * collide; ids are generated, and an id is always the whole rest of its key name):
+ *   P e:{id}            hash: the event (t tenant, src, sid, dk, key, dec, inp, st state, enq, upd, due, own, lat, lex,
+ *                       fat first attempt, lo last outcome, dr dead reason, dat dead at, kix/six its index keys)
+ *   P a:{id}            list: the ledger's attempts, JSON, oldest first (an attempt's number is its position)
+ *   P due:{t}           zset of pending ids by due time;  P lease:{t}  leased ids by lease expiry;  P dead:{t}  by death
+ *   P dedup:{t}         hash dedupKey → id
+ *   P key:{t}:{key}, P src:{t}:{sourceId}   zsets (score 0, so ids sort by time) for the ledger's lookups
+ *   P n:{t}             hash of counts: "{state}" and "{source}|{state}"
+ * Every transition is one Lua script, so it is atomic with respect to every other instance. The scripts compute key
+ * names from their arguments, which standalone Redis and Sentinel allow; Redis Cluster would need hash tags.
+ * Every script first checks the marker `{prefix}marker` and every read is a MULTI that reads it too (redis-safety.ts),
+ * so a wiped Redis fails with StateLostError instead of reporting an empty outbox. Times (enqueued, due, leases, deaths)
+ * are the server's TIME, so a host whose clock runs ahead cannot lease events early; only a test's clock overrides it.
+ */
+
+// Every script: KEYS[1] the marker; ARGV[1] the marker id, ARGV[2] a test clock's now or '' (the server's TIME), ARGV[3]
+// the prefix P. Each checks the marker first and takes its time from oncekit_now (redis-safety.ts).
+const COUNTS = `${REDIS_NOW_LUA}${markerGuardLua('KEYS[1]', 'ARGV[1]')}
+local now = oncekit_now(ARGV[2])
+local nowS = oncekit_text(now)
+local P = ARGV[3]
+local function move(nkey, src, from, to)
+  if from then redis.call('HINCRBY', nkey, from, -1); redis.call('HINCRBY', nkey, src .. '|' .. from, -1) end
+  if to then redis.call('HINCRBY', nkey, to, 1); redis.call('HINCRBY', nkey, src .. '|' .. to, 1) end
+end
+`;
+
+// ARGV[4..]: JSON [{id, t, tE, src, sid, dk, key, dec, inp, kix, six}], owner ('' = start pending), leaseMs.
+// Returns {now, {{id, outcome, state, updatedAt, previousAttempts}, ...}}.
+const ENQUEUE = `${COUNTS}
+local owner = ARGV[5]
+local lexp = oncekit_text(now + tonumber(ARGV[6]))
+local events = cjson.decode(ARGV[4])
+now = nowS
+local state = 'pending'
+if owner ~= '' then state = 'leased' end
+-- A new or revived event starts pending and due now, or leased to the caller.
+local function start(ek, id, tE)
+  if state == 'pending' then
+    redis.call('HSET', ek, 'st', 'pending', 'due', now, 'own', '', 'lat', '', 'lex', '', 'fat', '')
+    redis.call('ZADD', P .. 'due:' .. tE, now, id)
+  else
+    redis.call('HSET', ek, 'st', 'leased', 'due', '', 'own', owner, 'lat', now, 'lex', lexp, 'fat', now)
+    redis.call('ZADD', P .. 'lease:' .. tE, lexp, id)
+  end
+end
+local out = {}
+for i, ev in ipairs(events) do
+  local existing = redis.call('HGET', P .. 'dedup:' .. ev.tE, ev.dk)
+  if existing then
+    local ek = P .. 'e:' .. existing
+    local f = redis.call('HMGET', ek, 'st', 'lo', 'inp', 'kix', 'six', 'src', 'upd')
+    -- The revive rule of canRevive (store-support.ts): a dead letter the target rejected takes a changed payload.
+    if f[1] == 'dead' and f[2] == 'rejected' and f[3] ~= ev.inp then
+      if f[4] ~= '' then redis.call('ZREM', f[4], existing) end
+      if ev.kix ~= '' then redis.call('ZADD', ev.kix, 0, existing) end
+      redis.call('ZREM', f[5], existing)
+      redis.call('ZADD', ev.six, 0, existing)
+      redis.call('HSET', ek, 'inp', ev.inp, 'key', ev.key, 'dec', ev.dec, 'sid', ev.sid, 'kix', ev.kix, 'six', ev.six,
+        'dr', '', 'dat', '', 'upd', now)
+      redis.call('ZREM', P .. 'dead:' .. ev.tE, existing)
+      start(ek, existing, ev.tE)
+      move(P .. 'n:' .. ev.tE, f[6], 'dead', state)
+      out[i] = {existing, 'revived', state, now, redis.call('LLEN', P .. 'a:' .. existing)}
+    else
+      out[i] = {existing, 'existing', f[1], f[7], 0}
+    end
+  else
+    local ek = P .. 'e:' .. ev.id
+    redis.call('HSET', ek, 't', ev.t, 'tE', ev.tE, 'src', ev.src, 'sid', ev.sid, 'dk', ev.dk, 'key', ev.key, 'dec', ev.dec,
+      'inp', ev.inp, 'enq', now, 'upd', now, 'lo', '', 'dr', '', 'dat', '', 'kix', ev.kix, 'six', ev.six)
+    start(ek, ev.id, ev.tE)
+    redis.call('HSET', P .. 'dedup:' .. ev.tE, ev.dk, ev.id)
+    if ev.kix ~= '' then redis.call('ZADD', ev.kix, 0, ev.id) end
+    redis.call('ZADD', ev.six, 0, ev.id)
+    move(P .. 'n:' .. ev.tE, ev.src, nil, state)
+    out[i] = {ev.id, 'created', state, now, 0}
+  end
+end
+return {nowS, out}
+`;
+
+// ARGV[4..]: tE, limit, owner, leaseMs. Returns {now, {{id, src, sid, inp, fat, previousAttempts}, ...}}.
+const LEASE = `${COUNTS}
+local tE, limit, owner = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local lexp = oncekit_text(now + tonumber(ARGV[7]))
+local dueK, leaseK = P .. 'due:' .. tE, P .. 'lease:' .. tE
+local expired = redis.call('ZRANGEBYSCORE', leaseK, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+local due = redis.call('ZRANGEBYSCORE', dueK, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+local picks = {}
+for i = 1, #expired, 2 do picks[#picks + 1] = {expired[i], tonumber(expired[i + 1]), true} end
+for i = 1, #due, 2 do picks[#picks + 1] = {due[i], tonumber(due[i + 1]), false} end
+table.sort(picks, function(a, b) if a[2] ~= b[2] then return a[2] < b[2] end return a[1] < b[1] end)
+local out = {}
+for i = 1, math.min(limit, #picks) do
+  local id, wasLeased = picks[i][1], picks[i][3]
+  local ek, ak = P .. 'e:' .. id, P .. 'a:' .. id
+  local f = redis.call('HMGET', ek, 'own', 'lat', 'fat', 'src', 'sid', 'inp')
+  if wasLeased then
+    -- The holder's lease ran out: note an abandoned attempt (expanded by abandonedAttempt() when read).
+    redis.call('RPUSH', ak, cjson.encode({abandoned = true, startedAt = tonumber(f[2]), finishedAt = now, owner = f[1]}))
+    redis.call('HSET', ek, 'lo', 'abandoned')
+    redis.call('ZREM', leaseK, id)
+  else
+    redis.call('ZREM', dueK, id)
+    move(P .. 'n:' .. tE, f[4], 'pending', 'leased')
+  end
+  local fat = f[3]
+  if fat == '' then fat = nowS end
+  redis.call('HSET', ek, 'st', 'leased', 'own', owner, 'lat', nowS, 'lex', lexp, 'due', '', 'fat', fat, 'upd', nowS)
+  redis.call('ZADD', leaseK, lexp, id)
+  out[#out + 1] = {id, f[4], f[5], f[6], fat, tostring(redis.call('LLEN', ak))}
+end
+return {nowS, out}
+`;
+
+// ARGV[4]: JSON [{id, owner, to, dueIn, reason, attempt (JSON text or ''), outcome}]; a retry is due dueIn ms from
+// the script's now, so the worker's clock only decides the backoff, never the absolute time. Returns {1|0, ...}.
+const SETTLE = `${COUNTS}
+local out = {}
+for i, s in ipairs(cjson.decode(ARGV[4])) do
+  local ek = P .. 'e:' .. s.id
+  local f = redis.call('HMGET', ek, 'st', 'own', 'tE', 'src')
+  if f[1] ~= 'leased' or f[2] ~= s.owner then
+    out[i] = 0
+  else
+    local tE = f[3]
+    redis.call('ZREM', P .. 'lease:' .. tE, s.id)
+    if s.attempt ~= '' then
+      redis.call('RPUSH', P .. 'a:' .. s.id, s.attempt)
+      redis.call('HSET', ek, 'lo', s.outcome)
+    end
+    if s.to == 'pending' then
+      local due = oncekit_text(now + s.dueIn)
+      redis.call('ZADD', P .. 'due:' .. tE, due, s.id)
+      redis.call('HSET', ek, 'due', due)
+    elseif s.to == 'dead' then
+      redis.call('ZADD', P .. 'dead:' .. tE, nowS, s.id)
+      redis.call('HSET', ek, 'dr', s.reason, 'dat', nowS)
+    end
+    redis.call('HSET', ek, 'st', s.to, 'own', '', 'lat', '', 'lex', '', 'upd', nowS)
+    move(P .. 'n:' .. tE, f[4], 'leased', s.to)
+    out[i] = 1
+  end
+end
+return out
+`;
+
+// ARGV[4..]: tE, JSON list of ids or '' for every dead letter of the tenant. Returns the ids requeued.
+const REQUEUE = `${COUNTS}
+local tE = ARGV[4]
+now = nowS
+local deadK = P .. 'dead:' .. tE
+local ids
+if ARGV[5] == '' then ids = redis.call('ZRANGE', deadK, 0, -1) else ids = cjson.decode(ARGV[5]) end
+local out = {}
+for _, id in ipairs(ids) do
+  local ek = P .. 'e:' .. id
+  local f = redis.call('HMGET', ek, 'st', 'tE', 'src')
+  if f[1] == 'dead' and f[2] == tE then
+    redis.call('ZREM', deadK, id)
+    redis.call('ZADD', P .. 'due:' .. tE, now, id)
+    redis.call('HSET', ek, 'st', 'pending', 'due', now, 'fat', '', 'dr', '', 'dat', '', 'upd', now)
+    move(P .. 'n:' .. tE, f[3], 'dead', 'pending')
+    out[#out + 1] = id
+  end
+end
+return out
+`;
+
+// ARGV[4]: tE. Returns {earliest due score or '', earliest lease expiry or '', now}: the caller translates to its clock.
+const NEXT_DUE = `${COUNTS}
+local tE = ARGV[4]
+local due = redis.call('ZRANGE', P .. 'due:' .. tE, 0, 0, 'WITHSCORES')
+local lease = redis.call('ZRANGE', P .. 'lease:' .. tE, 0, 0, 'WITHSCORES')
+return {due[2] or '', lease[2] or '', nowS}
+`;
+
+const SCRIPTS = {
+  enqueue: new LuaScript(ENQUEUE),
+  lease: new LuaScript(LEASE),
+  settle: new LuaScript(SETTLE),
+  requeue: new LuaScript(REQUEUE),
+  nextDue: new LuaScript(NEXT_DUE),
+};
+
+const enc = encodeURIComponent;
+const orNull = (value: string | undefined): string | null => (value === undefined || value === '' ? null : value);
+const numberOrNull = (value: string | undefined): number | null => (value === undefined || value === '' ? null : Number(value));
+
+/** The shared store for many relay instances: every transition is one Lua script, so instances never race. */
+export class RedisOutboxStore implements OutboxStore {
+  readonly kind = 'redis' as const;
+  readonly #client: Redis;
+  readonly #ownsClient: boolean;
+  readonly #prefix: string;
+  readonly #guard: RedisStateGuard;
+  /** Only tests set it; without it the scripts read the server's TIME. */
+  readonly #clock: Clock | undefined;
+
+  constructor(options: RedisOutboxStoreOptions) {
+    const base = options.keyPrefix ?? DEFAULT_OUTBOX_REDIS_PREFIX;
+    this.#client = options.client;
+    this.#ownsClient = options.ownsClient ?? false;
+    this.#prefix = `${base}outbox:`;
+    this.#guard = new RedisStateGuard(options.client, base);
+    this.#clock = options.clock;
+  }
+
+  /** Writes (or reads) the marker now rather than at the first operation; the openers call it. */
+  async ready(): Promise<void> {
+    await this.#call('open', () => this.#guard.markerId());
+  }
+
+  /** The caller's time: a test's clock, else this host's (used only for ids and to turn absolute times into delays). */
+  #localNow(): number {
+    return (this.#clock ?? systemClock).now();
+  }
+
+  async #eval(operation: string, which: LuaScript, args: readonly (string | number)[]): Promise<unknown> {
+    const now = this.#clock === undefined ? '' : this.#clock.now();
+    return this.#call(operation, () => this.#guard.run(which, [this.#guard.markerKey], [now, this.#prefix, ...args]));
+  }
+
+  async #call<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw outboxStoreFailure('redis', operation, error);
+    }
+  }
+
+  /** Plain reads, in one MULTI with the marker check. */
+  #read(build: (multi: ChainableCommander) => void): Promise<unknown[]> {
+    return this.#guard.read(build);
+  }
+
+  async enqueue(events: readonly NewOutboxEvent[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
+    checkOutboxArgs.events(events);
+    const lease = checkOutboxArgs.enqueueLease(options);
+    if (events.length === 0) return [];
+    const idTime = this.#localNow();
+    const P = this.#prefix;
+    const payload = events.map((event) => {
+      const tE = enc(event.tenant);
+      const key = event.input.idempotencyKey ?? '';
+      return {
+        id: newOutboxId(idTime),
+        t: event.tenant,
+        tE,
+        src: event.source,
+        sid: event.sourceId,
+        dk: event.dedupKey,
+        key,
+        dec: event.keyDecision === null ? '' : JSON.stringify(event.keyDecision),
+        inp: storedInput(event.input),
+        kix: key === '' ? '' : `${P}key:${tE}:${enc(key)}`,
+        six: `${P}src:${tE}:${enc(event.sourceId)}`,
+      };
+    });
+    const args = [JSON.stringify(payload), lease?.owner ?? '', lease === undefined ? 0 : lease.leaseMs];
+    const [nowText, rows] = (await this.#eval('enqueue', SCRIPTS.enqueue, args)) as [
+      string,
+      [string, EnqueueOutcome, OutboxState, string, number][],
+    ];
+    const now = Number(nowText);
+    return rows.map(([id, outcome, state, updatedAt, previousAttempts], index): EnqueueResult => {
+      const event = events[index];
+      const result = { id, outcome, state, updatedAt: Number(updatedAt) };
+      if (lease === undefined || outcome === 'existing' || event === undefined) return result;
+      return { ...result, leased: leasedOnEnqueue(id, event, lease, now, previousAttempts) };
+    });
+  }
+
+  async lease(request: LeaseRequest): Promise<LeasedEvent[]> {
+    const { tenant, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
+    const args = [enc(tenant), limit, owner, leaseMs];
+    const [nowText, rows] = (await this.#eval('lease', SCRIPTS.lease, args)) as [
+      string,
+      [string, string, string, string, string, string][],
+    ];
+    const now = Number(nowText);
+    return rows.map(([id, source, sourceId, input, firstAttemptAt, attempts]) => ({
+      id,
+      tenant,
+      source,
+      sourceId,
+      input: JSON.parse(input) as UserEventInput,
+      firstAttemptAt: Number(firstAttemptAt),
+      leasedAt: now,
+      leaseExpiresAt: now + leaseMs,
+      owner,
+      previousAttempts: Number(attempts),
+    }));
+  }
+
+  async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
+    if (settlements.length === 0) return [];
+    const localNow = this.#localNow();
+    const payload = settlements.map((settlement) => ({
+      id: settlement.id,
+      owner: settlement.owner,
+      to: settlement.to,
+      // A delay, not a time: the script adds it to its own now (the worker decided dueAt on this host's clock).
+      dueIn: settlement.to === 'pending' ? settlement.dueAt - localNow : 0,
+      reason: settlement.to === 'dead' ? settlement.reason : '',
+      // The number is left out: an attempt's number is its position in the list.
+      attempt: settlement.attempt === null ? '' : JSON.stringify({ ...settlement.attempt, number: undefined }),
+      outcome: settlement.attempt?.outcome ?? '',
+    }));
+    const reply = (await this.#eval('settle', SCRIPTS.settle, [JSON.stringify(payload)])) as number[];
+    return reply.map((applied) => applied === 1);
+  }
+
+  async requeueDead(request: RequeueRequest): Promise<string[]> {
+    const { tenant, ids } = checkOutboxArgs.requeue(request);
+    if (ids !== undefined && ids.length === 0) return [];
+    const args = [enc(tenant), ids === undefined ? '' : JSON.stringify(ids)];
+    return (await this.#eval('requeueDead', SCRIPTS.requeue, args)) as string[];
+  }
+
+  async get(tenant: string, id: string): Promise<LedgerEntry | undefined> {
+    return this.#call('get', async () => (await this.#entries(tenant, [id]))[0]);
+  }
+
+  async findByKey(tenant: string, key: string): Promise<LedgerEntry[]> {
+    return this.#call('findByKey', async () => {
+      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}key:${enc(tenant)}:${enc(key)}`, 0, '-1'));
+      return this.#entries(tenant, ids as string[]);
+    });
+  }
+
+  async findBySourceId(tenant: string, sourceId: string): Promise<LedgerEntry[]> {
+    return this.#call('findBySourceId', async () => {
+      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}src:${enc(tenant)}:${enc(sourceId)}`, 0, '-1'));
+      return this.#entries(tenant, ids as string[]);
+    });
+  }
+
+  async listDead(tenant: string, page?: { readonly limit?: number; readonly offset?: number }): Promise<LedgerEntry[]> {
+    const { limit, offset } = checkOutboxArgs.page(page);
+    return this.#call('listDead', async () => {
+      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}dead:${enc(tenant)}`, offset, String(offset + limit - 1)));
+      return this.#entries(tenant, ids as string[]);
+    });
+  }
+
+  async counts(tenant: string, source?: string): Promise<OutboxCounts> {
+    return this.#call('counts', async () => {
+      const fields = outboxStates.map((state) => (source === undefined ? state : `${source}|${state}`));
+      const [values] = (await this.#read((multi) => multi.hmget(`${this.#prefix}n:${enc(tenant)}`, ...fields))) as [(string | null)[]];
+      return countsFrom(outboxStates.map((state, index) => ({ state, count: Number(values[index] ?? 0) })));
+    });
+  }
+
+  /** On the caller's clock: the server's time of the next due event, shifted by how far the two clocks differ. */
+  async nextDueAt(tenant: string): Promise<number | null> {
+    const localNow = this.#localNow();
+    const [due, lease, serverNow] = (await this.#eval('nextDueAt', SCRIPTS.nextDue, [enc(tenant)])) as [string, string, string];
+    const times = [due, lease].filter((score) => score !== '').map(Number);
+    return times.length === 0 ? null : Math.min(...times) - Number(serverNow) + localNow;
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsClient && this.#client.status !== 'end') await this.#client.quit();
+  }
+
+  async #entries(tenant: string, ids: readonly string[]): Promise<LedgerEntry[]> {
+    if (ids.length === 0) return [];
+    const replies = await this.#read((multi) => {
+      for (const id of ids) {
+        multi.hgetall(`${this.#prefix}e:${id}`);
+        multi.lrange(`${this.#prefix}a:${id}`, 0, '-1');
+      }
+    });
+    const entries: LedgerEntry[] = [];
+    ids.forEach((id, index) => {
+      const fields = replies[index * 2] as Record<string, string>;
+      const list = replies[index * 2 + 1] as string[];
+      if (fields.t !== tenant) return;
+      entries.push(ledgerEntry(id, fields, list));
+    });
+    return entries;
+  }
+}
+
+interface StoredAttempt extends Omit<AttemptRecord, 'number'> {}
+interface AbandonedMark {
+  readonly abandoned: true;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  readonly owner: string;
+}
+
+function ledgerEntry(id: string, f: Record<string, string>, attempts: readonly string[]): LedgerEntry {
+  const state = f.st as OutboxState;
+  return {
+    id,
+    tenant: f.t ?? '',
+    source: f.src ?? '',
+    sourceId: f.sid ?? '',
+    dedupKey: f.dk ?? '',
+    key: orNull(f.key),
+    keyDecision: f.dec ? (JSON.parse(f.dec) as KeyDecision) : null,
+    input: JSON.parse(f.inp ?? '{}') as UserEventInput,
+    state,
+    enqueuedAt: Number(f.enq),
+    updatedAt: Number(f.upd),
+    dueAt: state === 'pending' ? numberOrNull(f.due) : null,
+    leaseExpiresAt: state === 'leased' ? numberOrNull(f.lex) : null,
+    firstAttemptAt: numberOrNull(f.fat),
+    deadReason: orNull(f.dr),
+    deadAt: numberOrNull(f.dat),
+    attempts: attempts.map((text, index): AttemptRecord => {
+      const stored = JSON.parse(text) as StoredAttempt | AbandonedMark;
+      if ('abandoned' in stored) return abandonedAttempt(index + 1, stored.startedAt, stored.finishedAt, stored.owner);
+      return { ...stored, number: index + 1 };
+    }),
+  };
+}

@@ -1,0 +1,69 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SqliteOutboxStore } from '../../../../shared/outbox/index.js';
+import { describeOutboxStoreContract, outboxEvent } from '../outbox-contract.js';
+
+const dirs: string[] = [];
+function tempDbPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'oncekit-outbox-'));
+  dirs.push(dir);
+  return join(dir, 'oncekit.db');
+}
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describeOutboxStoreContract('sqlite', { durable: true }, async () => {
+  const path = tempDbPath();
+  return {
+    // Each handle is its own connection to the same file.
+    open: async (clock) => new SqliteOutboxStore({ path, clock }),
+    dispose: async () => {},
+  };
+});
+
+const BUILT_STORE = fileURLToPath(new URL('../../../../dist/shared/state/sqlite/outbox.js', import.meta.url));
+
+/** A separate process that leases batches until none is left and prints the ids it got, one per line. */
+function leaseInChildProcess(path: string, owner: string): Promise<string[]> {
+  const program = `
+    const { SqliteOutboxStore } = await import(${JSON.stringify(BUILT_STORE)});
+    const store = new SqliteOutboxStore({ path: ${JSON.stringify(path)} });
+    for (;;) {
+      const batch = await store.lease({ tenant: 'acme', owner: ${JSON.stringify(owner)}, limit: 7, leaseMs: 60000 });
+      if (batch.length === 0) break;
+      process.stdout.write(batch.map((event) => event.id).join('\\n') + '\\n');
+    }
+    await store.close();`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', program], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve(out.split('\n').filter(Boolean)) : reject(new Error(`leaser exited ${code}: ${err}`)),
+    );
+  });
+}
+
+describe('SQLite outbox across processes', () => {
+  it('gives each event to exactly one of four processes leasing the same file at once', async () => {
+    const path = tempDbPath();
+    const store = new SqliteOutboxStore({ path });
+    const enqueued = await store.enqueue(Array.from({ length: 600 }, () => outboxEvent()));
+    await store.close();
+    const leased = (await Promise.all(['p1', 'p2', 'p3', 'p4'].map((owner) => leaseInChildProcess(path, owner)))).flat();
+    expect(leased).toHaveLength(600);
+    expect(new Set(leased)).toEqual(new Set(enqueued.map((result) => result.id)));
+  });
+});
