@@ -1,5 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidInputError, OncekitError } from '../errors.js';
+import { OutboxStoreError } from '../outbox/store-support.js';
+import { StoreUnavailableError } from '../store/idempotency-store.js';
 
 /** Something the relay depends on is down: 503 with Retry-After, so the sender retries later. */
 export class ServiceUnavailableError extends OncekitError {
@@ -55,6 +57,11 @@ export function registerErrorHandler(app: FastifyInstance): void {
     }
     if (error instanceof ServiceUnavailableError) {
       return reply.code(503).header('retry-after', String(error.retryAfterSeconds)).send({ error: 'unavailable', message: error.message });
+    }
+    if (error instanceof StoreUnavailableError || error instanceof OutboxStoreError) {
+      // A transient fault: the sender retries (and request idempotency never stores a 5xx), so nothing is lost.
+      request.log.error({ err: error }, 'a store failed; answering 503');
+      return reply.code(503).header('retry-after', '5').send({ error: 'unavailable', message: 'a store of the relay failed; retry later' });
     }
     if ('code' in error && error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       const given = request.headers['content-type'] ?? 'none';
