@@ -17,8 +17,8 @@ import {
 } from './helpers.js';
 
 // Thousands of generated bodies per inbound route: whatever arrives, the answer is never a 5xx and the relay stays up.
-const PER_ROUTE = 1500;
-const CONCURRENCY = 16;
+const PER_ROUTE = 1000;
+const CONCURRENCY = 8;
 const DEPTH = 100_000;
 const keygen = keygenKeys();
 const LEAD = id18('00Q5e00000AbCdE');
