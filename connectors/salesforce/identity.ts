@@ -94,7 +94,12 @@ export type IdentityResult =
 
 export interface ResolveIdentitiesOptions {
   readonly fields?: IdentityFields;
+  /** How long one lookup may take before Salesforce counts as unavailable; default 10 s. */
+  readonly timeoutMs?: number;
 }
+
+/** A hung lookup would hold the caller's idempotency lease; past this it is a SalesforceUnavailableError (503). */
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
 
 /** Salesforce error codes that mean the query itself is wrong for this org (configuration), not that it was down. */
 const PERMANENT_QUERY_ERRORS = new Set([
@@ -169,11 +174,16 @@ export async function resolveIdentities(
     for (const [type, { ids, columns }] of wanted) {
       const soql = `SELECT ${[...columns].join(', ')} FROM ${type} WHERE Id IN (${[...ids].map(soqlString).join(', ')})`;
       try {
-        const result = await connection.query<Record<string, unknown>>(soql, { autoFetch: true, maxFetch: ids.size });
+        const result = await withTimeout(
+          connection.query<Record<string, unknown>>(soql, { autoFetch: true, maxFetch: ids.size }),
+          options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS,
+          `Salesforce did not answer the ${type} lookup within ${options.timeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS} ms`,
+        );
         for (const record of result.records) {
           if (typeof record.Id === 'string') found.set(`${type}:${record.Id}`, record);
         }
       } catch (error) {
+        if (error instanceof SalesforceUnavailableError) throw error;
         const code = errorCode(error);
         if (code === null || !PERMANENT_QUERY_ERRORS.has(code)) {
           throw new SalesforceUnavailableError(`could not read ${type} records from Salesforce: ${errorText(error)}`, { cause: error });
@@ -214,6 +224,19 @@ function failed(field: string, reason: string): IdentityResult {
 
 function emptyField(type: SupportedRecordType, id18: string, column: string | null, role: string): string {
   return `${type} ${id18} has no ${column} (the field that gives ${role}); fill it in on the record, or pass ${role}`;
+}
+
+/** The lookup's answer, or a SalesforceUnavailableError once `ms` pass (jsforce has no per-call timeout; a late answer is ignored). */
+async function withTimeout<T>(operation: PromiseLike<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SalesforceUnavailableError(message)), ms);
+  });
+  try {
+    return await Promise.race([Promise.resolve(operation), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A field of a query row, following relationship paths (`Account.Email__c`); blank values count as missing. */

@@ -15,6 +15,8 @@ export interface InvocableRoutesOptions {
   /** Null when Salesforce is not configured: items must then carry userId and accountId themselves. */
   readonly connection: () => Promise<Connection | null>;
   readonly identityFields?: IdentityFields;
+  /** Per Salesforce lookup; a hung one answers 503 with Retry-After. Default 10 s. */
+  readonly lookupTimeoutMs?: number;
   readonly keys: DecideKeyOptions;
 }
 
@@ -76,6 +78,7 @@ export const invocableRoutes: FastifyPluginAsync<InvocableRoutesOptions> = async
         connection,
         keys: options.keys,
         ...(options.identityFields ? { identityFields: options.identityFields } : {}),
+        ...(options.lookupTimeoutMs === undefined ? {} : { lookupTimeoutMs: options.lookupTimeoutMs }),
       });
     } catch (error) {
       if (error instanceof SalesforceUnavailableError) {

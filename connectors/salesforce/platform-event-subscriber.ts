@@ -45,6 +45,7 @@ export type SubscriberActivity =
   | { readonly type: 'subscribe-failed'; readonly reason: string }
   | { readonly type: 'checkpoint-expired'; readonly replayFrom: number }
   | { readonly type: 'resubscribing'; readonly reason: string; readonly delayMs: number }
+  | { readonly type: 'paused'; readonly queued: number }
   | { readonly type: 'failed'; readonly error: Error }
   | { readonly type: 'stopped' };
 
@@ -61,6 +62,8 @@ export interface PlatformEventSubscriberOptions {
   readonly retryDelay?: { readonly initialMs?: number; readonly maxMs?: number };
   /** How long to wait for Salesforce to acknowledge a subscription. Default 30 s. */
   readonly subscribeTimeoutMs?: number;
+  /** Events held for the sink at most; at the bound the client disconnects until they are delivered. Default 1,000. */
+  readonly maxQueuedEvents?: number;
   readonly logger?: Logger;
   /** Observes what happens (metrics, status pages, tests). Must not throw. */
   readonly onActivity?: (activity: SubscriberActivity) => void;
@@ -119,6 +122,9 @@ class Subscriber implements PlatformEventSubscriber {
   #clientCount = 0;
   #active: ActiveClient | null = null;
   #queue: QueuedEvent[] = [];
+  readonly #maxQueued: number;
+  /** The queue reached its bound: the client is closed and the queue drains before a new subscription. */
+  #paused = false;
   #pump: Promise<void> | null = null;
   #lifecycle: Promise<void> = Promise.resolve();
   /** Failed deliveries and subscriptions since the last checkpoint: the backoff grows with them. */
@@ -143,6 +149,7 @@ class Subscriber implements PlatformEventSubscriber {
     this.#logger = options.logger ?? silentLogger;
     this.#initialDelayMs = options.retryDelay?.initialMs ?? 1000;
     this.#maxDelayMs = options.retryDelay?.maxMs ?? 60_000;
+    this.#maxQueued = options.maxQueuedEvents ?? 1000;
   }
 
   get state(): SubscriberState {
@@ -336,7 +343,8 @@ class Subscriber implements PlatformEventSubscriber {
   }
 
   #onMessage(id: number, data: unknown): void {
-    if (id !== this.#current || this.#stopped) return;
+    // While paused, later events are left to the replay from the checkpoint.
+    if (id !== this.#current || this.#stopped || this.#paused) return;
     const parsed = eventDataSchema.safeParse(data);
     if (!parsed.success) {
       // Without a replayId the event cannot be checkpointed; the payload is not logged (it holds personal data).
@@ -357,15 +365,47 @@ class Subscriber implements PlatformEventSubscriber {
     this.#firstReceived ??= event.replayId;
     this.#emit({ type: 'received', replayId: event.replayId, eventUuid: event.eventUuid });
     this.#queue.push({ client: id, event });
+    if (this.#queue.length >= this.#maxQueued) this.#pause(id);
     this.#kick();
   }
 
+  /**
+   * Backpressure at the queue's bound. Bayeux has no flow control, so the honest way to stop taking events is to
+   * close the client (unsubscribing), deliver what is queued, then subscribe again from the checkpoint: Salesforce
+   * retains the events meanwhile (72 h) and replays them in order, so nothing is lost and nothing comes twice.
+   */
+  #pause(id: number): void {
+    this.#paused = true;
+    const active = this.#active;
+    if (active?.id === id) {
+      this.#active = null;
+      void active.client.close(true);
+    }
+    this.#emit({ type: 'paused', queued: this.#queue.length });
+    this.#logger.info(
+      { event: 'platform_events_paused', channel: this.channel, queued: this.#queue.length },
+      `paused ${this.channel}: ${this.#queue.length} events wait for the sink; resubscribing from the checkpoint once they are delivered`,
+    );
+  }
+
   #kick(): void {
-    if (this.#pump !== null || this.#queue.length === 0) return;
+    if (this.#pump !== null) return;
+    if (this.#queue.length === 0) {
+      if (this.#paused && !this.#stopped) this.#resume();
+      return;
+    }
     this.#pump = this.#drain().finally(() => {
       this.#pump = null;
       this.#kick();
     });
+  }
+
+  /** The paused queue is empty (delivered and checkpointed): subscribe again from the checkpoint. */
+  #resume(): void {
+    this.#paused = false;
+    this.#current = 0;
+    const previous = this.#lifecycle;
+    this.#lifecycle = previous.then(() => this.#run({ refresh: false, delayMs: 0 }));
   }
 
   /** Hands queued events to the sink one at a time; checkpoints each after the sink resolved. */
@@ -417,6 +457,8 @@ class Subscriber implements PlatformEventSubscriber {
 
   #drop(id: number, cause: 'auth' | 'sink' | 'subscribe'): void {
     if (this.#current === id) this.#current = 0;
+    // A recovery resubscribes by itself; a pause must not add a second subscription.
+    this.#paused = false;
     this.#queue = this.#queue.filter((queued) => queued.client !== id);
     const active = this.#active;
     if (active?.id === id) {

@@ -32,6 +32,8 @@ export interface SalesforceConnectorOptions {
   /** Null when Salesforce is not configured: invocable items must then carry userId and accountId themselves. */
   readonly auth: SalesforceAuthConfig | null;
   readonly identityFields: IdentityFields;
+  /** Per Salesforce lookup by the invocable routes; default 10 s. */
+  readonly lookupTimeoutMs?: number;
   /** The Platform Event channel; with auth and no channel, the default one. */
   readonly platformEventChannel: string | null;
   /** Where the subscriber's replay checkpoints live: the relay's state, under this tenant. */
@@ -114,6 +116,7 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
       authenticate: inboundAuthChecker(options.inboundSecret),
       connection,
       identityFields: options.identityFields,
+      ...(options.lookupTimeoutMs === undefined ? {} : { lookupTimeoutMs: options.lookupTimeoutMs }),
       keys: options.keys,
     });
   };

@@ -35,6 +35,8 @@ export interface PrepareTrackEventOptions {
   /** Null when Salesforce is not configured: items must then carry userId and accountId. */
   readonly connection: Connection | null;
   readonly identityFields?: IdentityFields;
+  /** Per Salesforce lookup; default DEFAULT_LOOKUP_TIMEOUT_MS. */
+  readonly lookupTimeoutMs?: number;
   /** Key policy (default drop), profile and the logger that receives the one warning per dropped key. */
   readonly keys?: DecideKeyOptions;
 }
@@ -58,11 +60,10 @@ export async function prepareTrackEventBatch(
     userId: item.userId,
     accountId: item.accountId,
   }));
-  const identities = await resolveIdentities(
-    options.connection,
-    requests,
-    options.identityFields ? { fields: options.identityFields } : {},
-  );
+  const identities = await resolveIdentities(options.connection, requests, {
+    ...(options.identityFields ? { fields: options.identityFields } : {}),
+    ...(options.lookupTimeoutMs === undefined ? {} : { timeoutMs: options.lookupTimeoutMs }),
+  });
   const byIndex = new Map<number, TrackEventOutcome>();
   items.forEach((item, position) => {
     const identity = identities[position];

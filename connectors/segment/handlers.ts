@@ -159,6 +159,7 @@ function deliveryFailure(
     case 'throttled':
     case 'unavailable':
     case 'timeout':
+    case 'unreadable':
     case 'network':
     case 'aborted': {
       const why = budget.signal.aborted

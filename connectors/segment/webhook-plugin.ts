@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { InvalidInputError } from '../../shared/errors.js';
 import { replyNotConfigured } from '../../shared/http/http-basics.js';
@@ -61,11 +62,17 @@ export const segmentWebhookPlugin: FastifyPluginAsync<SegmentWebhookOptions> = a
         return;
       }
       const type = event.type;
+      if (typeof type !== 'string') {
+        // Never String(type): a null-prototype object or a throwing toString would turn one bad event into a 500.
+        const got = type === null ? 'null' : Array.isArray(type) ? 'a list' : typeof type;
+        results.push({ index, status: 'rejected', message: `[${index}].type: expected a string such as "track", got ${got}` });
+        return;
+      }
       if (type !== 'track') {
         results.push({
           index,
           status: 'skipped',
-          message: `${String(type)} events are not forwarded; only track calls become user events`,
+          message: `${type.slice(0, 64)} events are not forwarded; only track calls become user events`,
         });
         return;
       }
@@ -74,7 +81,9 @@ export const segmentWebhookPlugin: FastifyPluginAsync<SegmentWebhookOptions> = a
         const messageId = event.messageId;
         ready.push({
           source: 'segment',
-          sourceId: typeof messageId === 'string' ? messageId : `batch-${request.id}.${index}`,
+          // Without a messageId the event gets an id of its own, fresh in every process (a request id restarts at
+          // each start, so it would match an older event in the outbox and the new one would never be sent).
+          sourceId: typeof messageId === 'string' && messageId !== '' ? messageId : randomUUID(),
           input,
           decision,
         });

@@ -49,6 +49,8 @@ export interface FakeOrg {
   invalidateTokens(): void;
   /** The next `count` token requests fail with 400 invalid_grant. */
   failTokenRequests(count: number): void;
+  /** The next `count` SOQL queries are never answered (until close), as a hung Salesforce call. */
+  hangQueries(count: number): void;
   publish: StreamingApi['publish'];
   /** Drops retained events up to and including `replayId`, as the 72-hour retention does. */
   expireEventsThrough(channel: string, replayId: number): void;
@@ -71,6 +73,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     authorized: (request) => oauth.authorized(request, 'OAuth'),
   });
   let url = '';
+  let queriesToHang = 0;
 
   const server = createServer((request, response) => {
     const parsed = new URL(request.url ?? '/', 'http://fake.invalid');
@@ -97,7 +100,12 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     if (!oauth.authorized(request, 'Bearer')) {
       return jsonReply(401, [{ message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' }]);
     }
-    return rest.handle(request.method, parsed.pathname.slice(prefix.length), parsed.searchParams);
+    const path = parsed.pathname.slice(prefix.length);
+    if (queriesToHang > 0 && path.startsWith('query')) {
+      queriesToHang -= 1;
+      return new Promise<Reply>(() => {});
+    }
+    return rest.handle(request.method, path, parsed.searchParams);
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -116,6 +124,9 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
       streaming.flushConnections();
     },
     failTokenRequests: oauth.failTokenRequests,
+    hangQueries(count) {
+      queriesToHang = count;
+    },
     publish: streaming.publish,
     expireEventsThrough: streaming.expireEventsThrough,
     openCometdRequests: streaming.openRequests,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { findJsonFault, type JsonBounds } from '../json-walk.js';
 import type { KeyDecision } from '../keys/decide.js';
 import { parseInput } from '../validation.js';
 import { toEpochMillis } from './dates.js';
@@ -8,41 +9,33 @@ export const MAX_FIELD_STRING_BYTES = 1500;
 
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
-const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
-  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(z.string(), jsonValue)]),
-);
+/** Bounds of an event's fields: deeper or larger input is refused (400 naming the path), never walked recursively. */
+export const EVENT_FIELDS_BOUNDS: JsonBounds = { maxDepth: 32, maxNodes: 10_000 };
 
-type FieldPath = (string | number)[];
-
-/** Finds the first value in `fields` the target does not support, with its path. */
-function fieldFault(value: JsonValue, path: FieldPath, insideArray: boolean): { path: FieldPath; reason: string } | null {
+/** Why one value inside `fields` is not something the target supports, or null. */
+function fieldFault(value: unknown, parent: unknown): string | null {
   if (typeof value === 'string') {
     const bytes = Buffer.byteLength(value, 'utf8');
-    return bytes > MAX_FIELD_STRING_BYTES
-      ? { path, reason: `string is ${bytes} UTF-8 bytes; the target accepts at most ${MAX_FIELD_STRING_BYTES}` }
-      : null;
+    return bytes > MAX_FIELD_STRING_BYTES ? `string is ${bytes} UTF-8 bytes; the target accepts at most ${MAX_FIELD_STRING_BYTES}` : null;
   }
-  if (Array.isArray(value)) {
-    if (insideArray) return { path, reason: 'arrays of arrays are not supported by the target' };
-    for (const [index, item] of value.entries()) {
-      const fault = fieldFault(item, [...path, index], true);
-      if (fault) return fault;
-    }
-    return null;
-  }
-  if (value !== null && typeof value === 'object') {
-    for (const [key, item] of Object.entries(value)) {
-      const fault = fieldFault(item, [...path, key], false);
-      if (fault) return fault;
-    }
-  }
-  return null;
+  if (typeof value === 'number') return Number.isFinite(value) ? null : 'expected a finite number';
+  if (typeof value === 'boolean' || value === null) return null;
+  if (Array.isArray(value)) return Array.isArray(parent) ? 'arrays of arrays are not supported by the target' : null;
+  if (typeof value === 'object' && !(value instanceof Date)) return null;
+  return 'expected a JSON value (text, number, boolean, null, a list or an object)';
 }
 
-export const eventFieldsSchema = z.record(z.string(), jsonValue).superRefine((fields, ctx) => {
-  const fault = fieldFault(fields, [], false);
-  if (fault) ctx.addIssue({ code: 'custom', message: fault.reason, path: fault.path });
-});
+// An explicit-stack walk rather than a recursive schema: fields come from users and may be nested arbitrarily deep.
+export const eventFieldsSchema = z
+  .custom<Record<string, JsonValue>>(() => true)
+  .superRefine((fields, ctx) => {
+    if (typeof fields !== 'object' || fields === null || Array.isArray(fields) || fields instanceof Date) {
+      ctx.addIssue({ code: 'custom', message: 'expected an object of fields' });
+      return;
+    }
+    const fault = findJsonFault(fields, EVENT_FIELDS_BOUNDS, fieldFault);
+    if (fault) ctx.addIssue({ code: 'custom', message: fault.reason, path: [...fault.path] });
+  });
 
 /** One event inside a UserEventInput (SaaSquatch `UserEventDataInput`). */
 export const userEventDataSchema = z.object({

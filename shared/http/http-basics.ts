@@ -1,5 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidInputError, OncekitError, StateLostError } from '../errors.js';
+import { OutboxStoreError } from '../outbox/store-support.js';
+import { StoreUnavailableError } from '../state/idempotency.js';
 
 /** Something the relay depends on is down: 503 with Retry-After, so the sender retries later. */
 export class ServiceUnavailableError extends OncekitError {
@@ -62,6 +64,11 @@ export function registerErrorHandler(app: FastifyInstance): void {
         error: 'state_lost',
         message: "the relay's store lost its data; nothing was done and an operator has to look; retry later",
       });
+    }
+    if (error instanceof StoreUnavailableError || error instanceof OutboxStoreError) {
+      // A transient fault: the sender retries (and request idempotency never stores a 5xx), so nothing is lost.
+      request.log.error({ err: error }, 'a store failed; answering 503');
+      return reply.code(503).header('retry-after', '5').send({ error: 'unavailable', message: 'a store of the relay failed; retry later' });
     }
     if ('code' in error && error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       const given = request.headers['content-type'] ?? 'none';

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { z } from 'zod';
 import { canonicalJson } from '../canonical-json.js';
+import { InvalidInputError } from '../errors.js';
 import { checkKey, idempotencyKeyHeaderProfile, type KeyFaultReason } from '../keys/profiles.js';
 import {
   type ClaimOutcome,
@@ -27,9 +28,10 @@ declare module 'fastify' {
 /**
  * Which first responses are stored and replayed (pre-execution failures never are: a bad key, the plugin's own 409
  * and 503, schema validation):
- * - `stripe-v1`: every response of an executed handler, errors and 500s included, except 429 and 503 (retry later);
- * - `success-only`: 2xx only;
- * - `deterministic`: 2xx and the 4xx a retry would get again (not 408, 409, 425, 429).
+ * - `deterministic` (default): 2xx and the 4xx a retry would get again (not 408, 409, 425, 429);
+ * - `stripe-v1`: every response of an executed handler except 429 and 5xx;
+ * - `success-only`: 2xx only.
+ * No policy stores a 5xx: a store failure or another transient fault must not be replayed for the key's lifetime.
  * A response that is not stored releases the key, so a retry executes again.
  */
 export type StorePolicy = 'stripe-v1' | 'success-only' | 'deterministic';
@@ -68,6 +70,7 @@ export const IDEMPOTENCY_PROBLEM_TYPES = {
   keyReused: 'urn:oncekit:problem:idempotency-key-reused',
   inProgress: 'urn:oncekit:problem:idempotency-request-in-progress',
   storeUnavailable: 'urn:oncekit:problem:idempotency-store-unavailable',
+  requestInvalid: 'urn:oncekit:problem:request-invalid',
 } as const;
 
 export const REPLAYED_HEADER = 'idempotent-replayed';
@@ -83,7 +86,7 @@ const optionsSchema = z.object({
   key: z.enum(['optional', 'required']).default('optional'),
   methods: z.array(z.string().min(1)).default(['POST', 'PATCH']),
   mismatchStatus: z.union([z.literal(400), z.literal(422)]).default(400),
-  storePolicy: z.enum(['stripe-v1', 'success-only', 'deterministic']).default('stripe-v1'),
+  storePolicy: z.enum(['stripe-v1', 'success-only', 'deterministic']).default('deterministic'),
   leaseMs: z.number().int().positive().default(30_000),
   ttlMs: z
     .number()
@@ -115,10 +118,9 @@ interface HeldKey {
   readonly keeper: LeaseKeeper;
 }
 
-const NEVER_STORED = new Set([429, 503]);
 const RETRYABLE_CLIENT_ERRORS = new Set([408, 409, 425, 429]);
 const storePolicies: Record<StorePolicy, (status: number) => boolean> = {
-  'stripe-v1': (status) => !NEVER_STORED.has(status),
+  'stripe-v1': (status) => status !== 429 && status < 500,
   'success-only': (status) => status >= 200 && status < 300,
   deterministic: (status) => (status >= 200 && status < 300) || (status >= 400 && status < 500 && !RETRYABLE_CLIENT_ERRORS.has(status)),
 };
@@ -200,7 +202,15 @@ export const idempotencyPlugin: FastifyPluginAsync<IdempotencyPluginOptions> = a
     }
     const tenant = await resolveTenant(request);
     const ref: IdempotencyRef = { tenant, key: requestKey(read.key) };
-    const fingerprint = fingerprintOf(request, tenant);
+    let fingerprint: string;
+    try {
+      fingerprint = fingerprintOf(request, tenant);
+    } catch (error) {
+      // A body past the canonicalisation bounds (too deep, too many values): a 400 naming where, before any claim.
+      if (!(error instanceof InvalidInputError)) throw error;
+      problem(reply, 400, IDEMPOTENCY_PROBLEM_TYPES.requestInvalid, 'Invalid request', error.message);
+      return false;
+    }
     const owner = newOwnerToken();
     let outcome: ClaimOutcome;
     try {

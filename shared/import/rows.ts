@@ -1,5 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { canonicalJson } from '../canonical-json.js';
 import { type FieldIssue, InvalidInputError } from '../errors.js';
 import { buildUserEventInput, type UserEventInput } from '../events/user-event.js';
 import {
@@ -59,7 +60,7 @@ export type ConvertedRow =
       readonly ok: true;
       readonly recordNumber: number;
       readonly sourceId: string;
-      /** Identity for resume: the key when there is one, else the row's place in this exact file content. */
+      /** Identity for resume: the key when there is one, else the row's content and how many identical rows came before it. */
       readonly dedupKey: string;
       readonly input: UserEventInput;
       readonly decision: KeyDecision;
@@ -74,7 +75,10 @@ export function checkImportColumns(
 ): void {
   const issues: FieldIssue[] = [];
   for (const name of keyFrom) {
-    if (!KEY_FROM_NAME.test(name)) {
+    const reserved = prototypePart(name);
+    if (reserved !== undefined) {
+      issues.push({ field: '--key-from', reason: `"${name}" contains "${reserved}", which cannot name a field` });
+    } else if (!KEY_FROM_NAME.test(name)) {
       issues.push({
         field: '--key-from',
         reason: `"${name}" is not a column of the import format (userId, accountId, event.key, event.dateTriggered, event.fields.NAME)`,
@@ -88,6 +92,11 @@ export function checkImportColumns(
     for (const column of header) {
       if (seen.has(column)) issues.push({ field: 'header', reason: `the column "${column}" appears twice` });
       seen.add(column);
+      const reserved = prototypePart(column);
+      if (reserved !== undefined) {
+        issues.push({ field: 'header', reason: `the column "${column}" contains "${reserved}", which cannot name a field` });
+        continue;
+      }
       const known = (REQUIRED_COLUMNS as readonly string[]).includes(column) || (OPTIONAL_COLUMNS as readonly string[]).includes(column);
       if (!known && !(column.startsWith(FIELD_PREFIX) && column.length > FIELD_PREFIX.length)) {
         issues.push({
@@ -110,13 +119,12 @@ export function createRowConverter(options: RowConverterOptions): (record: RawRe
   checkImportColumns(options.format, options.header, options.keyFrom);
   const header = options.header ?? [];
   const keyFrom = options.keyFrom ?? [];
-  // A running digest of every record so far: a keyless row is identified by the file's content up to it, which
-  // survives a rename, a copy or rows appended later, and changes when an earlier row was edited.
-  const content: Hash = createHash('sha256');
+  // A keyless row is identified by its own content plus how many identical rows came before it: this survives a
+  // rename, a copy, rows appended later and edits to other rows, and two identical rows stay two events.
+  const seen = new Map<string, number>();
 
   return (record) => {
     const fail = (message: string): ConvertedRow => ({ ok: false, recordNumber: record.recordNumber, message });
-    content.update(record.line ?? (record.cells ? `${record.cells.join('\u001f')}\u001e` : ''));
     if (record.fault) return fail(record.fault);
 
     let raw: unknown;
@@ -154,7 +162,7 @@ export function createRowConverter(options: RowConverterOptions): (record: RawRe
       if (error instanceof InvalidInputError) return fail(describeIssues(error.issues.map(toLineField)));
       throw error;
     }
-    const dedupKey = decision.key === null ? `row:${content.copy().digest('base64url')}` : `key:${decision.key}`;
+    const dedupKey = decision.key === null ? `row:${rowIdentity(seen, line)}` : `key:${decision.key}`;
     return {
       ok: true,
       recordNumber: record.recordNumber,
@@ -166,20 +174,26 @@ export function createRowConverter(options: RowConverterOptions): (record: RawRe
   };
 }
 
+function rowIdentity(seen: Map<string, number>, line: ImportLine): string {
+  const digest = createHash('sha256').update(canonicalJson(line)).digest('base64url');
+  const occurrence = seen.get(digest) ?? 0;
+  seen.set(digest, occurrence + 1);
+  return `${digest}#${occurrence}`;
+}
+
 function keyCandidate(line: ImportLine, keyFrom: readonly string[]): KeyCandidate {
   const explicit = line.idempotencyKey;
   if (explicit !== undefined && explicit !== null && explicit !== '') return rawCandidate(explicit, IMPORT_SOURCE);
   if (keyFrom.length === 0) return rawCandidate(undefined, IMPORT_SOURCE);
-  const picked: Record<string, unknown> = {};
-  for (const name of keyFrom) picked[name] = valueAt(line, name);
-  return fieldsCandidate(IMPORT_SOURCE, picked, keyFrom);
+  const picked = new Map(keyFrom.map((name) => [name, valueAt(line, name)] as const));
+  return fieldsCandidate(IMPORT_SOURCE, Object.fromEntries(picked), keyFrom);
 }
 
 /** The value at a dotted path of the line, e.g. `event.fields.order_id`. */
 function valueAt(line: ImportLine, path: string): unknown {
   let value: unknown = line;
   for (const part of path.split('.')) {
-    if (value === null || typeof value !== 'object') return undefined;
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, part)) return undefined;
     value = (value as Record<string, unknown>)[part];
   }
   return value;
@@ -207,21 +221,33 @@ function lineFromCells(header: readonly string[], cells: readonly string[]): Rec
   return line;
 }
 
+/** Own data properties only (defineProperty, hasOwn): a column path can never reach or replace a prototype. */
 function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
   let node = target;
   path.forEach((part, index) => {
     if (index === path.length - 1) {
-      node[part] = value;
+      defineMember(node, part, value);
       return;
     }
-    const next = node[part];
+    const next = Object.hasOwn(node, part) ? node[part] : undefined;
     if (next !== null && typeof next === 'object' && !Array.isArray(next)) node = next as Record<string, unknown>;
     else {
       const created: Record<string, unknown> = {};
-      node[part] = created;
+      defineMember(node, part, created);
       node = created;
     }
   });
+}
+
+function defineMember(node: Record<string, unknown>, name: string, value: unknown): void {
+  Object.defineProperty(node, name, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** Path parts that name a prototype in JavaScript: refused in columns, since a row's fields are built from them. */
+const PROTOTYPE_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+
+function prototypePart(column: string): string | undefined {
+  return column.split('.').find((part) => PROTOTYPE_NAMES.has(part));
 }
 
 /**

@@ -34,13 +34,16 @@ export function fieldsCandidate(source: KeySource, record: Readonly<Record<strin
   if (names.length === 0) {
     return { source, value: undefined, fault: { reason: 'missing', detail: 'no fields were chosen to derive the key from' } };
   }
-  const empty = names.filter((name) => isBlank(record[name]));
+  // Own members only: a name like `constructor` must not pick up a prototype's function.
+  const ownValue = (name: string): unknown => (Object.hasOwn(record, name) ? record[name] : undefined);
+  const empty = names.filter((name) => isBlank(ownValue(name)));
   if (empty.length > 0) {
     const detail = `the field${empty.length > 1 ? 's' : ''} chosen for the key ${empty.map((n) => `"${n}"`).join(', ')} ${empty.length > 1 ? 'are' : 'is'} empty`;
     return { source, value: undefined, fault: { reason: 'missing', detail } };
   }
-  const picked: Record<string, unknown> = {};
-  for (const name of names) picked[name] = record[name];
+  // Null prototype and defineProperty: a `__proto__` name stays data.
+  const picked: Record<string, unknown> = Object.create(null);
+  for (const name of names) Object.defineProperty(picked, name, { value: ownValue(name), enumerable: true });
   return { source, value: canonicalJson(picked), derive: true };
 }
 

@@ -87,6 +87,7 @@ export function requireTargetAnswers(check: CredentialCheck): void {
   const { failure } = check;
   if (failure.kind === 'auth') throw new TargetCheckError(failure, `the target refused the API key (HTTP ${failure.status})`);
   if (failure.kind === 'unavailable') throw new TargetCheckError(failure, `the target answered HTTP ${failure.status}`);
+  if (failure.kind === 'unreadable') throw new TargetCheckError(failure, failure.message);
   if (failure.status === null) throw new TargetCheckError(failure, failure.message);
 }
 
@@ -190,6 +191,19 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
     return { kind, status: response.status, error, retryAfterMs: parseRetryAfter(response.headers['retry-after'], now()), noAnswer: null };
   }
 
+  /** A 2xx whose body cannot be read: the target may have recorded the event, so retry it with the same key. */
+  function unreadableVerdict(response: HttpResponse): AttemptVerdict {
+    const what = response.body.length === 0 ? 'an empty body' : 'a body that is not the JSON expected';
+    const message = `HTTP ${response.status} with ${what}; the event may have been recorded`;
+    return {
+      kind: 'retryable',
+      status: response.status,
+      error: { message, statusCode: response.status, apiErrorCode: null, rsCode: null },
+      retryAfterMs: null,
+      noAnswer: null,
+    };
+  }
+
   function restEventAttempt(input: UserEventInput): Attempt {
     const url = trackEventUrl(options.baseUrl, options.tenant, input);
     const body = JSON.stringify(input);
@@ -197,7 +211,9 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
       const response = await post(url, body, attemptTimeoutMs, signal);
       if (response instanceof TransportError) return transportVerdict(response);
       if (classifyStatus(response.status) === 'accepted') {
-        return { kind: 'accepted', status: response.status, eventIds: eventIdsOf(parseJson(response.body)) };
+        const document = parseJson(response.body);
+        if (document === undefined) return unreadableVerdict(response);
+        return { kind: 'accepted', status: response.status, eventIds: eventIdsOf(document) };
       }
       return httpVerdict(response, restError(response.status, response.body));
     };
@@ -210,7 +226,8 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
     const error = graphqlError(document, response.status);
     if (classifyStatus(response.status) !== 'accepted') return httpVerdict(response, error ?? restError(response.status, response.body));
     if (error) return verdictForApiError(error, response);
-    const data = (document as { data?: Record<string, unknown> } | undefined)?.data?.[field];
+    if (!isJsonObject(document) || !isJsonObject(document.data)) return unreadableVerdict(response);
+    const data = document.data[field];
     return { kind: 'accepted', status: response.status, eventIds: eventIdsOf(data) };
   }
 
@@ -276,8 +293,11 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
     const document = parseJson(response.body);
     const items = (document as { data?: { logUserEvents?: unknown } } | undefined)?.data?.logUserEvents;
     if (classifyStatus(response.status) !== 'accepted' || !Array.isArray(items)) {
-      const error = graphqlError(document, response.status) ?? restError(response.status, response.body);
-      return all(classifyStatus(response.status) === 'accepted' ? verdictForApiError(error, response) : httpVerdict(response, error));
+      const error = graphqlError(document, response.status);
+      if (classifyStatus(response.status) !== 'accepted')
+        return all(httpVerdict(response, error ?? restError(response.status, response.body)));
+      // A 2xx without results or errors says nothing about what was recorded: unknown, never rejected.
+      return all(error ? verdictForApiError(error, response) : unreadableVerdict(response));
     }
     if (items.length !== count) {
       const error: TargetApiError = {
@@ -345,6 +365,9 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
     },
   };
 }
+
+const isJsonObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
 
 function finalResult(verdict: Exclude<AttemptVerdict, { kind: 'retryable' }>, attempts: number, key: string | null): DeliveryResult {
   const base = { attempts, key, retryAfterMs: null };

@@ -3,7 +3,8 @@
  * - accepted: the target took the event.
  * - duplicate: 409, the key was seen within its window; the event was already taken, so this is success.
  * - rejected: a 4xx other than 408/429 (or a GraphQL error that says so); retrying cannot help.
- * - failed: retries ran out (attempts or deadline) on 408, 429, 5xx, network errors or timeouts.
+ * - failed: retries ran out (attempts or deadline) on 408, 429, 5xx, network errors, timeouts, or a 2xx whose body
+ *   could not be read (it may have landed, so it is never `rejected`).
  */
 export type DeliveryOutcome = 'accepted' | 'duplicate' | 'rejected' | 'failed';
 
@@ -50,6 +51,8 @@ export type NoAnswer = 'network' | 'timeout' | 'aborted';
  * - unavailable: a 5xx: the target failed (and may have recorded the event).
  * - timeout: no answer in time, or the target's own 408 (it gave up waiting for the request).
  * - network: the connection failed or was reset; aborted: the caller gave up.
+ * - unreadable: a 2xx whose body is empty or not the JSON expected; the event may have been recorded, so it is
+ *   handled like a timeout (retried with the same key), never as a rejection.
  * `status` is null exactly when no answer arrived.
  */
 export type DeliveryFailure =
@@ -71,6 +74,7 @@ export type DeliveryFailure =
   | { readonly kind: 'throttled'; readonly status: number; readonly message: string; readonly retryAfterMs: number | null }
   | { readonly kind: 'unavailable'; readonly status: number; readonly message: string }
   | { readonly kind: 'timeout'; readonly status: number | null; readonly message: string }
+  | { readonly kind: 'unreadable'; readonly status: number; readonly message: string }
   | { readonly kind: 'network' | 'aborted'; readonly status: null; readonly message: string };
 
 export type DeliveryFailureKind = DeliveryFailure['kind'];
@@ -114,6 +118,7 @@ export function classifyFailure(result: FailureFields, noAnswer: NoAnswer = 'net
     if (status === 403) return { kind: 'auth', reason: 'forbidden', status, message, ...codes };
     return { kind: 'rejected', status, message, ...codes };
   }
+  if (classifyStatus(status) === 'accepted') return { kind: 'unreadable', status, message };
   if (status === 429) return { kind: 'throttled', status, message, retryAfterMs: result.retryAfterMs };
   if (status === 408) return { kind: 'timeout', status, message };
   return { kind: 'unavailable', status, message };

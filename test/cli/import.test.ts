@@ -155,6 +155,19 @@ describe('oncekit import (JSONL)', () => {
     expect(recorded().map((event) => event.userId)).toEqual(['u1', 'u2', 'u3', 'u4', 'u5']);
   });
 
+  it('resends only an edited keyless row: later keyless rows keep their identity, and identical rows are two events', async () => {
+    const rows = [1, 2, 3, 4, 5].map((n) => purchase(n));
+    const path = file('keyless.jsonl', [...rows, rows[4]].map(line).join(''));
+    const first = await runCli(['import', path, '--json'], { env: env() });
+    expect(summaryOf(first)).toMatchObject({ rows: 6, enqueued: 6, skipped: 0, accepted: 6 });
+    expect(recorded()).toHaveLength(6);
+
+    writeFileSync(path, [rows[0], purchase(2, { userId: 'u2-edited' }), ...rows.slice(2), rows[4]].map(line).join(''));
+    const edited = await runCli(['import', path, '--json'], { env: env() });
+    expect(summaryOf(edited)).toMatchObject({ rows: 6, enqueued: 1, skipped: 5 });
+    expect(recorded().map((event) => event.userId)).toEqual(['u1', 'u2', 'u3', 'u4', 'u5', 'u5', 'u2-edited']);
+  });
+
   it('--dry-run validates and decides keys, writes the errors file, and stores and sends nothing', async () => {
     const path = file('dry.jsonl', line(purchase(1, { idempotencyKey: 'bad key!' })) + line(purchase(2)) + line({ userId: 'u3' }));
     const run = await runCli(['import', path, '--dry-run', '--json', '--policy', 'hash'], { env: env() });
@@ -258,6 +271,27 @@ describe('oncekit import (CSV)', () => {
     const keyFrom = await runCli(['import', good, '--key-from', 'event.fields.sku'], { env: env() });
     expect(keyFrom.code).toBe(2);
     expect(keyFrom.stderr).toContain('--key-from: "event.fields.sku" is not a column of this file');
+  });
+});
+
+describe('oncekit import: columns that name a prototype', () => {
+  it.each(['event.fields.__proto__.polluted', 'event.fields.constructor.prototype.polluted', 'event.fields.a.prototype'])(
+    'refuses the column %s before any row is sent (exit 2), and pollutes nothing',
+    async (column) => {
+      const path = file('proto.csv', `accountId,userId,event.key,${column}\na,u,purchase,yes\n`);
+      const run = await runCli(['import', path, '--json'], { env: env() });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(`header: the column "${column}" contains`);
+      expect(recorded()).toHaveLength(0);
+    },
+  );
+
+  it('refuses a --key-from name that contains __proto__ (exit 2)', async () => {
+    const path = file('key-from.jsonl', line(purchase(1)));
+    const run = await runCli(['import', path, '--key-from', 'event.fields.__proto__'], { env: env() });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('--key-from: "event.fields.__proto__" contains "__proto__"');
+    expect(recorded()).toHaveLength(0);
   });
 });
 

@@ -1,5 +1,7 @@
 import './helpers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OutboxStoreError } from '../../../shared/outbox/store-support.js';
+import type { OutboxStore } from '../../../shared/outbox/types.js';
 import {
   type HttpAnswer,
   keygenHeaders,
@@ -230,5 +232,32 @@ describe('malformed bodies', () => {
     for (const route of ROUTES) for (const body of bodies) statuses.push((await send(route, body)).status);
     expect(statuses.filter((status) => status >= 500)).toEqual([]);
     await nothingEnqueued();
+  });
+});
+
+describe('a transient store fault', () => {
+  it('answers 503 with Retry-After, is never stored for replay, and the retry with the same Idempotency-Key runs', async () => {
+    const store = harness.relay.outbox as { enqueue: OutboxStore['enqueue'] };
+    const original = store.enqueue;
+    let faults = 1;
+    // One injected store failure, as a busy database or a dropped Redis connection would give.
+    store.enqueue = async function (this: unknown, ...args) {
+      if (faults-- > 0) throw new OutboxStoreError('memory outbox store: enqueue failed: injected');
+      return original.apply(harness.relay.outbox, args);
+    };
+    try {
+      const body = JSON.stringify({ usersEvents: [{ userId: 'fault@example.com', accountId: 'fault@example.com', key: 'purchase' }] });
+      const headers = { authorization: `Bearer ${RELAY_SECRET}`, 'content-type': 'application/json', 'idempotency-key': 'store-fault-1' };
+      const url = `${harness.relay.url}/salesforce/track-event/by-id`;
+      const first = await request(url, { method: 'POST', headers, body });
+      expect(first.status).toBe(503);
+      expect(first.headers.get('retry-after')).toMatch(/^\d+$/);
+      const retry = await request(url, { method: 'POST', headers, body });
+      expect(retry.status).toBe(200);
+      expect(retry.headers.get('idempotent-replayed')).toBeNull();
+      expect(retry.json).toMatchObject({ results: [{ queued: true }] });
+    } finally {
+      store.enqueue = original;
+    }
   });
 });

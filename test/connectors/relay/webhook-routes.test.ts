@@ -1,4 +1,5 @@
 import './helpers.js';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   keygenHeaders,
@@ -9,6 +10,7 @@ import {
   segmentSignature,
   startTestRelay,
   type TestRelay,
+  tempDir,
   waitFor,
   waitForSettled,
 } from './helpers.js';
@@ -163,6 +165,32 @@ describe('POST /segment', () => {
     expect(await totalInOutbox()).toBe(0);
   });
 
+  it('gives each event without a messageId a fresh source id, so a batch with an empty messageId is accepted', async () => {
+    const keyless = { ...track, messageId: undefined };
+    const batch = [keyless, { ...track, messageId: '' }, keyless];
+    const answer = await sendSegment(JSON.stringify(batch));
+    expect(answer.status).toBe(200);
+    expect(answer.json).toEqual({
+      results: [0, 1, 2].map((index) => ({ index, status: 'accepted', idempotencyKey: null })),
+    });
+    await waitForSettled(harness.relay, 3);
+    expect(events()).toHaveLength(3);
+  });
+
+  it('refuses an event whose type is not a string per event, naming type, never with a 500', async () => {
+    const types: unknown[] = [{ toString: 1 }, { toString: 1, valueOf: 1 }, ['track'], 7, null, true];
+    const batch = types.map((type, n) => ({ ...track, type, messageId: `m-type-${n}` }));
+    const answer = await sendSegment(JSON.stringify([...batch, track]));
+    expect(answer.status).toBe(200);
+    const results = (answer.json as { results: { index: number; status: string; message?: string }[] }).results;
+    expect(results.slice(0, types.length).map((result) => result.status)).toEqual(types.map(() => 'rejected'));
+    for (const result of results.slice(0, types.length)) expect(result.message).toMatch(/\]\.type: expected a string/);
+    expect(results.at(-1)).toMatchObject({ status: 'accepted' });
+    const single = await sendSegment(JSON.stringify({ ...track, type: { toString: 1 } }));
+    expect(single.status).toBe(400);
+    expect(single.json).toMatchObject({ error: 'invalid_event', message: expect.stringMatching(/type/) });
+  });
+
   it('skips calls other than track, and refuses an anonymous track with 400', async () => {
     const identify = await sendSegment(JSON.stringify({ type: 'identify', userId: 'u', messageId: 'm-identify-1' }));
     expect(identify.status).toBe(200);
@@ -171,5 +199,32 @@ describe('POST /segment', () => {
     expect(anonymous.status).toBe(400);
     expect(String((anonymous.json as { message: string }).message)).toMatch(/userId/);
     await waitFor('nothing enqueued', async () => (await totalInOutbox()) === 0);
+  });
+});
+
+describe('POST /segment across a restart', () => {
+  it('does not take a new event without a messageId for an older one after a restart', async () => {
+    const dir = tempDir();
+    const store = `sqlite:${join(dir.dir, 'state.db')}`;
+    const body = JSON.stringify({ type: 'track', event: 'Signup', userId: 'restart-user' });
+    try {
+      for (const round of [1, 2]) {
+        const restarted = await startTestRelay({ ONCEKIT_SEGMENT_SHARED_SECRET: SEGMENT_SECRET }, store);
+        try {
+          const answer = await request(`${restarted.relay.url}/segment`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-signature': segmentSignature(body) },
+            body,
+          });
+          expect(answer.status).toBe(200);
+          // Each process's first request has the same Fastify request id: the second event must still be sent.
+          await waitForSettled(restarted.relay, round);
+        } finally {
+          await restarted.relay.stop();
+        }
+      }
+    } finally {
+      dir.remove();
+    }
   });
 });

@@ -164,6 +164,25 @@ describe('resolveIdentities', () => {
   });
 });
 
+describe('resolveIdentities against a hung Salesforce', () => {
+  it('turns a lookup that never answers into SalesforceUnavailableError after the timeout', async () => {
+    const org = await startTestOrg({ records: { Lead: [LEAD] } });
+    try {
+      const session = await connectTo(org);
+      org.hangQueries(1);
+      const started = Date.now();
+      const lookup = resolveIdentities(session.connection, [lead(0, LEAD.Id)], { timeoutMs: 300 });
+      await expect(lookup).rejects.toThrow(SalesforceUnavailableError);
+      await expect(lookup).rejects.toThrow(/did not answer the Lead lookup within 300 ms/);
+      expect(Date.now() - started).toBeLessThan(5000);
+      // The next lookup is answered as usual.
+      expect(await resolveIdentities(session.connection, [lead(0, LEAD.Id)], { timeoutMs: 300 })).toMatchObject([{ ok: true }]);
+    } finally {
+      await org.close();
+    }
+  });
+});
+
 describe('resolveIdentities without Salesforce configured', () => {
   it('takes explicit ids and fails items that need a record, saying what to pass', async () => {
     const results = await resolveIdentities(null, [

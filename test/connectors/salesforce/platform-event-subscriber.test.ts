@@ -95,6 +95,42 @@ describe('platform event subscriber', () => {
     expect(saved(store)).toEqual([first.replayId, second.replayId]);
   });
 
+  it('bounds its queue: at the bound it disconnects, drains, resubscribes from the checkpoint; every event once, in order', async () => {
+    const store = memoryReplayCheckpointStore();
+    const gate = deferred();
+    const bound = 5;
+    let outstanding = 0;
+    let most = 0;
+    const seen: SubscriberActivity['type'][] = [];
+    const { subscriber, calls } = subscribe(
+      store,
+      async () => {
+        await gate.promise;
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      },
+      {
+        maxQueuedEvents: bound,
+        onActivity: (activity) => {
+          seen.push(activity.type);
+          if (activity.type === 'received') outstanding += 1;
+          if (activity.type === 'checkpointed') outstanding -= 1;
+          most = Math.max(most, outstanding);
+        },
+      },
+    );
+    await subscriber.start();
+    const published: PublishedEvent[] = [];
+    for (let n = 1; n <= 6 * bound; n += 1) published.push(await org.publish(CHANNEL, payload(n)));
+    gate.resolve();
+    await waitFor('every event checkpointed', () => store.saves.length === published.length, 20_000);
+
+    expect(replayIds(calls)).toEqual(replayIds(published));
+    // The queue holds at most `bound` events; one more may be in the sink.
+    expect(most).toBeLessThanOrEqual(bound + 1);
+    expect(seen.filter((type) => type === 'paused').length).toBeGreaterThanOrEqual(1);
+    expect(subscribes().length).toBeGreaterThanOrEqual(2);
+  });
+
   it('checkpoints an event only after the sink resolved, one event at a time', async () => {
     const store = memoryReplayCheckpointStore();
     const gate = deferred();

@@ -58,6 +58,22 @@ describe('buildUserEventInput', () => {
     ).toEqual([{ field: 'events[0].fields.grid[0]', reason: 'arrays of arrays are not supported by the target' }]);
   });
 
+  it('refuses fields nested deeper than 32 levels (100,000 here) with the path, without overflowing the stack', () => {
+    const depth = 100_000;
+    const fields = JSON.parse(`${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`) as unknown;
+    const issues = inputIssuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k', fields }] }, null));
+    expect(issues).toEqual([{ field: `events[0].fields${'.a'.repeat(33)}`, reason: 'nested deeper than 32 levels' }]);
+    const atLimit = JSON.parse(`${'{"a":'.repeat(32)}1${'}'.repeat(32)}`) as unknown;
+    expect(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k', fields: atLimit }] }, null)).not.toThrow();
+  });
+
+  it('refuses fields with more than 10,000 values, naming where it stopped', () => {
+    const fields = { list: Array.from({ length: 20_000 }, (_, n) => n) };
+    expect(inputIssuesOf(() => buildUserEventInput({ userId: 'u', accountId: 'a', events: [{ key: 'k', fields }] }, null))).toEqual([
+      { field: 'events[0].fields.list[9998]', reason: 'more than 10000 values' },
+    ]);
+  });
+
   it('accepts nested objects and arrays of objects in fields', () => {
     const fields = { items: [{ sku: 'a', qty: 1 }], address: { city: 'Victoria' }, tags: ['x', 'y'], coupon: null };
     expect(

@@ -9,7 +9,7 @@ import {
   idempotencyPlugin,
   REPLAYED_HEADER,
 } from '../../../shared/http/idempotency-plugin.js';
-import type { IdempotencyStore } from '../../../shared/state/idempotency.js';
+import { type IdempotencyStore, StoreUnavailableError } from '../../../shared/state/idempotency.js';
 import { MemoryIdempotencyStore } from '../../../shared/state/memory/idempotency.js';
 import { RedisIdempotencyStore } from '../../../shared/state/redis/idempotency.js';
 import { openSqliteDatabase } from '../../../shared/state/sqlite/database.js';
@@ -55,6 +55,15 @@ async function startApp(store: IdempotencyStore, options: Partial<IdempotencyPlu
   app.post('/fail', async () => {
     count('fail');
     throw new Error('boom');
+  });
+  app.post('/invalid', async (_req, reply) => {
+    count('invalid');
+    return reply.code(422).send({ error: 'bad amount' });
+  });
+  // A one-off transient fault (a store error) on the first call only.
+  app.post('/flaky-store', async (_req, reply) => {
+    if (count('flaky-store') === 1) throw new StoreUnavailableError('sqlite outbox store: enqueue failed: SQLITE_BUSY');
+    return reply.code(201).send({ ok: true });
   });
   app.post('/throttled', async (_req, reply) => {
     count('throttled');
@@ -194,16 +203,34 @@ describe('idempotency plugin (memory store, real Fastify over loopback)', () => 
     expect(app.executions.get('orders')).toBe(1);
   });
 
-  it('stores and replays errors once the handler has run', async () => {
+  it('stores and replays a deterministic 4xx once the handler has run', async () => {
     app = await startApp(new MemoryIdempotencyStore());
-    const first = await send(app, '/fail', {}, key('fail-1'));
-    expect(first.status).toBe(500);
-    const again = await send(app, '/fail', {}, key('fail-1'));
-    expect(again.status).toBe(500);
+    const first = await send(app, '/invalid', {}, key('invalid-1'));
+    expect(first.status).toBe(422);
+    const again = await send(app, '/invalid', {}, key('invalid-1'));
+    expect(again.status).toBe(422);
     expect(again.headers[REPLAYED_HEADER]).toBe('true');
     expect(again.text).toBe(first.text);
-    expect(app.executions.get('fail')).toBe(1);
+    expect(app.executions.get('invalid')).toBe(1);
   });
+
+  it.each(['deterministic', 'stripe-v1', 'success-only'] as const)(
+    'never stores a 5xx (%s): a one-off store error is not replayed, the retry with the same key runs',
+    async (storePolicy) => {
+      app = await startApp(new MemoryIdempotencyStore(), { storePolicy });
+      expect((await send(app, '/flaky-store', {}, key('flaky-1'))).status).toBe(500);
+      const retry = await send(app, '/flaky-store', {}, key('flaky-1'));
+      expect(retry.status).toBe(201);
+      expect(retry.headers[REPLAYED_HEADER]).toBeUndefined();
+      const replayed = await send(app, '/flaky-store', {}, key('flaky-1'));
+      expect(replayed.status).toBe(201);
+      expect(replayed.headers[REPLAYED_HEADER]).toBe('true');
+      expect(app.executions.get('flaky-store')).toBe(2);
+      await send(app, '/fail', {}, key('fail-1'));
+      await send(app, '/fail', {}, key('fail-1'));
+      expect(app.executions.get('fail')).toBe(2);
+    },
+  );
 
   it('never stores a 429: the key is released and the retry executes', async () => {
     app = await startApp(new MemoryIdempotencyStore());
@@ -212,6 +239,23 @@ describe('idempotency plugin (memory store, real Fastify over loopback)', () => 
     expect(retry.status).toBe(429);
     expect(retry.headers[REPLAYED_HEADER]).toBeUndefined();
     expect(app.executions.get('throttled')).toBe(2);
+  });
+
+  it('refuses a body nested 100,000 levels deep with a 400 naming the path, before any claim', async () => {
+    app = await startApp(new MemoryIdempotencyStore());
+    const depth = 100_000;
+    const response = await request(`${app.url}/orders`, {
+      method: 'POST',
+      dispatcher: agent,
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'deep-1' },
+      body: `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`,
+    });
+    const problem = (await response.body.json()) as { type: string; detail: string };
+    expect(response.statusCode).toBe(400);
+    expect(problem.type).toBe(IDEMPOTENCY_PROBLEM_TYPES.requestInvalid);
+    expect(problem.detail).toMatch(/^body\.a\.a\.a.*: nested deeper than 64 levels$/);
+    expect(app.executions.get('orders')).toBeUndefined();
+    expect((await send(app, '/orders', { a: 1 }, key('deep-1'))).status).toBe(201);
   });
 
   it('with success-only, a 500 is not stored', async () => {

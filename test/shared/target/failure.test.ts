@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../../sandbox/target/index.js';
 import type { UserEventInput } from '../../../shared/events/index.js';
@@ -153,6 +155,49 @@ describe('DeliveryResult.failure', () => {
     setTimeout(() => controller.abort(), 30);
     const result = await client().logUserEvent(purchase(), { signal: controller.signal });
     expect(result.failure).toEqual({ kind: 'aborted', status: null, message: 'aborted by the caller' });
+  });
+});
+
+describe('a 2xx whose body cannot be read', () => {
+  let server: Server;
+  let url = '';
+  let answer = '';
+  let requests = 0;
+  beforeAll(async () => {
+    server = createServer((request, response) => {
+      requests += 1;
+      request.resume();
+      request.on('end', () => response.writeHead(200, { 'content-type': 'text/html' }).end(answer));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it.each([
+    ['empty', ''],
+    ['HTML', '<html>proxy says hi</html>'],
+    ['JSON without data', '{}'],
+  ])('(%s) is an unknown outcome: failed as unreadable after retrying with the same key, never rejected', async (_name, body) => {
+    answer = body;
+    const target = client({ baseUrl: url, retry: { maxAttempts: 3 } });
+    const input = purchase();
+    for (const api of ['rest', 'graphql'] as const) {
+      if (api === 'rest' && body === '{}') continue; // a REST 2xx with any JSON is an answer
+      requests = 0;
+      const result = await target.logUserEvent(input, { api });
+      expect(result).toMatchObject({ outcome: 'failed', status: 200, attempts: 3, key: input.idempotencyKey });
+      expect(result.failure).toMatchObject({ kind: 'unreadable', status: 200 });
+      expect(requests).toBe(3);
+    }
+    const batch = await target.logUserEvents([input, purchase()]);
+    expect(batch.results.map((result) => [result.outcome, result.failure?.kind])).toEqual([
+      ['failed', 'unreadable'],
+      ['failed', 'unreadable'],
+    ]);
+    expect(
+      classifyFailure({ outcome: 'failed', status: 204, message: null, apiErrorCode: null, rsCode: null, retryAfterMs: null })?.kind,
+    ).toBe('unreadable');
   });
 });
 
