@@ -93,6 +93,7 @@ const nonEmpty = (what: string) => z.string({ error: `${what} must be a string` 
 
 const leaseRequestSchema = z.object({
   tenant: nonEmpty('tenant'),
+  target: nonEmpty('target'),
   owner: nonEmpty('owner'),
   limit: z.number().int().min(1, 'limit must be at least 1').max(10_000, 'limit must be at most 10000'),
   leaseMs: z.number().int().min(1, 'leaseMs must be at least 1 ms'),
@@ -100,22 +101,27 @@ const leaseRequestSchema = z.object({
 
 const enqueueLeaseSchema = z.object({ owner: nonEmpty('owner'), leaseMs: z.number().int().min(1, 'leaseMs must be at least 1 ms') });
 
-const requeueSchema = z.object({ tenant: nonEmpty('tenant'), ids: z.array(nonEmpty('id')).optional() });
+const requeueSchema = z.object({ tenant: nonEmpty('tenant'), target: nonEmpty('target').optional(), ids: z.array(nonEmpty('id')).optional() });
 
 /** Argument checks every store applies, so a bad call fails the same way everywhere. */
 export const checkOutboxArgs = {
   lease: (request: LeaseRequest): LeaseRequest => parseInput(leaseRequestSchema, request, 'invalid lease request'),
   requeue: (request: RequeueRequest): RequeueRequest => {
     const parsed = parseInput(requeueSchema, request, 'invalid requeue request');
-    return parsed.ids === undefined ? { tenant: parsed.tenant } : { tenant: parsed.tenant, ids: parsed.ids };
+    return {
+      tenant: parsed.tenant,
+      ...(parsed.target === undefined ? {} : { target: parsed.target }),
+      ...(parsed.ids === undefined ? {} : { ids: parsed.ids }),
+    };
   },
   tenant: (tenant: string): string => parseInput(nonEmpty('tenant'), tenant, 'invalid tenant'),
+  target: (target: string): string => parseInput(nonEmpty('target'), target, 'invalid target'),
   enqueueLease: (options: EnqueueOptions | undefined): EnqueueOptions['lease'] =>
     options?.lease === undefined ? undefined : parseInput(enqueueLeaseSchema, options.lease, 'invalid enqueue lease'),
   /** Plain checks, not zod: this runs once per event on the import's hot path, and the payload was validated upstream. */
   events(events: readonly NewOutboxEvent[]): void {
     for (const [index, event] of events.entries()) {
-      for (const field of ['tenant', 'source', 'sourceId', 'dedupKey'] as const) {
+      for (const field of ['tenant', 'target', 'source', 'sourceId', 'dedupKey'] as const) {
         const value = event[field];
         if (typeof value !== 'string' || value.length === 0) {
           throw new OutboxStoreError(`invalid outbox event at position ${index}: ${field} must be a non-empty string`);

@@ -15,13 +15,18 @@ export const outboxStates = ['pending', 'leased', 'delivered', 'duplicate', 'dea
 /** An event handed to the outbox. It is durable once `enqueue` resolves, and only then may its sender be acknowledged. */
 export interface NewOutboxEvent {
   readonly tenant: string;
+  /**
+   * Which target the event is for (see `targetId`): only a worker delivering to that target leases it, and the dedup
+   * rule is per target and tenant, so two targets that share a store and a tenant name never take each other's events.
+   */
+  readonly target: string;
   /** Where the event came from (`import`, or the connector's source name); with `sourceId` it is how a user finds it. */
   readonly source: string;
   /** The source's own id for the event, e.g. `events.csv:17` (file and record number) or a webhook id. */
   readonly sourceId: string;
   /**
-   * What makes two events the same for the outbox; unique per tenant. Enqueueing an event whose dedupKey the tenant
-   * already has adds nothing and returns the existing record, so a re-run or a redelivered webhook is not sent twice.
+   * What makes two events the same for the outbox; unique per target and tenant. Enqueueing an event whose dedupKey
+   * the target's tenant already has adds nothing and returns the existing record, so a re-run or a redelivered webhook is not sent twice.
    */
   readonly dedupKey: string;
   /** Exactly what is sent; its `idempotencyKey` (if any) is the key the target dedups on. */
@@ -59,6 +64,8 @@ export interface EnqueueOptions {
 
 export interface LeaseRequest {
   readonly tenant: string;
+  /** Only events for this target are leased (and legacy events stored before targets were recorded, target ''). */
+  readonly target: string;
   /** The worker's token; only its holder may settle a leased event. */
   readonly owner: string;
   /** Most events to lease. */
@@ -71,6 +78,7 @@ export interface LeaseRequest {
 export interface LeasedEvent {
   readonly id: string;
   readonly tenant: string;
+  readonly target: string;
   readonly source: string;
   readonly sourceId: string;
   readonly input: UserEventInput;
@@ -124,6 +132,8 @@ export type Settlement = SettlementBase &
 export interface LedgerEntry {
   readonly id: string;
   readonly tenant: string;
+  /** The target the event is for; '' for an event stored before targets were recorded. */
+  readonly target: string;
   readonly source: string;
   readonly sourceId: string;
   readonly dedupKey: string;
@@ -146,8 +156,15 @@ export interface LedgerEntry {
 
 export type OutboxCounts = Readonly<Record<OutboxState, number>>;
 
+export interface OutboxCountFilter {
+  readonly source?: string;
+  readonly target?: string;
+}
+
 export interface RequeueRequest {
   readonly tenant: string;
+  /** Only dead letters for this target; every target's when absent. */
+  readonly target?: string;
   /** These dead letters; all of the tenant's when absent. Ids that are not dead letters are left alone. */
   readonly ids?: readonly string[];
 }
@@ -177,10 +194,10 @@ export interface OutboxStore {
   findBySourceId(tenant: string, sourceId: string): Promise<LedgerEntry[]>;
   /** Dead letters of the tenant, oldest death first. */
   listDead(tenant: string, page?: { readonly limit?: number; readonly offset?: number }): Promise<LedgerEntry[]>;
-  /** Events per state, for metrics and for knowing when a run is drained; `source` narrows to one source. */
-  counts(tenant: string, source?: string): Promise<OutboxCounts>;
-  /** The earliest time something of the tenant becomes leasable (a due time or a lease expiry); null when nothing will. */
-  nextDueAt(tenant: string): Promise<number | null>;
+  /** Events per state, for metrics and for knowing when a run is drained; narrowed to one source and/or target. */
+  counts(tenant: string, filter?: OutboxCountFilter): Promise<OutboxCounts>;
+  /** The earliest time something the target's worker may lease becomes due (a due time or a lease expiry); null: never. */
+  nextDueAt(tenant: string, target: string): Promise<number | null>;
   /**
    * Optional: calls `listener` with the tenant when any instance enqueues (or requeues) events that are due now, so an
    * idle worker wakes without waiting for its next poll; returns the unsubscribe. PostgreSQL offers it (LISTEN/NOTIFY);

@@ -13,6 +13,7 @@ export interface OutboxStoreHarness {
 }
 
 const TENANT = 'acme';
+const TARGET = 'https://a.target.test';
 const LEASE_MS = 30_000;
 
 let sequence = 0;
@@ -31,6 +32,7 @@ export function outboxEvent(overrides: Partial<NewOutboxEvent> & { key?: string 
       : { source: 'import', candidate: key, key, decision: 'kept', reason: null, detail: null };
   return {
     tenant: TENANT,
+    target: TARGET,
     source: 'import',
     sourceId: `events.csv:${sequence}`,
     dedupKey: key === null ? `row:${sequence}` : `key:${key}`,
@@ -79,7 +81,8 @@ export function describeOutboxStoreContract(
       await harness.dispose();
     });
 
-    const lease = (limit = 10, owner = 'worker-a', tenant = TENANT) => store.lease({ tenant, owner, limit, leaseMs: LEASE_MS });
+    const lease = (limit = 10, owner = 'worker-a', tenant = TENANT, target = TARGET) =>
+      store.lease({ tenant, target, owner, limit, leaseMs: LEASE_MS });
 
     it('persists enqueued events and returns their ids in order; the ledger shows them pending with their key decision', async () => {
       const events = [outboxEvent(), outboxEvent({ key: null })];
@@ -154,7 +157,7 @@ export function describeOutboxStoreContract(
       });
       expect(await store.counts(TENANT)).toMatchObject({ pending: 0, leased: 2 });
       expect(await lease(10, 'someone-else')).toEqual([]);
-      expect(await store.nextDueAt(TENANT)).toBe(clock.now() + LEASE_MS);
+      expect(await store.nextDueAt(TENANT, TARGET)).toBe(clock.now() + LEASE_MS);
       const [again] = await store.enqueue([first], { lease: { owner: 'producer', leaseMs: LEASE_MS } });
       expect(again).toEqual({ id: results[0]?.id, outcome: 'existing', state: 'leased', updatedAt: clock.now() });
 
@@ -194,6 +197,41 @@ export function describeOutboxStoreContract(
       expect(await store.findByKey('globex', event.input.idempotencyKey ?? '')).toHaveLength(1);
     });
 
+    it('keeps targets apart: the same dedupKey for two targets is two events, each leased only by its target', async () => {
+      const event = outboxEvent();
+      const [a] = await store.enqueue([event]);
+      const [b] = await store.enqueue([{ ...event, target: 'https://b.target.test' }]);
+      const [again] = await store.enqueue([{ ...event, target: 'https://b.target.test' }]);
+      expect(b?.outcome).toBe('created');
+      expect(b?.id).not.toBe(a?.id);
+      expect(again).toMatchObject({ id: b?.id, outcome: 'existing' });
+      expect((await lease(10, 'w', TENANT, 'https://b.target.test')).map((leased) => [leased.id, leased.target])).toEqual([
+        [b?.id, 'https://b.target.test'],
+      ]);
+      expect(await lease(10, 'w', TENANT, 'https://c.target.test')).toEqual([]);
+      expect(await store.nextDueAt(TENANT, 'https://c.target.test')).toBeNull();
+      expect(await store.counts(TENANT, { target: TARGET })).toMatchObject({ pending: 1, leased: 0 });
+      expect(await store.counts(TENANT, { target: 'https://b.target.test' })).toMatchObject({ pending: 0, leased: 1 });
+      expect(await store.counts(TENANT)).toMatchObject({ pending: 1, leased: 1 });
+      // The ledger shows each event's target; a lookup by key finds both.
+      const entries = await store.findByKey(TENANT, event.input.idempotencyKey ?? '');
+      expect(entries.map((entry) => entry.target).sort()).toEqual([TARGET, 'https://b.target.test']);
+      expect((await store.get(TENANT, a?.id ?? ''))?.target).toBe(TARGET);
+    });
+
+    it('requeues the dead letters of one target only, when asked for one', async () => {
+      const [a] = await store.enqueue([outboxEvent()]);
+      const [b] = await store.enqueue([outboxEvent({ target: 'https://b.target.test' })]);
+      const [heldA] = await lease(1, 'w', TENANT, TARGET);
+      const [heldB] = await lease(1, 'w', TENANT, 'https://b.target.test');
+      await store.settle([
+        { id: heldA?.id ?? '', owner: 'w', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' },
+        { id: heldB?.id ?? '', owner: 'w', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' },
+      ]);
+      expect(await store.requeueDead({ tenant: TENANT, target: 'https://b.target.test' })).toEqual([b?.id]);
+      expect((await store.get(TENANT, a?.id ?? ''))?.state).toBe('dead');
+    });
+
     it('leases due events oldest first, up to the limit, and never the same event twice while the lease holds', async () => {
       const ids: string[] = [];
       for (let i = 0; i < 5; i += 1) {
@@ -224,7 +262,7 @@ export function describeOutboxStoreContract(
         await store.enqueue(events);
         const leasers = Array.from({ length: 12 }, (_, index) => (index % 2 === 0 ? store : other));
         const batches = await Promise.all(
-          leasers.map((handle, index) => handle.lease({ tenant: TENANT, owner: `w${index}`, limit: 15, leaseMs: LEASE_MS })),
+          leasers.map((handle, index) => handle.lease({ tenant: TENANT, target: TARGET, owner: `w${index}`, limit: 15, leaseMs: LEASE_MS })),
         );
         const leased = batches.flat().map((event) => event.id);
         expect(leased).toHaveLength(120);
@@ -292,7 +330,7 @@ export function describeOutboxStoreContract(
       clock.advance(10);
       const failed = attempt({ outcome: 'failed', status: 503, message: 'busy', eventIds: [] });
       await store.settle([{ id: first.id, owner: 'worker-a', attempt: failed, to: 'pending', dueAt: clock.now() + 1000 }]);
-      expect(await store.nextDueAt(TENANT)).toBe(clock.now() + 1000);
+      expect(await store.nextDueAt(TENANT, TARGET)).toBe(clock.now() + 1000);
       clock.advance(999);
       expect(await lease()).toEqual([]);
       clock.advance(1);
@@ -303,14 +341,14 @@ export function describeOutboxStoreContract(
         [1, 'failed'],
         [2, 'accepted'],
       ]);
-      expect(await store.nextDueAt(TENANT)).toBeNull();
+      expect(await store.nextDueAt(TENANT, TARGET)).toBeNull();
     });
 
     it('makes an expired lease due again, records the abandoned attempt, and refuses the old holder', async () => {
       await store.enqueue([outboxEvent()]);
       const [held] = await lease(10, 'crashed-worker');
       if (!held) throw new Error('expected a leased event');
-      expect(await store.nextDueAt(TENANT)).toBe(clock.now() + LEASE_MS);
+      expect(await store.nextDueAt(TENANT, TARGET)).toBe(clock.now() + LEASE_MS);
       clock.advance(LEASE_MS - 1);
       expect(await lease(10, 'worker-b')).toEqual([]);
       clock.advance(1);
@@ -423,16 +461,18 @@ export function describeOutboxStoreContract(
       await store.enqueue([outboxEvent(), outboxEvent({ source: 'segment' }), outboxEvent({ source: 'segment' })]);
       await lease(1);
       expect(await store.counts(TENANT)).toEqual({ pending: 2, leased: 1, delivered: 0, duplicate: 0, dead: 0 });
-      expect(await store.counts(TENANT, 'segment')).toEqual({ pending: 2, leased: 0, delivered: 0, duplicate: 0, dead: 0 });
-      expect(await store.counts(TENANT, 'import')).toEqual({ pending: 0, leased: 1, delivered: 0, duplicate: 0, dead: 0 });
+      expect(await store.counts(TENANT, { source: 'segment' })).toEqual({ pending: 2, leased: 0, delivered: 0, duplicate: 0, dead: 0 });
+      expect(await store.counts(TENANT, { source: 'import' })).toEqual({ pending: 0, leased: 1, delivered: 0, duplicate: 0, dead: 0 });
       expect(await store.counts('globex')).toEqual({ pending: 0, leased: 0, delivered: 0, duplicate: 0, dead: 0 });
     });
 
     it('refuses malformed calls with typed errors', async () => {
       await expect(store.enqueue([outboxEvent({ tenant: '' })])).rejects.toBeInstanceOf(OutboxStoreError);
+      await expect(store.enqueue([outboxEvent({ target: '' })])).rejects.toBeInstanceOf(OutboxStoreError);
+      await expect(store.lease({ tenant: TENANT, target: '', owner: 'w', limit: 1, leaseMs: 1000 })).rejects.toBeInstanceOf(InvalidInputError);
       await expect(store.enqueue([outboxEvent({ dedupKey: '' })])).rejects.toThrow(/dedupKey/);
-      await expect(store.lease({ tenant: TENANT, owner: 'w', limit: 0, leaseMs: 1000 })).rejects.toBeInstanceOf(InvalidInputError);
-      await expect(store.lease({ tenant: TENANT, owner: '', limit: 1, leaseMs: 1000 })).rejects.toThrow(/owner/);
+      await expect(store.lease({ tenant: TENANT, target: TARGET, owner: 'w', limit: 0, leaseMs: 1000 })).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(store.lease({ tenant: TENANT, target: TARGET, owner: '', limit: 1, leaseMs: 1000 })).rejects.toThrow(/owner/);
       await expect(store.requeueDead({ tenant: '' })).rejects.toBeInstanceOf(InvalidInputError);
       expect(await store.counts(TENANT)).toMatchObject({ pending: 0 });
     });
