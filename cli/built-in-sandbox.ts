@@ -12,7 +12,9 @@ export const SANDBOX_TENANT = 'demo';
 export async function startBuiltInSandbox(): Promise<{ readonly sandbox: Sandbox; readonly target: RelayTarget }> {
   const { startSandbox, DEFAULT_SANDBOX_API_KEY } = await import('../sandbox/target/server.js');
   const sandbox = await startSandbox({ port: 0 });
-  return { sandbox, target: { url: sandbox.url, tenant: SANDBOX_TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, sandbox: true } };
+  // One identity for every run: events a stopped run left pending go to the next run's sandbox.
+  const target = { url: sandbox.url, tenant: SANDBOX_TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, sandbox: true, id: 'builtin-sandbox' };
+  return { sandbox, target };
 }
 
 /** A relay with its built-in sandbox, when one was started; stopping the relay stops the sandbox after it. */

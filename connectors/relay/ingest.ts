@@ -7,6 +7,8 @@ import type { RecentEvents } from './recent-events.js';
 /** The relay's ingest: the outbox enqueue, then metrics, the recent-events list and a wake-up of the worker. */
 export function createIngest(options: {
   readonly tenant: string;
+  /** The target the relay delivers to: every event it accepts is bound to it. */
+  readonly target: string;
   /** The outbox's enqueue, through group commit: resolves once the events are committed. */
   readonly enqueue: Enqueue;
   readonly metrics: RelayMetrics;
@@ -20,6 +22,7 @@ export function createIngest(options: {
       const results = await options.enqueue(
         events.map((event) => ({
           tenant: options.tenant,
+          target: options.target,
           source: event.source,
           sourceId: event.sourceId,
           dedupKey: dedupKeyOf(event),

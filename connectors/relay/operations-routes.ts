@@ -24,6 +24,8 @@ export interface StatusSnapshot {
 export interface OperationsRoutesOptions {
   readonly secret: string;
   readonly tenant: string;
+  /** The relay's target identity: the outbox tile counts its events. */
+  readonly target: string;
   readonly outbox: OutboxStore;
   readonly metrics: RelayMetrics;
   readonly recent: RecentEvents;
@@ -162,7 +164,7 @@ export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = asy
       target: { ...snapshot.target, url: withoutCredentials(snapshot.target.url) },
       now: Date.now(),
       counters: perSource,
-      outbox: await options.outbox.counts(options.tenant),
+      outbox: await options.outbox.counts(options.tenant, { target: options.target }),
       recent: options.recent.list(),
     };
   });

@@ -11,6 +11,7 @@ import { createOutboxWorker } from '../../shared/outbox/worker.js';
 import { describeStoreLocation } from '../../shared/state/location.js';
 import { openState, type State } from '../../shared/state/open-state.js';
 import { createTargetClient, requireTargetAnswers } from '../../shared/target/client.js';
+import { targetId } from '../../shared/target/target-id.js';
 import { undiciTransport } from '../../shared/target/transport-undici.js';
 import { keygenWebhookPlugin } from '../keygen/webhook-plugin.js';
 import { createSalesforceConnector, type PlatformEventSubscriber, type SalesforceConnector } from '../salesforce/relay-plugin.js';
@@ -30,6 +31,8 @@ export interface RelayTarget {
   readonly tenant: string;
   readonly apiKey: string;
   readonly sandbox?: boolean;
+  /** The target's identity in the outbox; default `targetId(url)`. A sandbox whose port changes keeps one. */
+  readonly id?: string;
 }
 
 /** The relay's configuration with its target decided. */
@@ -51,7 +54,7 @@ export interface RunningRelay {
   readonly url: string;
   readonly app: FastifyInstance;
   readonly config: StartRelayConfig;
-  readonly target: { readonly url: string; readonly tenant: string; readonly sandbox: boolean };
+  readonly target: { readonly url: string; readonly tenant: string; readonly sandbox: boolean; readonly id: string };
   readonly outbox: OutboxStore;
   readonly subscriber: PlatformEventSubscriber | null;
   /** Stops accepting, lets in-flight requests and deliveries finish, then closes the stores. */
@@ -79,10 +82,11 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     closers.push(() => transport.close());
 
     const recent = recentEvents();
-    const metrics = createRelayMetrics(async () => outbox.counts(target.tenant));
+    const targetKey = target.id ?? targetId(target.url);
+    const metrics = createRelayMetrics(async () => outbox.counts(target.tenant, { target: targetKey }));
     const worker = createOutboxWorker({
       store: outbox,
-      target: { baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send },
+      target: { baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send, id: targetKey },
       config: { ...config.delivery, ...dependencies.outbox },
       label: 'relay',
       logger: log,
@@ -92,6 +96,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     closers.push(() => worker.stop());
     const ingest = createIngest({
       tenant: target.tenant,
+      target: targetKey,
       enqueue: groupCommit(outbox),
       metrics,
       recent,
@@ -111,6 +116,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     await app.register(operationsRoutes, {
       secret: config.relaySecret,
       tenant: target.tenant,
+      target: targetKey,
       outbox,
       metrics,
       recent,
@@ -148,7 +154,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
       url: `http://${host}:${port}`,
       app,
       config,
-      target: { url: target.url, tenant: target.tenant, sandbox: target.sandbox === true },
+      target: { url: target.url, tenant: target.tenant, sandbox: target.sandbox === true, id: targetKey },
       outbox,
       subscriber: salesforce.subscriber,
       stop() {

@@ -4,7 +4,7 @@ import type { InvalidKeyPolicy } from '../keys/index.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { OutboxDeliveryConfig } from '../outbox/config.js';
 import type { LeasedEvent, LedgerEntry, NewOutboxEvent, OutboxStore, Settlement } from '../outbox/types.js';
-import { createOutboxWorker, type OutboxTarget, type OutboxWorker, waitUntilDrained } from '../outbox/worker.js';
+import { createOutboxWorker, type OutboxTarget, type OutboxWorker, outboxTargetId, waitUntilDrained } from '../outbox/worker.js';
 import { ErrorsFile } from './errors-file.js';
 import { type ImportFormat, importFormatOf, openRecordSource } from './records.js';
 import { type ConvertedRow, createRowConverter, IMPORT_SOURCE } from './rows.js';
@@ -110,6 +110,8 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   const errors = new ErrorsFile(options.errorsFile ?? `${options.file}.errors.csv`);
   const delivery = options.delivery;
   const tenant = delivery?.target.tenant ?? null;
+  // The import's events are bound to its target: another target's worker on the same store never sends them.
+  const target = delivery ? outboxTargetId(delivery.target) : '';
   const signal = options.signal;
   const n = {
     rows: 0,
@@ -192,7 +194,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
           progress();
         },
       });
-      const initial = await store.counts(tenant, IMPORT_SOURCE);
+      const initial = await store.counts(tenant, { source: IMPORT_SOURCE, target });
       outstanding = initial.pending + initial.leased;
       worker.start();
       const running = worker;
@@ -215,7 +217,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
           });
           // Nothing settled for a second: recount, in case another process delivered some of these events.
           if (!woken) {
-            const counts = await store.counts(tenant, IMPORT_SOURCE);
+            const counts = await store.counts(tenant, { source: IMPORT_SOURCE, target });
             outstanding = counts.pending + counts.leased;
           }
         }
@@ -224,6 +226,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       const enqueueRows = async (rows: readonly Extract<ConvertedRow, { ok: true }>[]): Promise<void> => {
         const events: NewOutboxEvent[] = rows.map((row) => ({
           tenant,
+          target,
           source: IMPORT_SOURCE,
           sourceId: row.sourceId,
           dedupKey: row.dedupKey,
@@ -294,7 +297,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
 
   let pending = 0;
   if (delivery && tenant !== null) {
-    const counts = await delivery.store.counts(tenant, IMPORT_SOURCE);
+    const counts = await delivery.store.counts(tenant, { source: IMPORT_SOURCE, target });
     pending = counts.pending + counts.leased;
   }
   progress();

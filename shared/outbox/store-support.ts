@@ -168,6 +168,7 @@ export function leasedOnEnqueue(
   return {
     id,
     tenant: event.tenant,
+    target: event.target,
     source: event.source,
     sourceId: event.sourceId,
     input: event.input,

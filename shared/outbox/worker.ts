@@ -2,6 +2,7 @@ import { type Clock, systemClock } from '../clock.js';
 import { formatDuration } from '../duration.js';
 import { type Logger, silentLogger } from '../log.js';
 import { createTargetClient, type TargetClient, type TargetClientOptions } from '../target/client.js';
+import { targetId } from '../target/target-id.js';
 import type { DeliveryResult } from '../target/outcome.js';
 import { backoffDelayMs, defaultRetryPolicy, sleep as realSleep } from '../target/retry.js';
 import { type OutboxDeliveryConfig, outboxDeliveryConfig, targetCallBudget } from './config.js';
@@ -11,7 +12,13 @@ import { newWorkerToken } from './store-support.js';
 import type { AttemptRecord, LeasedEvent, OutboxStore, Settlement } from './types.js';
 
 /** Where the worker sends: the target client's settings, minus the budget the worker sets from its lease. */
-export type OutboxTarget = Omit<TargetClientOptions, 'retry' | 'timeoutMs' | 'maxBatchSize' | 'now' | 'sleep' | 'random' | 'logger'>;
+export type OutboxTarget = Omit<TargetClientOptions, 'retry' | 'timeoutMs' | 'maxBatchSize' | 'now' | 'sleep' | 'random' | 'logger'> & {
+  /** The target's identity in the outbox; default `targetId(baseUrl)`. A stand-in whose address changes keeps one. */
+  readonly id?: string;
+};
+
+/** The identity the outbox binds a target's events to. */
+export const outboxTargetId = (target: Pick<OutboxTarget, 'baseUrl' | 'id'>): string => target.id ?? targetId(target.baseUrl);
 
 export interface SettledEvent {
   readonly event: LeasedEvent;
@@ -39,6 +46,8 @@ export interface OutboxWorkerOptions {
 export interface OutboxWorker {
   readonly owner: string;
   readonly tenant: string;
+  /** The target whose events this worker leases (its identity in the outbox). */
+  readonly target: string;
   readonly config: OutboxDeliveryConfig;
   /** Starts `concurrency` delivery loops. */
   start(): void;
@@ -65,11 +74,13 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   const logger = options.logger ?? silentLogger;
   const store = options.store;
   const tenant = options.target.tenant;
+  const target = outboxTargetId(options.target);
   const owner = newWorkerToken(options.label ?? 'worker');
   const maxConsecutiveErrors = options.maxConsecutiveErrors ?? Number.POSITIVE_INFINITY;
   const budget = targetCallBudget(config);
+  const { id: _id, ...clientTarget } = options.target;
   const client: TargetClient = createTargetClient({
-    ...options.target,
+    ...clientTarget,
     timeoutMs: budget.timeoutMs,
     retry: budget.retry,
     maxBatchSize: config.batchSize,
@@ -214,7 +225,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   async function runOnce(): Promise<number> {
     const submitted = handed.shift();
     if (submitted) for (const resume of [...roomWaiters]) resume();
-    const batch = submitted ?? (await store.lease({ tenant, owner, limit: config.batchSize, leaseMs: config.leaseMs }));
+    const batch = submitted ?? (await store.lease({ tenant, target, owner, limit: config.batchSize, leaseMs: config.leaseMs }));
     if (batch.length > 0) await deliver(batch);
     return batch.length;
   }
@@ -229,7 +240,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   }
 
   async function idleDelay(): Promise<number> {
-    const next = await store.nextDueAt(tenant);
+    const next = await store.nextDueAt(tenant, target);
     if (next === null) return config.pollMs;
     return Math.max(5, Math.min(config.pollMs, next - clock.now()));
   }
@@ -259,6 +270,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   return {
     owner,
     tenant,
+    target,
     config,
     get failure() {
       return failure;
@@ -325,7 +337,10 @@ export async function waitUntilDrained(options: DrainOptions): Promise<'drained'
   for (;;) {
     if (options.worker.failure) throw options.worker.failure;
     if (options.signal?.aborted) return 'aborted';
-    const counts = await options.store.counts(options.worker.tenant, options.source);
+    const counts = await options.store.counts(options.worker.tenant, {
+      target: options.worker.target,
+      ...(options.source === undefined ? {} : { source: options.source }),
+    });
     if (counts.pending + counts.leased === 0) return 'drained';
     try {
       await realSleep(pollMs, options.signal);

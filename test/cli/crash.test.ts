@@ -58,7 +58,7 @@ async function importKilledAt(path: string, store: string, events: number): Prom
 async function delivered(store: string): Promise<number> {
   const outbox = new SqliteOutboxStore({ path: store });
   try {
-    const counts = await outbox.counts(TENANT, 'import');
+    const counts = await outbox.counts(TENANT, { source: 'import' });
     return counts.delivered + counts.duplicate;
   } finally {
     await outbox.close();

@@ -8,7 +8,7 @@ export async function sourceRows(relay: RelayOutbox, tallies: Tallies, snapshot:
   const rows: DemoSourceRow[] = [];
   for (const source of SOURCES) {
     const tally = tallies[source];
-    const counts = await relay.outbox.counts(TENANT, source);
+    const counts = await relay.outbox.counts(TENANT, { source });
     const accepted = Object.values(counts).reduce((sum, n) => sum + n, 0);
     rows.push({
       source,

@@ -242,7 +242,7 @@ export function sender(relayUrl: string, relaySecret: string, segmentSecret: str
 /** Waits until the outbox took `expected` events of `source` (Platform Events arrive asynchronously); false at the deadline. */
 async function waitForEvents(relay: RelayOutbox, source: DemoSource, expected: number, deadline: number): Promise<boolean> {
   for (;;) {
-    const counts = await relay.outbox.counts(TENANT, source);
+    const counts = await relay.outbox.counts(TENANT, { source });
     if (Object.values(counts).reduce((sum, n) => sum + n, 0) >= expected) return true;
     if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 20));

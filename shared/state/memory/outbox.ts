@@ -19,6 +19,7 @@ import type {
   LedgerEntry,
   NewOutboxEvent,
   OutboxCounts,
+  OutboxCountFilter,
   OutboxState,
   OutboxStore,
   RequeueRequest,
@@ -29,6 +30,7 @@ interface MemoryRecord {
   readonly seq: number;
   readonly id: string;
   readonly tenant: string;
+  readonly target: string;
   readonly source: string;
   sourceId: string;
   readonly dedupKey: string;
@@ -50,6 +52,7 @@ interface MemoryRecord {
 }
 
 interface TenantQueue {
+  /** By target and dedup key: the dedup rule is per target. */
   readonly byDedupKey: Map<string, MemoryRecord>;
   /** Only the records that can become leasable, so a lease never scans delivered history. */
   readonly live: Set<MemoryRecord>;
@@ -96,7 +99,7 @@ export class MemoryOutboxStore implements OutboxStore {
     return events.map((event) => {
       const queue = this.#queue(event.tenant);
       const inputText = storedInput(event.input);
-      const existing = queue.byDedupKey.get(event.dedupKey);
+      const existing = queue.byDedupKey.get(dedupName(event.target, event.dedupKey));
       if (existing !== undefined) {
         if (!canRevive(existing.state, existing.lastOutcome, existing.inputText, inputText)) {
           return { id: existing.id, outcome: 'existing', state: existing.state, updatedAt: existing.updatedAt };
@@ -120,6 +123,7 @@ export class MemoryOutboxStore implements OutboxStore {
         seq: ++this.#seq,
         id: newOutboxId(now),
         tenant: event.tenant,
+        target: event.target,
         source: event.source,
         sourceId: event.sourceId,
         dedupKey: event.dedupKey,
@@ -141,19 +145,20 @@ export class MemoryOutboxStore implements OutboxStore {
         attempts: [],
       };
       this.#byId.set(record.id, record);
-      queue.byDedupKey.set(record.dedupKey, record);
+      queue.byDedupKey.set(dedupName(record.target, record.dedupKey), record);
       queue.live.add(record);
       return start(record, 'created');
     });
   }
 
   async lease(request: LeaseRequest): Promise<LeasedEvent[]> {
-    const { tenant, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
+    const { tenant, target, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
     const now = this.#clock.now();
     const queue = this.#tenants.get(tenant);
     if (queue === undefined) return [];
     const due: MemoryRecord[] = [];
     for (const record of queue.live) {
+      if (record.target !== target) continue;
       const at = record.state === 'pending' ? record.dueAt : record.leaseExpiresAt;
       if (at !== null && at <= now) due.push(record);
     }
@@ -199,7 +204,7 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   async requeueDead(request: RequeueRequest): Promise<string[]> {
-    const { tenant, ids } = checkOutboxArgs.requeue(request);
+    const { tenant, target, ids } = checkOutboxArgs.requeue(request);
     const now = this.#clock.now();
     const queue = this.#tenants.get(tenant);
     if (queue === undefined) return [];
@@ -207,6 +212,7 @@ export class MemoryOutboxStore implements OutboxStore {
     const requeued: string[] = [];
     for (const record of candidates) {
       if (record === undefined || record.tenant !== tenant || record.state !== 'dead') continue;
+      if (target !== undefined && record.target !== target) continue;
       Object.assign(record, { state: 'pending', dueAt: now, firstAttemptAt: null, deadReason: null, deadAt: null, updatedAt: now });
       queue.live.add(record);
       requeued.push(record.id);
@@ -234,17 +240,20 @@ export class MemoryOutboxStore implements OutboxStore {
     return dead.slice(offset, offset + limit).map(ledgerView);
   }
 
-  async counts(tenant: string, source?: string): Promise<OutboxCounts> {
+  async counts(tenant: string, filter: OutboxCountFilter = {}): Promise<OutboxCounts> {
     const counts = emptyCounts();
     for (const record of this.#tenants.get(tenant)?.byDedupKey.values() ?? []) {
-      if (source === undefined || record.source === source) counts[record.state] += 1;
+      if (filter.source !== undefined && record.source !== filter.source) continue;
+      if (filter.target !== undefined && record.target !== filter.target) continue;
+      counts[record.state] += 1;
     }
     return counts;
   }
 
-  async nextDueAt(tenant: string): Promise<number | null> {
+  async nextDueAt(tenant: string, target: string): Promise<number | null> {
     let next: number | null = null;
     for (const record of this.#tenants.get(tenant)?.live ?? []) {
+      if (record.target !== target) continue;
       const at = dueTime(record);
       if (next === null || at < next) next = at;
     }
@@ -259,6 +268,8 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 }
 
+const dedupName = (target: string, dedupKey: string): string => `${target}\u0000${dedupKey}`;
+
 const dueTime = (record: MemoryRecord): number =>
   (record.state === 'pending' ? record.dueAt : record.leaseExpiresAt) ?? Number.POSITIVE_INFINITY;
 
@@ -266,6 +277,7 @@ function leasedView(record: MemoryRecord): LeasedEvent {
   return {
     id: record.id,
     tenant: record.tenant,
+    target: record.target,
     source: record.source,
     sourceId: record.sourceId,
     input: structuredClone(record.input),
@@ -282,6 +294,7 @@ function ledgerView(record: MemoryRecord): LedgerEntry {
   return structuredClone({
     id: record.id,
     tenant: record.tenant,
+    target: record.target,
     source: record.source,
     sourceId: record.sourceId,
     dedupKey: record.dedupKey,

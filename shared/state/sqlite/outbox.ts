@@ -20,6 +20,7 @@ import type {
   LedgerEntry,
   NewOutboxEvent,
   OutboxCounts,
+  OutboxCountFilter,
   OutboxState,
   OutboxStore,
   RequeueRequest,
@@ -27,15 +28,14 @@ import type {
 } from '../../outbox/types.js';
 import { migrate, openSqliteDatabase, type SqliteDatabase } from './database.js';
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 /** Page cache of a connection the store opens itself, in KiB. */
 export const OUTBOX_CACHE_KIB = 65_536;
 
-// Tables live in the same file as the idempotency store's; the prefixes keep the two modules apart.
-const SCHEMA = [
-  `CREATE TABLE IF NOT EXISTS outbox_events (
+const eventsTable = (name: string): string => `CREATE TABLE IF NOT EXISTS ${name} (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant TEXT NOT NULL,
+    target TEXT NOT NULL,
     source TEXT NOT NULL,
     source_id TEXT NOT NULL,
     dedup_key TEXT NOT NULL,
@@ -54,21 +54,32 @@ const SCHEMA = [
     last_outcome TEXT,
     dead_reason TEXT,
     dead_at INTEGER,
-    UNIQUE (tenant, dedup_key)
-  )`,
-  `CREATE INDEX IF NOT EXISTS outbox_events_due ON outbox_events (tenant, due_at, seq) WHERE state = 'pending'`,
-  `CREATE INDEX IF NOT EXISTS outbox_events_leased ON outbox_events (tenant, lease_expires_at, seq) WHERE state = 'leased'`,
+    UNIQUE (tenant, target, dedup_key)
+  )`;
+
+const EVENT_INDEXES = [
+  `CREATE INDEX IF NOT EXISTS outbox_events_due ON outbox_events (tenant, target, due_at, seq) WHERE state = 'pending'`,
+  `CREATE INDEX IF NOT EXISTS outbox_events_leased ON outbox_events (tenant, target, lease_expires_at, seq) WHERE state = 'leased'`,
   `CREATE INDEX IF NOT EXISTS outbox_events_dead ON outbox_events (tenant, dead_at, seq) WHERE state = 'dead'`,
   `CREATE INDEX IF NOT EXISTS outbox_events_key ON outbox_events (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL`,
   'CREATE INDEX IF NOT EXISTS outbox_events_source_id ON outbox_events (tenant, source_id)',
-  // Counts kept beside the events, updated in the same transactions: cheaper than an index on the state column.
-  `CREATE TABLE IF NOT EXISTS outbox_counts (
+];
+
+// Counts kept beside the events, updated in the same transactions: cheaper than an index on the state column.
+const COUNTS_TABLE = `CREATE TABLE IF NOT EXISTS outbox_counts (
     tenant TEXT NOT NULL,
+    target TEXT NOT NULL,
     source TEXT NOT NULL,
     state TEXT NOT NULL,
     count INTEGER NOT NULL,
-    PRIMARY KEY (tenant, source, state)
-  ) WITHOUT ROWID`,
+    PRIMARY KEY (tenant, target, source, state)
+  ) WITHOUT ROWID`;
+
+// Tables live in the same file as the idempotency store's; the prefixes keep the two modules apart.
+const SCHEMA = [
+  eventsTable('outbox_events'),
+  ...EVENT_INDEXES,
+  COUNTS_TABLE,
   `CREATE TABLE IF NOT EXISTS ledger_attempts (
     event_seq INTEGER NOT NULL REFERENCES outbox_events (seq) ON DELETE CASCADE,
     number INTEGER NOT NULL,
@@ -85,9 +96,47 @@ const SCHEMA = [
   ) WITHOUT ROWID`,
 ];
 
+const EVENT_COLUMNS =
+  'seq, tenant, source, source_id, dedup_key, idempotency_key, key_decision, input, state, enqueued_at, updated_at, due_at, owner, ' +
+  'leased_at, lease_expires_at, first_attempt_at, attempt_count, last_outcome, dead_reason, dead_at';
+
+/**
+ * Version 1 had no target: its events are rebuilt into the new table with target '' (a worker of any target of their
+ * tenant may lease them, as before), keeping their ids and the id sequence, and the counts are recounted. Foreign keys
+ * are off meanwhile, so dropping the old table does not cascade to the ledger's attempts.
+ */
+function upgradeFromVersion1(db: SqliteDatabase): void {
+  db.pragma('foreign_keys = OFF');
+  try {
+    db.transaction(() => {
+      const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
+      if (current === undefined || current.version !== 1) return; // another process upgraded it meanwhile
+      const sequence = db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'outbox_events'").get()?.seq ?? 0;
+      db.exec(eventsTable('outbox_events_v2'));
+      db.exec(`INSERT INTO outbox_events_v2 (${EVENT_COLUMNS.replace('tenant,', "tenant, target,")})
+               SELECT ${EVENT_COLUMNS.replace('tenant,', "tenant, '',")} FROM outbox_events`);
+      db.exec('DROP TABLE outbox_events');
+      db.exec('ALTER TABLE outbox_events_v2 RENAME TO outbox_events');
+      db.exec("DELETE FROM sqlite_sequence WHERE name IN ('outbox_events', 'outbox_events_v2')");
+      db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox_events', max(?, (SELECT coalesce(max(seq), 0) FROM outbox_events)))").run(
+        sequence,
+      );
+      for (const index of EVENT_INDEXES) db.exec(index);
+      db.exec('DROP TABLE outbox_counts');
+      db.exec(COUNTS_TABLE);
+      db.exec(`INSERT INTO outbox_counts (tenant, target, source, state, count)
+               SELECT tenant, target, source, state, count(*) FROM outbox_events GROUP BY tenant, target, source, state`);
+      db.prepare("UPDATE oncekit_schema SET version = 2 WHERE module = 'outbox'").run();
+    }).immediate();
+  } finally {
+    db.pragma('foreign_keys = ON');
+  }
+}
+
 interface EventRow {
   seq: number;
   tenant: string;
+  target: string;
   source: string;
   source_id: string;
   dedup_key: string;
@@ -128,20 +177,20 @@ const ID_PATTERN = /^ob_[0-9a-z]{11}$/;
 const idOf = (seq: number): string => `ob_${seq.toString(36).padStart(11, '0')}`;
 const seqOf = (id: string): number | null => (ID_PATTERN.test(id) ? Number.parseInt(id.slice(3), 36) : null);
 
-/** State changes of one transaction, summed per (tenant, source, state) and written to outbox_counts once. */
+/** State changes of one transaction, summed per (tenant, target, source, state) and written to outbox_counts once. */
 class CountDeltas {
-  readonly #deltas = new Map<string, { tenant: string; source: string; state: OutboxState; delta: number }>();
-  move(tenant: string, source: string, from: OutboxState | null, to: OutboxState | null): void {
-    if (from !== null) this.#add(tenant, source, from, -1);
-    if (to !== null) this.#add(tenant, source, to, 1);
+  readonly #deltas = new Map<string, { tenant: string; target: string; source: string; state: OutboxState; delta: number }>();
+  move(row: { readonly tenant: string; readonly target: string; readonly source: string }, from: OutboxState | null, to: OutboxState | null): void {
+    if (from !== null) this.#add(row, from, -1);
+    if (to !== null) this.#add(row, to, 1);
   }
-  #add(tenant: string, source: string, state: OutboxState, delta: number): void {
-    const name = `${tenant}\u0000${source}\u0000${state}`;
+  #add(row: { readonly tenant: string; readonly target: string; readonly source: string }, state: OutboxState, delta: number): void {
+    const name = `${row.tenant}\u0000${row.target}\u0000${row.source}\u0000${state}`;
     const entry = this.#deltas.get(name);
     if (entry) entry.delta += delta;
-    else this.#deltas.set(name, { tenant, source, state, delta });
+    else this.#deltas.set(name, { tenant: row.tenant, target: row.target, source: row.source, state, delta });
   }
-  entries(): Iterable<{ tenant: string; source: string; state: OutboxState; delta: number }> {
+  entries(): Iterable<{ tenant: string; target: string; source: string; state: OutboxState; delta: number }> {
     return this.#deltas.values();
   }
 }
@@ -163,50 +212,60 @@ export class SqliteOutboxStore implements OutboxStore {
     this.#db = 'path' in options ? openSqliteDatabase(options.path) : options.db;
     // A big outbox outgrows SQLite's 2 MB default page cache; 64 MB kept a million-row import 40% faster (npm run bench).
     if ('path' in options) this.#db.pragma(`cache_size = -${OUTBOX_CACHE_KIB}`);
-    migrate(this.#db, 'outbox', SCHEMA_VERSION, SCHEMA);
+    const installed = this.#db
+      .prepare<[], { n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'oncekit_schema'")
+      .get();
+    const version = installed?.n
+      ? this.#db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()?.version
+      : undefined;
+    if (version === 1) upgradeFromVersion1(this.#db);
+    else migrate(this.#db, 'outbox', SCHEMA_VERSION, SCHEMA);
     const db = this.#db;
     this.#sql = {
       insert: db.prepare<unknown[], { seq: number }>(
-        `INSERT INTO outbox_events (tenant, source, source_id, dedup_key, idempotency_key, key_decision, input, state, enqueued_at, updated_at,
-           due_at, owner, leased_at, lease_expires_at, first_attempt_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, dedup_key) DO NOTHING RETURNING seq`,
+        `INSERT INTO outbox_events (tenant, target, source, source_id, dedup_key, idempotency_key, key_decision, input, state, enqueued_at,
+           updated_at, due_at, owner, leased_at, lease_expires_at, first_attempt_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, target, dedup_key) DO NOTHING RETURNING seq`,
       ),
-      byDedupKey: db.prepare<[string, string], EventRow>('SELECT * FROM outbox_events WHERE tenant = ? AND dedup_key = ?'),
+      byDedupKey: db.prepare<[string, string, string], EventRow>('SELECT * FROM outbox_events WHERE tenant = ? AND target = ? AND dedup_key = ?'),
       revive: db.prepare(
         `UPDATE outbox_events SET input = ?, idempotency_key = ?, key_decision = ?, source_id = ?, state = ?, due_at = ?, owner = ?,
            leased_at = ?, lease_expires_at = ?, first_attempt_at = ?, dead_reason = NULL, dead_at = NULL, updated_at = ? WHERE seq = ?`,
       ),
-      expiredLeases: db.prepare<[string, number, number], EventRow>(
-        `SELECT * FROM outbox_events WHERE tenant = ? AND state = 'leased' AND lease_expires_at <= ? ORDER BY lease_expires_at, seq LIMIT ?`,
+      // target '' holds events stored before targets were recorded (see upgradeFromVersion1).
+      expiredLeases: db.prepare<[string, string, number, number], EventRow>(
+        `SELECT * FROM outbox_events WHERE tenant = ? AND target IN (?, '') AND state = 'leased' AND lease_expires_at <= ?
+         ORDER BY lease_expires_at, seq LIMIT ?`,
       ),
-      dueEvents: db.prepare<[string, number, number], EventRow>(
-        `SELECT * FROM outbox_events WHERE tenant = ? AND state = 'pending' AND due_at <= ? ORDER BY due_at, seq LIMIT ?`,
+      dueEvents: db.prepare<[string, string, number, number], EventRow>(
+        `SELECT * FROM outbox_events WHERE tenant = ? AND target IN (?, '') AND state = 'pending' AND due_at <= ? ORDER BY due_at, seq LIMIT ?`,
       ),
       takeLease: db.prepare(
         `UPDATE outbox_events SET state = 'leased', owner = ?, leased_at = ?, lease_expires_at = ?, due_at = NULL,
            first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ? WHERE seq = ?`,
       ),
-      settle: db.prepare<unknown[], { attempt_count: number; tenant: string; source: string }>(
+      settle: db.prepare<unknown[], { attempt_count: number; tenant: string; target: string; source: string }>(
         `UPDATE outbox_events SET state = ?, owner = NULL, leased_at = NULL, lease_expires_at = NULL, due_at = ?,
            dead_reason = COALESCE(?, dead_reason), dead_at = COALESCE(?, dead_at), updated_at = ?,
            attempt_count = attempt_count + ?, last_outcome = COALESCE(?, last_outcome)
-         WHERE seq = ? AND state = 'leased' AND owner = ? RETURNING attempt_count, tenant, source`,
+         WHERE seq = ? AND state = 'leased' AND owner = ? RETURNING attempt_count, tenant, target, source`,
       ),
       addAttempt: db.prepare(
         `INSERT INTO ledger_attempts (event_seq, number, started_at, finished_at, outcome, status, message, api_error_code, rs_code, requests, event_ids)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       abandon: db.prepare(`UPDATE outbox_events SET attempt_count = attempt_count + 1, last_outcome = 'abandoned' WHERE seq = ?`),
-      requeueOne: db.prepare<unknown[], { seq: number; source: string }>(
+      requeueOne: db.prepare<unknown[], { seq: number; tenant: string; target: string; source: string }>(
         `UPDATE outbox_events SET state = 'pending', due_at = ?, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = ?
-         WHERE tenant = ? AND seq = ? AND state = 'dead' RETURNING seq, source`,
+         WHERE tenant = ? AND seq = ? AND state = 'dead' AND (? IS NULL OR target = ?) RETURNING seq, tenant, target, source`,
       ),
-      requeueAll: db.prepare<unknown[], { seq: number; source: string }>(
+      requeueAll: db.prepare<unknown[], { seq: number; tenant: string; target: string; source: string }>(
         `UPDATE outbox_events SET state = 'pending', due_at = ?, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = ?
-         WHERE tenant = ? AND state = 'dead' RETURNING seq, source`,
+         WHERE tenant = ? AND state = 'dead' AND (? IS NULL OR target = ?) RETURNING seq, tenant, target, source`,
       ),
       addCount: db.prepare(
-        'INSERT INTO outbox_counts (tenant, source, state, count) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET count = count + excluded.count',
+        `INSERT INTO outbox_counts (tenant, target, source, state, count) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT DO UPDATE SET count = count + excluded.count`,
       ),
       get: db.prepare<[string, number], EventRow>('SELECT * FROM outbox_events WHERE tenant = ? AND seq = ?'),
       byKey: db.prepare<[string, string], EventRow>('SELECT * FROM outbox_events WHERE tenant = ? AND idempotency_key = ? ORDER BY seq'),
@@ -215,17 +274,15 @@ export class SqliteOutboxStore implements OutboxStore {
         `SELECT * FROM outbox_events WHERE tenant = ? AND state = 'dead' ORDER BY dead_at, seq LIMIT ? OFFSET ?`,
       ),
       attempts: db.prepare<[number], AttemptRow>('SELECT * FROM ledger_attempts WHERE event_seq = ? ORDER BY number'),
-      counts: db.prepare<[string], { state: string; count: number }>(
-        'SELECT state, sum(count) AS count FROM outbox_counts WHERE tenant = ? GROUP BY state',
+      counts: db.prepare<[string, string | null, string | null, string | null, string | null], { state: string; count: number }>(
+        `SELECT state, sum(count) AS count FROM outbox_counts
+         WHERE tenant = ? AND (? IS NULL OR source = ?) AND (? IS NULL OR target = ?) GROUP BY state`,
       ),
-      countsBySource: db.prepare<[string, string], { state: string; count: number }>(
-        'SELECT state, count FROM outbox_counts WHERE tenant = ? AND source = ?',
+      nextDue: db.prepare<[string, string], { at: number | null }>(
+        `SELECT min(due_at) AS at FROM outbox_events WHERE tenant = ? AND target IN (?, '') AND state = 'pending'`,
       ),
-      nextDue: db.prepare<[string], { at: number | null }>(
-        `SELECT min(due_at) AS at FROM outbox_events WHERE tenant = ? AND state = 'pending'`,
-      ),
-      nextExpiry: db.prepare<[string], { at: number | null }>(
-        `SELECT min(lease_expires_at) AS at FROM outbox_events WHERE tenant = ? AND state = 'leased'`,
+      nextExpiry: db.prepare<[string, string], { at: number | null }>(
+        `SELECT min(lease_expires_at) AS at FROM outbox_events WHERE tenant = ? AND target IN (?, '') AND state = 'leased'`,
       ),
     };
   }
@@ -237,8 +294,8 @@ export class SqliteOutboxStore implements OutboxStore {
         .transaction(() => {
           const counts = new CountDeltas();
           const value = work(counts);
-          for (const { tenant, source, state, delta } of counts.entries()) {
-            if (delta !== 0) this.#sql.addCount.run(tenant, source, state, delta);
+          for (const { tenant, target, source, state, delta } of counts.entries()) {
+            if (delta !== 0) this.#sql.addCount.run(tenant, target, source, state, delta);
           }
           return value;
         })
@@ -266,6 +323,7 @@ export class SqliteOutboxStore implements OutboxStore {
         const decision = event.keyDecision === null ? null : JSON.stringify(event.keyDecision);
         const inserted = this.#sql.insert.get(
           event.tenant,
+          event.target,
           event.source,
           event.sourceId,
           event.dedupKey,
@@ -278,17 +336,17 @@ export class SqliteOutboxStore implements OutboxStore {
           ...start,
         );
         if (inserted !== undefined) {
-          counts.move(event.tenant, event.source, null, state);
+          counts.move(event, null, state);
           const leased = leasedView(inserted.seq, event, 0);
           return { id: idOf(inserted.seq), outcome: 'created', state, updatedAt: now, ...(leased ? { leased } : {}) };
         }
-        const existing = this.#sql.byDedupKey.get(event.tenant, event.dedupKey);
+        const existing = this.#sql.byDedupKey.get(event.tenant, event.target, event.dedupKey);
         if (existing === undefined) throw new Error('an enqueue conflict named no existing event');
         if (!canRevive(existing.state, existing.last_outcome, existing.input, input)) {
           return { id: idOf(existing.seq), outcome: 'existing', state: existing.state, updatedAt: existing.updated_at };
         }
         this.#sql.revive.run(input, key, decision, event.sourceId, state, ...start, now, existing.seq);
-        counts.move(existing.tenant, existing.source, existing.state, state);
+        counts.move(existing, existing.state, state);
         const leased = leasedView(existing.seq, event, existing.attempt_count);
         return { id: idOf(existing.seq), outcome: 'revived', state, updatedAt: now, ...(leased ? { leased } : {}) };
       }),
@@ -296,11 +354,11 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   async lease(request: LeaseRequest): Promise<LeasedEvent[]> {
-    const { tenant, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
+    const { tenant, target, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
     const now = this.#clock.now();
     return this.#run('lease', (counts) => {
-      const expired = this.#sql.expiredLeases.all(tenant, now, limit);
-      const due = this.#sql.dueEvents.all(tenant, now, limit);
+      const expired = this.#sql.expiredLeases.all(tenant, target, now, limit);
+      const due = this.#sql.dueEvents.all(tenant, target, now, limit);
       const chosen = [...expired, ...due].sort((a, b) => rowDueTime(a) - rowDueTime(b) || a.seq - b.seq).slice(0, limit);
       return chosen.map((row): LeasedEvent => {
         let previousAttempts = row.attempt_count;
@@ -309,11 +367,12 @@ export class SqliteOutboxStore implements OutboxStore {
           this.#insertAttempt(row.seq, attempt);
           this.#sql.abandon.run(row.seq);
           previousAttempts += 1;
-        } else counts.move(row.tenant, row.source, 'pending', 'leased');
+        } else counts.move(row, 'pending', 'leased');
         this.#sql.takeLease.run(owner, now, now + leaseMs, now, now, row.seq);
         return {
           id: idOf(row.seq),
           tenant: row.tenant,
+          target: row.target,
           source: row.source,
           sourceId: row.source_id,
           input: JSON.parse(row.input) as UserEventInput,
@@ -346,7 +405,7 @@ export class SqliteOutboxStore implements OutboxStore {
           settlement.owner,
         );
         if (updated === undefined) return false;
-        counts.move(updated.tenant, updated.source, 'leased', settlement.to);
+        counts.move(updated, 'leased', settlement.to);
         if (attempt !== null) this.#insertAttempt(seq, { ...attempt, number: updated.attempt_count });
         return true;
       }),
@@ -354,17 +413,17 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   async requeueDead(request: RequeueRequest): Promise<string[]> {
-    const { tenant, ids } = checkOutboxArgs.requeue(request);
+    const { tenant, target = null, ids } = checkOutboxArgs.requeue(request);
     const now = this.#clock.now();
     return this.#run('requeueDead', (counts) => {
       const rows =
         ids === undefined
-          ? this.#sql.requeueAll.all(now, now, tenant)
+          ? this.#sql.requeueAll.all(now, now, tenant, target, target)
           : ids.flatMap((id) => {
               const seq = seqOf(id);
-              return seq === null ? [] : this.#sql.requeueOne.all(now, now, tenant, seq);
+              return seq === null ? [] : this.#sql.requeueOne.all(now, now, tenant, seq, target, target);
             });
-      for (const row of rows) counts.move(tenant, row.source, 'dead', 'pending');
+      for (const row of rows) counts.move(row, 'dead', 'pending');
       return rows.map((row) => idOf(row.seq));
     });
   }
@@ -390,16 +449,16 @@ export class SqliteOutboxStore implements OutboxStore {
     return this.#read('listDead', () => this.#sql.dead.all(tenant, limit, offset).map((row) => this.#entry(row)));
   }
 
-  async counts(tenant: string, source?: string): Promise<OutboxCounts> {
-    return this.#read('counts', () =>
-      countsFrom(source === undefined ? this.#sql.counts.all(tenant) : this.#sql.countsBySource.all(tenant, source)),
-    );
+  async counts(tenant: string, filter: OutboxCountFilter = {}): Promise<OutboxCounts> {
+    const source = filter.source ?? null;
+    const target = filter.target ?? null;
+    return this.#read('counts', () => countsFrom(this.#sql.counts.all(tenant, source, source, target, target)));
   }
 
-  async nextDueAt(tenant: string): Promise<number | null> {
+  async nextDueAt(tenant: string, target: string): Promise<number | null> {
     return this.#read('nextDueAt', () => {
-      const due = this.#sql.nextDue.get(tenant)?.at ?? null;
-      const expiry = this.#sql.nextExpiry.get(tenant)?.at ?? null;
+      const due = this.#sql.nextDue.get(tenant, target)?.at ?? null;
+      const expiry = this.#sql.nextExpiry.get(tenant, target)?.at ?? null;
       if (due === null) return expiry;
       return expiry === null ? due : Math.min(due, expiry);
     });
@@ -451,6 +510,7 @@ export class SqliteOutboxStore implements OutboxStore {
     return {
       id: idOf(row.seq),
       tenant: row.tenant,
+      target: row.target,
       source: row.source,
       sourceId: row.source_id,
       dedupKey: row.dedup_key,

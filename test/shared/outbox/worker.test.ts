@@ -13,6 +13,7 @@ import {
   type SettledEvent,
 } from '../../../shared/outbox/index.js';
 import { createTargetClient } from '../../../shared/target/index.js';
+import { targetId } from '../../../shared/target/target-id.js';
 import type { HttpTransport } from '../../../shared/target/transport.js';
 import { type ClosableTransport, undiciTransport } from '../../../shared/target/transport-undici.js';
 
@@ -47,7 +48,7 @@ function event(overrides: { key?: string | null; userId?: string } = {}): NewOut
     ...(key === null ? {} : { idempotencyKey: key }),
     events: [{ key: 'purchase', fields: { n: sequence } }],
   };
-  return { tenant: TENANT, source: 'test', sourceId: `row:${sequence}`, dedupKey: `d:${sequence}`, input, keyDecision: null };
+  return { tenant: TENANT, target: targetId(sandbox.url), source: 'test', sourceId: `row:${sequence}`, dedupKey: `d:${sequence}`, input, keyDecision: null };
 }
 
 interface SetupOptions {
@@ -219,7 +220,7 @@ describe('outbox worker', () => {
   it('never sends an event whose horizon passed while nothing ran (e.g. its worker died a day ago)', async () => {
     const { store, worker, clock } = setup({ config: { horizonMs: 2 * HOUR, leaseMs: 60_000 } });
     const [result] = await store.enqueue([event()]);
-    await store.lease({ tenant: TENANT, owner: 'died', limit: 1, leaseMs: 60_000 });
+    await store.lease({ tenant: TENANT, target: targetId(sandbox.url), owner: 'died', limit: 1, leaseMs: 60_000 });
     clock.advance(2 * HOUR);
     expect(await worker.runOnce()).toBe(1);
     const entry = await store.get(TENANT, result?.id ?? '');
@@ -232,7 +233,7 @@ describe('outbox worker', () => {
   it('resumes a crashed worker’s events once its lease runs out', async () => {
     const { store, worker, clock } = setup({ config: { leaseMs: 60_000 } });
     const [result] = await store.enqueue([event()]);
-    await store.lease({ tenant: TENANT, owner: 'import-crashed', limit: 10, leaseMs: 60_000 });
+    await store.lease({ tenant: TENANT, target: targetId(sandbox.url), owner: 'import-crashed', limit: 10, leaseMs: 60_000 });
     expect(await worker.runOnce()).toBe(0);
     clock.advance(60_000);
     expect(await worker.runOnce()).toBe(1);
@@ -275,7 +276,7 @@ describe('outbox worker', () => {
     await worker.submit(results.flatMap((result) => (result.leased ? [result.leased] : [])));
     await worker.stop();
     expect(await store.counts(TENANT)).toMatchObject({ leased: 0, pending: 2 });
-    expect(await store.nextDueAt(TENANT)).toBe(clock.now());
+    expect(await store.nextDueAt(TENANT, worker.target)).toBe(clock.now());
     expect(requestsTo()).toBe(0);
   });
 
