@@ -21,6 +21,7 @@ import {
   type LeaseRequest,
   type LedgerEntry,
   type NewOutboxEvent,
+  type OutboxCountFilter,
   type OutboxCounts,
   type OutboxState,
   type OutboxStore,
@@ -28,7 +29,7 @@ import {
   type RequeueRequest,
   type Settlement,
 } from '../../outbox/types.js';
-import { DEFAULT_REDIS_PREFIX, LuaScript, markerGuardLua, REDIS_NOW_LUA, RedisStateGuard } from './connection.js';
+import { DEFAULT_REDIS_PREFIX, keyPart, LuaScript, markerGuardLua, REDIS_NOW_LUA, RedisStateGuard } from './connection.js';
 
 /** The prefix of every key: the outbox lives under `{prefix}outbox:`. */
 export const DEFAULT_OUTBOX_REDIS_PREFIX = DEFAULT_REDIS_PREFIX;
@@ -42,35 +43,46 @@ export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
 }
 
 /*
- * Layout, under P = `{prefix}outbox:` (tenant, key and source id are URI-encoded inside key names, so ':' cannot
- * collide; ids are generated, and an id is always the whole rest of its key name):
- *   P e:{id}            hash: the event (t tenant, src, sid, dk, key, dec, inp, st state, enq, upd, due, own, lat, lex,
- *                       fat first attempt, lo last outcome, dr dead reason, dat dead at, kix/six its index keys)
+ * Layout, under P = `{prefix}outbox:`. Every part of a key name (tenant, target, key, source id) goes through keyPart
+ * (URI-encoded), so ':' cannot collide; ids are generated, and an id is always the whole rest of its key name.
+ * {t} is the tenant's part, {g} the target's:
+ *   P e:{id}            hash: the event (t tenant, tE {t}, g target, gE {g}, src, sid, dk, key, dec, inp, st state, enq,
+ *                       upd, due, own, lat, lex, fat first attempt, lo last outcome, dr dead reason, dat dead at, kix/six
+ *                       its index keys)
  *   P a:{id}            list: the ledger's attempts, JSON, oldest first (an attempt's number is its position)
- *   P due:{t}           zset of pending ids by due time;  P lease:{t}  leased ids by lease expiry;  P dead:{t}  by death
- *   P dedup:{t}         hash dedupKey → id
- *   P key:{t}:{key}, P src:{t}:{sourceId}   zsets (score 0, so ids sort by time) for the ledger's lookups
- *   P n:{t}             hash of counts: "{state}" and "{source}|{state}"
+ *   P due:{t}:{g}       zset of the target's pending ids by due time;  P lease:{t}:{g}  its leased ids by lease expiry
+ *   P dead:{t}          zset of the tenant's dead letters (every target) by death;  P dead:{t}:{g}  the target's only
+ *   P dedup:{t}:{g}     hash dedupKey → id: the dedup rule is per (tenant, target)
+ *   P key:{t}:{key}, P src:{t}:{sourceId}   zsets (score 0, so ids sort by time) for the ledger's tenant-wide lookups
+ *   P n:{t}             hash of the tenant's counts (every target): "{state}" and "{source}|{state}"
+ *   P n:{t}:{g}         the same counts for one target, so a count by target (and source) is one HMGET too
+ * A worker leases from its own target's zsets only. (Every event here has a target: there was no Redis outbox before
+ * targets were recorded, so no legacy '' events exist to lease.)
  * Every transition is one Lua script, so it is atomic with respect to every other instance. The scripts compute key
  * names from their arguments, which standalone Redis and Sentinel allow; Redis Cluster would need hash tags.
- * Every script first checks the marker `{prefix}marker` and every read is a MULTI that reads it too (redis-safety.ts),
+ * Every script first checks the marker `{prefix}marker` and every read is a MULTI that reads it too (connection.ts),
  * so a wiped Redis fails with StateLostError instead of reporting an empty outbox. Times (enqueued, due, leases, deaths)
  * are the server's TIME, so a host whose clock runs ahead cannot lease events early; only a test's clock overrides it.
  */
 
 // Every script: KEYS[1] the marker; ARGV[1] the marker id, ARGV[2] a test clock's now or '' (the server's TIME), ARGV[3]
-// the prefix P. Each checks the marker first and takes its time from oncekit_now (redis-safety.ts).
+// the prefix P. Each checks the marker first and takes its time from oncekit_now (connection.ts).
 const COUNTS = `${REDIS_NOW_LUA}${markerGuardLua('KEYS[1]', 'ARGV[1]')}
 local now = oncekit_now(ARGV[2])
 local nowS = oncekit_text(now)
 local P = ARGV[3]
-local function move(nkey, src, from, to)
-  if from then redis.call('HINCRBY', nkey, from, -1); redis.call('HINCRBY', nkey, src .. '|' .. from, -1) end
-  if to then redis.call('HINCRBY', nkey, to, 1); redis.call('HINCRBY', nkey, src .. '|' .. to, 1) end
+-- The scope of a tenant's target in key names: '{t}:{g}'.
+local function scope(tE, gE) return tE .. ':' .. gE end
+-- Moves one event of source src between states in the tenant's counts and in its target's.
+local function move(tE, gE, src, from, to)
+  for _, nkey in ipairs({P .. 'n:' .. tE, P .. 'n:' .. scope(tE, gE)}) do
+    if from then redis.call('HINCRBY', nkey, from, -1); redis.call('HINCRBY', nkey, src .. '|' .. from, -1) end
+    if to then redis.call('HINCRBY', nkey, to, 1); redis.call('HINCRBY', nkey, src .. '|' .. to, 1) end
+  end
 end
 `;
 
-// ARGV[4..]: JSON [{id, t, tE, src, sid, dk, key, dec, inp, kix, six}], owner ('' = start pending), leaseMs.
+// ARGV[4..]: JSON [{id, t, tE, g, gE, src, sid, dk, key, dec, inp, kix, six}], owner ('' = start pending), leaseMs.
 // Returns {now, {{id, outcome, state, updatedAt, previousAttempts}, ...}}.
 const ENQUEUE = `${COUNTS}
 local owner = ARGV[5]
@@ -80,18 +92,19 @@ now = nowS
 local state = 'pending'
 if owner ~= '' then state = 'leased' end
 -- A new or revived event starts pending and due now, or leased to the caller.
-local function start(ek, id, tE)
+local function start(ek, id, sc)
   if state == 'pending' then
     redis.call('HSET', ek, 'st', 'pending', 'due', now, 'own', '', 'lat', '', 'lex', '', 'fat', '')
-    redis.call('ZADD', P .. 'due:' .. tE, now, id)
+    redis.call('ZADD', P .. 'due:' .. sc, now, id)
   else
     redis.call('HSET', ek, 'st', 'leased', 'due', '', 'own', owner, 'lat', now, 'lex', lexp, 'fat', now)
-    redis.call('ZADD', P .. 'lease:' .. tE, lexp, id)
+    redis.call('ZADD', P .. 'lease:' .. sc, lexp, id)
   end
 end
 local out = {}
 for i, ev in ipairs(events) do
-  local existing = redis.call('HGET', P .. 'dedup:' .. ev.tE, ev.dk)
+  local sc = scope(ev.tE, ev.gE)
+  local existing = redis.call('HGET', P .. 'dedup:' .. sc, ev.dk)
   if existing then
     local ek = P .. 'e:' .. existing
     local f = redis.call('HMGET', ek, 'st', 'lo', 'inp', 'kix', 'six', 'src', 'upd')
@@ -104,32 +117,33 @@ for i, ev in ipairs(events) do
       redis.call('HSET', ek, 'inp', ev.inp, 'key', ev.key, 'dec', ev.dec, 'sid', ev.sid, 'kix', ev.kix, 'six', ev.six,
         'dr', '', 'dat', '', 'upd', now)
       redis.call('ZREM', P .. 'dead:' .. ev.tE, existing)
-      start(ek, existing, ev.tE)
-      move(P .. 'n:' .. ev.tE, f[6], 'dead', state)
+      redis.call('ZREM', P .. 'dead:' .. sc, existing)
+      start(ek, existing, sc)
+      move(ev.tE, ev.gE, f[6], 'dead', state)
       out[i] = {existing, 'revived', state, now, redis.call('LLEN', P .. 'a:' .. existing)}
     else
       out[i] = {existing, 'existing', f[1], f[7], 0}
     end
   else
     local ek = P .. 'e:' .. ev.id
-    redis.call('HSET', ek, 't', ev.t, 'tE', ev.tE, 'src', ev.src, 'sid', ev.sid, 'dk', ev.dk, 'key', ev.key, 'dec', ev.dec,
+    redis.call('HSET', ek, 't', ev.t, 'tE', ev.tE, 'g', ev.g, 'gE', ev.gE, 'src', ev.src, 'sid', ev.sid, 'dk', ev.dk, 'key', ev.key, 'dec', ev.dec,
       'inp', ev.inp, 'enq', now, 'upd', now, 'lo', '', 'dr', '', 'dat', '', 'kix', ev.kix, 'six', ev.six)
-    start(ek, ev.id, ev.tE)
-    redis.call('HSET', P .. 'dedup:' .. ev.tE, ev.dk, ev.id)
+    start(ek, ev.id, sc)
+    redis.call('HSET', P .. 'dedup:' .. sc, ev.dk, ev.id)
     if ev.kix ~= '' then redis.call('ZADD', ev.kix, 0, ev.id) end
     redis.call('ZADD', ev.six, 0, ev.id)
-    move(P .. 'n:' .. ev.tE, ev.src, nil, state)
+    move(ev.tE, ev.gE, ev.src, nil, state)
     out[i] = {ev.id, 'created', state, now, 0}
   end
 end
 return {nowS, out}
 `;
 
-// ARGV[4..]: tE, limit, owner, leaseMs. Returns {now, {{id, src, sid, inp, fat, previousAttempts}, ...}}.
+// ARGV[4..]: tE, gE, limit, owner, leaseMs. Returns {now, {{id, src, sid, inp, fat, previousAttempts}, ...}}.
 const LEASE = `${COUNTS}
-local tE, limit, owner = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local lexp = oncekit_text(now + tonumber(ARGV[7]))
-local dueK, leaseK = P .. 'due:' .. tE, P .. 'lease:' .. tE
+local tE, gE, limit, owner = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local lexp = oncekit_text(now + tonumber(ARGV[8]))
+local dueK, leaseK = P .. 'due:' .. scope(tE, gE), P .. 'lease:' .. scope(tE, gE)
 local expired = redis.call('ZRANGEBYSCORE', leaseK, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
 local due = redis.call('ZRANGEBYSCORE', dueK, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
 local picks = {}
@@ -148,7 +162,7 @@ for i = 1, math.min(limit, #picks) do
     redis.call('ZREM', leaseK, id)
   else
     redis.call('ZREM', dueK, id)
-    move(P .. 'n:' .. tE, f[4], 'pending', 'leased')
+    move(tE, gE, f[4], 'pending', 'leased')
   end
   local fat = f[3]
   if fat == '' then fat = nowS end
@@ -165,59 +179,70 @@ const SETTLE = `${COUNTS}
 local out = {}
 for i, s in ipairs(cjson.decode(ARGV[4])) do
   local ek = P .. 'e:' .. s.id
-  local f = redis.call('HMGET', ek, 'st', 'own', 'tE', 'src')
+  local f = redis.call('HMGET', ek, 'st', 'own', 'tE', 'gE', 'src')
   if f[1] ~= 'leased' or f[2] ~= s.owner then
     out[i] = 0
   else
-    local tE = f[3]
-    redis.call('ZREM', P .. 'lease:' .. tE, s.id)
+    local tE, gE = f[3], f[4]
+    local sc = scope(tE, gE)
+    redis.call('ZREM', P .. 'lease:' .. sc, s.id)
     if s.attempt ~= '' then
       redis.call('RPUSH', P .. 'a:' .. s.id, s.attempt)
       redis.call('HSET', ek, 'lo', s.outcome)
     end
     if s.to == 'pending' then
       local due = oncekit_text(now + s.dueIn)
-      redis.call('ZADD', P .. 'due:' .. tE, due, s.id)
+      redis.call('ZADD', P .. 'due:' .. sc, due, s.id)
       redis.call('HSET', ek, 'due', due)
     elseif s.to == 'dead' then
       redis.call('ZADD', P .. 'dead:' .. tE, nowS, s.id)
+      redis.call('ZADD', P .. 'dead:' .. sc, nowS, s.id)
       redis.call('HSET', ek, 'dr', s.reason, 'dat', nowS)
     end
     redis.call('HSET', ek, 'st', s.to, 'own', '', 'lat', '', 'lex', '', 'upd', nowS)
-    move(P .. 'n:' .. tE, f[4], 'leased', s.to)
+    move(tE, gE, f[5], 'leased', s.to)
     out[i] = 1
   end
 end
 return out
 `;
 
-// ARGV[4..]: tE, JSON list of ids or '' for every dead letter of the tenant. Returns the ids requeued.
+// ARGV[4..]: tE, gE or '' for every target, JSON list of ids or '' for every dead letter (of the target, if given).
+// Returns the ids requeued.
 const REQUEUE = `${COUNTS}
-local tE = ARGV[4]
+local tE, only = ARGV[4], ARGV[5]
 now = nowS
-local deadK = P .. 'dead:' .. tE
 local ids
-if ARGV[5] == '' then ids = redis.call('ZRANGE', deadK, 0, -1) else ids = cjson.decode(ARGV[5]) end
+if ARGV[6] ~= '' then
+  ids = cjson.decode(ARGV[6])
+elseif only ~= '' then
+  ids = redis.call('ZRANGE', P .. 'dead:' .. scope(tE, only), 0, -1)
+else
+  ids = redis.call('ZRANGE', P .. 'dead:' .. tE, 0, -1)
+end
 local out = {}
 for _, id in ipairs(ids) do
   local ek = P .. 'e:' .. id
-  local f = redis.call('HMGET', ek, 'st', 'tE', 'src')
-  if f[1] == 'dead' and f[2] == tE then
-    redis.call('ZREM', deadK, id)
-    redis.call('ZADD', P .. 'due:' .. tE, now, id)
+  local f = redis.call('HMGET', ek, 'st', 'tE', 'gE', 'src')
+  if f[1] == 'dead' and f[2] == tE and (only == '' or f[3] == only) then
+    local gE = f[3]
+    redis.call('ZREM', P .. 'dead:' .. tE, id)
+    redis.call('ZREM', P .. 'dead:' .. scope(tE, gE), id)
+    redis.call('ZADD', P .. 'due:' .. scope(tE, gE), now, id)
     redis.call('HSET', ek, 'st', 'pending', 'due', now, 'fat', '', 'dr', '', 'dat', '', 'upd', now)
-    move(P .. 'n:' .. tE, f[3], 'dead', 'pending')
+    move(tE, gE, f[4], 'dead', 'pending')
     out[#out + 1] = id
   end
 end
 return out
 `;
 
-// ARGV[4]: tE. Returns {earliest due score or '', earliest lease expiry or '', now}: the caller translates to its clock.
+// ARGV[4..]: tE, gE. Returns {earliest due score or '', earliest lease expiry or '', now} of the target's events: the
+// caller translates to its clock.
 const NEXT_DUE = `${COUNTS}
-local tE = ARGV[4]
-local due = redis.call('ZRANGE', P .. 'due:' .. tE, 0, 0, 'WITHSCORES')
-local lease = redis.call('ZRANGE', P .. 'lease:' .. tE, 0, 0, 'WITHSCORES')
+local sc = scope(ARGV[4], ARGV[5])
+local due = redis.call('ZRANGE', P .. 'due:' .. sc, 0, 0, 'WITHSCORES')
+local lease = redis.call('ZRANGE', P .. 'lease:' .. sc, 0, 0, 'WITHSCORES')
 return {due[2] or '', lease[2] or '', nowS}
 `;
 
@@ -229,7 +254,6 @@ const SCRIPTS = {
   nextDue: new LuaScript(NEXT_DUE),
 };
 
-const enc = encodeURIComponent;
 const orNull = (value: string | undefined): string | null => (value === undefined || value === '' ? null : value);
 const numberOrNull = (value: string | undefined): number | null => (value === undefined || value === '' ? null : Number(value));
 
@@ -287,20 +311,22 @@ export class RedisOutboxStore implements OutboxStore {
     const idTime = this.#localNow();
     const P = this.#prefix;
     const payload = events.map((event) => {
-      const tE = enc(event.tenant);
+      const tE = keyPart(event.tenant);
       const key = event.input.idempotencyKey ?? '';
       return {
         id: newOutboxId(idTime),
         t: event.tenant,
         tE,
+        g: event.target,
+        gE: keyPart(event.target),
         src: event.source,
         sid: event.sourceId,
         dk: event.dedupKey,
         key,
         dec: event.keyDecision === null ? '' : JSON.stringify(event.keyDecision),
         inp: storedInput(event.input),
-        kix: key === '' ? '' : `${P}key:${tE}:${enc(key)}`,
-        six: `${P}src:${tE}:${enc(event.sourceId)}`,
+        kix: key === '' ? '' : `${P}key:${tE}:${keyPart(key)}`,
+        six: `${P}src:${tE}:${keyPart(event.sourceId)}`,
       };
     });
     const args = [JSON.stringify(payload), lease?.owner ?? '', lease === undefined ? 0 : lease.leaseMs];
@@ -318,8 +344,8 @@ export class RedisOutboxStore implements OutboxStore {
   }
 
   async lease(request: LeaseRequest): Promise<LeasedEvent[]> {
-    const { tenant, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
-    const args = [enc(tenant), limit, owner, leaseMs];
+    const { tenant, target, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
+    const args = [keyPart(tenant), keyPart(target), limit, owner, leaseMs];
     const [nowText, rows] = (await this.#eval('lease', SCRIPTS.lease, args)) as [
       string,
       [string, string, string, string, string, string][],
@@ -328,6 +354,7 @@ export class RedisOutboxStore implements OutboxStore {
     return rows.map(([id, source, sourceId, input, firstAttemptAt, attempts]) => ({
       id,
       tenant,
+      target,
       source,
       sourceId,
       input: JSON.parse(input) as UserEventInput,
@@ -358,9 +385,9 @@ export class RedisOutboxStore implements OutboxStore {
   }
 
   async requeueDead(request: RequeueRequest): Promise<string[]> {
-    const { tenant, ids } = checkOutboxArgs.requeue(request);
+    const { tenant, target, ids } = checkOutboxArgs.requeue(request);
     if (ids !== undefined && ids.length === 0) return [];
-    const args = [enc(tenant), ids === undefined ? '' : JSON.stringify(ids)];
+    const args = [keyPart(tenant), target === undefined ? '' : keyPart(target), ids === undefined ? '' : JSON.stringify(ids)];
     return (await this.#eval('requeueDead', SCRIPTS.requeue, args)) as string[];
   }
 
@@ -370,14 +397,14 @@ export class RedisOutboxStore implements OutboxStore {
 
   async findByKey(tenant: string, key: string): Promise<LedgerEntry[]> {
     return this.#call('findByKey', async () => {
-      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}key:${enc(tenant)}:${enc(key)}`, 0, '-1'));
+      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}key:${keyPart(tenant)}:${keyPart(key)}`, 0, '-1'));
       return this.#entries(tenant, ids as string[]);
     });
   }
 
   async findBySourceId(tenant: string, sourceId: string): Promise<LedgerEntry[]> {
     return this.#call('findBySourceId', async () => {
-      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}src:${enc(tenant)}:${enc(sourceId)}`, 0, '-1'));
+      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}src:${keyPart(tenant)}:${keyPart(sourceId)}`, 0, '-1'));
       return this.#entries(tenant, ids as string[]);
     });
   }
@@ -385,23 +412,29 @@ export class RedisOutboxStore implements OutboxStore {
   async listDead(tenant: string, page?: { readonly limit?: number; readonly offset?: number }): Promise<LedgerEntry[]> {
     const { limit, offset } = checkOutboxArgs.page(page);
     return this.#call('listDead', async () => {
-      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}dead:${enc(tenant)}`, offset, String(offset + limit - 1)));
+      const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}dead:${keyPart(tenant)}`, offset, String(offset + limit - 1)));
       return this.#entries(tenant, ids as string[]);
     });
   }
 
-  async counts(tenant: string, source?: string): Promise<OutboxCounts> {
+  /** One HMGET: the tenant's counts hash, or its target's when the filter names a target. */
+  async counts(tenant: string, filter?: OutboxCountFilter): Promise<OutboxCounts> {
     return this.#call('counts', async () => {
+      const source = filter?.source;
+      const target = filter?.target;
+      const key = `${this.#prefix}n:${keyPart(tenant)}${target === undefined ? '' : `:${keyPart(target)}`}`;
       const fields = outboxStates.map((state) => (source === undefined ? state : `${source}|${state}`));
-      const [values] = (await this.#read((multi) => multi.hmget(`${this.#prefix}n:${enc(tenant)}`, ...fields))) as [(string | null)[]];
+      const [values] = (await this.#read((multi) => multi.hmget(key, ...fields))) as [(string | null)[]];
       return countsFrom(outboxStates.map((state, index) => ({ state, count: Number(values[index] ?? 0) })));
     });
   }
 
-  /** On the caller's clock: the server's time of the next due event, shifted by how far the two clocks differ. */
-  async nextDueAt(tenant: string): Promise<number | null> {
+  /** On the caller's clock: the server's time of the target's next due event, shifted by how far the two clocks differ. */
+  async nextDueAt(tenant: string, target: string): Promise<number | null> {
+    checkOutboxArgs.target(target);
     const localNow = this.#localNow();
-    const [due, lease, serverNow] = (await this.#eval('nextDueAt', SCRIPTS.nextDue, [enc(tenant)])) as [string, string, string];
+    const args = [keyPart(tenant), keyPart(target)];
+    const [due, lease, serverNow] = (await this.#eval('nextDueAt', SCRIPTS.nextDue, args)) as [string, string, string];
     const times = [due, lease].filter((score) => score !== '').map(Number);
     return times.length === 0 ? null : Math.min(...times) - Number(serverNow) + localNow;
   }
@@ -442,6 +475,7 @@ function ledgerEntry(id: string, f: Record<string, string>, attempts: readonly s
   return {
     id,
     tenant: f.t ?? '',
+    target: f.g ?? '',
     source: f.src ?? '',
     sourceId: f.sid ?? '',
     dedupKey: f.dk ?? '',

@@ -97,6 +97,7 @@ export function describeOutboxStoreContract(
       expect(entry).toEqual({
         id: first?.id,
         tenant: TENANT,
+        target: TARGET,
         source: 'import',
         sourceId: events[0]?.sourceId,
         dedupKey: events[0]?.dedupKey,

@@ -177,7 +177,7 @@ describe.skipIf(skipRedisTests)('Redis only when it persists', () => {
       const keyPrefix = prefix('marker-outbox');
       const store = new RedisOutboxStore({ client, keyPrefix });
       const input = { userId: 'u', accountId: 'a', events: [{ key: 'signup' }] };
-      const event = { tenant: 't', source: 's', sourceId: '1', dedupKey: 'd1', input, keyDecision: null } as const;
+      const event = { tenant: 't', target: 'g', source: 's', sourceId: '1', dedupKey: 'd1', input, keyDecision: null } as const;
       await store.enqueue([event]);
       expect((await store.counts('t')).pending).toBe(1);
       await deleteRedisKeys(client, keyPrefix);
@@ -186,9 +186,9 @@ describe.skipIf(skipRedisTests)('Redis only when it persists', () => {
       await newcomer.ready();
       await expect(store.counts('t')).rejects.toBeInstanceOf(StateLostError);
       await expect(store.enqueue([{ ...event, dedupKey: 'd2' }])).rejects.toBeInstanceOf(StateLostError);
-      await expect(store.lease({ tenant: 't', owner: 'w', limit: 10, leaseMs: 1000 })).rejects.toBeInstanceOf(StateLostError);
+      await expect(store.lease({ tenant: 't', target: 'g', owner: 'w', limit: 10, leaseMs: 1000 })).rejects.toBeInstanceOf(StateLostError);
       await expect(store.findBySourceId('t', '1')).rejects.toBeInstanceOf(StateLostError);
-      await expect(store.nextDueAt('t')).rejects.toBeInstanceOf(StateLostError);
+      await expect(store.nextDueAt('t', 'g')).rejects.toBeInstanceOf(StateLostError);
       await expect(store.requeueDead({ tenant: 't' })).rejects.toBeInstanceOf(StateLostError);
       expect((await newcomer.counts('t')).pending).toBe(0);
     });
@@ -224,12 +224,12 @@ describe.skipIf(skipRedisTests)('Redis only when it persists', () => {
       const keyPrefix = prefix('skew-outbox');
       const holder = new RedisOutboxStore({ client, keyPrefix });
       const input = { userId: 'u', accountId: 'a', events: [{ key: 'signup' }] };
-      const base = { tenant: 't', source: 's', input, keyDecision: null } as const;
+      const base = { tenant: 't', target: 'g', source: 's', input, keyDecision: null } as const;
       await holder.enqueue([
         { ...base, sourceId: '1', dedupKey: 'd1' },
         { ...base, sourceId: '2', dedupKey: 'd2' },
       ]);
-      const leased = await holder.lease({ tenant: 't', owner: 'holder', limit: 2, leaseMs: 60_000 });
+      const leased = await holder.lease({ tenant: 't', target: 'g', owner: 'holder', limit: 2, leaseMs: 60_000 });
       expect(leased).toHaveLength(2);
       const [first] = leased;
       if (!first) throw new Error('nothing leased');
@@ -242,9 +242,9 @@ describe.skipIf(skipRedisTests)('Redis only when it persists', () => {
         const ahead = new RedisOutboxStore({ client: other, keyPrefix });
         const realNow = Date.now();
         vi.spyOn(Date, 'now').mockImplementation(() => realNow + 10 * 60_000);
-        expect(await ahead.lease({ tenant: 't', owner: 'ahead', limit: 10, leaseMs: 60_000 })).toEqual([]);
+        expect(await ahead.lease({ tenant: 't', target: 'g', owner: 'ahead', limit: 10, leaseMs: 60_000 })).toEqual([]);
         // nextDueAt is on the caller's clock: about 60 s from its (skewed) now, not 9 minutes in its past.
-        const next = await ahead.nextDueAt('t');
+        const next = await ahead.nextDueAt('t', 'g');
         expect(next).not.toBeNull();
         expect((next ?? 0) - Date.now()).toBeGreaterThan(50_000);
       } finally {

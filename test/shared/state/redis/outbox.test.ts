@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RedisOutboxStore } from '../../../../shared/outbox/index.js';
 import { describeOutboxStoreContract } from '../outbox-contract.js';
 import { connectTestRedis, deleteRedisKeys, redisEnv, skipRedisTests, uniqueRedisPrefix } from './test-env.js';
@@ -26,5 +26,64 @@ describe.skipIf(skipRedisTests)(`outbox on Redis at ${redisEnv.url}`, () => {
         await Promise.all(clients.map((client) => client.quit()));
       },
     };
+  });
+
+  describe('targets in the key layout', () => {
+    const A = 'https://a.target.test';
+    const B = 'https://b.target.test:8443/x';
+    const input = { userId: 'u', accountId: 'a', events: [{ key: 'signup' }] };
+    const event = (target: string, source: string, dedupKey: string) =>
+      ({
+        tenant: 't:1',
+        target,
+        source,
+        sourceId: dedupKey,
+        dedupKey,
+        input: { ...input, idempotencyKey: dedupKey },
+        keyDecision: null,
+      }) as const;
+    let client: Redis;
+    let keyPrefix: string;
+    let store: RedisOutboxStore;
+    beforeEach(async () => {
+      client = await connectTestRedis();
+      keyPrefix = uniqueRedisPrefix('outbox-targets');
+      store = new RedisOutboxStore({ client, keyPrefix });
+    });
+    afterEach(async () => {
+      await deleteRedisKeys(client, keyPrefix);
+      await client.quit();
+    });
+
+    it("keeps each target in keys of its own, its ':' encoded, and counts by source and target with one hash", async () => {
+      await store.enqueue([event(A, 'import', 'd1'), event(B, 'import', 'd1'), event(B, 'segment', 'd2')]);
+      const P = `${keyPrefix}outbox:`;
+      const t = encodeURIComponent('t:1');
+      expect(await client.zcard(`${P}due:${t}:${encodeURIComponent(A)}`)).toBe(1);
+      expect(await client.zcard(`${P}due:${t}:${encodeURIComponent(B)}`)).toBe(2);
+      expect(await client.hlen(`${P}dedup:${t}:${encodeURIComponent(B)}`)).toBe(2);
+      expect(await store.counts('t:1', { target: B, source: 'segment' })).toMatchObject({ pending: 1 });
+      expect(await store.counts('t:1', { target: A, source: 'segment' })).toMatchObject({ pending: 0 });
+      expect(await store.counts('t:1', { source: 'import' })).toMatchObject({ pending: 2 });
+      expect(await store.counts('t:1', { target: 'https://a.target.test:8443/x' })).toMatchObject({ pending: 0 });
+    });
+
+    it('requeues listed ids only of the target named, and revives a dead letter out of both dead sets', async () => {
+      const [a, b] = await store.enqueue([event(A, 'import', 'd1'), event(B, 'import', 'd1')]);
+      for (const target of [A, B]) {
+        const [held] = await store.lease({ tenant: 't:1', target, owner: 'w', limit: 1, leaseMs: 1000 });
+        await store.settle([{ id: held?.id ?? '', owner: 'w', attempt: null, to: 'dead', reason: 'rejected' }]);
+      }
+      expect((await store.listDead('t:1')).map((entry) => [entry.id, entry.target])).toEqual([
+        [a?.id, A],
+        [b?.id, B],
+      ]);
+      expect(await store.requeueDead({ tenant: 't:1', target: B, ids: [a?.id ?? '', b?.id ?? ''] })).toEqual([b?.id]);
+      expect(await store.counts('t:1', { target: A })).toMatchObject({ dead: 1, pending: 0 });
+      expect(await store.counts('t:1', { target: B })).toMatchObject({ dead: 0, pending: 1 });
+      expect(await store.counts('t:1')).toMatchObject({ dead: 1, pending: 1 });
+      expect(await store.nextDueAt('t:1', A)).toBeNull();
+      expect(await store.nextDueAt('t:1', B)).not.toBeNull();
+    });
   });
 });
