@@ -97,6 +97,7 @@ export function describeOutboxStoreContract(
       expect(entry).toEqual({
         id: first?.id,
         tenant: TENANT,
+        target: TARGET,
         source: 'import',
         sourceId: events[0]?.sourceId,
         dedupKey: events[0]?.dedupKey,
@@ -146,6 +147,7 @@ export function describeOutboxStoreContract(
       expect(results[0]?.leased).toEqual({
         id: results[0]?.id,
         tenant: TENANT,
+        target: TARGET,
         source: 'import',
         sourceId: first.sourceId,
         input: first.input,
