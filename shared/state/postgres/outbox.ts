@@ -20,6 +20,7 @@ import type {
   LeaseRequest,
   LedgerEntry,
   NewOutboxEvent,
+  OutboxCountFilter,
   OutboxCounts,
   OutboxState,
   OutboxStore,
@@ -30,12 +31,15 @@ import type { PostgresStoreLocation } from '../location.js';
 import { type Migration, PostgresDatabase, transactionNow } from './database.js';
 
 const MODULE = 'outbox';
-// Version 1 is migrations[0]; a later change appends a migration, never edits one.
+// Version 1 is migrations[0]; a later change appends a migration, never edits one. (Version 1 took `target` in place:
+// the PostgreSQL engine had not been released, so no database holds the version without it.)
 const MIGRATIONS: readonly Migration[] = [
   [
     `CREATE TABLE outbox_events (
       seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
       tenant text NOT NULL,
+      -- The target the event is for; never '' here: events stored before targets were recorded exist only in other engines.
+      target text NOT NULL CHECK (target <> ''),
       source text NOT NULL,
       source_id text NOT NULL,
       dedup_key text NOT NULL,
@@ -55,15 +59,18 @@ const MIGRATIONS: readonly Migration[] = [
       dead_reason text,
       dead_at bigint
     )`,
-    // The dedup rule is the database's: one event per (tenant, dedup_key), whichever instance enqueues it.
-    'CREATE UNIQUE INDEX outbox_events_dedup ON outbox_events (tenant, dedup_key)',
-    `CREATE INDEX outbox_events_due ON outbox_events (tenant, due_at, seq) WHERE state = 'pending'`,
-    `CREATE INDEX outbox_events_leased ON outbox_events (tenant, lease_expires_at, seq) WHERE state = 'leased'`,
+    // The dedup rule is the database's: one event per (tenant, target, dedup_key), whichever instance enqueues it.
+    'CREATE UNIQUE INDEX outbox_events_dedup ON outbox_events (tenant, target, dedup_key)',
+    // A worker leases (and waits for) only its target's events: these are read per (tenant, target).
+    `CREATE INDEX outbox_events_due ON outbox_events (tenant, target, due_at, seq) WHERE state = 'pending'`,
+    `CREATE INDEX outbox_events_leased ON outbox_events (tenant, target, lease_expires_at, seq) WHERE state = 'leased'`,
+    // The ledger's reads stay tenant-wide (every target's dead letters, keys and source ids).
     `CREATE INDEX outbox_events_dead ON outbox_events (tenant, dead_at, seq) WHERE state = 'dead'`,
     'CREATE INDEX outbox_events_key ON outbox_events (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL',
     'CREATE INDEX outbox_events_source_id ON outbox_events (tenant, source_id)',
-    // Counts are read from this index: no counter rows that every worker's transaction would have to lock.
-    'CREATE INDEX outbox_events_counts ON outbox_events (tenant, state, source)',
+    // Counts are read from this index: no counter rows that every worker's transaction would have to lock. Target
+    // second, so a target's counts (a worker's drain check) read only its range; tenant-wide counts read the tenant's.
+    'CREATE INDEX outbox_events_counts ON outbox_events (tenant, target, state, source)',
     `CREATE TABLE ledger_attempts (
       event_seq bigint NOT NULL REFERENCES outbox_events (seq) ON DELETE CASCADE,
       number integer NOT NULL,
@@ -84,6 +91,7 @@ const MIGRATIONS: readonly Migration[] = [
 interface EventRow {
   seq: number;
   tenant: string;
+  target: string;
   source: string;
   source_id: string;
   dedup_key: string;
@@ -177,10 +185,11 @@ export class PostgresOutboxStore implements OutboxStore {
       // How a new or revived event starts: pending and due now, or leased to the caller.
       const state: OutboxState = lease === undefined ? 'pending' : 'leased';
       const start = lease === undefined ? [now, null, null, null, null] : [null, lease.owner, now, now + lease.leaseMs, now];
-      // The first event per (tenant, dedupKey) is the one written; a later twin in the same call is its duplicate.
+      // The first event per (tenant, target, dedupKey) is the one written; a later twin in the same call is its duplicate.
+      const nameOf = (tenant: string, target: string, dedupKey: string): string => JSON.stringify([tenant, target, dedupKey]);
       const firsts = new Map<string, number>();
       const twinOf = events.map((event, index) => {
-        const name = JSON.stringify([event.tenant, event.dedupKey]);
+        const name = nameOf(event.tenant, event.target, event.dedupKey);
         const first = firsts.get(name);
         if (first === undefined) firsts.set(name, index);
         return first;
@@ -192,17 +201,19 @@ export class PostgresOutboxStore implements OutboxStore {
         key: event.input.idempotencyKey ?? null,
         decision: event.keyDecision === null ? null : JSON.stringify(event.keyDecision),
       }));
-      const inserted = await client.query<{ seq: number; tenant: string; dedup_key: string }>(
-        `INSERT INTO outbox_events (tenant, source, source_id, dedup_key, idempotency_key, key_decision, input, state, enqueued_at,
-           updated_at, due_at, owner, leased_at, lease_expires_at, first_attempt_at)
-         SELECT u.tenant, u.source, u.source_id, u.dedup_key, u.idempotency_key, u.key_decision, u.input, $8, $9, $9, $10, $11, $12, $13, $14
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY
-           AS u (tenant, source, source_id, dedup_key, idempotency_key, key_decision, input, ord)
+      const inserted = await client.query<{ seq: number; tenant: string; target: string; dedup_key: string }>(
+        `INSERT INTO outbox_events (tenant, target, source, source_id, dedup_key, idempotency_key, key_decision, input, state,
+           enqueued_at, updated_at, due_at, owner, leased_at, lease_expires_at, first_attempt_at)
+         SELECT u.tenant, u.target, u.source, u.source_id, u.dedup_key, u.idempotency_key, u.key_decision, u.input,
+           $9, $10, $10, $11, $12, $13, $14, $15
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+           AS u (tenant, target, source, source_id, dedup_key, idempotency_key, key_decision, input, ord)
          ORDER BY u.ord
-         ON CONFLICT (tenant, dedup_key) DO NOTHING
-         RETURNING seq, tenant, dedup_key`,
+         ON CONFLICT (tenant, target, dedup_key) DO NOTHING
+         RETURNING seq, tenant, target, dedup_key`,
         [
           rows.map((row) => row.event.tenant),
+          rows.map((row) => row.event.target),
           rows.map((row) => row.event.source),
           rows.map((row) => row.event.sourceId),
           rows.map((row) => row.event.dedupKey),
@@ -214,20 +225,21 @@ export class PostgresOutboxStore implements OutboxStore {
           ...start,
         ],
       );
-      const nameOf = (tenant: string, dedupKey: string): string => JSON.stringify([tenant, dedupKey]);
-      const insertedSeq = new Map(inserted.rows.map((row) => [nameOf(row.tenant, row.dedup_key), row.seq]));
-      const others = rows.filter((row) => !insertedSeq.has(nameOf(row.event.tenant, row.event.dedupKey)));
+      const eventName = (event: NewOutboxEvent): string => nameOf(event.tenant, event.target, event.dedupKey);
+      const insertedSeq = new Map(inserted.rows.map((row) => [nameOf(row.tenant, row.target, row.dedup_key), row.seq]));
+      const others = rows.filter((row) => !insertedSeq.has(eventName(row.event)));
       const existing = new Map<string, EventRow>();
       if (others.length > 0) {
         const found = await client.query<EventRow>(
-          `SELECT e.* FROM outbox_events e JOIN unnest($1::text[], $2::text[]) AS u (tenant, dedup_key) USING (tenant, dedup_key)
+          `SELECT e.* FROM outbox_events e
+             JOIN unnest($1::text[], $2::text[], $3::text[]) AS u (tenant, target, dedup_key) USING (tenant, target, dedup_key)
            FOR UPDATE OF e`,
-          [others.map((row) => row.event.tenant), others.map((row) => row.event.dedupKey)],
+          [others.map((row) => row.event.tenant), others.map((row) => row.event.target), others.map((row) => row.event.dedupKey)],
         );
-        for (const row of found.rows) existing.set(nameOf(row.tenant, row.dedup_key), row);
+        for (const row of found.rows) existing.set(nameOf(row.tenant, row.target, row.dedup_key), row);
       }
       const revive = others.filter((row) => {
-        const current = existing.get(nameOf(row.event.tenant, row.event.dedupKey));
+        const current = existing.get(eventName(row.event));
         return current !== undefined && canRevive(current.state, current.last_outcome, current.input, row.input);
       });
       if (revive.length > 0) {
@@ -238,7 +250,7 @@ export class PostgresOutboxStore implements OutboxStore {
            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u (seq, input, idempotency_key, key_decision, source_id)
            WHERE e.seq = u.seq`,
           [
-            revive.map((row) => existing.get(nameOf(row.event.tenant, row.event.dedupKey))?.seq),
+            revive.map((row) => existing.get(eventName(row.event))?.seq),
             revive.map((row) => row.input),
             revive.map((row) => row.key),
             revive.map((row) => row.decision),
@@ -249,13 +261,13 @@ export class PostgresOutboxStore implements OutboxStore {
           ],
         );
       }
-      const revived = new Set(revive.map((row) => nameOf(row.event.tenant, row.event.dedupKey)));
+      const revived = new Set(revive.map((row) => eventName(row.event)));
       const results = new Map<number, EnqueueResult>();
       for (const { index, event } of unique) {
-        const name = nameOf(event.tenant, event.dedupKey);
+        const name = eventName(event);
         const seq = insertedSeq.get(name);
         if (seq !== undefined) {
-          const leased = lease === undefined ? undefined : leasedOnEnqueue(idOf(seq), event, lease, now, 0);
+          const leased = lease === undefined ? undefined : leasedOf(idOf(seq), event, lease, now, 0);
           results.set(index, { id: idOf(seq), outcome: 'created', state, updatedAt: now, ...(leased ? { leased } : {}) });
           continue;
         }
@@ -265,7 +277,7 @@ export class PostgresOutboxStore implements OutboxStore {
           results.set(index, { id: idOf(current.seq), outcome: 'existing', state: current.state, updatedAt: current.updated_at });
           continue;
         }
-        const leased = lease === undefined ? undefined : leasedOnEnqueue(idOf(current.seq), event, lease, now, current.attempt_count);
+        const leased = lease === undefined ? undefined : leasedOf(idOf(current.seq), event, lease, now, current.attempt_count);
         results.set(index, { id: idOf(current.seq), outcome: 'revived', state, updatedAt: now, ...(leased ? { leased } : {}) });
       }
       if (state === 'pending') {
@@ -282,21 +294,21 @@ export class PostgresOutboxStore implements OutboxStore {
   }
 
   async lease(request: LeaseRequest): Promise<LeasedEvent[]> {
-    const { tenant, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
+    const { tenant, target, owner, limit, leaseMs } = checkOutboxArgs.lease(request);
     return this.#transaction('lease', async (client, now) => {
       // Rows another worker is taking right now are skipped, not waited for; a row that worker already took no longer
-      // matches when re-checked, so no event is leased twice.
+      // matches when re-checked, so no event is leased twice. Only the worker's target's events are candidates.
       const picked = await client.query<EventRow>(
         `WITH due AS (
-           SELECT * FROM outbox_events WHERE tenant = $1 AND state = 'pending' AND due_at <= $2
-           ORDER BY due_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED
+           SELECT * FROM outbox_events WHERE tenant = $1 AND target = $2 AND state = 'pending' AND due_at <= $3
+           ORDER BY due_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED
          ), expired AS (
-           SELECT * FROM outbox_events WHERE tenant = $1 AND state = 'leased' AND lease_expires_at <= $2
-           ORDER BY lease_expires_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED
+           SELECT * FROM outbox_events WHERE tenant = $1 AND target = $2 AND state = 'leased' AND lease_expires_at <= $3
+           ORDER BY lease_expires_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED
          )
          SELECT * FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS picked
-         ORDER BY CASE WHEN state = 'pending' THEN due_at ELSE lease_expires_at END, seq LIMIT $3`,
-        [tenant, now, limit],
+         ORDER BY CASE WHEN state = 'pending' THEN due_at ELSE lease_expires_at END, seq LIMIT $4`,
+        [tenant, target, now, limit],
       );
       if (picked.rows.length === 0) return [];
       const abandoned = picked.rows
@@ -318,6 +330,7 @@ export class PostgresOutboxStore implements OutboxStore {
         (row): LeasedEvent => ({
           id: idOf(row.seq),
           tenant: row.tenant,
+          target: row.target,
           source: row.source,
           sourceId: row.source_id,
           input: JSON.parse(row.input) as UserEventInput,
@@ -382,15 +395,16 @@ export class PostgresOutboxStore implements OutboxStore {
   }
 
   async requeueDead(request: RequeueRequest): Promise<string[]> {
-    const { tenant, ids } = checkOutboxArgs.requeue(request);
+    const { tenant, target, ids } = checkOutboxArgs.requeue(request);
     const seqs = ids?.map(seqOf).filter((seq): seq is number => seq !== null);
     if (seqs !== undefined && seqs.length === 0) return [];
     return this.#transaction('requeueDead', async (client, now) => {
       const result = await client.query<{ seq: number }>(
         `UPDATE outbox_events SET state = 'pending', due_at = $2, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = $2
          WHERE tenant = $1 AND state = 'dead' AND ($3::bigint[] IS NULL OR seq = ANY ($3::bigint[]))
+           AND ($4::text IS NULL OR target = $4)
          RETURNING seq`,
-        [tenant, now, seqs ?? null],
+        [tenant, now, seqs ?? null, target ?? null],
       );
       const requeued = new Set(result.rows.map((row) => row.seq));
       const order = seqs ?? [...requeued].sort((a, b) => a - b);
@@ -426,23 +440,35 @@ export class PostgresOutboxStore implements OutboxStore {
     );
   }
 
-  async counts(tenant: string, source?: string): Promise<OutboxCounts> {
+  async counts(tenant: string, filter: OutboxCountFilter = {}): Promise<OutboxCounts> {
     return this.#read('counts', async () => {
+      // Only the conditions asked for, so a target's counts are a range of the counts index.
+      const values: string[] = [tenant];
+      const where = ['tenant = $1'];
+      for (const [column, value] of [
+        ['target', filter.target],
+        ['source', filter.source],
+      ] as const) {
+        if (value === undefined) continue;
+        values.push(value);
+        where.push(`${column} = $${values.length}`);
+      }
       const result = await this.#db.pool.query<{ state: string; count: number }>(
-        `SELECT state, count(*)::integer AS count FROM outbox_events WHERE tenant = $1 AND ($2::text IS NULL OR source = $2) GROUP BY state`,
-        [tenant, source ?? null],
+        `SELECT state, count(*)::integer AS count FROM outbox_events WHERE ${where.join(' AND ')} GROUP BY state`,
+        values,
       );
       return countsFrom(result.rows);
     });
   }
 
-  async nextDueAt(tenant: string): Promise<number | null> {
+  async nextDueAt(tenant: string, target: string): Promise<number | null> {
     return this.#read('nextDueAt', async () => {
+      checkOutboxArgs.target(target);
       const result = await this.#db.pool.query<{ at: number | null }>(
         `SELECT LEAST(
-           (SELECT min(due_at) FROM outbox_events WHERE tenant = $1 AND state = 'pending'),
-           (SELECT min(lease_expires_at) FROM outbox_events WHERE tenant = $1 AND state = 'leased')) AS at`,
-        [tenant],
+           (SELECT min(due_at) FROM outbox_events WHERE tenant = $1 AND target = $2 AND state = 'pending'),
+           (SELECT min(lease_expires_at) FROM outbox_events WHERE tenant = $1 AND target = $2 AND state = 'leased')) AS at`,
+        [tenant, target],
       );
       return result.rows[0]?.at ?? null;
     });
@@ -574,10 +600,22 @@ function attemptOf(row: AttemptRow): AttemptRecord {
   };
 }
 
+/** The worker's view of an event enqueued already leased to it, with the event's target. */
+function leasedOf(
+  id: string,
+  event: NewOutboxEvent,
+  lease: { readonly owner: string; readonly leaseMs: number },
+  now: number,
+  previousAttempts: number,
+): LeasedEvent {
+  return { ...leasedOnEnqueue(id, event, lease, now, previousAttempts), target: event.target };
+}
+
 function entryOf(row: EventRow, attempts: readonly AttemptRecord[]): LedgerEntry {
   return {
     id: idOf(row.seq),
     tenant: row.tenant,
+    target: row.target,
     source: row.source,
     sourceId: row.source_id,
     dedupKey: row.dedup_key,

@@ -147,6 +147,7 @@ export function describeOutboxStoreContract(
       expect(results[0]?.leased).toEqual({
         id: results[0]?.id,
         tenant: TENANT,
+        target: TARGET,
         source: 'import',
         sourceId: first.sourceId,
         input: first.input,

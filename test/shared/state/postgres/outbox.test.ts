@@ -9,6 +9,8 @@ import { dropTestSchema, postgresEnv, skipPostgresTests, testPostgresLocation, u
 
 const BUILT_OUTBOX = fileURLToPath(new URL('../../../../dist/shared/state/postgres/outbox.js', import.meta.url));
 const BUILT_IDEMPOTENCY = fileURLToPath(new URL('../../../../dist/shared/state/postgres/idempotency.js', import.meta.url));
+/** The target outboxEvent() binds events to. */
+const TARGET = 'https://a.target.test';
 
 /** A separate process that opens both stores on `schema` (running their migrations) and leases what it can. */
 function openAndLeaseInChildProcess(schema: string, owner: string): Promise<string[]> {
@@ -20,9 +22,10 @@ function openAndLeaseInChildProcess(schema: string, owner: string): Promise<stri
       PostgresOutboxStore.open(${location}, { schema: ${JSON.stringify(schema)} }),
       PostgresIdempotencyStore.open(${location}, { schema: ${JSON.stringify(schema)} }),
     ]);
-    await outbox.enqueue(Array.from({ length: 20 }, (_, i) => ({ tenant: 'acme', source: 'test', sourceId: String(i),
-      dedupKey: 'k' + i, input: { userId: 'u', accountId: 'a', events: [{ key: 'e' }] }, keyDecision: null })));
-    const leased = await outbox.lease({ tenant: 'acme', owner: ${JSON.stringify(owner)}, limit: 20, leaseMs: 60000 });
+    await outbox.enqueue(Array.from({ length: 20 }, (_, i) => ({ tenant: 'acme', target: ${JSON.stringify(TARGET)}, source: 'test',
+      sourceId: String(i), dedupKey: 'k' + i, input: { userId: 'u', accountId: 'a', events: [{ key: 'e' }] }, keyDecision: null })));
+    const leased = await outbox.lease({ tenant: 'acme', target: ${JSON.stringify(TARGET)}, owner: ${JSON.stringify(owner)}, limit: 20,
+      leaseMs: 60000 });
     process.stdout.write(leased.map((event) => event.id).join('\\n'));
     await Promise.all([outbox.close(), idempotency.close()]);`;
   return new Promise((resolve, reject) => {
@@ -68,7 +71,7 @@ describe.skipIf(skipPostgresTests)(`outbox on PostgreSQL at ${postgresEnv.url}`,
         const leaseAll = async (store: PostgresOutboxStore, owner: string): Promise<string[]> => {
           const ids: string[] = [];
           for (;;) {
-            const batch = await store.lease({ tenant: 'acme', owner, limit: 7, leaseMs: 60_000 });
+            const batch = await store.lease({ tenant: 'acme', target: TARGET, owner, limit: 7, leaseMs: 60_000 });
             if (batch.length === 0) return ids;
             ids.push(...batch.map((event) => event.id));
           }
@@ -94,6 +97,35 @@ describe.skipIf(skipPostgresTests)(`outbox on PostgreSQL at ${postgresEnv.url}`,
         expect(leased).toHaveLength(20);
         expect(new Set(leased).size).toBe(20);
       } finally {
+        await dropTestSchema(schema);
+      }
+    });
+
+    it('dedups per target across handles enqueueing the same events for two targets at once', async () => {
+      const schema = uniqueTestSchema('targets');
+      const handles = await Promise.all(
+        Array.from({ length: 3 }, () => PostgresOutboxStore.open(testPostgresLocation({ poolMax: 2 }), { schema })),
+      );
+      try {
+        const other = 'https://b.target.test';
+        const events = Array.from({ length: 40 }, () => outboxEvent());
+        // Every handle enqueues every event for both targets, at once: each (target, dedupKey) is created exactly once.
+        const batches = await Promise.all(
+          handles.flatMap((store) => [store.enqueue(events), store.enqueue(events.map((event) => ({ ...event, target: other })))]),
+        );
+        const created = batches.flat().filter((result) => result.outcome === 'created');
+        expect(created).toHaveLength(80);
+        expect(new Set(batches.flat().map((result) => result.id)).size).toBe(80);
+        const [a, b] = await Promise.all([
+          handles[1]?.lease({ tenant: 'acme', target: TARGET, owner: 'wa', limit: 100, leaseMs: 60_000 }),
+          handles[2]?.lease({ tenant: 'acme', target: other, owner: 'wb', limit: 100, leaseMs: 60_000 }),
+        ]);
+        expect(a?.map((event) => event.target)).toEqual(Array.from({ length: 40 }, () => TARGET));
+        expect(b?.map((event) => event.target)).toEqual(Array.from({ length: 40 }, () => other));
+        expect(await handles[0]?.counts('acme', { target: other, source: 'import' })).toMatchObject({ pending: 0, leased: 40 });
+        expect(await handles[0]?.counts('acme', { target: 'https://c.target.test' })).toMatchObject({ pending: 0, leased: 0 });
+      } finally {
+        await Promise.all(handles.map((store) => store.close()));
         await dropTestSchema(schema);
       }
     });
@@ -145,7 +177,7 @@ describe.skipIf(skipPostgresTests)(`outbox on PostgreSQL at ${postgresEnv.url}`,
         const before = Date.now();
         const [result] = await store.enqueue([outboxEvent()]);
         expect(Math.abs((result?.updatedAt ?? 0) - before)).toBeLessThan(5000);
-        const [leased] = await store.lease({ tenant: 'acme', owner: 'w', limit: 1, leaseMs: 60_000 });
+        const [leased] = await store.lease({ tenant: 'acme', target: TARGET, owner: 'w', limit: 1, leaseMs: 60_000 });
         expect(leased?.leaseExpiresAt).toBe((leased?.leasedAt ?? 0) + 60_000);
       } finally {
         await store.close();
