@@ -101,7 +101,11 @@ const leaseRequestSchema = z.object({
 
 const enqueueLeaseSchema = z.object({ owner: nonEmpty('owner'), leaseMs: z.number().int().min(1, 'leaseMs must be at least 1 ms') });
 
-const requeueSchema = z.object({ tenant: nonEmpty('tenant'), target: nonEmpty('target').optional(), ids: z.array(nonEmpty('id')).optional() });
+const requeueSchema = z.object({
+  tenant: nonEmpty('tenant'),
+  target: nonEmpty('target').optional(),
+  ids: z.array(nonEmpty('id')).optional(),
+});
 
 /** Argument checks every store applies, so a bad call fails the same way everywhere. */
 export const checkOutboxArgs = {

@@ -19,8 +19,8 @@ import type {
   LeaseRequest,
   LedgerEntry,
   NewOutboxEvent,
-  OutboxCounts,
   OutboxCountFilter,
+  OutboxCounts,
   OutboxState,
   OutboxStore,
   RequeueRequest,
@@ -113,14 +113,14 @@ function upgradeFromVersion1(db: SqliteDatabase): void {
       if (current === undefined || current.version !== 1) return; // another process upgraded it meanwhile
       const sequence = db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'outbox_events'").get()?.seq ?? 0;
       db.exec(eventsTable('outbox_events_v2'));
-      db.exec(`INSERT INTO outbox_events_v2 (${EVENT_COLUMNS.replace('tenant,', "tenant, target,")})
+      db.exec(`INSERT INTO outbox_events_v2 (${EVENT_COLUMNS.replace('tenant,', 'tenant, target,')})
                SELECT ${EVENT_COLUMNS.replace('tenant,', "tenant, '',")} FROM outbox_events`);
       db.exec('DROP TABLE outbox_events');
       db.exec('ALTER TABLE outbox_events_v2 RENAME TO outbox_events');
       db.exec("DELETE FROM sqlite_sequence WHERE name IN ('outbox_events', 'outbox_events_v2')");
-      db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox_events', max(?, (SELECT coalesce(max(seq), 0) FROM outbox_events)))").run(
-        sequence,
-      );
+      db.prepare(
+        "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox_events', max(?, (SELECT coalesce(max(seq), 0) FROM outbox_events)))",
+      ).run(sequence);
       for (const index of EVENT_INDEXES) db.exec(index);
       db.exec('DROP TABLE outbox_counts');
       db.exec(COUNTS_TABLE);
@@ -180,7 +180,11 @@ const seqOf = (id: string): number | null => (ID_PATTERN.test(id) ? Number.parse
 /** State changes of one transaction, summed per (tenant, target, source, state) and written to outbox_counts once. */
 class CountDeltas {
   readonly #deltas = new Map<string, { tenant: string; target: string; source: string; state: OutboxState; delta: number }>();
-  move(row: { readonly tenant: string; readonly target: string; readonly source: string }, from: OutboxState | null, to: OutboxState | null): void {
+  move(
+    row: { readonly tenant: string; readonly target: string; readonly source: string },
+    from: OutboxState | null,
+    to: OutboxState | null,
+  ): void {
     if (from !== null) this.#add(row, from, -1);
     if (to !== null) this.#add(row, to, 1);
   }
@@ -227,7 +231,9 @@ export class SqliteOutboxStore implements OutboxStore {
            updated_at, due_at, owner, leased_at, lease_expires_at, first_attempt_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, target, dedup_key) DO NOTHING RETURNING seq`,
       ),
-      byDedupKey: db.prepare<[string, string, string], EventRow>('SELECT * FROM outbox_events WHERE tenant = ? AND target = ? AND dedup_key = ?'),
+      byDedupKey: db.prepare<[string, string, string], EventRow>(
+        'SELECT * FROM outbox_events WHERE tenant = ? AND target = ? AND dedup_key = ?',
+      ),
       revive: db.prepare(
         `UPDATE outbox_events SET input = ?, idempotency_key = ?, key_decision = ?, source_id = ?, state = ?, due_at = ?, owner = ?,
            leased_at = ?, lease_expires_at = ?, first_attempt_at = ?, dead_reason = NULL, dead_at = NULL, updated_at = ? WHERE seq = ?`,

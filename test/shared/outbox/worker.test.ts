@@ -48,7 +48,15 @@ function event(overrides: { key?: string | null; userId?: string } = {}): NewOut
     ...(key === null ? {} : { idempotencyKey: key }),
     events: [{ key: 'purchase', fields: { n: sequence } }],
   };
-  return { tenant: TENANT, target: targetId(sandbox.url), source: 'test', sourceId: `row:${sequence}`, dedupKey: `d:${sequence}`, input, keyDecision: null };
+  return {
+    tenant: TENANT,
+    target: targetId(sandbox.url),
+    source: 'test',
+    sourceId: `row:${sequence}`,
+    dedupKey: `d:${sequence}`,
+    input,
+    keyDecision: null,
+  };
 }
 
 interface SetupOptions {

@@ -264,7 +264,9 @@ export function describeOutboxStoreContract(
         await store.enqueue(events);
         const leasers = Array.from({ length: 12 }, (_, index) => (index % 2 === 0 ? store : other));
         const batches = await Promise.all(
-          leasers.map((handle, index) => handle.lease({ tenant: TENANT, target: TARGET, owner: `w${index}`, limit: 15, leaseMs: LEASE_MS })),
+          leasers.map((handle, index) =>
+            handle.lease({ tenant: TENANT, target: TARGET, owner: `w${index}`, limit: 15, leaseMs: LEASE_MS }),
+          ),
         );
         const leased = batches.flat().map((event) => event.id);
         expect(leased).toHaveLength(120);
@@ -471,9 +473,13 @@ export function describeOutboxStoreContract(
     it('refuses malformed calls with typed errors', async () => {
       await expect(store.enqueue([outboxEvent({ tenant: '' })])).rejects.toBeInstanceOf(OutboxStoreError);
       await expect(store.enqueue([outboxEvent({ target: '' })])).rejects.toBeInstanceOf(OutboxStoreError);
-      await expect(store.lease({ tenant: TENANT, target: '', owner: 'w', limit: 1, leaseMs: 1000 })).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(store.lease({ tenant: TENANT, target: '', owner: 'w', limit: 1, leaseMs: 1000 })).rejects.toBeInstanceOf(
+        InvalidInputError,
+      );
       await expect(store.enqueue([outboxEvent({ dedupKey: '' })])).rejects.toThrow(/dedupKey/);
-      await expect(store.lease({ tenant: TENANT, target: TARGET, owner: 'w', limit: 0, leaseMs: 1000 })).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(store.lease({ tenant: TENANT, target: TARGET, owner: 'w', limit: 0, leaseMs: 1000 })).rejects.toBeInstanceOf(
+        InvalidInputError,
+      );
       await expect(store.lease({ tenant: TENANT, target: TARGET, owner: '', limit: 1, leaseMs: 1000 })).rejects.toThrow(/owner/);
       await expect(store.requeueDead({ tenant: '' })).rejects.toBeInstanceOf(InvalidInputError);
       expect(await store.counts(TENANT)).toMatchObject({ pending: 0 });
