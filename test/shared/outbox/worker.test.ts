@@ -13,7 +13,6 @@ import {
   type SettledEvent,
 } from '../../../shared/outbox/index.js';
 import { createTargetClient } from '../../../shared/target/index.js';
-import { targetId } from '../../../shared/target/target-id.js';
 import type { HttpTransport } from '../../../shared/target/transport.js';
 import { type ClosableTransport, undiciTransport } from '../../../shared/target/transport-undici.js';
 
@@ -38,6 +37,7 @@ afterEach(() => {
   strictSandbox.reset();
 });
 
+const TARGET_ID = 'https://worker-test.target.test';
 let sequence = 0;
 function event(overrides: { key?: string | null; userId?: string } = {}): NewOutboxEvent {
   sequence += 1;
@@ -50,7 +50,7 @@ function event(overrides: { key?: string | null; userId?: string } = {}): NewOut
   };
   return {
     tenant: TENANT,
-    target: targetId(sandbox.url),
+    target: TARGET_ID,
     source: 'test',
     sourceId: `row:${sequence}`,
     dedupKey: `d:${sequence}`,
@@ -77,6 +77,8 @@ function setup(options: SetupOptions = {}) {
     store,
     target: {
       baseUrl: (options.target ?? sandbox).url,
+      // Either sandbox stands in for the one target these events are for.
+      id: TARGET_ID,
       tenant: TENANT,
       apiKey: options.apiKey ?? DEFAULT_SANDBOX_API_KEY,
       transport: options.send ?? transport.send,
@@ -228,7 +230,7 @@ describe('outbox worker', () => {
   it('never sends an event whose horizon passed while nothing ran (e.g. its worker died a day ago)', async () => {
     const { store, worker, clock } = setup({ config: { horizonMs: 2 * HOUR, leaseMs: 60_000 } });
     const [result] = await store.enqueue([event()]);
-    await store.lease({ tenant: TENANT, target: targetId(sandbox.url), owner: 'died', limit: 1, leaseMs: 60_000 });
+    await store.lease({ tenant: TENANT, target: TARGET_ID, owner: 'died', limit: 1, leaseMs: 60_000 });
     clock.advance(2 * HOUR);
     expect(await worker.runOnce()).toBe(1);
     const entry = await store.get(TENANT, result?.id ?? '');
@@ -241,7 +243,7 @@ describe('outbox worker', () => {
   it('resumes a crashed worker’s events once its lease runs out', async () => {
     const { store, worker, clock } = setup({ config: { leaseMs: 60_000 } });
     const [result] = await store.enqueue([event()]);
-    await store.lease({ tenant: TENANT, target: targetId(sandbox.url), owner: 'import-crashed', limit: 10, leaseMs: 60_000 });
+    await store.lease({ tenant: TENANT, target: TARGET_ID, owner: 'import-crashed', limit: 10, leaseMs: 60_000 });
     expect(await worker.runOnce()).toBe(0);
     clock.advance(60_000);
     expect(await worker.runOnce()).toBe(1);
@@ -324,7 +326,7 @@ describe('outbox delivery config', () => {
     const store = new NotifyingStore();
     const worker = createOutboxWorker({
       store,
-      target: { baseUrl: sandbox.url, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, transport: transport.send },
+      target: { baseUrl: sandbox.url, id: TARGET_ID, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, transport: transport.send },
       // A poll so long that only a notice can make the worker look again within the test.
       config: { concurrency: 1, pollMs: 60_000 },
     });

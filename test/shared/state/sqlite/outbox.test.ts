@@ -34,7 +34,7 @@ function leaseInChildProcess(path: string, owner: string): Promise<string[]> {
     const { SqliteOutboxStore } = await import(${JSON.stringify(BUILT_STORE)});
     const store = new SqliteOutboxStore({ path: ${JSON.stringify(path)} });
     for (;;) {
-      const batch = await store.lease({ tenant: 'acme', owner: ${JSON.stringify(owner)}, limit: 7, leaseMs: 60000 });
+      const batch = await store.lease({ tenant: 'acme', target: 'https://a.target.test', owner: ${JSON.stringify(owner)}, limit: 7, leaseMs: 60000 });
       if (batch.length === 0) break;
       process.stdout.write(batch.map((event) => event.id).join('\\n') + '\\n');
     }
