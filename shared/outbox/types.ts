@@ -183,6 +183,12 @@ export interface OutboxStore {
    * ones whose lease expired (their holder is presumed dead; an `abandoned` attempt is recorded for them).
    */
   lease(request: LeaseRequest): Promise<LeasedEvent[]>;
+  /**
+   * Extends, to `leaseMs` from now on the store's clock, the leases `owner` still holds on these events; returns the ids
+   * it extended (an event another worker took over, or that was settled, is left alone). A worker renews while a batch
+   * is in flight, so a short lease is enough and a dead worker's events come back soon.
+   */
+  renewLeases(owner: string, ids: readonly string[], leaseMs: number): Promise<string[]>;
   /** Applies each settlement if its owner still holds the event; one boolean per settlement (false: nothing changed). */
   settle(settlements: readonly Settlement[]): Promise<boolean[]>;
   /** Makes dead letters pending again, due now, with a fresh retry horizon; returns the ids requeued. */
@@ -204,6 +210,11 @@ export interface OutboxStore {
    * stores without it leave it undefined and workers just poll.
    */
   onEnqueued?(listener: (tenant: string) => void): () => void;
+  /**
+   * Deletes, with their ledger attempts, up to `limit` settled events (delivered, duplicate, dead) of every tenant whose
+   * last change is more than `olderThanMs` ago on the store's clock; returns how many. Pending and leased events stay.
+   */
+  pruneSettled(olderThanMs: number, limit?: number): Promise<number>;
   /** Closes what the store opened (a database or a client it was given stays open). */
   close(): Promise<void>;
 }

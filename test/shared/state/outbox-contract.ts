@@ -199,6 +199,47 @@ export function describeOutboxStoreContract(
       expect(await store.findByKey('globex', event.input.idempotencyKey ?? '')).toHaveLength(1);
     });
 
+    it('renews the leases its owner still holds, from now, and only those', async () => {
+      const [a, b] = await store.enqueue([outboxEvent(), outboxEvent()]);
+      await lease(2, 'worker-a');
+      clock.advance(LEASE_MS - 1000);
+      expect(await store.renewLeases('worker-a', [a?.id ?? '', 'ob_missing'], LEASE_MS)).toEqual([a?.id]);
+      expect(await store.renewLeases('worker-b', [b?.id ?? ''], LEASE_MS)).toEqual([]);
+      expect((await store.get(TENANT, a?.id ?? ''))?.leaseExpiresAt).toBe(clock.now() + LEASE_MS);
+      clock.advance(1000);
+      // b's lease ran out; a's was renewed, so only b is leasable again.
+      expect((await lease(10, 'worker-b')).map((event) => event.id)).toEqual([b?.id]);
+      expect(await store.renewLeases('worker-a', [b?.id ?? ''], LEASE_MS)).toEqual([]);
+      await store.settle([{ id: a?.id ?? '', owner: 'worker-a', attempt: attempt(), to: 'delivered' }]);
+      expect(await store.renewLeases('worker-a', [a?.id ?? ''], LEASE_MS)).toEqual([]);
+      expect(await store.renewLeases('worker-a', [], LEASE_MS)).toEqual([]);
+    });
+
+    it('prunes settled events older than the retention, with their attempts and counts, and nothing else', async () => {
+      const first = outboxEvent();
+      const [delivered, dead, pending] = await store.enqueue([first, outboxEvent(), outboxEvent()]);
+      const held = await lease(2);
+      await store.settle([
+        { id: held[0]?.id ?? '', owner: 'worker-a', attempt: attempt(), to: 'delivered' },
+        { id: held[1]?.id ?? '', owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' },
+      ]);
+      clock.advance(10_000);
+      expect(await store.pruneSettled(20_000)).toBe(0);
+      clock.advance(20_000);
+      const [late] = await store.enqueue([outboxEvent()]);
+      expect(await store.pruneSettled(20_000, 1)).toBe(1);
+      expect(await store.pruneSettled(20_000)).toBe(1);
+      expect(await store.get(TENANT, delivered?.id ?? '')).toBeUndefined();
+      expect(await store.get(TENANT, dead?.id ?? '')).toBeUndefined();
+      expect((await store.get(TENANT, pending?.id ?? ''))?.state).toBe('pending');
+      expect((await store.get(TENANT, late?.id ?? ''))?.state).toBe('pending');
+      expect(await store.counts(TENANT)).toEqual({ pending: 2, leased: 0, delivered: 0, duplicate: 0, dead: 0 });
+      expect(await store.listDead(TENANT)).toEqual([]);
+      // A pruned event is forgotten: the same event enqueued again is a new one (why the retention outlasts retries).
+      const [again] = await store.enqueue([first]);
+      expect(again?.outcome).toBe('created');
+    });
+
     it('keeps targets apart: the same dedupKey for two targets is two events, each leased only by its target', async () => {
       const event = outboxEvent();
       const [a] = await store.enqueue([event]);
