@@ -8,6 +8,7 @@ import {
   checkOutboxArgs,
   countsFrom,
   leasedOnEnqueue,
+  OutboxStoreError,
   type OutboxStoreOptions,
   outboxStoreFailure,
   storedInput,
@@ -28,11 +29,11 @@ import type {
   Settlement,
 } from '../../outbox/types.js';
 import type { PostgresStoreLocation } from '../location.js';
-import { type Migration, PostgresDatabase, transactionNow } from './database.js';
+import { type Migration, nowParam, nowSql, PostgresDatabase, transactionNow } from './database.js';
 
 const MODULE = 'outbox';
-// Version 1 is migrations[0]; a later change appends a migration, never edits one. (Version 1 took `target` in place:
-// the PostgreSQL engine had not been released, so no database holds the version without it.)
+// Version 1 is migrations[0]; a later change appends a migration, never edits one. (Version 1 took `target` and the
+// settled index in place: the PostgreSQL engine had not been released, so no database holds the version without them.)
 const MIGRATIONS: readonly Migration[] = [
   [
     `CREATE TABLE outbox_events (
@@ -66,6 +67,8 @@ const MIGRATIONS: readonly Migration[] = [
     `CREATE INDEX outbox_events_leased ON outbox_events (tenant, target, lease_expires_at, seq) WHERE state = 'leased'`,
     // The ledger's reads stay tenant-wide (every target's dead letters, keys and source ids).
     `CREATE INDEX outbox_events_dead ON outbox_events (tenant, dead_at, seq) WHERE state = 'dead'`,
+    // Pruning finds settled events of every tenant by age, oldest first, without reading the pending and leased ones.
+    `CREATE INDEX outbox_events_settled ON outbox_events (updated_at) WHERE state IN ('delivered', 'duplicate', 'dead')`,
     'CREATE INDEX outbox_events_key ON outbox_events (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL',
     'CREATE INDEX outbox_events_source_id ON outbox_events (tenant, source_id)',
     // Counts are read from this index: no counter rows that every worker's transaction would have to lock. Target
@@ -131,6 +134,9 @@ interface AttemptRow {
 const ID_PATTERN = /^ob_[0-9a-z]{11}$/;
 const idOf = (seq: number): string => `ob_${seq.toString(36).padStart(11, '0')}`;
 const seqOf = (id: string): number | null => (ID_PATTERN.test(id) ? Number.parseInt(id.slice(3), 36) : null);
+
+/** How many settled events one `pruneSettled` call deletes unless told: one short statement, repeated until none are left. */
+const DEFAULT_PRUNE_LIMIT = 1000;
 
 export interface PostgresOutboxStoreOptions extends OutboxStoreOptions {
   /** An open database (shared with other modules): the store creates its tables in it and never closes it. */
@@ -344,6 +350,31 @@ export class PostgresOutboxStore implements OutboxStore {
     });
   }
 
+  async renewLeases(owner: string, ids: readonly string[], leaseMs: number): Promise<string[]> {
+    if (typeof owner !== 'string' || owner.length === 0) throw new OutboxStoreError('owner must be a non-empty string');
+    if (!Number.isInteger(leaseMs) || leaseMs < 1) throw new OutboxStoreError('leaseMs must be a whole number ≥ 1');
+    const given = ids.map((id) => ({ id, seq: seqOf(id) }));
+    const seqs = given.flatMap(({ seq }) => (seq === null ? [] : [seq]));
+    if (seqs.length === 0) return [];
+    return this.#read('renewLeases', async () => {
+      // One statement: a row settled or taken over meanwhile no longer matches. The new expiry is from the store's now.
+      // updated_at stays: a renewal is no change to the event's outcome.
+      const result = await this.#db.pool.query<{ seq: number }>(
+        `UPDATE outbox_events SET lease_expires_at = ${nowSql(3)} + $4::bigint
+         WHERE seq = ANY ($1::bigint[]) AND state = 'leased' AND owner = $2
+         RETURNING seq`,
+        [seqs, owner, nowParam(this.#clock), leaseMs],
+      );
+      const renewed = new Set(result.rows.map((row) => row.seq));
+      const seen = new Set<string>();
+      return given.flatMap(({ id, seq }) => {
+        if (seq === null || !renewed.has(seq) || seen.has(id)) return [];
+        seen.add(id);
+        return [id];
+      });
+    });
+  }
+
   async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
     const applied = settlements.map(() => false);
     // One statement per round; an event named twice in one call goes to a later round, so it sees the first's result.
@@ -474,6 +505,24 @@ export class PostgresOutboxStore implements OutboxStore {
     });
   }
 
+  async pruneSettled(olderThanMs: number, limit = DEFAULT_PRUNE_LIMIT): Promise<number> {
+    if (!Number.isInteger(olderThanMs) || olderThanMs < 0) throw new OutboxStoreError('olderThanMs must be a whole number ≥ 0');
+    if (!Number.isInteger(limit) || limit < 1) throw new OutboxStoreError('limit must be a whole number ≥ 1');
+    return this.#read('pruneSettled', async () => {
+      // One statement, oldest first off the settled index. Rows another instance is pruning (or a requeue or revive is
+      // changing) are skipped rather than waited for; a row that stopped being settled no longer matches when re-checked.
+      // Its ledger attempts go with it (ON DELETE CASCADE); counts are read from the events, so they follow.
+      const result = await this.#db.pool.query(
+        `DELETE FROM outbox_events WHERE seq IN (
+           SELECT seq FROM outbox_events
+           WHERE state IN ('delivered', 'duplicate', 'dead') AND updated_at < ${nowSql(1)} - $2::bigint
+           ORDER BY updated_at LIMIT $3 FOR UPDATE SKIP LOCKED)`,
+        [nowParam(this.#clock), olderThanMs, limit],
+      );
+      return result.rowCount ?? 0;
+    });
+  }
+
   /**
    * Calls `listener` with the tenant whenever any instance enqueues (or requeues) events that are due now, through one
    * LISTEN connection per store, opened on the first subscription. Best effort: a worker still polls.
@@ -535,6 +584,7 @@ export class PostgresOutboxStore implements OutboxStore {
     }
   }
 
+  /** Pool statements outside a transaction (reads, and the single-statement renewLeases and pruneSettled); failures wrapped. */
   async #read<T>(operation: string, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
