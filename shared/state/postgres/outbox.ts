@@ -513,10 +513,12 @@ export class PostgresOutboxStore implements OutboxStore {
       // changing) are skipped rather than waited for; a row that stopped being settled no longer matches when re-checked.
       // Its ledger attempts go with it (ON DELETE CASCADE); counts are read from the events, so they follow.
       const result = await this.#db.pool.query(
-        `DELETE FROM outbox_events WHERE seq IN (
+        // `= ANY (ARRAY(…))`, not `IN (…)`: the picked seqs are then looked up by primary key, where `IN` may plan a
+        // hash join over the whole table.
+        `DELETE FROM outbox_events WHERE seq = ANY (ARRAY(
            SELECT seq FROM outbox_events
            WHERE state IN ('delivered', 'duplicate', 'dead') AND updated_at < ${nowSql(1)} - $2::bigint
-           ORDER BY updated_at LIMIT $3 FOR UPDATE SKIP LOCKED)`,
+           ORDER BY updated_at LIMIT $3 FOR UPDATE SKIP LOCKED))`,
         [nowParam(this.#clock), olderThanMs, limit],
       );
       return result.rowCount ?? 0;
