@@ -8,6 +8,7 @@ interface RelayCommandOptions extends DeliveryOptions {
   readonly targetUrl?: string;
   readonly tenant?: string;
   readonly store?: string;
+  readonly retention?: string;
 }
 
 export function registerRelayCommand(program: Command): void {
@@ -43,6 +44,7 @@ export function registerRelayCommand(program: Command): void {
         ...(options.tenant === undefined ? {} : { tenant: options.tenant }),
         ...(options.store === undefined ? {} : { store: options.store }),
         delivery: deliverySettingValues(options),
+        ...(options.retention === undefined ? {} : { retention: options.retention }),
       });
       // Without a target the relay forwards to the built-in sandbox, and says so loudly below.
       const relay = await startRelayOrSandbox(config);
@@ -77,4 +79,8 @@ export function registerRelayCommand(program: Command): void {
       });
     });
   addDeliverySettingOptions(command);
+  command.option(
+    '--retention <duration>',
+    'how long settled events stay in the ledger; at least the retry horizon (env ONCEKIT_RETENTION; default 7d)',
+  );
 }

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { formatDuration, parseDuration } from '../../shared/duration.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/decide.js';
-import type { OutboxDeliveryConfig } from '../../shared/outbox/config.js';
+import { defaultOutboxDeliveryConfig, type OutboxDeliveryConfig } from '../../shared/outbox/config.js';
 import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../../shared/state/location.js';
 import { DEFAULT_REDIS_PREFIX, redisAllowVolatileFromEnv } from '../../shared/state/redis/connection.js';
 import { parseInput } from '../../shared/validation.js';
@@ -41,6 +42,8 @@ export interface RelayConfig {
   readonly delivery: Partial<OutboxDeliveryConfig>;
   /** Redis stores only: the key prefix (ONCEKIT_REDIS_PREFIX) and whether a Redis without persistence may be used. */
   readonly redis: { readonly keyPrefix: string; readonly allowVolatile: boolean };
+  /** How long settled events stay in the ledger (and dedup their redeliveries); never shorter than the retry horizon. */
+  readonly retentionMs: number;
 }
 
 export interface RelayOptions {
@@ -51,6 +54,8 @@ export interface RelayOptions {
   readonly store?: string;
   /** The command line's delivery settings; each falls back to its ONCEKIT_* variable. */
   readonly delivery?: DeliverySettingValues;
+  /** How long settled events stay in the ledger, e.g. `7d` (else ONCEKIT_RETENTION). */
+  readonly retention?: string;
 }
 
 /** The variable (or option) behind each field, so every error names what the user sets. */
@@ -145,6 +150,7 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
   }
   const generated = settings.relaySecret === undefined;
   const salesforceConfigured = Boolean(env.ONCEKIT_SF_CLIENT_ID);
+  const delivery = deliverySettingsFrom(options.delivery ?? {}, env);
   return {
     host: settings.host,
     port: settings.port,
@@ -164,7 +170,8 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
     identityFields: identityFieldsFromEnv(env),
     platformEventChannel: settings.platformEventChannel ?? null,
     logLevel: settings.logLevel,
-    delivery: deliverySettingsFrom(options.delivery ?? {}, env),
+    delivery,
+    retentionMs: retentionFrom(options.retention, env, delivery.horizonMs ?? defaultOutboxDeliveryConfig.horizonMs),
     redis: { keyPrefix: settings.redisPrefix ?? DEFAULT_REDIS_PREFIX, allowVolatile: redisAllowVolatileFromEnv(env) },
   };
 }
@@ -176,4 +183,27 @@ function renameFields(error: unknown): unknown {
     reason: issue.reason,
   }));
   return new InvalidInputError(issues, 'invalid relay configuration');
+}
+
+const DEFAULT_RETENTION = '7d';
+
+/**
+ * The ledger's retention: a pruned event is forgotten, so a redelivery after it would be sent again. It must outlast
+ * the retry horizon; a week also outlasts every source's own retries (Salesforce replays Platform Events for 72 h).
+ */
+function retentionFrom(option: string | undefined, env: Readonly<Record<string, string | undefined>>, horizonMs: number): number {
+  const field = option === undefined ? 'ONCEKIT_RETENTION' : '--retention';
+  const retentionMs = parseDuration(option ?? (env.ONCEKIT_RETENTION || DEFAULT_RETENTION), field);
+  if (retentionMs < horizonMs) {
+    throw new InvalidInputError(
+      [
+        {
+          field,
+          reason: `must not be shorter than the retry horizon (${formatDuration(horizonMs)}): an event still being retried would be forgotten`,
+        },
+      ],
+      'invalid relay configuration',
+    );
+  }
+  return retentionMs;
 }

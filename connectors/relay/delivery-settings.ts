@@ -32,7 +32,7 @@ export const DELIVERY_SETTINGS: Readonly<Record<Field, DeliverySetting>> = {
     env: 'ONCEKIT_LEASE',
     kind: 'duration',
     help: "how long a worker holds a batch; a crashed worker's batch is retried after it",
-    default: '60s',
+    default: '10s',
   },
   backoffBaseMs: { option: '--backoff-base', env: 'ONCEKIT_BACKOFF_BASE', kind: 'duration', help: 'first retry delay', default: '1s' },
   backoffMaxMs: { option: '--backoff-max', env: 'ONCEKIT_BACKOFF_MAX', kind: 'duration', help: 'longest retry delay', default: '5m' },

@@ -17,6 +17,7 @@ import { keygenWebhookPlugin } from '../keygen/webhook-plugin.js';
 import { createSalesforceConnector, type PlatformEventSubscriber, type SalesforceConnector } from '../salesforce/relay-plugin.js';
 import { segmentWebhookPlugin } from '../segment/webhook-plugin.js';
 import { RELAY_SETTING_NAMES, type RelayConfig } from './config.js';
+import { startHousekeeping } from './housekeeping.js';
 import { createIngest } from './ingest.js';
 import { createRelayLogger } from './logger.js';
 import { createRelayMetrics, type RelayMetrics } from './metrics.js';
@@ -78,6 +79,8 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     });
     closers.push(() => state.close());
     const { outbox } = state;
+    const housekeeping = startHousekeeping({ state, retentionMs: config.retentionMs, logger: log });
+    closers.push(() => housekeeping.stop());
     const transport = undiciTransport({ connections: 16 });
     closers.push(() => transport.close());
 

@@ -49,7 +49,7 @@ export interface IdempotencyPluginOptions {
   /** Status for a key reused with a different request: 400 (Stripe, Salesbricks; default) or 422 (IETF draft). */
   readonly mismatchStatus?: 400 | 422;
   readonly storePolicy?: StorePolicy;
-  /** How long a handler may run before a retry may take its key over; renewed while it runs. Default 30 s. */
+  /** How long a handler may run before a retry may take its key over; renewed while it runs. Default 10 s. */
   readonly leaseMs?: number;
   /** How long a stored response is replayed; default 24 h. */
   readonly ttlMs?: number;
@@ -87,7 +87,7 @@ const optionsSchema = z.object({
   methods: z.array(z.string().min(1)).default(['POST', 'PATCH']),
   mismatchStatus: z.union([z.literal(400), z.literal(422)]).default(400),
   storePolicy: z.enum(['stripe-v1', 'success-only', 'deterministic']).default('deterministic'),
-  leaseMs: z.number().int().positive().default(30_000),
+  leaseMs: z.number().int().positive().default(10_000),
   ttlMs: z
     .number()
     .int()

@@ -11,7 +11,7 @@ const HOUR_MS = 60 * 60 * 1000;
 /** Longer than the retry horizon of the usual webhook senders (Standard Webhooks ≈ 75 h is the outlier; see the README). */
 export const DEFAULT_DONE_TTL_MS = 72 * HOUR_MS;
 /** How long a delivery may be processed before another delivery of it may take over; renewed while processing runs. */
-export const DEFAULT_LEASE_MS = 30_000;
+export const DEFAULT_LEASE_MS = 10_000;
 
 const durationMs = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const sourceSettings = z.object({ doneTtlMs: durationMs.optional(), leaseMs: durationMs.optional() }).strict();

@@ -30,7 +30,8 @@ const HOUR_MS = 3_600_000;
 export const defaultOutboxDeliveryConfig: OutboxDeliveryConfig = {
   batchSize: 100,
   concurrency: 4,
-  leaseMs: 60_000,
+  // Short, and renewed while a batch is in flight: a dead worker's events are sent again within about 10 s.
+  leaseMs: 10_000,
   // 4 h short of the 24 h window: room for the lease, clock skew between us and the target, and a slow last attempt.
   horizonMs: 20 * HOUR_MS,
   keyWindowMs: saasquatchKeyProfile.retentionMs,
@@ -81,12 +82,12 @@ export function outboxDeliveryConfig(overrides: Partial<OutboxDeliveryConfig> = 
 }
 
 /**
- * The target client's budget for one delivery attempt: its own quick retries (with the same key) must end well inside
- * the lease, so a live worker never loses its events to another while it still waits for an answer. A third of the
- * lease: a submitted batch may wait for one batch ahead of it, and still has two thirds left when it is sent.
+ * The target client's budget for one delivery attempt: its own quick retries (with the same key). The worker renews
+ * its leases while the call runs, so the budget may outlast one lease; it stays within three, so that a worker whose
+ * renewals fail (its store is down) gives up before long, and at most 30 s.
  */
 export function targetCallBudget(config: OutboxDeliveryConfig): { readonly timeoutMs: number; readonly retry: RetryPolicy } {
-  const deadlineMs = Math.max(1, Math.floor(config.leaseMs / 3));
+  const deadlineMs = Math.max(1, Math.min(30_000, config.leaseMs * 3));
   return {
     timeoutMs: Math.min(10_000, deadlineMs),
     retry: { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 2000, deadlineMs },

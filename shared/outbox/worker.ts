@@ -161,6 +161,32 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     }
   }
 
+  /**
+   * Renews the leases of a batch in flight every third of the lease, so a short lease holds as long as the call runs
+   * and a worker that dies loses its events within one lease. Real time: it paces renewals, the store decides expiry.
+   */
+  function keepLeases(ids: readonly string[]): { stop(): void } {
+    const timer = setInterval(
+      () => {
+        store.renewLeases(owner, ids, config.leaseMs).then(
+          (renewed) => {
+            if (renewed.length < ids.length) {
+              logger.warn({ event: 'outbox_lease_lost', owner, lost: ids.length - renewed.length }, 'outbox leases lost while sending');
+            }
+          },
+          (error: unknown) =>
+            logger.warn(
+              { event: 'outbox_lease_renewal_failed', owner, error: error instanceof Error ? error.message : String(error) },
+              'could not renew outbox leases',
+            ),
+        );
+      },
+      Math.max(10, Math.floor(config.leaseMs / 3)),
+    );
+    timer.unref();
+    return { stop: () => clearInterval(timer) };
+  }
+
   /** Waits for the batch's turn under the rate cap; false when the worker stops first. */
   async function awaitTurn(events: number): Promise<boolean> {
     const sendAt = pacer.reserve(events);
@@ -175,16 +201,23 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       await store.settle(batch.map((event) => ({ id: event.id, owner, attempt: null, to: 'pending', dueAt: at })));
       return;
     }
+    // Renewed first: a submitted batch may have waited, and an event another worker took over is not ours to send.
+    const held = new Set(
+      await store.renewLeases(
+        owner,
+        batch.map((event) => event.id),
+        config.leaseMs,
+      ),
+    );
+    for (const event of batch) {
+      if (!held.has(event.id))
+        logger.warn({ event: 'outbox_lease_lost', id: event.id, owner }, 'outbox lease lost before sending; not sent');
+    }
     const now = clock.now();
     const settlements: { event: LeasedEvent; settlement: Settlement }[] = [];
     const sendable: LeasedEvent[] = [];
     for (const event of batch) {
-      // Too little lease left for a whole call (a submitted batch waited long): give it back rather than risk a
-      // second worker sending it while this one still waits for an answer.
-      if (event.leaseExpiresAt - now <= budget.retry.deadlineMs) {
-        settlements.push({ event, settlement: { id: event.id, owner, attempt: null, to: 'pending', dueAt: now } });
-        continue;
-      }
+      if (!held.has(event.id)) continue;
       // An event can come back long after its first attempt (its worker died, or nothing ran for a day). Sending it
       // past the horizon could land outside the target's key window, after an earlier attempt that did land.
       if (now >= event.firstAttemptAt + config.horizonMs) {
@@ -196,7 +229,13 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     }
     if (sendable.length > 0) {
       const startedAt = clock.now();
-      const { results } = await client.logUserEvents(sendable.map((event) => event.input));
+      const keeper = keepLeases(sendable.map((event) => event.id));
+      let results: readonly DeliveryResult[];
+      try {
+        ({ results } = await client.logUserEvents(sendable.map((event) => event.input)));
+      } finally {
+        keeper.stop();
+      }
       const finishedAt = clock.now();
       sendable.forEach((event, index) => {
         const result = results[index];

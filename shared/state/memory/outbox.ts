@@ -179,6 +179,29 @@ export class MemoryOutboxStore implements OutboxStore {
     });
   }
 
+  async renewLeases(owner: string, ids: readonly string[], leaseMs: number): Promise<string[]> {
+    const now = this.#clock.now();
+    return ids.filter((id) => {
+      const record = this.#byId.get(id);
+      if (record === undefined || record.state !== 'leased' || record.owner !== owner) return false;
+      record.leaseExpiresAt = now + leaseMs;
+      return true;
+    });
+  }
+
+  async pruneSettled(olderThanMs: number, limit = 1000): Promise<number> {
+    const cutoff = this.#clock.now() - olderThanMs;
+    let pruned = 0;
+    for (const record of this.#byId.values()) {
+      if (pruned >= limit) break;
+      if (record.state === 'pending' || record.state === 'leased' || record.updatedAt >= cutoff) continue;
+      this.#byId.delete(record.id);
+      this.#tenants.get(record.tenant)?.byDedupKey.delete(dedupName(record.target, record.dedupKey));
+      pruned += 1;
+    }
+    return pruned;
+  }
+
   async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
     const now = this.#clock.now();
     return settlements.map((settlement) => {

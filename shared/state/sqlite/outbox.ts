@@ -28,7 +28,7 @@ import type {
 } from '../../outbox/types.js';
 import { migrate, openSqliteDatabase, type SqliteDatabase } from './database.js';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 /** Page cache of a connection the store opens itself, in KiB. */
 export const OUTBOX_CACHE_KIB = 65_536;
 
@@ -63,6 +63,8 @@ const EVENT_INDEXES = [
   `CREATE INDEX IF NOT EXISTS outbox_events_dead ON outbox_events (tenant, dead_at, seq) WHERE state = 'dead'`,
   `CREATE INDEX IF NOT EXISTS outbox_events_key ON outbox_events (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL`,
   'CREATE INDEX IF NOT EXISTS outbox_events_source_id ON outbox_events (tenant, source_id)',
+  // Pruning takes the oldest settled events first.
+  `CREATE INDEX IF NOT EXISTS outbox_events_settled ON outbox_events (updated_at, seq) WHERE state IN ('delivered', 'duplicate', 'dead')`,
 ];
 
 // Counts kept beside the events, updated in the same transactions: cheaper than an index on the state column.
@@ -223,7 +225,8 @@ export class SqliteOutboxStore implements OutboxStore {
       ? this.#db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()?.version
       : undefined;
     if (version === 1) upgradeFromVersion1(this.#db);
-    else migrate(this.#db, 'outbox', SCHEMA_VERSION, SCHEMA);
+    // Every schema statement is idempotent, so later versions (new indexes) apply them all again.
+    migrate(this.#db, 'outbox', SCHEMA_VERSION, SCHEMA);
     const db = this.#db;
     this.#sql = {
       insert: db.prepare<unknown[], { seq: number }>(
@@ -268,6 +271,12 @@ export class SqliteOutboxStore implements OutboxStore {
       requeueAll: db.prepare<unknown[], { seq: number; tenant: string; target: string; source: string }>(
         `UPDATE outbox_events SET state = 'pending', due_at = ?, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = ?
          WHERE tenant = ? AND state = 'dead' AND (? IS NULL OR target = ?) RETURNING seq, tenant, target, source`,
+      ),
+      renew: db.prepare(`UPDATE outbox_events SET lease_expires_at = ? WHERE seq = ? AND state = 'leased' AND owner = ?`),
+      prune: db.prepare<[number, number], { tenant: string; target: string; source: string; state: OutboxState }>(
+        `DELETE FROM outbox_events WHERE seq IN (
+           SELECT seq FROM outbox_events WHERE state IN ('delivered', 'duplicate', 'dead') AND updated_at < ? ORDER BY updated_at, seq LIMIT ?)
+         RETURNING tenant, target, source, state`,
       ),
       addCount: db.prepare(
         `INSERT INTO outbox_counts (tenant, target, source, state, count) VALUES (?, ?, ?, ?, ?)
@@ -389,6 +398,26 @@ export class SqliteOutboxStore implements OutboxStore {
           previousAttempts,
         };
       });
+    });
+  }
+
+  async renewLeases(owner: string, ids: readonly string[], leaseMs: number): Promise<string[]> {
+    const until = this.#clock.now() + leaseMs;
+    return this.#run('renewLeases', () =>
+      ids.filter((id) => {
+        const seq = seqOf(id);
+        return seq !== null && this.#sql.renew.run(until, seq, owner).changes === 1;
+      }),
+    );
+  }
+
+  async pruneSettled(olderThanMs: number, limit = 1000): Promise<number> {
+    const cutoff = this.#clock.now() - olderThanMs;
+    return this.#run('pruneSettled', (counts) => {
+      // Attempts go with their event (ON DELETE CASCADE).
+      const pruned = this.#sql.prune.all(cutoff, limit);
+      for (const row of pruned) counts.move(row, row.state, null);
+      return pruned.length;
     });
   }
 

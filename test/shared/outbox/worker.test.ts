@@ -269,15 +269,30 @@ describe('outbox worker', () => {
     expect(sandbox.inspect(TENANT).events).toHaveLength(2);
   });
 
-  it('gives back a submitted batch whose lease is too short for a whole call, and sends nothing', async () => {
+  it('renews a submitted batch before sending it, and sends nothing another worker took over meanwhile', async () => {
     const { store, worker, clock } = setup({ config: { leaseMs: 60_000 } });
-    const [result] = await store.enqueue([event()], { lease: { owner: worker.owner, leaseMs: 60_000 } });
-    await worker.submit(result?.leased ? [result.leased] : []);
-    // The client gets a third of the lease; with 15 s left, a slow call could outlive it.
-    clock.advance(45_000);
+    const results = await store.enqueue([event(), event()], { lease: { owner: worker.owner, leaseMs: 60_000 } });
+    await worker.submit(results.flatMap((result) => (result.leased ? [result.leased] : [])));
+    // Both leases ran out while the batch waited, and another worker took one of them over.
+    clock.advance(60_000);
+    const [taken] = await store.lease({ tenant: TENANT, target: TARGET_ID, owner: 'other-worker', limit: 1, leaseMs: 60_000 });
+    const stillOurs = results.find((result) => result.id !== taken?.id);
     await worker.runOnce();
-    expect(await store.get(TENANT, result?.id ?? '')).toMatchObject({ state: 'pending', dueAt: clock.now(), attempts: [] });
-    expect(requestsTo()).toBe(0);
+    expect(await store.get(TENANT, taken?.id ?? '')).toMatchObject({ state: 'leased', attempts: [{ outcome: 'abandoned' }] });
+    expect(await store.get(TENANT, stillOurs?.id ?? '')).toMatchObject({ state: 'delivered' });
+    expect(requestsTo()).toBe(1);
+  });
+
+  it('keeps renewing the leases of a batch whose call outlasts the lease, so no other worker takes it', async () => {
+    sandbox.faults.set({ latencyMs: 400 });
+    const { store, worker } = setup({ realTime: true, config: { leaseMs: 150 } });
+    const [result] = await store.enqueue([event()]);
+    const sending = worker.runOnce();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await store.lease({ tenant: TENANT, target: TARGET_ID, owner: 'other-worker', limit: 1, leaseMs: 1000 })).toEqual([]);
+    await sending;
+    expect(await store.get(TENANT, result?.id ?? '')).toMatchObject({ state: 'delivered', attempts: [{ outcome: 'accepted' }] });
+    sandbox.faults.clear();
   });
 
   it('returns submitted batches it never started to the store when stopped', async () => {

@@ -1,0 +1,75 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SqliteOutboxStore } from '../../../../shared/state/sqlite/outbox.js';
+import { tempDir } from '../temp-dir.js';
+
+// The outbox's tables as version 1 wrote them, before events recorded their target.
+const VERSION_1 = [
+  'CREATE TABLE oncekit_schema (module TEXT PRIMARY KEY, version INTEGER NOT NULL)',
+  `CREATE TABLE outbox_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, source TEXT NOT NULL, source_id TEXT NOT NULL,
+    dedup_key TEXT NOT NULL, idempotency_key TEXT, key_decision TEXT, input TEXT NOT NULL, state TEXT NOT NULL, enqueued_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL, due_at INTEGER, owner TEXT, leased_at INTEGER, lease_expires_at INTEGER, first_attempt_at INTEGER,
+    attempt_count INTEGER NOT NULL DEFAULT 0, last_outcome TEXT, dead_reason TEXT, dead_at INTEGER, UNIQUE (tenant, dedup_key))`,
+  `CREATE TABLE outbox_counts (tenant TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (tenant, source, state)) WITHOUT ROWID`,
+  `CREATE TABLE ledger_attempts (event_seq INTEGER NOT NULL REFERENCES outbox_events (seq) ON DELETE CASCADE, number INTEGER NOT NULL,
+    started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, outcome TEXT NOT NULL, status INTEGER, message TEXT, api_error_code TEXT,
+    rs_code TEXT, requests INTEGER NOT NULL, event_ids TEXT NOT NULL, PRIMARY KEY (event_seq, number)) WITHOUT ROWID`,
+  "INSERT INTO oncekit_schema VALUES ('outbox', 1)",
+];
+
+const input = (n: number) => JSON.stringify({ userId: `u${n}`, accountId: `a${n}`, events: [{ key: 'purchase' }] });
+
+describe('SQLite outbox upgrade from version 1', () => {
+  const dirs: { remove(): void }[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) dir.remove();
+  });
+
+  it('keeps every event, id, attempt and count; old events go to whichever target of their tenant leases first', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'oncekit.db');
+    const old = new Database(path);
+    for (const statement of VERSION_1) old.exec(statement);
+    const insert = old.prepare(
+      `INSERT INTO outbox_events (tenant, source, source_id, dedup_key, input, state, enqueued_at, updated_at, due_at, attempt_count, last_outcome)
+       VALUES ('acme', 'import', ?, ?, ?, ?, 1, 1, ?, ?, ?)`,
+    );
+    insert.run('f:1', 'd:1', input(1), 'pending', 1, 0, null);
+    insert.run('f:2', 'd:2', input(2), 'delivered', null, 1, 'accepted');
+    old.prepare("INSERT INTO ledger_attempts VALUES (2, 1, 1, 2, 'accepted', 200, NULL, NULL, NULL, 1, '[]')").run();
+    old.exec("INSERT INTO outbox_counts VALUES ('acme', 'import', 'pending', 1), ('acme', 'import', 'delivered', 1)");
+    // A later event was deleted: its id must never be handed out again.
+    old.exec("UPDATE sqlite_sequence SET seq = 5 WHERE name = 'outbox_events'");
+    old.close();
+
+    const store = new SqliteOutboxStore({ path });
+    try {
+      const delivered = (await store.findBySourceId('acme', 'f:2'))[0];
+      expect(delivered).toMatchObject({ target: '', state: 'delivered', attempts: [{ outcome: 'accepted', status: 200 }] });
+      expect(await store.counts('acme')).toMatchObject({ pending: 1, delivered: 1 });
+      const [leased] = await store.lease({ tenant: 'acme', target: 'https://any.target.test', owner: 'w', limit: 10, leaseMs: 1000 });
+      expect(leased).toMatchObject({ sourceId: 'f:1', target: '' });
+      const [fresh] = await store.enqueue([
+        {
+          tenant: 'acme',
+          target: 'https://any.target.test',
+          source: 'import',
+          sourceId: 'f:9',
+          dedupKey: 'd:9',
+          input: JSON.parse(input(9)),
+          keyDecision: null,
+        },
+      ]);
+      expect(fresh?.id).toBe(`ob_${(6).toString(36).padStart(11, '0')}`);
+    } finally {
+      await store.close();
+    }
+    // Opening again changes nothing.
+    const again = new SqliteOutboxStore({ path });
+    expect(await again.counts('acme')).toMatchObject({ pending: 1, leased: 1, delivered: 1 });
+    await again.close();
+  });
+});
