@@ -285,7 +285,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', P .. 'dead:' .. tE, id)
     redis.call('ZREM', P .. 'dead:' .. sc, id)
     move(tE, gE, src, st, nil)
-    -- A count back to 0 is dropped (an absent field reads as 0), so pruned tenants leave no fields behind.
+    -- A settled count back to 0 is dropped (an absent field reads as 0).
     for _, nkey in ipairs({P .. 'n:' .. tE, P .. 'n:' .. sc}) do
       for _, field in ipairs({st, src .. '|' .. st}) do
         if tonumber(redis.call('HGET', nkey, field)) == 0 then redis.call('HDEL', nkey, field) end
