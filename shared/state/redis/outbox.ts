@@ -8,6 +8,7 @@ import {
   countsFrom,
   leasedOnEnqueue,
   newOutboxId,
+  OutboxStoreError,
   type OutboxStoreOptions,
   outboxStoreFailure,
   storedInput,
@@ -56,6 +57,9 @@ export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
  *   P key:{t}:{key}, P src:{t}:{sourceId}   zsets (score 0, so ids sort by time) for the ledger's tenant-wide lookups
  *   P n:{t}             hash of the tenant's counts (every target): "{state}" and "{source}|{state}"
  *   P n:{t}:{g}         the same counts for one target, so a count by target (and source) is one HMGET too
+ *   P settled           zset of every tenant's settled ids (delivered, duplicate, dead) by their last change (upd):
+ *                       settle adds, requeue and revive remove, and pruneSettled takes the oldest from it, so pruning
+ *                       never scans. (Events settled before it existed are not in it, so they are never pruned.)
  * A worker leases from its own target's zsets only. (Every event here has a target: there was no Redis outbox before
  * targets were recorded, so no legacy '' events exist to lease.)
  * Every transition is one Lua script, so it is atomic with respect to every other instance. The scripts compute key
@@ -118,6 +122,7 @@ for i, ev in ipairs(events) do
         'dr', '', 'dat', '', 'upd', now)
       redis.call('ZREM', P .. 'dead:' .. ev.tE, existing)
       redis.call('ZREM', P .. 'dead:' .. sc, existing)
+      redis.call('ZREM', P .. 'settled', existing)
       start(ek, existing, sc)
       move(ev.tE, ev.gE, f[6], 'dead', state)
       out[i] = {existing, 'revived', state, now, redis.call('LLEN', P .. 'a:' .. existing)}
@@ -199,6 +204,8 @@ for i, s in ipairs(cjson.decode(ARGV[4])) do
       redis.call('ZADD', P .. 'dead:' .. sc, nowS, s.id)
       redis.call('HSET', ek, 'dr', s.reason, 'dat', nowS)
     end
+    -- Settled for good (delivered, duplicate, dead): pruneSettled finds it here by its last change.
+    if s.to ~= 'pending' then redis.call('ZADD', P .. 'settled', nowS, s.id) end
     redis.call('HSET', ek, 'st', s.to, 'own', '', 'lat', '', 'lex', '', 'upd', nowS)
     move(tE, gE, f[5], 'leased', s.to)
     out[i] = 1
@@ -228,6 +235,7 @@ for _, id in ipairs(ids) do
     local gE = f[3]
     redis.call('ZREM', P .. 'dead:' .. tE, id)
     redis.call('ZREM', P .. 'dead:' .. scope(tE, gE), id)
+    redis.call('ZREM', P .. 'settled', id)
     redis.call('ZADD', P .. 'due:' .. scope(tE, gE), now, id)
     redis.call('HSET', ek, 'st', 'pending', 'due', now, 'fat', '', 'dr', '', 'dat', '', 'upd', now)
     move(tE, gE, f[4], 'dead', 'pending')
@@ -235,6 +243,59 @@ for _, id in ipairs(ids) do
   end
 end
 return out
+`;
+
+// ARGV[4..]: owner, leaseMs, JSON list of ids. Extends to now + leaseMs each lease the owner still holds (the event is
+// leased to it, even if the lease ran out and nobody took it over yet, as settle accepts). Returns the ids extended.
+const RENEW = `${COUNTS}
+local owner = ARGV[4]
+local lexp = oncekit_text(now + tonumber(ARGV[5]))
+local out = {}
+for _, id in ipairs(cjson.decode(ARGV[6])) do
+  local ek = P .. 'e:' .. id
+  local f = redis.call('HMGET', ek, 'st', 'own', 'tE', 'gE')
+  if f[1] == 'leased' and f[2] == owner then
+    redis.call('HSET', ek, 'lex', lexp)
+    redis.call('ZADD', P .. 'lease:' .. scope(f[3], f[4]), lexp, id)
+    out[#out + 1] = id
+  end
+end
+return out
+`;
+
+// ARGV[4..]: olderThanMs, limit. Deletes the oldest settled events (at most limit) whose last change is before
+// now - olderThanMs: the hash, the attempts, the dedup entry (so the dedupKey is free again), the key, source and dead
+// indexes and the counts. Returns how many.
+const PRUNE = `${COUNTS}
+local cutoff = now - tonumber(ARGV[4])
+local ids = redis.call('ZRANGEBYSCORE', P .. 'settled', '-inf', '(' .. oncekit_text(cutoff), 'LIMIT', 0, ARGV[5])
+local settled = {delivered = true, duplicate = true, dead = true}
+local pruned = 0
+for _, id in ipairs(ids) do
+  local ek = P .. 'e:' .. id
+  local f = redis.call('HMGET', ek, 'st', 'tE', 'gE', 'src', 'dk', 'kix', 'six')
+  redis.call('ZREM', P .. 'settled', id)
+  -- Only a settled event goes (a stale member, if any, is just dropped from the set).
+  if settled[f[1]] then
+    local tE, gE, st, src = f[2], f[3], f[1], f[4]
+    local sc = scope(tE, gE)
+    if redis.call('HGET', P .. 'dedup:' .. sc, f[5]) == id then redis.call('HDEL', P .. 'dedup:' .. sc, f[5]) end
+    if f[6] ~= '' then redis.call('ZREM', f[6], id) end
+    redis.call('ZREM', f[7], id)
+    redis.call('ZREM', P .. 'dead:' .. tE, id)
+    redis.call('ZREM', P .. 'dead:' .. sc, id)
+    move(tE, gE, src, st, nil)
+    -- A settled count back to 0 is dropped (an absent field reads as 0).
+    for _, nkey in ipairs({P .. 'n:' .. tE, P .. 'n:' .. sc}) do
+      for _, field in ipairs({st, src .. '|' .. st}) do
+        if tonumber(redis.call('HGET', nkey, field)) == 0 then redis.call('HDEL', nkey, field) end
+      end
+    end
+    redis.call('DEL', ek, P .. 'a:' .. id)
+    pruned = pruned + 1
+  end
+end
+return pruned
 `;
 
 // ARGV[4..]: tE, gE. Returns {earliest due score or '', earliest lease expiry or '', now} of the target's events: the
@@ -252,7 +313,12 @@ const SCRIPTS = {
   settle: new LuaScript(SETTLE),
   requeue: new LuaScript(REQUEUE),
   nextDue: new LuaScript(NEXT_DUE),
+  renew: new LuaScript(RENEW),
+  prune: new LuaScript(PRUNE),
 };
+
+/** How many settled events one pruneSettled call deletes by default (one script, so other operations wait for it). */
+export const DEFAULT_REDIS_PRUNE_LIMIT = 1000;
 
 const orNull = (value: string | undefined): string | null => (value === undefined || value === '' ? null : value);
 const numberOrNull = (value: string | undefined): number | null => (value === undefined || value === '' ? null : Number(value));
@@ -382,6 +448,19 @@ export class RedisOutboxStore implements OutboxStore {
     }));
     const reply = (await this.#eval('settle', SCRIPTS.settle, [JSON.stringify(payload)])) as number[];
     return reply.map((applied) => applied === 1);
+  }
+
+  async renewLeases(owner: string, ids: readonly string[], leaseMs: number): Promise<string[]> {
+    if (typeof owner !== 'string' || owner === '') throw new OutboxStoreError('invalid lease renewal: owner must not be empty');
+    if (!Number.isInteger(leaseMs) || leaseMs < 1) throw new OutboxStoreError('invalid lease renewal: leaseMs must be at least 1 ms');
+    if (ids.length === 0) return [];
+    return (await this.#eval('renewLeases', SCRIPTS.renew, [owner, leaseMs, JSON.stringify(ids)])) as string[];
+  }
+
+  async pruneSettled(olderThanMs: number, limit: number = DEFAULT_REDIS_PRUNE_LIMIT): Promise<number> {
+    if (!Number.isInteger(olderThanMs) || olderThanMs < 0) throw new OutboxStoreError('olderThanMs must be a whole number ≥ 0');
+    if (!Number.isInteger(limit) || limit < 1) throw new OutboxStoreError('limit must be a whole number ≥ 1');
+    return Number(await this.#eval('pruneSettled', SCRIPTS.prune, [olderThanMs, limit]));
   }
 
   async requeueDead(request: RequeueRequest): Promise<string[]> {

@@ -85,5 +85,48 @@ describe.skipIf(skipRedisTests)(`outbox on Redis at ${redisEnv.url}`, () => {
       expect(await store.nextDueAt('t:1', A)).toBeNull();
       expect(await store.nextDueAt('t:1', B)).not.toBeNull();
     });
+
+    it('keeps the settled zset to settled events only, and pruning leaves no key, index entry or count behind', async () => {
+      const P = `${keyPrefix}outbox:`;
+      const settled = `${P}settled`;
+      const rejected = {
+        number: 1,
+        startedAt: 0,
+        finishedAt: 0,
+        outcome: 'rejected',
+        status: 400,
+        message: 'bad event',
+        apiErrorCode: null,
+        rsCode: null,
+        requests: 1,
+        eventIds: [],
+      } as const;
+      const [a, b] = await store.enqueue([event(A, 'import', 'd1'), event(B, 'segment', 'd2')]);
+      for (const target of [A, B]) {
+        const [held] = await store.lease({ tenant: 't:1', target, owner: 'w', limit: 1, leaseMs: 1000 });
+        await store.settle([{ id: held?.id ?? '', owner: 'w', attempt: rejected, to: 'dead', reason: 'rejected' }]);
+      }
+      expect(await client.zrange(settled, 0, '-1')).toEqual([a?.id, b?.id]);
+      // Requeued, and revived by a changed payload: both leave the set; settled again, back in it.
+      await store.requeueDead({ tenant: 't:1', ids: [a?.id ?? ''] });
+      const changed = { ...event(B, 'segment', 'd2'), input: { ...input, idempotencyKey: 'd2', userId: 'v' } };
+      expect((await store.enqueue([changed]))[0]?.outcome).toBe('revived');
+      expect(await client.zcard(settled)).toBe(0);
+      for (const target of [A, B]) {
+        const [held] = await store.lease({ tenant: 't:1', target, owner: 'w', limit: 1, leaseMs: 1000 });
+        await store.settle([
+          { id: held?.id ?? '', owner: 'w', attempt: null, to: target === A ? 'delivered' : 'dead', reason: 'rejected' },
+        ]);
+      }
+      expect(await client.zcard(settled)).toBe(2);
+      // The server's clock: "older than 0 ms" needs a millisecond to pass since the settlements.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(await store.pruneSettled(0)).toBe(2);
+      // What is left: the marker, and the count hashes, whose fields other transitions left at 0.
+      const keys = (await client.keys(`${keyPrefix}*`)).sort();
+      const counts = keys.filter((key) => key.startsWith(`${P}n:`));
+      expect(keys.filter((key) => !counts.includes(key))).toEqual([`${keyPrefix}marker`]);
+      for (const key of counts) expect(new Set(Object.values(await client.hgetall(key)))).toEqual(new Set(['0']));
+    });
   });
 });
