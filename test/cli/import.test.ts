@@ -416,7 +416,7 @@ describe('dead letters and the ledger', () => {
 
 describe('usage', () => {
   it.each([
-    [['import', 'x.jsonl', '--horizon', '30h'], '--horizon: the retry horizon (30 h) plus the lease (1 min) must stay shorter'],
+    [['import', 'x.jsonl', '--horizon', '30h'], '--horizon: the retry horizon (30 h) plus the lease (10 s) must stay shorter'],
     [['import', 'x.jsonl', '--horizon', 'soon'], '--horizon: expected a duration'],
     [['import', 'x.jsonl', '--store', 'mysql://db'], '--store: expected memory, sqlite:PATH, redis://HOST:PORT or postgres://'],
     [['import', 'x.txt'], '--format: cannot tell the format from ".txt"'],
