@@ -33,3 +33,11 @@ export async function dropTestSchema(schema: string): Promise<void> {
     await client.end();
   }
 }
+
+/** The test database's URL with oncekit's `schema` parameter, as a relay or the CLI takes it in --store. */
+export function testPostgresUrl(schema: string): string {
+  const url = new URL(postgresEnv.url);
+  url.searchParams.set('schema', schema);
+  url.searchParams.set('pool_max', '4');
+  return url.toString();
+}
