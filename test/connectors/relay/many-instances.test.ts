@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type RunningCommand, startOncekit } from '../../../cli/spawn-self.js';
-import { DEFAULT_SANDBOX_API_KEY, type TenantSnapshot } from '../../../sandbox/target/index.js';
+import { DEFAULT_SANDBOX_API_KEY, startSandbox, type TenantSnapshot } from '../../../sandbox/target/index.js';
 import { dropTestSchema, postgresEnv, skipPostgresTests, testPostgresUrl, uniqueTestSchema } from '../../shared/state/postgres/test-env.js';
 import { startRedisServer } from '../../shared/state/redis/server.js';
 import { skipRedisTests } from '../../shared/state/redis/test-env.js';
@@ -163,4 +166,47 @@ describe('many relay instances on one store', () => {
       }
     }, 180_000);
   });
+});
+
+describe('a relay killed mid-delivery', () => {
+  it('another instance sends its leased events again within a few leases, and the target records each once', async () => {
+    const target = await startSandbox({ port: 0 });
+    const dir = mkdtempSync(join(tmpdir(), 'oncekit-kill-'));
+    const store = `sqlite:${join(dir, 'oncekit.db')}`;
+    try {
+      // The target answers slowly, so the first instance is killed while its batch is in flight.
+      target.faults.set({ latencyMs: 3000 });
+      const first = await startRelayProcess(store, target.url);
+      running.push(first);
+      const keys = Array.from({ length: 10 }, (_, n) => `killed-mid-delivery-${process.pid}-${n}`);
+      const answer = await fetch(`${first.url}/salesforce/track-event/by-id`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${RELAY_SECRET}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          usersEvents: keys.map((key) => ({ userId: 'ann', accountId: 'ann', key: 'purchase', idempotencyKey: key })),
+        }),
+      });
+      expect(answer.status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await first.stop('SIGKILL');
+      target.faults.clear();
+
+      const killedAt = Date.now();
+      const second = await startRelayProcess(store, target.url);
+      running.push(second);
+      // The lease is 2 s and was renewed until the kill; the second instance takes the batch over once it runs out.
+      while ((await forwardedBy(second)) < keys.length && Date.now() - killedAt < 30_000) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const recoveredInMs = Date.now() - killedAt;
+      const recorded = target.inspect(TENANT).events.filter((event) => keys.includes(event.idempotencyKey ?? ''));
+      console.log(`the killed instance's events were settled by another ${recoveredInMs} ms after the kill (lease 2 s)`);
+      expect(new Set(recorded.map((event) => event.idempotencyKey)).size).toBe(keys.length);
+      expect(recorded).toHaveLength(keys.length);
+      expect(recoveredInMs).toBeLessThan(4 * 2000 + 2000);
+    } finally {
+      await target.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
