@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { mayHaveLanded } from '../../shared/outbox/ledger.js';
 import type { LedgerEntry, OutboxState, OutboxStore } from '../../shared/outbox/types.js';
-import { createOutboxWorker, type OutboxTarget } from '../../shared/outbox/worker.js';
+import { createOutboxWorker, type OutboxTarget, outboxTargetId } from '../../shared/outbox/worker.js';
 import {
   addDeliveryOptions,
   addStoreOptions,
@@ -81,7 +81,9 @@ export function registerDeadLettersCommand(program: Command): void {
       const delivery = options.enqueueOnly ? null : outboxTargetFrom(options, config.concurrency);
       try {
         const result = await withStore(options, async (store) => {
-          const requeued = await store.requeueDead(options.all ? { tenant } : { tenant, ids });
+          // Delivering here: only this target's dead letters (another target's would wait for its own relay).
+          const target = delivery ? { target: outboxTargetId(delivery.target) } : {};
+          const requeued = await store.requeueDead(options.all ? { tenant, ...target } : { tenant, ...target, ids });
           if (delivery && requeued.length > 0) await deliver(store, delivery.target, config, requeued, options.verbose === true);
           const entries = (await Promise.all(requeued.map((id) => store.get(tenant, id)))).filter(
             (entry): entry is LedgerEntry => entry !== undefined,
@@ -147,7 +149,7 @@ async function deliver(
 
 function describeDeadLetter(entry: LedgerEntry): string {
   const flag = mayHaveLanded(entry) ? ' [may have landed]' : '';
-  return `${entry.id}  ${entry.sourceId}  key ${entry.key ?? '(none)'}  died ${iso(entry.deadAt)}  ${entry.attempts.length} attempts${flag}\n  reason: ${entry.deadReason ?? '-'}`;
+  return `${entry.id}  ${entry.sourceId}  key ${entry.key ?? '(none)'}  died ${iso(entry.deadAt)}  ${entry.attempts.length} attempts${flag}\n  target: ${entry.target || '(any)'}\n  reason: ${entry.deadReason ?? '-'}`;
 }
 
 function report(entries: readonly LedgerEntry[], notRequeued: readonly string[], options: RetryOptions): void {

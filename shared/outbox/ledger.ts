@@ -51,6 +51,7 @@ export function describeKey(entry: Pick<LedgerEntry, 'key' | 'keyDecision'>): st
 export function describeLedgerEntry(entry: LedgerEntry): string {
   const lines = [
     `event ${entry.id} (tenant ${entry.tenant})`,
+    `  target:     ${entry.target === '' ? '(any: stored before targets were recorded)' : entry.target}`,
     `  source:     ${entry.source} ${entry.sourceId}`,
     `  key:        ${describeKey(entry)}`,
     `  state:      ${STATE_TEXT[entry.state]}${entry.state === 'dead' && entry.deadReason ? `: ${entry.deadReason}` : ''}`,
