@@ -13,10 +13,71 @@ export interface GroupCommitOptions {
 
 export type Enqueue = (events: readonly NewOutboxEvent[]) => Promise<EnqueueResult[]>;
 
-interface Waiting {
-  readonly events: readonly NewOutboxEvent[];
-  resolve(results: EnqueueResult[]): void;
+interface Waiting<I, O> {
+  readonly items: readonly I[];
+  resolve(results: O[]): void;
   reject(error: unknown): void;
+}
+
+/**
+ * Runs the items of concurrent callers through `run` together: one call (one store transaction) for everything that
+ * arrived while the previous one ran, or in the same turn of the event loop. `run` returns one result per item, in
+ * order; each caller gets its own slice, only after the call that holds its items has finished. A caller's items are
+ * never split across calls; a failed call fails every caller in it.
+ */
+export function coalesced<I, O>(
+  run: (items: I[]) => Promise<O[]>,
+  settings: GroupCommitOptions = {},
+): (items: readonly I[]) => Promise<O[]> {
+  const maxGroupItems = settings.maxGroupEvents ?? 1000;
+  const maxDelayMs = settings.maxDelayMs ?? 0;
+  const queue: Waiting<I, O>[] = [];
+  let running = false;
+  let scheduled = false;
+
+  const takeGroup = (): Waiting<I, O>[] => {
+    const group: Waiting<I, O>[] = [];
+    let size = 0;
+    while (queue.length > 0 && (group.length === 0 || size + (queue[0] as Waiting<I, O>).items.length <= maxGroupItems)) {
+      const next = queue.shift() as Waiting<I, O>;
+      group.push(next);
+      size += next.items.length;
+    }
+    return group;
+  };
+
+  async function drain(): Promise<void> {
+    scheduled = false;
+    running = true;
+    try {
+      while (queue.length > 0) {
+        const group = takeGroup();
+        try {
+          const results = await run(group.flatMap((waiting) => waiting.items));
+          let offset = 0;
+          for (const waiting of group) {
+            waiting.resolve(results.slice(offset, offset + waiting.items.length));
+            offset += waiting.items.length;
+          }
+        } catch (error) {
+          for (const waiting of group) waiting.reject(error);
+        }
+      }
+    } finally {
+      running = false;
+    }
+  }
+
+  return (items) => {
+    if (items.length === 0) return Promise.resolve([]);
+    return new Promise<O[]>((resolve, reject) => {
+      queue.push({ items, resolve, reject });
+      if (running || scheduled) return; // the running or scheduled call takes this caller too
+      scheduled = true;
+      if (maxDelayMs === 0) setImmediate(() => void drain());
+      else setTimeout(() => void drain(), maxDelayMs);
+    });
+  };
 }
 
 /**
@@ -26,56 +87,5 @@ interface Waiting {
  * fails every caller of that group and acknowledges none.
  */
 export function groupCommit(store: OutboxStore, options: EnqueueOptions = {}, settings: GroupCommitOptions = {}): Enqueue {
-  const maxGroupEvents = settings.maxGroupEvents ?? 1000;
-  const maxDelayMs = settings.maxDelayMs ?? 0;
-  const queue: Waiting[] = [];
-  let committing = false;
-  let scheduled = false;
-
-  const takeGroup = (): Waiting[] => {
-    const group: Waiting[] = [];
-    let size = 0;
-    while (queue.length > 0 && (group.length === 0 || size + (queue[0] as Waiting).events.length <= maxGroupEvents)) {
-      const next = queue.shift() as Waiting;
-      group.push(next);
-      size += next.events.length;
-    }
-    return group;
-  };
-
-  async function commit(): Promise<void> {
-    scheduled = false;
-    committing = true;
-    try {
-      while (queue.length > 0) {
-        const group = takeGroup();
-        try {
-          const results = await store.enqueue(
-            group.flatMap((waiting) => waiting.events),
-            options,
-          );
-          let offset = 0;
-          for (const waiting of group) {
-            waiting.resolve(results.slice(offset, offset + waiting.events.length));
-            offset += waiting.events.length;
-          }
-        } catch (error) {
-          for (const waiting of group) waiting.reject(error);
-        }
-      }
-    } finally {
-      committing = false;
-    }
-  }
-
-  return (events) => {
-    if (events.length === 0) return Promise.resolve([]);
-    return new Promise<EnqueueResult[]>((resolve, reject) => {
-      queue.push({ events, resolve, reject });
-      if (committing || scheduled) return; // the running or scheduled commit takes this caller too
-      scheduled = true;
-      if (maxDelayMs === 0) setImmediate(() => void commit());
-      else setTimeout(() => void commit(), maxDelayMs);
-    });
-  };
+  return coalesced((events: NewOutboxEvent[]) => store.enqueue(events, options), settings);
 }

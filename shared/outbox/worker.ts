@@ -6,6 +6,7 @@ import type { DeliveryResult } from '../target/outcome.js';
 import { backoffDelayMs, defaultRetryPolicy, sleep as realSleep } from '../target/retry.js';
 import { targetId } from '../target/target-id.js';
 import { type OutboxDeliveryConfig, outboxDeliveryConfig, targetCallBudget } from './config.js';
+import { coalesced } from './group-commit.js';
 import { describeAnswer } from './ledger.js';
 import { eventPacer } from './pacer.js';
 import { newWorkerToken } from './store-support.js';
@@ -91,6 +92,8 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   });
   const backoff = { ...defaultRetryPolicy, baseDelayMs: config.backoffBaseMs, maxDelayMs: config.backoffMaxMs };
   const pacer = eventPacer(config.maxEventsPerSecond);
+  // Settlements of the batches in flight at once share one store transaction.
+  const settle = coalesced((settlements: Settlement[]) => store.settle(settlements));
 
   let running: Promise<void>[] = [];
   // Set while the loops run, when the store can say that another instance enqueued (PostgreSQL's LISTEN/NOTIFY).
@@ -242,7 +245,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
         if (result) settlements.push({ event, settlement: settlementFor(event, result, startedAt, finishedAt) });
       });
     }
-    const applied = await store.settle(settlements.map(({ settlement }) => settlement));
+    const applied = await settle(settlements.map(({ settlement }) => settlement));
     applied.forEach((ok, index) => {
       const settled = settlements[index];
       if (!settled) return;
