@@ -305,7 +305,7 @@ async function scaleRows(sandboxUrl: string, seconds: number): Promise<BenchRow[
     many.ackedPerSecond,
     'events/s',
     oneAcked,
-    `${connections / INSTANCES} connections on each${failures(many.failed)}`,
+    `${connections / INSTANCES} connections on each; the instances share this machine's cores with the load and PostgreSQL, so this is their coordination cost, not scale-out capacity${failures(many.failed)}`,
   );
   const oneP99 = compared(`${label(1)}: p99`, one.p99Ms, 'ms');
   const manyP99 = compared(`${label(INSTANCES)}: p99 (worst instance)`, many.p99Ms, 'ms', oneP99);
