@@ -15,8 +15,16 @@ export interface Rate {
   readonly perSecond: number;
 }
 
-/** Runs `batch` (which performs `batchSize` operations) until `minMs` have passed, after a short warm-up. */
-export async function measureRate(batch: () => Promise<void> | void, batchSize: number, minMs = 1500): Promise<Rate> {
+/**
+ * Runs `batch` (which performs `batchSize` operations) until `minMs` have passed, after a short warm-up; stops earlier
+ * once `maxOperations` are done (bounds what a fast store accumulates).
+ */
+export async function measureRate(
+  batch: () => Promise<void> | void,
+  batchSize: number,
+  minMs = 1500,
+  maxOperations = Number.POSITIVE_INFINITY,
+): Promise<Rate> {
   const warmUntil = performance.now() + Math.min(300, minMs / 5);
   while (performance.now() < warmUntil) await batch();
   let operations = 0;
@@ -26,7 +34,7 @@ export async function measureRate(batch: () => Promise<void> | void, batchSize: 
     await batch();
     operations += batchSize;
     elapsed = performance.now() - start;
-  } while (elapsed < minMs);
+  } while (elapsed < minMs && operations < maxOperations);
   const seconds = elapsed / 1000;
   return { operations, seconds, perSecond: operations / seconds };
 }

@@ -12,12 +12,14 @@ import { basicAuthHeader, trackEventUrl } from '../shared/target/saasquatch-api.
 import { type BenchRow, compared } from './measure.js';
 
 /** The part of autocannon's programmatic API used here (the package ships no types). */
-interface AutocannonRequest {
+export interface AutocannonRequest {
   method?: string;
   path?: string;
   headers?: Record<string, string>;
   body?: string;
   setupRequest?: (request: AutocannonRequest, context: Record<string, unknown>) => AutocannonRequest;
+  /** Called with each answer; autocannon reads the bodies only when this is set. */
+  onResponse?: (status: number, body: string, context: Record<string, unknown>) => void;
 }
 interface AutocannonResult {
   readonly duration: number;
@@ -36,11 +38,11 @@ type Autocannon = (options: {
 }) => Promise<AutocannonResult>;
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
-const CONNECTIONS = 10;
-const WARM_UP_SECONDS = 1;
+export const CONNECTIONS = 10;
+export const WARM_UP_SECONDS = 1;
 const DRAIN_LIMIT_MS = 120_000;
 
-interface Load {
+export interface Load {
   /** 2xx answers per second over the run. */
   readonly perSecond: number;
   readonly p99Ms: number;
@@ -51,9 +53,9 @@ interface Load {
 }
 
 let sequence = 0;
-const runId = randomBytes(4).toString('hex');
+export const runId = randomBytes(4).toString('hex');
 
-function nextEvent() {
+export function nextEvent() {
   sequence += 1;
   const id = `u-${sequence % 1000}@bench.test`;
   return {
@@ -65,16 +67,35 @@ function nextEvent() {
   };
 }
 
+export interface LoadOptions {
+  /** Default CONNECTIONS. */
+  readonly connections?: number;
+  /** Sees every answer (warm-up included), e.g. to collect the idempotency keys acknowledged. */
+  readonly onResponse?: AutocannonRequest['onResponse'];
+}
+
+/** The by-id invocable's body: one event per request. */
+export const byIdRequest = () => ({ path: '/salesforce/track-event/by-id', body: JSON.stringify({ usersEvents: [nextEvent()] }) });
+
 /** Warms up, then loads `url` for `seconds` with a fresh request (and idempotency key) each time. */
-async function load(
+export async function load(
   url: string,
   seconds: number,
   request: () => Pick<AutocannonRequest, 'path' | 'body'>,
   headers: Record<string, string>,
+  options: LoadOptions = {},
 ): Promise<Load> {
-  const requests: AutocannonRequest[] = [{ method: 'POST', headers, setupRequest: (template) => ({ ...template, ...request() }) }];
-  const warmUp = await autocannon({ url, connections: CONNECTIONS, duration: WARM_UP_SECONDS, requests });
-  const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds, requests });
+  const connections = options.connections ?? CONNECTIONS;
+  const requests: AutocannonRequest[] = [
+    {
+      method: 'POST',
+      headers,
+      setupRequest: (template) => ({ ...template, ...request() }),
+      ...(options.onResponse ? { onResponse: options.onResponse } : {}),
+    },
+  ];
+  const warmUp = await autocannon({ url, connections, duration: WARM_UP_SECONDS, requests });
+  const result = await autocannon({ url, connections, duration: seconds, requests });
   return {
     perSecond: result['2xx'] / result.duration,
     p99Ms: result.latency.p99,
@@ -110,15 +131,26 @@ async function startScript(script: string, env: NodeJS.ProcessEnv): Promise<{ ur
   };
 }
 
-async function json<T>(url: string, headers: Record<string, string> = {}): Promise<T> {
+export async function json<T>(url: string, headers: Record<string, string> = {}): Promise<T> {
   const response = await fetch(url, { headers });
   if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
   return (await response.json()) as T;
 }
 
-async function recordedEvents(sandboxUrl: string, tenant: string): Promise<number> {
+export async function recordedEvents(sandboxUrl: string, tenant: string): Promise<number> {
   const snapshot = await json<{ events: unknown[] }>(`${sandboxUrl}/__sandbox/tenants/${tenant}`);
   return snapshot.events.length;
+}
+
+/** Waits until the relay's outbox (its tenant and target) holds nothing pending or leased; resolves with its counts. */
+export async function drained(relayUrl: string, auth: Record<string, string>, limitMs = DRAIN_LIMIT_MS): Promise<Record<string, number>> {
+  const started = performance.now();
+  for (;;) {
+    const { outbox } = await json<{ outbox: Record<string, number> }>(`${relayUrl}/status/api/summary`, auth);
+    if ((outbox.pending ?? 0) + (outbox.leased ?? 0) === 0) return outbox;
+    if (performance.now() - started > limitMs) throw new Error(`the relay's outbox did not drain in ${limitMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /**
@@ -151,7 +183,7 @@ export async function runRelayBench(): Promise<BenchRow[]> {
     const naiveTenant = `naive-${runId}`;
     const naive = await startScript('./naive-forwarder.js', { ...base, ONCEKIT_TARGET_URL: sandboxUrl, ONCEKIT_TENANT: naiveTenant });
     stops.unshift(() => naive.stop());
-    const invocable = () => ({ path: '/salesforce/track-event/by-id', body: JSON.stringify({ usersEvents: [nextEvent()] }) });
+    const invocable = byIdRequest;
     const naiveLoad = await load(naive.url, seconds, invocable, { 'content-type': 'application/json' });
     await naive.stop();
 
@@ -168,13 +200,7 @@ export async function runRelayBench(): Promise<BenchRow[]> {
     const relayLoad = await load(relayUrl, seconds, invocable, { ...auth, 'content-type': 'application/json' });
     // The relay answers once the event is in its outbox; delivery goes on after the load ends.
     const loadEnded = performance.now();
-    let outbox: Record<string, number> = {};
-    for (;;) {
-      outbox = (await json<{ outbox: Record<string, number> }>(`${relayUrl}/status/api/summary`, auth)).outbox;
-      if ((outbox.pending ?? 0) + (outbox.leased ?? 0) === 0) break;
-      if (performance.now() - loadEnded > DRAIN_LIMIT_MS) throw new Error(`the relay's outbox did not drain in ${DRAIN_LIMIT_MS} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const outbox = await drained(relayUrl, auth);
     const drainSeconds = (performance.now() - loadEnded) / 1000;
     const delivered = (outbox.delivered ?? 0) + (outbox.duplicate ?? 0);
     const enqueued = Object.values(outbox).reduce((sum, n) => sum + n, 0);

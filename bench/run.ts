@@ -5,6 +5,7 @@ import { runKeyBench } from './keys.js';
 import { type BenchRow, formatRows } from './measure.js';
 import { runRelayBench } from './relay.js';
 import { runSegmentBench } from './segment.js';
+import { runStateBench } from './state.js';
 
 /** Every benchmark, each figure beside its baseline from the same run. `npm run bench -- keys` runs one. */
 const benches: Record<string, { title: string; run: () => Promise<BenchRow[]> }> = {
@@ -15,6 +16,10 @@ const benches: Record<string, { title: string; run: () => Promise<BenchRow[]> }>
   relay: {
     title: 'Relay under load (autocannon): beside a naive forwarder and the sandbox alone, same sandbox, same run',
     run: runRelayBench,
+  },
+  state: {
+    title: 'Durable state: enqueue cost by group size on each engine; group commit in the relay; three relays on PostgreSQL',
+    run: runStateBench,
   },
   segment: { title: "Segment function: onBatch requests and the key layer's share of handler CPU", run: runSegmentBench },
 };

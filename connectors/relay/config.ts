@@ -44,6 +44,11 @@ export interface RelayConfig {
   readonly redis: { readonly keyPrefix: string; readonly allowVolatile: boolean };
   /** How long settled events stay in the ledger (and dedup their redeliveries); never shorter than the retry horizon. */
   readonly retentionMs: number;
+  /**
+   * Whether concurrent requests share one outbox commit (ONCEKIT_GROUP_COMMIT, default on). A diagnostic setting: `off`
+   * commits each request's events by themselves, the baseline the `state` benchmark compares group commit with.
+   */
+  readonly groupCommit: boolean;
 }
 
 export interface RelayOptions {
@@ -74,6 +79,7 @@ export const RELAY_SETTING_NAMES = {
   platformEventChannel: 'ONCEKIT_SF_EVENT_CHANNEL',
   logLevel: 'ONCEKIT_LOG_LEVEL',
   redisPrefix: 'ONCEKIT_REDIS_PREFIX',
+  groupCommit: 'ONCEKIT_GROUP_COMMIT',
 } as const satisfies Readonly<Record<string, string>>;
 
 const blankToUndefined = (value: unknown): unknown => (value === '' ? undefined : value);
@@ -101,6 +107,7 @@ const settingsSchema = z
     ),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
     redisPrefix: optionalText,
+    groupCommit: z.enum(['on', 'off'], { error: 'expected on or off' }),
   })
   .superRefine((settings, ctx) => {
     // A target is all three or none: half a target would silently fall back to the sandbox.
@@ -144,6 +151,7 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
       platformEventChannel: env.ONCEKIT_SF_EVENT_CHANNEL,
       logLevel: env.ONCEKIT_LOG_LEVEL || 'info',
       redisPrefix: env.ONCEKIT_REDIS_PREFIX,
+      groupCommit: env.ONCEKIT_GROUP_COMMIT || 'on',
     });
   } catch (error) {
     throw renameFields(error);
@@ -173,6 +181,7 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
     delivery,
     retentionMs: retentionFrom(options.retention, env, delivery.horizonMs ?? defaultOutboxDeliveryConfig.horizonMs),
     redis: { keyPrefix: settings.redisPrefix ?? DEFAULT_REDIS_PREFIX, allowVolatile: redisAllowVolatileFromEnv(env) },
+    groupCommit: settings.groupCommit === 'on',
   };
 }
 

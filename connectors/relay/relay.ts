@@ -100,7 +100,8 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     const ingest = createIngest({
       tenant: target.tenant,
       target: targetKey,
-      enqueue: groupCommit(outbox),
+      // ONCEKIT_GROUP_COMMIT=off (diagnostic): each request commits by itself, the benchmark's baseline.
+      enqueue: config.groupCommit ? groupCommit(outbox) : outbox.enqueue.bind(outbox),
       metrics,
       recent,
       logger: log,

@@ -124,4 +124,11 @@ describe('readRelayConfig', () => {
       allowVolatile: true,
     });
   });
+  it('group commit: on by default, off with ONCEKIT_GROUP_COMMIT=off (diagnostic), anything else refused', () => {
+    expect(readRelayConfig({}, {}).groupCommit).toBe(true);
+    expect(readRelayConfig({}, { ONCEKIT_GROUP_COMMIT: 'on' }).groupCommit).toBe(true);
+    expect(readRelayConfig({}, { ONCEKIT_GROUP_COMMIT: '' }).groupCommit).toBe(true);
+    expect(readRelayConfig({}, { ONCEKIT_GROUP_COMMIT: 'off' }).groupCommit).toBe(false);
+    expect(fields(failure({}, { ONCEKIT_GROUP_COMMIT: 'no' }))).toEqual(['ONCEKIT_GROUP_COMMIT']);
+  });
 });
