@@ -51,6 +51,15 @@ export function registerRelayCommand(program: Command): void {
       const say = (line: string): void => {
         process.stdout.write(`${line}\n`);
       };
+      // Listening for SIGTERM before the first line: whoever reads that line may stop the relay at once.
+      const stopped = new Promise<void>((resolve) => {
+        const stop = (): void => {
+          say('stopping: finishing in-flight requests and deliveries');
+          relay.stop().then(resolve, resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
       say(`oncekit relay listening on ${relay.url}`);
       if (relay.target.sandbox) {
         say('!! No target is configured: events go to the BUILT-IN SANDBOX, not to SaaSquatch.');
@@ -69,14 +78,7 @@ export function registerRelayCommand(program: Command): void {
       say(`store: ${describeStoreLocation(config.store)}`);
       if (relay.subscriber) say(`Platform Events: subscribed to ${relay.subscriber.channel}`);
 
-      await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          say('stopping: finishing in-flight requests and deliveries');
-          relay.stop().then(resolve, resolve);
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
+      await stopped;
     });
   addDeliverySettingOptions(command);
   command.option(

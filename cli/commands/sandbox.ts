@@ -36,6 +36,14 @@ export function registerSandboxCommand(program: Command): void {
         ...(faults ? { faults } : {}),
         ...(options.strictUsers ? { strictUsers: true } : {}),
       });
+      // Listening for SIGTERM before the first line: whoever reads that line may stop the sandbox at once.
+      const stopped = new Promise<void>((resolve) => {
+        const stop = (): void => {
+          sandbox.close().then(resolve, resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
       process.stdout.write(`oncekit sandbox listening on ${sandbox.url}\n`);
       process.stdout.write(
         apiKey
@@ -44,12 +52,6 @@ export function registerSandboxCommand(program: Command): void {
       );
       process.stdout.write(`inspect: ${sandbox.url}/__sandbox/tenants\n`);
       if (faults) process.stdout.write(`faults: ${options.faults}\n`);
-      await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          sandbox.close().then(resolve, resolve);
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
+      await stopped;
     });
 }
