@@ -94,6 +94,15 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   const pacer = eventPacer(config.maxEventsPerSecond);
   // Settlements of the batches in flight at once share one store transaction.
   const settle = coalesced((settlements: Settlement[]) => store.settle(settlements));
+  // So do the leases of loops that look at the same moment: one lease of their summed sizes, handed out oldest first,
+  // one slot per event each loop asked for.
+  const leaseBatch = coalesced(
+    async (slots: null[]): Promise<(LeasedEvent | null)[]> => {
+      const events = await store.lease({ tenant, target, owner, limit: slots.length, leaseMs: config.leaseMs });
+      return slots.map((_, index) => events[index] ?? null);
+    },
+    { maxGroupEvents: 10_000 },
+  );
 
   let running: Promise<void>[] = [];
   // Set while the loops run, when the store can say that another instance enqueued (PostgreSQL's LISTEN/NOTIFY).
@@ -267,7 +276,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   async function runOnce(): Promise<number> {
     const submitted = handed.shift();
     if (submitted) for (const resume of [...roomWaiters]) resume();
-    const batch = submitted ?? (await store.lease({ tenant, target, owner, limit: config.batchSize, leaseMs: config.leaseMs }));
+    const batch = submitted ?? (await leaseBatch(new Array<null>(config.batchSize).fill(null))).filter(isLeased);
     if (batch.length > 0) await deliver(batch);
     return batch.length;
   }
@@ -362,6 +371,8 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     },
   };
 }
+
+const isLeased = (event: LeasedEvent | null): event is LeasedEvent => event !== null;
 
 export interface DrainOptions {
   readonly store: OutboxStore;

@@ -142,6 +142,27 @@ describe('outbox worker', () => {
     expect(requestsTo()).toBe(12);
   });
 
+  it('leases for its loops together: loops that look at once share one store lease, oldest events to the first', async () => {
+    const leases: number[] = [];
+    class CountingStore extends MemoryOutboxStore {
+      override async lease(request: Parameters<MemoryOutboxStore['lease']>[0]) {
+        leases.push(request.limit);
+        return super.lease(request);
+      }
+    }
+    const store = new CountingStore();
+    const worker = createOutboxWorker({
+      store,
+      target: { baseUrl: sandbox.url, id: TARGET_ID, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, transport: transport.send },
+      config: { batchSize: 5, concurrency: 3, pollMs: 60_000 },
+    });
+    await store.enqueue(Array.from({ length: 12 }, () => event()));
+    await Promise.all([worker.runOnce(), worker.runOnce(), worker.runOnce()]);
+    expect(leases).toEqual([15]);
+    expect((await store.counts(TENANT)).delivered).toBe(12);
+    await worker.stop();
+  });
+
   it('counts a 409 as delivered: an event the target already has becomes a duplicate, recorded once', async () => {
     const { store, worker } = setup();
     const first = event();
