@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import type { Clock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
-import type { KeyDecision } from '../../keys/decide.js';
 import {
   abandonedAttempt,
   canRevive,
@@ -29,6 +28,14 @@ import type {
   Settlement,
 } from '../../outbox/types.js';
 import type { PostgresStoreLocation } from '../location.js';
+import {
+  attemptOfRow,
+  type LedgerAttemptRow,
+  ledgerEntryOfRow,
+  type OutboxEventRow,
+  outboxIdOfSeq,
+  outboxSeqOfId,
+} from '../outbox-rows.js';
 import { type Migration, nowParam, nowSql, PostgresDatabase, transactionNow } from './database.js';
 
 const MODULE = 'outbox';
@@ -90,50 +97,6 @@ const MIGRATIONS: readonly Migration[] = [
     )`,
   ],
 ];
-
-interface EventRow {
-  seq: number;
-  tenant: string;
-  target: string;
-  source: string;
-  source_id: string;
-  dedup_key: string;
-  idempotency_key: string | null;
-  key_decision: string | null;
-  input: string;
-  state: OutboxState;
-  enqueued_at: number;
-  updated_at: number;
-  due_at: number | null;
-  owner: string | null;
-  leased_at: number | null;
-  lease_expires_at: number | null;
-  first_attempt_at: number | null;
-  attempt_count: number;
-  last_outcome: string | null;
-  dead_reason: string | null;
-  dead_at: number | null;
-}
-
-interface AttemptRow {
-  event_seq: number;
-  number: number;
-  started_at: number;
-  finished_at: number;
-  outcome: AttemptRecord['outcome'];
-  status: number | null;
-  message: string | null;
-  api_error_code: string | null;
-  rs_code: string | null;
-  requests: number;
-  event_ids: string;
-}
-
-// Ids are the row's sequence number in base 36, fixed width so they sort as they were created. The identity column's
-// sequence hands out each number once, to whichever process asks, and never goes backwards.
-const ID_PATTERN = /^ob_[0-9a-z]{11}$/;
-const idOf = (seq: number): string => `ob_${seq.toString(36).padStart(11, '0')}`;
-const seqOf = (id: string): number | null => (ID_PATTERN.test(id) ? Number.parseInt(id.slice(3), 36) : null);
 
 /** How many settled events one `pruneSettled` call deletes unless told: one short statement, repeated until none are left. */
 const DEFAULT_PRUNE_LIMIT = 1000;
@@ -234,9 +197,9 @@ export class PostgresOutboxStore implements OutboxStore {
       const eventName = (event: NewOutboxEvent): string => nameOf(event.tenant, event.target, event.dedupKey);
       const insertedSeq = new Map(inserted.rows.map((row) => [nameOf(row.tenant, row.target, row.dedup_key), row.seq]));
       const others = rows.filter((row) => !insertedSeq.has(eventName(row.event)));
-      const existing = new Map<string, EventRow>();
+      const existing = new Map<string, OutboxEventRow>();
       if (others.length > 0) {
-        const found = await client.query<EventRow>(
+        const found = await client.query<OutboxEventRow>(
           `SELECT e.* FROM outbox_events e
              JOIN unnest($1::text[], $2::text[], $3::text[]) AS u (tenant, target, dedup_key) USING (tenant, target, dedup_key)
            FOR UPDATE OF e`,
@@ -273,18 +236,19 @@ export class PostgresOutboxStore implements OutboxStore {
         const name = eventName(event);
         const seq = insertedSeq.get(name);
         if (seq !== undefined) {
-          const leased = lease === undefined ? undefined : leasedOf(idOf(seq), event, lease, now, 0);
-          results.set(index, { id: idOf(seq), outcome: 'created', state, updatedAt: now, ...(leased ? { leased } : {}) });
+          const leased = lease === undefined ? undefined : leasedOnEnqueue(outboxIdOfSeq(seq), event, lease, now, 0);
+          results.set(index, { id: outboxIdOfSeq(seq), outcome: 'created', state, updatedAt: now, ...(leased ? { leased } : {}) });
           continue;
         }
         const current = existing.get(name);
         if (current === undefined) throw new Error('an enqueue conflict named no existing event');
         if (!revived.has(name)) {
-          results.set(index, { id: idOf(current.seq), outcome: 'existing', state: current.state, updatedAt: current.updated_at });
+          results.set(index, { id: outboxIdOfSeq(current.seq), outcome: 'existing', state: current.state, updatedAt: current.updated_at });
           continue;
         }
-        const leased = lease === undefined ? undefined : leasedOf(idOf(current.seq), event, lease, now, current.attempt_count);
-        results.set(index, { id: idOf(current.seq), outcome: 'revived', state, updatedAt: now, ...(leased ? { leased } : {}) });
+        const leased =
+          lease === undefined ? undefined : leasedOnEnqueue(outboxIdOfSeq(current.seq), event, lease, now, current.attempt_count);
+        results.set(index, { id: outboxIdOfSeq(current.seq), outcome: 'revived', state, updatedAt: now, ...(leased ? { leased } : {}) });
       }
       if (state === 'pending') {
         const woken = new Set(unique.filter(({ index }) => results.get(index)?.outcome !== 'existing').map(({ event }) => event.tenant));
@@ -304,7 +268,7 @@ export class PostgresOutboxStore implements OutboxStore {
     return this.#transaction('lease', async (client, now) => {
       // Rows another worker is taking right now are skipped, not waited for; a row that worker already took no longer
       // matches when re-checked, so no event is leased twice. Only the worker's target's events are candidates.
-      const picked = await client.query<EventRow>(
+      const picked = await client.query<OutboxEventRow>(
         `WITH due AS (
            SELECT * FROM outbox_events WHERE tenant = $1 AND target = $2 AND state = 'pending' AND due_at <= $3
            ORDER BY due_at, seq LIMIT $4 FOR UPDATE SKIP LOCKED
@@ -334,7 +298,7 @@ export class PostgresOutboxStore implements OutboxStore {
       );
       return picked.rows.map(
         (row): LeasedEvent => ({
-          id: idOf(row.seq),
+          id: outboxIdOfSeq(row.seq),
           tenant: row.tenant,
           target: row.target,
           source: row.source,
@@ -353,7 +317,7 @@ export class PostgresOutboxStore implements OutboxStore {
   async renewLeases(owner: string, ids: readonly string[], leaseMs: number): Promise<string[]> {
     if (typeof owner !== 'string' || owner.length === 0) throw new OutboxStoreError('owner must be a non-empty string');
     if (!Number.isInteger(leaseMs) || leaseMs < 1) throw new OutboxStoreError('leaseMs must be a whole number ≥ 1');
-    const given = ids.map((id) => ({ id, seq: seqOf(id) }));
+    const given = ids.map((id) => ({ id, seq: outboxSeqOfId(id) }));
     const seqs = given.flatMap(({ seq }) => (seq === null ? [] : [seq]));
     if (seqs.length === 0) return [];
     return this.#read('renewLeases', async () => {
@@ -381,7 +345,7 @@ export class PostgresOutboxStore implements OutboxStore {
     const rounds: { index: number; seq: number; settlement: Settlement }[][] = [];
     const seen = new Map<number, number>();
     settlements.forEach((settlement, index) => {
-      const seq = seqOf(settlement.id);
+      const seq = outboxSeqOfId(settlement.id);
       if (seq === null) return;
       const round = seen.get(seq) ?? 0;
       seen.set(seq, round + 1);
@@ -417,7 +381,7 @@ export class PostgresOutboxStore implements OutboxStore {
           applied[row.ord] = true;
           const settlement = settlements[row.ord];
           if (settlement?.attempt)
-            attempts.push({ seq: seqOf(settlement.id) ?? 0, attempt: { ...settlement.attempt, number: row.attempt_count } });
+            attempts.push({ seq: outboxSeqOfId(settlement.id) ?? 0, attempt: { ...settlement.attempt, number: row.attempt_count } });
         }
         await insertAttempts(client, attempts);
       }
@@ -427,7 +391,7 @@ export class PostgresOutboxStore implements OutboxStore {
 
   async requeueDead(request: RequeueRequest): Promise<string[]> {
     const { tenant, target, ids } = checkOutboxArgs.requeue(request);
-    const seqs = ids?.map(seqOf).filter((seq): seq is number => seq !== null);
+    const seqs = ids?.map(outboxSeqOfId).filter((seq): seq is number => seq !== null);
     if (seqs !== undefined && seqs.length === 0) return [];
     return this.#transaction('requeueDead', async (client, now) => {
       const result = await client.query<{ seq: number }>(
@@ -440,12 +404,12 @@ export class PostgresOutboxStore implements OutboxStore {
       const requeued = new Set(result.rows.map((row) => row.seq));
       const order = seqs ?? [...requeued].sort((a, b) => a - b);
       if (requeued.size > 0) await this.#notify(client, new Set([tenant]));
-      return [...new Set(order)].filter((seq) => requeued.has(seq)).map(idOf);
+      return [...new Set(order)].filter((seq) => requeued.has(seq)).map(outboxIdOfSeq);
     });
   }
 
   async get(tenant: string, id: string): Promise<LedgerEntry | undefined> {
-    const seq = seqOf(id);
+    const seq = outboxSeqOfId(id);
     if (seq === null) return undefined;
     const [entry] = await this.#entries('get', 'SELECT * FROM outbox_events WHERE tenant = $1 AND seq = $2', [tenant, seq]);
     return entry;
@@ -597,19 +561,19 @@ export class PostgresOutboxStore implements OutboxStore {
 
   async #entries(operation: string, sql: string, values: unknown[]): Promise<LedgerEntry[]> {
     return this.#read(operation, async () => {
-      const rows = (await this.#db.pool.query<EventRow>(sql, values)).rows;
+      const rows = (await this.#db.pool.query<OutboxEventRow>(sql, values)).rows;
       if (rows.length === 0) return [];
-      const attempts = await this.#db.pool.query<AttemptRow>(
+      const attempts = await this.#db.pool.query<LedgerAttemptRow & { event_seq: number }>(
         'SELECT * FROM ledger_attempts WHERE event_seq = ANY ($1::bigint[]) ORDER BY event_seq, number',
         [rows.map((row) => row.seq)],
       );
       const bySeq = new Map<number, AttemptRecord[]>();
       for (const attempt of attempts.rows) {
         const list = bySeq.get(attempt.event_seq) ?? [];
-        list.push(attemptOf(attempt));
+        list.push(attemptOfRow(attempt));
         bySeq.set(attempt.event_seq, list);
       }
-      return rows.map((row) => entryOf(row, bySeq.get(row.seq) ?? []));
+      return rows.map((row) => ledgerEntryOfRow(row, bySeq.get(row.seq) ?? []));
     });
   }
 }
@@ -635,53 +599,4 @@ async function insertAttempts(client: pg.PoolClient, items: readonly { seq: numb
       items.map(({ attempt }) => JSON.stringify(attempt.eventIds)),
     ],
   );
-}
-
-function attemptOf(row: AttemptRow): AttemptRecord {
-  return {
-    number: row.number,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    outcome: row.outcome,
-    status: row.status,
-    message: row.message,
-    apiErrorCode: row.api_error_code,
-    rsCode: row.rs_code,
-    requests: row.requests,
-    eventIds: JSON.parse(row.event_ids) as string[],
-  };
-}
-
-/** The worker's view of an event enqueued already leased to it, with the event's target. */
-function leasedOf(
-  id: string,
-  event: NewOutboxEvent,
-  lease: { readonly owner: string; readonly leaseMs: number },
-  now: number,
-  previousAttempts: number,
-): LeasedEvent {
-  return { ...leasedOnEnqueue(id, event, lease, now, previousAttempts), target: event.target };
-}
-
-function entryOf(row: EventRow, attempts: readonly AttemptRecord[]): LedgerEntry {
-  return {
-    id: idOf(row.seq),
-    tenant: row.tenant,
-    target: row.target,
-    source: row.source,
-    sourceId: row.source_id,
-    dedupKey: row.dedup_key,
-    key: row.idempotency_key,
-    keyDecision: row.key_decision === null ? null : (JSON.parse(row.key_decision) as KeyDecision),
-    input: JSON.parse(row.input) as UserEventInput,
-    state: row.state,
-    enqueuedAt: row.enqueued_at,
-    updatedAt: row.updated_at,
-    dueAt: row.state === 'pending' ? row.due_at : null,
-    leaseExpiresAt: row.state === 'leased' ? row.lease_expires_at : null,
-    firstAttemptAt: row.first_attempt_at,
-    deadReason: row.dead_reason,
-    deadAt: row.dead_at,
-    attempts,
-  };
 }

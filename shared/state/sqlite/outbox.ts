@@ -1,6 +1,5 @@
 import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
-import type { KeyDecision } from '../../keys/decide.js';
 import {
   abandonedAttempt,
   canRevive,
@@ -26,6 +25,14 @@ import type {
   RequeueRequest,
   Settlement,
 } from '../../outbox/types.js';
+import {
+  attemptOfRow,
+  type LedgerAttemptRow,
+  ledgerEntryOfRow,
+  type OutboxEventRow,
+  outboxIdOfSeq,
+  outboxSeqOfId,
+} from '../outbox-rows.js';
 import { migrate, openSqliteDatabase, type SqliteDatabase } from './database.js';
 
 const SCHEMA_VERSION = 3;
@@ -135,49 +142,7 @@ function upgradeFromVersion1(db: SqliteDatabase): void {
   }
 }
 
-interface EventRow {
-  seq: number;
-  tenant: string;
-  target: string;
-  source: string;
-  source_id: string;
-  dedup_key: string;
-  idempotency_key: string | null;
-  key_decision: string | null;
-  input: string;
-  state: OutboxState;
-  enqueued_at: number;
-  updated_at: number;
-  due_at: number | null;
-  owner: string | null;
-  leased_at: number | null;
-  lease_expires_at: number | null;
-  first_attempt_at: number | null;
-  attempt_count: number;
-  last_outcome: string | null;
-  dead_reason: string | null;
-  dead_at: number | null;
-}
-
-interface AttemptRow {
-  number: number;
-  started_at: number;
-  finished_at: number;
-  outcome: AttemptRecord['outcome'];
-  status: number | null;
-  message: string | null;
-  api_error_code: string | null;
-  rs_code: string | null;
-  requests: number;
-  event_ids: string;
-}
-
 export type SqliteOutboxStoreOptions = OutboxStoreOptions & ({ readonly path: string } | { readonly db: SqliteDatabase });
-
-// Ids are the row's integer key in base 36, fixed width so they sort as they were created; no second unique index.
-const ID_PATTERN = /^ob_[0-9a-z]{11}$/;
-const idOf = (seq: number): string => `ob_${seq.toString(36).padStart(11, '0')}`;
-const seqOf = (id: string): number | null => (ID_PATTERN.test(id) ? Number.parseInt(id.slice(3), 36) : null);
 
 /** State changes of one transaction, summed per (tenant, target, source, state) and written to outbox_counts once. */
 class CountDeltas {
@@ -234,7 +199,7 @@ export class SqliteOutboxStore implements OutboxStore {
            updated_at, due_at, owner, leased_at, lease_expires_at, first_attempt_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, target, dedup_key) DO NOTHING RETURNING seq`,
       ),
-      byDedupKey: db.prepare<[string, string, string], EventRow>(
+      byDedupKey: db.prepare<[string, string, string], OutboxEventRow>(
         'SELECT * FROM outbox_events WHERE tenant = ? AND target = ? AND dedup_key = ?',
       ),
       revive: db.prepare(
@@ -242,11 +207,11 @@ export class SqliteOutboxStore implements OutboxStore {
            leased_at = ?, lease_expires_at = ?, first_attempt_at = ?, dead_reason = NULL, dead_at = NULL, updated_at = ? WHERE seq = ?`,
       ),
       // target '' holds events stored before targets were recorded (see upgradeFromVersion1).
-      expiredLeases: db.prepare<[string, string, number, number], EventRow>(
+      expiredLeases: db.prepare<[string, string, number, number], OutboxEventRow>(
         `SELECT * FROM outbox_events WHERE tenant = ? AND target IN (?, '') AND state = 'leased' AND lease_expires_at <= ?
          ORDER BY lease_expires_at, seq LIMIT ?`,
       ),
-      dueEvents: db.prepare<[string, string, number, number], EventRow>(
+      dueEvents: db.prepare<[string, string, number, number], OutboxEventRow>(
         `SELECT * FROM outbox_events WHERE tenant = ? AND target IN (?, '') AND state = 'pending' AND due_at <= ? ORDER BY due_at, seq LIMIT ?`,
       ),
       takeLease: db.prepare(
@@ -282,13 +247,17 @@ export class SqliteOutboxStore implements OutboxStore {
         `INSERT INTO outbox_counts (tenant, target, source, state, count) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT DO UPDATE SET count = count + excluded.count`,
       ),
-      get: db.prepare<[string, number], EventRow>('SELECT * FROM outbox_events WHERE tenant = ? AND seq = ?'),
-      byKey: db.prepare<[string, string], EventRow>('SELECT * FROM outbox_events WHERE tenant = ? AND idempotency_key = ? ORDER BY seq'),
-      bySourceId: db.prepare<[string, string], EventRow>('SELECT * FROM outbox_events WHERE tenant = ? AND source_id = ? ORDER BY seq'),
-      dead: db.prepare<[string, number, number], EventRow>(
+      get: db.prepare<[string, number], OutboxEventRow>('SELECT * FROM outbox_events WHERE tenant = ? AND seq = ?'),
+      byKey: db.prepare<[string, string], OutboxEventRow>(
+        'SELECT * FROM outbox_events WHERE tenant = ? AND idempotency_key = ? ORDER BY seq',
+      ),
+      bySourceId: db.prepare<[string, string], OutboxEventRow>(
+        'SELECT * FROM outbox_events WHERE tenant = ? AND source_id = ? ORDER BY seq',
+      ),
+      dead: db.prepare<[string, number, number], OutboxEventRow>(
         `SELECT * FROM outbox_events WHERE tenant = ? AND state = 'dead' ORDER BY dead_at, seq LIMIT ? OFFSET ?`,
       ),
-      attempts: db.prepare<[number], AttemptRow>('SELECT * FROM ledger_attempts WHERE event_seq = ? ORDER BY number'),
+      attempts: db.prepare<[number], LedgerAttemptRow>('SELECT * FROM ledger_attempts WHERE event_seq = ? ORDER BY number'),
       counts: db.prepare<[string, string | null, string | null, string | null, string | null], { state: string; count: number }>(
         `SELECT state, sum(count) AS count FROM outbox_counts
          WHERE tenant = ? AND (? IS NULL OR source = ?) AND (? IS NULL OR target = ?) GROUP BY state`,
@@ -330,7 +299,7 @@ export class SqliteOutboxStore implements OutboxStore {
     const start =
       lease === undefined ? ([now, null, null, null, null] as const) : ([null, lease.owner, now, now + lease.leaseMs, now] as const);
     const leasedView = (seq: number, event: NewOutboxEvent, previousAttempts: number): LeasedEvent | undefined =>
-      lease === undefined ? undefined : leasedOnEnqueue(idOf(seq), event, lease, now, previousAttempts);
+      lease === undefined ? undefined : leasedOnEnqueue(outboxIdOfSeq(seq), event, lease, now, previousAttempts);
     return this.#run('enqueue', (counts) =>
       events.map((event): EnqueueResult => {
         const input = storedInput(event.input);
@@ -353,17 +322,17 @@ export class SqliteOutboxStore implements OutboxStore {
         if (inserted !== undefined) {
           counts.move(event, null, state);
           const leased = leasedView(inserted.seq, event, 0);
-          return { id: idOf(inserted.seq), outcome: 'created', state, updatedAt: now, ...(leased ? { leased } : {}) };
+          return { id: outboxIdOfSeq(inserted.seq), outcome: 'created', state, updatedAt: now, ...(leased ? { leased } : {}) };
         }
         const existing = this.#sql.byDedupKey.get(event.tenant, event.target, event.dedupKey);
         if (existing === undefined) throw new Error('an enqueue conflict named no existing event');
         if (!canRevive(existing.state, existing.last_outcome, existing.input, input)) {
-          return { id: idOf(existing.seq), outcome: 'existing', state: existing.state, updatedAt: existing.updated_at };
+          return { id: outboxIdOfSeq(existing.seq), outcome: 'existing', state: existing.state, updatedAt: existing.updated_at };
         }
         this.#sql.revive.run(input, key, decision, event.sourceId, state, ...start, now, existing.seq);
         counts.move(existing, existing.state, state);
         const leased = leasedView(existing.seq, event, existing.attempt_count);
-        return { id: idOf(existing.seq), outcome: 'revived', state, updatedAt: now, ...(leased ? { leased } : {}) };
+        return { id: outboxIdOfSeq(existing.seq), outcome: 'revived', state, updatedAt: now, ...(leased ? { leased } : {}) };
       }),
     );
   }
@@ -385,7 +354,7 @@ export class SqliteOutboxStore implements OutboxStore {
         } else counts.move(row, 'pending', 'leased');
         this.#sql.takeLease.run(owner, now, now + leaseMs, now, now, row.seq);
         return {
-          id: idOf(row.seq),
+          id: outboxIdOfSeq(row.seq),
           tenant: row.tenant,
           target: row.target,
           source: row.source,
@@ -405,7 +374,7 @@ export class SqliteOutboxStore implements OutboxStore {
     const until = this.#clock.now() + leaseMs;
     return this.#run('renewLeases', () =>
       ids.filter((id) => {
-        const seq = seqOf(id);
+        const seq = outboxSeqOfId(id);
         return seq !== null && this.#sql.renew.run(until, seq, owner).changes === 1;
       }),
     );
@@ -425,7 +394,7 @@ export class SqliteOutboxStore implements OutboxStore {
     const now = this.#clock.now();
     return this.#run('settle', (counts) =>
       settlements.map((settlement) => {
-        const seq = seqOf(settlement.id);
+        const seq = outboxSeqOfId(settlement.id);
         if (seq === null) return false;
         const attempt = settlement.attempt;
         const updated = this.#sql.settle.get(
@@ -455,17 +424,17 @@ export class SqliteOutboxStore implements OutboxStore {
         ids === undefined
           ? this.#sql.requeueAll.all(now, now, tenant, target, target)
           : ids.flatMap((id) => {
-              const seq = seqOf(id);
+              const seq = outboxSeqOfId(id);
               return seq === null ? [] : this.#sql.requeueOne.all(now, now, tenant, seq, target, target);
             });
       for (const row of rows) counts.move(row, 'dead', 'pending');
-      return rows.map((row) => idOf(row.seq));
+      return rows.map((row) => outboxIdOfSeq(row.seq));
     });
   }
 
   async get(tenant: string, id: string): Promise<LedgerEntry | undefined> {
     return this.#read('get', () => {
-      const seq = seqOf(id);
+      const seq = outboxSeqOfId(id);
       const row = seq === null ? undefined : this.#sql.get.get(tenant, seq);
       return row === undefined ? undefined : this.#entry(row);
     });
@@ -527,42 +496,10 @@ export class SqliteOutboxStore implements OutboxStore {
     );
   }
 
-  #entry(row: EventRow): LedgerEntry {
-    const attempts = this.#sql.attempts.all(row.seq).map(
-      (attempt): AttemptRecord => ({
-        number: attempt.number,
-        startedAt: attempt.started_at,
-        finishedAt: attempt.finished_at,
-        outcome: attempt.outcome,
-        status: attempt.status,
-        message: attempt.message,
-        apiErrorCode: attempt.api_error_code,
-        rsCode: attempt.rs_code,
-        requests: attempt.requests,
-        eventIds: JSON.parse(attempt.event_ids) as string[],
-      }),
-    );
-    return {
-      id: idOf(row.seq),
-      tenant: row.tenant,
-      target: row.target,
-      source: row.source,
-      sourceId: row.source_id,
-      dedupKey: row.dedup_key,
-      key: row.idempotency_key,
-      keyDecision: row.key_decision === null ? null : (JSON.parse(row.key_decision) as KeyDecision),
-      input: JSON.parse(row.input) as UserEventInput,
-      state: row.state,
-      enqueuedAt: row.enqueued_at,
-      updatedAt: row.updated_at,
-      dueAt: row.state === 'pending' ? row.due_at : null,
-      leaseExpiresAt: row.state === 'leased' ? row.lease_expires_at : null,
-      firstAttemptAt: row.first_attempt_at,
-      deadReason: row.dead_reason,
-      deadAt: row.dead_at,
-      attempts,
-    };
+  #entry(row: OutboxEventRow): LedgerEntry {
+    return ledgerEntryOfRow(row, this.#sql.attempts.all(row.seq).map(attemptOfRow));
   }
 }
 
-const rowDueTime = (row: EventRow): number => (row.state === 'pending' ? row.due_at : row.lease_expires_at) ?? Number.POSITIVE_INFINITY;
+const rowDueTime = (row: OutboxEventRow): number =>
+  (row.state === 'pending' ? row.due_at : row.lease_expires_at) ?? Number.POSITIVE_INFINITY;

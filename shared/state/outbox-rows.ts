@@ -1,0 +1,86 @@
+import type { UserEventInput } from '../events/user-event.js';
+import type { KeyDecision } from '../keys/decide.js';
+import type { AttemptRecord, LedgerEntry, OutboxState } from '../outbox/types.js';
+
+/** An outbox event as the SQL engines (SQLite, PostgreSQL) store it: one table, the same columns. */
+export interface OutboxEventRow {
+  seq: number;
+  tenant: string;
+  target: string;
+  source: string;
+  source_id: string;
+  dedup_key: string;
+  idempotency_key: string | null;
+  key_decision: string | null;
+  input: string;
+  state: OutboxState;
+  enqueued_at: number;
+  updated_at: number;
+  due_at: number | null;
+  owner: string | null;
+  leased_at: number | null;
+  lease_expires_at: number | null;
+  first_attempt_at: number | null;
+  attempt_count: number;
+  last_outcome: string | null;
+  dead_reason: string | null;
+  dead_at: number | null;
+}
+
+/** One row of `ledger_attempts`. */
+export interface LedgerAttemptRow {
+  number: number;
+  started_at: number;
+  finished_at: number;
+  outcome: AttemptRecord['outcome'];
+  status: number | null;
+  message: string | null;
+  api_error_code: string | null;
+  rs_code: string | null;
+  requests: number;
+  event_ids: string;
+}
+
+// Ids are the row's sequence number in base 36, fixed width so they sort as they were created. The database's
+// sequence hands out each number once, to whichever process asks, and never goes backwards.
+const ID_PATTERN = /^ob_[0-9a-z]{11}$/;
+export const outboxIdOfSeq = (seq: number): string => `ob_${seq.toString(36).padStart(11, '0')}`;
+export const outboxSeqOfId = (id: string): number | null => (ID_PATTERN.test(id) ? Number.parseInt(id.slice(3), 36) : null);
+
+export function attemptOfRow(row: LedgerAttemptRow): AttemptRecord {
+  return {
+    number: row.number,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    outcome: row.outcome,
+    status: row.status,
+    message: row.message,
+    apiErrorCode: row.api_error_code,
+    rsCode: row.rs_code,
+    requests: row.requests,
+    eventIds: JSON.parse(row.event_ids) as string[],
+  };
+}
+
+export function ledgerEntryOfRow(row: OutboxEventRow, attempts: readonly AttemptRecord[]): LedgerEntry {
+  return {
+    id: outboxIdOfSeq(row.seq),
+    tenant: row.tenant,
+    target: row.target,
+    source: row.source,
+    sourceId: row.source_id,
+    dedupKey: row.dedup_key,
+    key: row.idempotency_key,
+    keyDecision: row.key_decision === null ? null : (JSON.parse(row.key_decision) as KeyDecision),
+    input: JSON.parse(row.input) as UserEventInput,
+    state: row.state,
+    enqueuedAt: row.enqueued_at,
+    updatedAt: row.updated_at,
+    dueAt: row.state === 'pending' ? row.due_at : null,
+    leaseExpiresAt: row.state === 'leased' ? row.lease_expires_at : null,
+    firstAttemptAt: row.first_attempt_at,
+    deadReason: row.dead_reason,
+    deadAt: row.dead_at,
+    attempts,
+  };
+}
