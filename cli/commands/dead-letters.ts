@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { mayHaveLanded } from '../../shared/outbox/ledger.js';
+import { landedPastKeyWindow, mayHaveLanded } from '../../shared/outbox/ledger.js';
 import type { LedgerEntry, OutboxState, OutboxStore } from '../../shared/outbox/types.js';
 import { createOutboxWorker, type OutboxTarget, outboxTargetId } from '../../shared/outbox/worker.js';
 import {
@@ -26,6 +26,7 @@ interface RetryOptions extends DeliveryOptions {
   readonly enqueueOnly?: boolean;
   readonly json?: boolean;
   readonly verbose?: boolean;
+  readonly forcePastWindow?: boolean;
 }
 
 const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
@@ -64,13 +65,15 @@ export function registerDeadLettersCommand(program: Command): void {
     .option('--all', 'every dead letter of the tenant')
     .option('--enqueue-only', 'only make them pending again; a later import (or the relay) delivers them')
     .option('--json', 'print the result as JSON on the last line of stdout')
-    .option('--verbose', 'log retries on stderr as they happen');
+    .option('--verbose', 'log retries on stderr as they happen')
+    .option('--force-past-window', "resend even events that may have landed longer ago than the target's key window");
   addStoreOptions(retry);
   addDeliveryOptions(retry)
     .addHelpText(
       'after',
-      '\nA retried event keeps its key. If an earlier attempt may have landed more than 24 h ago, the target no longer\n' +
-        'remembers the key and could record the event twice: such events are flagged in the output.\n' +
+      '\nA retried event keeps its key. If an earlier attempt may have landed more than 23 h ago (the target keeps keys for\n' +
+        '24 h), the target no longer remembers the key and could record the event twice: such events are not resent, and\n' +
+        'the output says why, unless --force-past-window.\n' +
         'Exit status: 0 when every retried event was delivered (or only enqueued with --enqueue-only), 1 otherwise, 2 for bad usage.',
     )
     .action(async (ids: string[], options: RetryOptions) => {
@@ -83,22 +86,75 @@ export function registerDeadLettersCommand(program: Command): void {
         const result = await withStore(options, async (store) => {
           // Delivering here: only this target's dead letters (another target's would wait for its own relay).
           const target = delivery ? { target: outboxTargetId(delivery.target) } : {};
-          const requeued = await store.requeueDead(options.all ? { tenant, ...target } : { tenant, ...target, ids });
+          const candidates = options.all ? await allDeadLetters(store, tenant, target.target) : await entriesOf(store, tenant, ids);
+          const { resend, refused } = guardKeyWindow(candidates, config.keyWindowMs, options.forcePastWindow === true);
+          const requeued = resend.length === 0 ? [] : await store.requeueDead({ tenant, ...target, ids: resend.map((entry) => entry.id) });
           if (delivery && requeued.length > 0) await deliver(store, delivery.target, config, requeued, options.verbose === true);
           const entries = (await Promise.all(requeued.map((id) => store.get(tenant, id)))).filter(
             (entry): entry is LedgerEntry => entry !== undefined,
           );
-          return { requeued, entries, notRequeued: ids.filter((id) => !requeued.includes(id)) };
+          const notRequeued = ids.filter((id) => !requeued.includes(id) && !refused.includes(id));
+          return { requeued, entries, notRequeued, refused };
         });
         report(result.entries, result.notRequeued, options);
         const settledWell = (state: OutboxState): boolean =>
           state === 'delivered' || state === 'duplicate' || (options.enqueueOnly === true && state === 'pending');
-        const ok = result.notRequeued.length === 0 && result.entries.every((entry) => settledWell(entry.state));
+        const ok =
+          result.notRequeued.length === 0 && result.refused.length === 0 && result.entries.every((entry) => settledWell(entry.state));
         process.exitCode = ok ? EXIT_OK : EXIT_FAILURE;
       } finally {
         await delivery?.close();
       }
     });
+}
+
+/** Every dead letter of the tenant (of one target, when given), page by page. */
+async function allDeadLetters(store: OutboxStore, tenant: string, target: string | undefined): Promise<LedgerEntry[]> {
+  const all: LedgerEntry[] = [];
+  for (let offset = 0; ; offset += 1000) {
+    const page = await store.listDead(tenant, { limit: 1000, offset });
+    all.push(...page.filter((entry) => target === undefined || entry.target === target || entry.target === ''));
+    if (page.length < 1000) return all;
+  }
+}
+
+async function entriesOf(store: OutboxStore, tenant: string, ids: readonly string[]): Promise<LedgerEntry[]> {
+  return (await Promise.all(ids.map((id) => store.get(tenant, id)))).filter((entry): entry is LedgerEntry => entry !== undefined);
+}
+
+/**
+ * The 24 h window guard, before anything is sent: an event that may have landed longer ago than the target's key window
+ * (minus a margin) is not resent, since the target no longer remembers its key; `force` resends it after a warning.
+ */
+function guardKeyWindow(
+  entries: readonly LedgerEntry[],
+  keyWindowMs: number,
+  force: boolean,
+): { readonly resend: LedgerEntry[]; readonly refused: string[] } {
+  const now = Date.now();
+  const resend: LedgerEntry[] = [];
+  const refused: string[] = [];
+  for (const entry of entries) {
+    const past = landedPastKeyWindow(entry, now, keyWindowMs);
+    if (past === null) {
+      resend.push(entry);
+      continue;
+    }
+    const what =
+      `${entry.id} (key ${entry.key ?? 'none'}): an attempt may have landed, and the first one started at ` +
+      `${iso(past.firstAttemptAt)}, longer ago than the target's key window allows; the target no longer remembers the key, ` +
+      'so a resend could record the event twice';
+    if (force) {
+      process.stderr.write(`warning: resending anyway (--force-past-window) ${what}\n`);
+      resend.push(entry);
+    } else {
+      process.stderr.write(
+        `not resent: ${what}. Check the target first (oncekit ledger show ${entry.id}); --force-past-window sends it anyway\n`,
+      );
+      refused.push(entry.id);
+    }
+  }
+  return { resend, refused };
 }
 
 /** Runs a worker until every requeued event has settled for good (delivered, duplicate or dead again). */

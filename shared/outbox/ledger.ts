@@ -26,6 +26,24 @@ export function mayHaveLanded(entry: Pick<LedgerEntry, 'attempts'>): boolean {
   return entry.attempts.some((attempt) => attempt.outcome === 'abandoned' || (attempt.outcome === 'failed' && !isClientError(attempt)));
 }
 
+/** How long before the key window closes a resend is already refused: room for the send itself and clock skew. */
+export const KEY_WINDOW_MARGIN_MS = 60 * 60 * 1000;
+
+/**
+ * When resending this event could record it twice: an attempt may have landed, and the first attempt started so long
+ * ago that the target's key window (minus a margin) has passed, so the target no longer remembers the key. Null when a
+ * resend is safe.
+ */
+export function landedPastKeyWindow(
+  entry: Pick<LedgerEntry, 'attempts'>,
+  now: number,
+  keyWindowMs: number,
+): { readonly firstAttemptAt: number } | null {
+  if (!mayHaveLanded(entry) || entry.attempts.length === 0) return null;
+  const firstAttemptAt = Math.min(...entry.attempts.map((attempt) => attempt.startedAt));
+  return now - firstAttemptAt > keyWindowMs - KEY_WINDOW_MARGIN_MS ? { firstAttemptAt } : null;
+}
+
 const isClientError = (attempt: AttemptRecord): boolean =>
   attempt.status !== null && attempt.status >= 400 && attempt.status < 500 && attempt.status !== 408;
 
