@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { InvalidInputError, OncekitError } from '../shared/errors.js';
 import { registerDeadLettersCommand } from './commands/dead-letters.js';
@@ -11,8 +12,13 @@ import { registerSandboxCommand } from './commands/sandbox.js';
 import { registerSendCommand } from './commands/send.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './usage.js';
 
+// package.json sits two folders up from dist/cli/ (and from cli/ in the sources).
+const packageJson = new URL(import.meta.url.includes('/dist/cli/') ? '../../package.json' : '../package.json', import.meta.url);
+const { version } = JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string };
+
 const program = new Command('oncekit')
   .description('Forward user events to an events API so that each takes effect once.')
+  .version(version, '-V, --version', 'print the version')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
