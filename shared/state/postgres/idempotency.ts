@@ -15,6 +15,7 @@ import {
   type StoreClockOption,
   storeFailure,
 } from '../idempotency.js';
+import { type IdempotencyRow, recordOfRow } from '../idempotency-rows.js';
 import type { PostgresStoreLocation } from '../location.js';
 import { type Migration, nowParam, nowSql, PostgresDatabase, transactionNow } from './database.js';
 
@@ -40,20 +41,6 @@ const MIGRATIONS: readonly Migration[] = [
     'CREATE INDEX idempotency_records_gone_at ON idempotency_records (gone_at)',
   ],
 ];
-
-interface Row {
-  tenant: string;
-  key: string;
-  state: 'in_progress' | 'completed';
-  owner: string | null;
-  fingerprint: string | null;
-  created_at: number;
-  lease_expires_at: number | null;
-  completed_at: number | null;
-  expires_at: number | null;
-  result: string | null;
-  gone_at: number;
-}
 
 export interface PostgresStoreOptions extends StoreClockOption {
   /** An open database (shared with other modules): the store creates its tables in it and never closes it. */
@@ -145,14 +132,14 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
   async get(ref: IdempotencyRef): Promise<IdempotencyRecord | undefined> {
     const { tenant, key } = checkArgs.ref(ref);
     const rows = await this.#run('get', async () => {
-      const result = await this.#db.pool.query<Row>(
+      const result = await this.#db.pool.query<IdempotencyRow>(
         `SELECT * FROM idempotency_records WHERE tenant = $2 AND key = $3 AND gone_at > ${nowSql(1)}`,
         [nowParam(this.#clock), tenant, key],
       );
       return result.rows;
     });
     const [row] = rows;
-    return row ? fromRow(row) : undefined;
+    return row ? recordOfRow(row) : undefined;
   }
 
   async purgeExpired(): Promise<number> {
@@ -195,7 +182,7 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
           // Refused: a live record is in the way. It may have been inserted (and committed) after our first look.
           const blocking = before ?? (await selectForUpdate(client, ref));
           if (!blocking) throw new Error('claim refused but no record found');
-          return blockedOutcome(fromRow(blocking), now);
+          return blockedOutcome(recordOfRow(blocking), now);
         }
         return before && before.gone_at > now && before.state === 'in_progress'
           ? { status: 'claimed', record, takenOverFrom: before.owner ?? '' }
@@ -220,22 +207,10 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
 // The guard of renew, complete and release ($2 tenant, $3 key, $4 owner): the caller holds a live in_progress record.
 const HELD = `r.tenant = $2 AND r.key = $3 AND r.gone_at > t.now AND r.state = 'in_progress' AND r.owner = $4`;
 
-async function selectForUpdate(client: pg.PoolClient, ref: IdempotencyRef): Promise<Row | undefined> {
-  const result = await client.query<Row>('SELECT * FROM idempotency_records WHERE tenant = $1 AND key = $2 FOR UPDATE', [
+async function selectForUpdate(client: pg.PoolClient, ref: IdempotencyRef): Promise<IdempotencyRow | undefined> {
+  const result = await client.query<IdempotencyRow>('SELECT * FROM idempotency_records WHERE tenant = $1 AND key = $2 FOR UPDATE', [
     ref.tenant,
     ref.key,
   ]);
   return result.rows[0];
-}
-
-function fromRow(row: Row): IdempotencyRecord {
-  const base = {
-    tenant: row.tenant,
-    key: row.key,
-    ...(row.fingerprint === null ? {} : { fingerprint: row.fingerprint }),
-    createdAt: row.created_at,
-  };
-  if (row.state === 'in_progress')
-    return { ...base, state: 'in_progress', owner: row.owner ?? '', leaseExpiresAt: row.lease_expires_at ?? 0 };
-  return { ...base, state: 'completed', result: row.result ?? '', completedAt: row.completed_at ?? 0, expiresAt: row.expires_at ?? 0 };
 }

@@ -12,10 +12,10 @@ import {
   type LeaseRequest,
   leaseGoneAt,
   newInProgressRecord,
-  recordGoneAt,
   type StoreClockOption,
   storeFailure,
 } from '../idempotency.js';
+import { type IdempotencyRow, recordOfRow, rowOfRecord } from '../idempotency-rows.js';
 import { migrate, openSqliteDatabase, type SqliteDatabase } from './database.js';
 
 const SCHEMA_MODULE = 'idempotency';
@@ -37,20 +37,6 @@ const SCHEMA = [
   ) WITHOUT ROWID`,
   'CREATE INDEX IF NOT EXISTS idempotency_records_gone_at ON idempotency_records (gone_at)',
 ];
-
-interface Row {
-  tenant: string;
-  key: string;
-  state: 'in_progress' | 'completed';
-  owner: string | null;
-  fingerprint: string | null;
-  created_at: number;
-  lease_expires_at: number | null;
-  completed_at: number | null;
-  expires_at: number | null;
-  result: string | null;
-  gone_at: number;
-}
 
 export interface SqliteStoreOptions extends StoreClockOption {
   /** An open database (shared with other modules); the store creates its tables in it and never closes it. */
@@ -95,11 +81,11 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
       const now = this.#clock.now();
       const before = this.#sql.select.get({ ...ref, now });
       const record = newInProgressRecord(ref, lease, now);
-      const changed = this.#sql.claim.run({ ...toRow(record), now, takeOver: takeOverExpired ? 1 : 0 }).changes === 1;
+      const changed = this.#sql.claim.run({ ...rowOfRecord(record), now, takeOver: takeOverExpired ? 1 : 0 }).changes === 1;
       if (!changed) {
         // The upsert's WHERE refused, so `before` is live and in the way.
         if (!before) throw new Error('claim refused but no record found');
-        return blockedOutcome(fromRow(before), now);
+        return blockedOutcome(recordOfRow(before), now);
       }
       return before?.state === 'in_progress'
         ? { status: 'claimed', record, takenOverFrom: before.owner ?? '' }
@@ -143,7 +129,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     const checked = checkArgs.ref(ref);
     return this.#run('get', () => {
       const row = this.#sql.select.get({ ...checked, now: this.#clock.now() });
-      return row ? fromRow(row) : undefined;
+      return row ? recordOfRow(row) : undefined;
     });
   }
 
@@ -168,7 +154,10 @@ function prepareStatements(db: SqliteDatabase) {
   const live = 'tenant = @tenant AND key = @key AND gone_at > @now';
   const held = `${live} AND state = 'in_progress' AND owner = @owner`;
   return {
-    select: db.prepare(`SELECT * FROM idempotency_records WHERE ${live}`) as Statement<[{ tenant: string; key: string; now: number }], Row>,
+    select: db.prepare(`SELECT * FROM idempotency_records WHERE ${live}`) as Statement<
+      [{ tenant: string; key: string; now: number }],
+      IdempotencyRow
+    >,
     // The conflict branch only fires for a gone record, or (takeOver) an in_progress record whose lease ran out.
     claim: db.prepare(
       `INSERT INTO idempotency_records (tenant, key, state, owner, fingerprint, created_at, lease_expires_at, completed_at, expires_at, result, gone_at)
@@ -188,33 +177,4 @@ function prepareStatements(db: SqliteDatabase) {
     release: db.prepare(`DELETE FROM idempotency_records WHERE ${held}`),
     purge: db.prepare('DELETE FROM idempotency_records WHERE gone_at <= @now'),
   };
-}
-
-function toRow(record: IdempotencyRecord): Row {
-  const inProgress = record.state === 'in_progress';
-  return {
-    tenant: record.tenant,
-    key: record.key,
-    state: record.state,
-    owner: inProgress ? record.owner : null,
-    fingerprint: record.fingerprint ?? null,
-    created_at: record.createdAt,
-    lease_expires_at: inProgress ? record.leaseExpiresAt : null,
-    completed_at: inProgress ? null : record.completedAt,
-    expires_at: inProgress ? null : record.expiresAt,
-    result: inProgress ? null : record.result,
-    gone_at: recordGoneAt(record),
-  };
-}
-
-function fromRow(row: Row): IdempotencyRecord {
-  const base = {
-    tenant: row.tenant,
-    key: row.key,
-    ...(row.fingerprint === null ? {} : { fingerprint: row.fingerprint }),
-    createdAt: row.created_at,
-  };
-  if (row.state === 'in_progress')
-    return { ...base, state: 'in_progress', owner: row.owner ?? '', leaseExpiresAt: row.lease_expires_at ?? 0 };
-  return { ...base, state: 'completed', result: row.result ?? '', completedAt: row.completed_at ?? 0, expiresAt: row.expires_at ?? 0 };
 }
