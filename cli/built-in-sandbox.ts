@@ -12,9 +12,9 @@ export const SANDBOX_TENANT = 'demo';
 export async function startBuiltInSandbox(): Promise<{ readonly sandbox: Sandbox; readonly target: RelayTarget }> {
   const { startSandbox, DEFAULT_SANDBOX_API_KEY } = await import('../sandbox/target/server.js');
   const sandbox = await startSandbox({ port: 0 });
-  // One identity for every run: events a stopped run left pending go to the next run's sandbox.
-  const target = { url: sandbox.url, tenant: SANDBOX_TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, sandbox: true, id: 'builtin-sandbox' };
-  return { sandbox, target };
+  // Its address is its identity, as for any target: two relays with built-in sandboxes on one store never take each
+  // other's events (a stopped run's leftovers stay with the sandbox that is gone).
+  return { sandbox, target: { url: sandbox.url, tenant: SANDBOX_TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, sandbox: true } };
 }
 
 /** A relay with its built-in sandbox, when one was started; stopping the relay stops the sandbox after it. */
