@@ -10,7 +10,9 @@ import { registerLedgerCommand } from './commands/ledger.js';
 import { registerRelayCommand } from './commands/relay.js';
 import { registerSandboxCommand } from './commands/sandbox.js';
 import { registerSendCommand } from './commands/send.js';
-import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './usage.js';
+import { TargetCheckError } from '../shared/target/client.js';
+import { describeSystemError } from './system-errors.js';
+import { EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE, UsageError } from './usage.js';
 
 // package.json sits two folders up from dist/cli/ (and from cli/ in the sources).
 const packageJson = new URL(import.meta.url.includes('/dist/cli/') ? '../../package.json' : '../package.json', import.meta.url);
@@ -46,10 +48,23 @@ function exitCodeFor(error: unknown): number {
     process.stderr.write(`oncekit: ${error.message}\n`);
     return EXIT_USAGE;
   }
+  if (error instanceof TargetCheckError && error.failure.kind === 'auth') {
+    process.stderr.write(`oncekit: ${error.message}\n`);
+    return EXIT_CONFIG;
+  }
   if (error instanceof OncekitError) {
     process.stderr.write(`oncekit: ${error.message}\n`);
     return EXIT_FAILURE;
   }
-  process.stderr.write(`oncekit: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  const expected = describeSystemError(error);
+  if (expected !== null) {
+    process.stderr.write(`oncekit: ${expected}\n`);
+    return EXIT_FAILURE;
+  }
+  // A stack is for whoever debugs oncekit, not for every user who meets a bug.
+  const debug = process.env.ONCEKIT_LOG_LEVEL === 'debug' || process.env.ONCEKIT_LOG_LEVEL === 'trace';
+  const detail = error instanceof Error ? (debug ? (error.stack ?? error.message) : error.message) : String(error);
+  process.stderr.write(`oncekit: unexpected error: ${detail}\n`);
+  if (!debug) process.stderr.write('oncekit: set ONCEKIT_LOG_LEVEL=debug to see where it happened\n');
   return EXIT_FAILURE;
 }

@@ -3,10 +3,12 @@ import type { z } from 'zod';
 import { InvalidInputError } from '../shared/errors.js';
 import { issuesOf } from '../shared/validation.js';
 
-/** Exit codes every command uses: 0 success, 1 failure, 2 bad usage. */
+/** Exit codes every command uses: 0 success, 1 failure, 2 bad usage, 78 a setting the target refuses (sysexits' EX_CONFIG). */
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+/** Restarting cannot help (e.g. the target refuses the API key): a supervisor can stop retrying on it. */
+export const EXIT_CONFIG = 78;
 
 /** A usage problem: exits 2 with a message naming the option. */
 export class UsageError extends InvalidInputError {}

@@ -10,7 +10,7 @@ import type { OutboxStore } from '../../shared/outbox/types.js';
 import { createOutboxWorker } from '../../shared/outbox/worker.js';
 import { describeStoreLocation } from '../../shared/state/location.js';
 import { openState, type State } from '../../shared/state/open-state.js';
-import { createTargetClient, requireTargetAnswers } from '../../shared/target/client.js';
+import { createTargetClient, requireTargetAnswers, TargetCheckError, type TargetClient } from '../../shared/target/client.js';
 import { targetId } from '../../shared/target/target-id.js';
 import { undiciTransport } from '../../shared/target/transport-undici.js';
 import { keygenWebhookPlugin } from '../keygen/webhook-plugin.js';
@@ -83,6 +83,9 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     closers.push(() => housekeeping.stop());
     const transport = undiciTransport({ connections: 16 });
     closers.push(() => transport.close());
+    // Ready means the target takes our API key; the probe costs it nothing.
+    const probe = createTargetClient({ baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send });
+    await checkTargetAtStart(probe, target, log);
 
     const recent = recentEvents();
     const targetKey = target.id ?? targetId(target.url);
@@ -114,8 +117,6 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     app.addHook('onError', async (_request, _reply, error) => stateLoss.note(error));
     closers.push(() => app.close()); // closed first: no new requests, in-flight ones finish, then the plugins' onClose
     const salesforce = await registerConnectors(app, { config, ingest, keys, state, log, metrics });
-    // Ready means the target takes our API key; the probe costs it nothing.
-    const probe = createTargetClient({ baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send });
     const startedAt = Date.now();
     await app.register(operationsRoutes, {
       secret: config.relaySecret,
@@ -171,6 +172,30 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     throw error;
   }
 }
+
+/**
+ * A key the target refuses stops the relay at start (queueing events it can never deliver helps nobody); a target that
+ * does not answer only warns: the outbox keeps events until it does, and `/readyz` says not ready meanwhile.
+ */
+async function checkTargetAtStart(probe: TargetClient, target: RelayTarget, log: Logger): Promise<void> {
+  const check = await probe.checkCredentials({ timeoutMs: START_CHECK_TIMEOUT_MS });
+  if (check.ok) return;
+  const { failure } = check;
+  if (failure.kind === 'auth') {
+    throw new TargetCheckError(
+      failure,
+      `the target at ${target.url} refused the API key in ${RELAY_SETTING_NAMES.apiKey} for tenant "${target.tenant}" ` +
+        `(HTTP ${failure.status}${failure.reason === 'forbidden' ? ': the key may not log events' : ': unknown key or tenant'}); ` +
+        'set the tenant\'s API key and start again',
+    );
+  }
+  log.warn(
+    { event: 'target_unavailable_at_start', target: target.url, failure: failure.kind, status: failure.status },
+    `the target at ${target.url} did not answer as expected at start (${failure.message}); events are accepted into the outbox and delivered once it answers; /readyz is not ready until then`,
+  );
+}
+
+const START_CHECK_TIMEOUT_MS = 5000;
 
 /** Registers each connector's plugin: Salesforce (invocable routes, Platform Events), Segment and Keygen webhooks. */
 async function registerConnectors(

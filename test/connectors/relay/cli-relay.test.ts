@@ -1,7 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ONCEKIT_BIN, type RunningCommand, startOncekit } from '../../../cli/spawn-self.js';
+import { startSandbox } from '../../../sandbox/target/index.js';
 import { SqliteOutboxStore } from '../../../shared/outbox/index.js';
 import { request, tempDir, waitFor } from './helpers.js';
 
@@ -126,5 +129,41 @@ describe('oncekit relay', () => {
     expect(relay.stdout + relay.stderr).toContain('ONCEKIT_RELAY_SECRET');
     expect(relay.stdout + relay.stderr).not.toContain('short-Qp4');
     expect(relay.stdout).not.toMatch(/listening/);
+  });
+
+  it('a target that refuses the API key stops the relay with exit 78 and a line naming ONCEKIT_API_KEY, never the key', async () => {
+    const target = await startSandbox({ port: 0, apiKey: 'the-right-key-Tz4Wq8' });
+    try {
+      const wrongKey = 'the-wrong-key-Mb7Xc2';
+      const relay = spawnRelay(
+        ['--port', '0'],
+        baseEnv({ ONCEKIT_STORE: 'memory', ONCEKIT_TARGET_URL: target.url, ONCEKIT_TENANT: 't1', ONCEKIT_API_KEY: wrongKey }),
+      );
+      const [code] = (await once(relay.child, 'exit')) as [number | null];
+      expect(code).toBe(78);
+      expect(relay.stderr).toMatch(/^oncekit: the target at .* refused the API key in ONCEKIT_API_KEY for tenant "t1" \(HTTP 401/m);
+      expect(relay.stdout + relay.stderr).not.toContain(wrongKey);
+      expect(relay.stderr).not.toMatch(/\n\s+at /);
+      expect(relay.stdout).not.toMatch(/listening/);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a port in use is one line naming the port and --port, exit 1, no stack trace', async () => {
+    const taken = createServer();
+    taken.listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const relay = spawnRelay(['--port', String(port)], baseEnv({ ONCEKIT_STORE: 'memory', ONCEKIT_LOG_LEVEL: 'silent' }));
+      const [code] = (await once(relay.child, 'exit')) as [number | null];
+      expect(code).toBe(1);
+      expect(relay.stderr.trim()).toBe(
+        `oncekit: cannot listen on 127.0.0.1:${port}: the port is already in use; stop what listens there or choose another with --port (or ONCEKIT_PORT)`,
+      );
+    } finally {
+      taken.close();
+    }
   });
 });

@@ -1,7 +1,11 @@
 import './helpers.js';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox } from '../../../sandbox/target/index.js';
 import type { Sandbox } from '../../../sandbox/target/server.js';
+import { TargetCheckError } from '../../../shared/target/client.js';
 import {
   hmacSignature,
   keygenHeaders,
@@ -61,17 +65,70 @@ describe('health, readiness and metrics', () => {
     expect(relay.sandbox).toBeNull();
   });
 
-  it('/readyz is 503 when the target refuses the API key, and the answer does not carry the key', async () => {
+  it('/readyz is 503 when the target stops taking the API key after start, and the answer does not carry the key', async () => {
+    // A key revoked while the relay runs: accepted by the start check, refused from then on.
+    let accept = true;
+    const gate = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        if (accept) {
+          res.end(JSON.stringify({ data: { __typename: 'Query' } }));
+          return;
+        }
+        res.statusCode = 401;
+        res.end(JSON.stringify({ message: 'Invalid API key', statusCode: 401, apiErrorCode: 'UNAUTHORIZED' }));
+      });
+    });
+    gate.listen(0, '127.0.0.1');
+    await once(gate, 'listening');
+    const { port } = gate.address() as AddressInfo;
+    try {
+      const revokedKey = 'revoked-api-key-Hd5Rn2Bq8Ys4';
+      const { relay, logs } = await relayTo(revokedKey, { ONCEKIT_TARGET_URL: `http://127.0.0.1:${port}` });
+      accept = false;
+      const ready = await request(`${relay.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(ready.json).toMatchObject({
+        status: 'not_ready',
+        checks: { store: 'ok', target: expect.stringMatching(/refused the API key/) },
+      });
+      expect(ready.text).not.toContain(revokedKey);
+      expect(logs.text).not.toContain(revokedKey);
+    } finally {
+      gate.close();
+    }
+  });
+
+  it('a relay whose API key the target refuses does not start: the error names ONCEKIT_API_KEY, never the key', async () => {
     const wrongKey = 'wrong-api-key-Hd5Rn2Bq8Ys4';
-    const { relay, logs } = await relayTo(wrongKey);
+    const failure = await relayTo(wrongKey).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(TargetCheckError);
+    const message = (failure as TargetCheckError).message;
+    expect(message).toContain('ONCEKIT_API_KEY');
+    expect(message).toContain('HTTP 401');
+    expect(message).not.toContain(wrongKey);
+  });
+
+  it('a target that does not answer at start: the relay starts, warns, is not ready, and still accepts events', async () => {
+    const closed = createServer();
+    closed.listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const { port } = closed.address() as AddressInfo;
+    closed.close();
+    await once(closed, 'close');
+    const { relay, logs } = await relayTo(API_KEY, { ONCEKIT_TARGET_URL: `http://127.0.0.1:${port}` });
+    expect(logs.text).toContain('target_unavailable_at_start');
     const ready = await request(`${relay.url}/readyz`);
     expect(ready.status).toBe(503);
-    expect(ready.json).toMatchObject({
-      status: 'not_ready',
-      checks: { store: 'ok', target: expect.stringMatching(/refused the API key/) },
+    const sent = await postJson(`${relay.url}/salesforce/track-event/by-id`, {
+      usersEvents: [{ userId: 'u1', accountId: 'a1', key: 'purchase', idempotencyKey: 'unreachable-at-start-1' }],
     });
-    expect(ready.text).not.toContain(wrongKey);
-    expect(logs.text).not.toContain(wrongKey);
+    expect(sent.status).toBe(200);
+    expect((await relay.outbox.counts('ops')).pending + (await relay.outbox.counts('ops')).leased).toBe(1);
   });
 
   it('/metrics needs the relay secret, and counts received and settled events per source', async () => {
