@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { InvalidInputError, OncekitError } from '../shared/errors.js';
+import { TargetCheckError } from '../shared/target/client.js';
 import { registerDeadLettersCommand } from './commands/dead-letters.js';
 import { registerDemoCommand } from './commands/demo/index.js';
 import { registerImportCommand } from './commands/import.js';
@@ -10,7 +11,6 @@ import { registerLedgerCommand } from './commands/ledger.js';
 import { registerRelayCommand } from './commands/relay.js';
 import { registerSandboxCommand } from './commands/sandbox.js';
 import { registerSendCommand } from './commands/send.js';
-import { TargetCheckError } from '../shared/target/client.js';
 import { describeSystemError } from './system-errors.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE, UsageError } from './usage.js';
 

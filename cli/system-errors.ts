@@ -30,7 +30,8 @@ export function describeSystemError(error: unknown): string | null {
     if (code === 'EADDRINUSE') {
       return `cannot listen on ${where ?? 'the address'}: the port is already in use; stop what listens there or choose another with --port (or ONCEKIT_PORT)`;
     }
-    if (code === 'EADDRNOTAVAIL') return `cannot listen on ${where ?? 'the address'}: the address is not one of this machine's (--host or ONCEKIT_HOST)`;
+    if (code === 'EADDRNOTAVAIL')
+      return `cannot listen on ${where ?? 'the address'}: the address is not one of this machine's (--host or ONCEKIT_HOST)`;
     if (code === 'EACCES' || code === 'EPERM') {
       return `cannot listen on ${where ?? 'the address'}: permission denied (ports below 1024 need privileges; choose another with --port)`;
     }

@@ -186,7 +186,7 @@ async function checkTargetAtStart(probe: TargetClient, target: RelayTarget, log:
       failure,
       `the target at ${target.url} refused the API key in ${RELAY_SETTING_NAMES.apiKey} for tenant "${target.tenant}" ` +
         `(HTTP ${failure.status}${failure.reason === 'forbidden' ? ': the key may not log events' : ': unknown key or tenant'}); ` +
-        'set the tenant\'s API key and start again',
+        "set the tenant's API key and start again",
     );
   }
   log.warn(
