@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { DELIVERY_SETTINGS, type DeliverySettingValues, deliverySettingsFrom } from '../connectors/relay/delivery-settings.js';
-import { InvalidInputError } from '../shared/errors.js';
+import { InvalidInputError, OncekitError } from '../shared/errors.js';
 import { jsonLineLogger, type Logger } from '../shared/log.js';
 import { type OutboxDeliveryConfig, outboxDeliveryConfig } from '../shared/outbox/config.js';
 import type { OutboxStore } from '../shared/outbox/types.js';
@@ -132,8 +133,35 @@ export function outboxTargetFrom(options: TargetOptions, connections: number): {
   };
 }
 
+/** Opens the store (creating it if need be: for commands that write, like import) for the duration of `work`. */
 export async function withStore<T>(options: StoreOptions, work: (store: OutboxStore) => Promise<T>): Promise<T> {
-  const state = await openState(storeLocationFrom(options.store), redisStoreSettingsFrom(process.env));
+  return openAndRun(storeLocationFrom(options.store), work);
+}
+
+/**
+ * For commands that read what others stored (ledger, dead letters): a SQLite file that does not exist is a mistyped
+ * path, not a store to create, so it is an error naming the path.
+ */
+export async function withExistingStore<T>(options: StoreOptions, work: (store: OutboxStore) => Promise<T>): Promise<T> {
+  const location = storeLocationFrom(options.store);
+  if (location.kind === 'sqlite' && !existsSync(location.path)) {
+    throw new StoreNotFoundError(
+      `no store at ${location.path} (${options.store !== undefined ? '--store' : process.env.ONCEKIT_STORE ? 'ONCEKIT_STORE' : 'the default location'}): ` +
+        'nothing was ever stored there; check the path, or run this where the relay or import keeps its store',
+    );
+  }
+  return openAndRun(location, work);
+}
+
+/** A command that only reads was pointed at a store that does not exist. */
+export class StoreNotFoundError extends OncekitError {
+  constructor(message: string) {
+    super('store_not_found', message);
+  }
+}
+
+async function openAndRun<T>(location: StoreLocation, work: (store: OutboxStore) => Promise<T>): Promise<T> {
+  const state = await openState(location, redisStoreSettingsFrom(process.env));
   try {
     return await work(state.outbox);
   } finally {

@@ -11,7 +11,7 @@ import {
   outboxTargetFrom,
   requireTenant,
   type StoreOptions,
-  withStore,
+  withExistingStore,
 } from '../outbox-options.js';
 import { EXIT_FAILURE, EXIT_OK, integerOption, printJson, UsageError } from '../usage.js';
 
@@ -46,7 +46,7 @@ export function registerDeadLettersCommand(program: Command): void {
     .addHelpText('after', '\n"may have landed": an attempt got no definite answer, so the target may already have the event.')
     .action(async (options: ListOptions) => {
       const tenant = requireTenant(options);
-      const entries = await withStore(options, (store) => store.listDead(tenant, { limit: options.limit, offset: options.offset }));
+      const entries = await withExistingStore(options, (store) => store.listDead(tenant, { limit: options.limit, offset: options.offset }));
       if (options.json) {
         printJson({ deadLetters: entries.map((entry) => ({ ...entry, mayHaveLanded: mayHaveLanded(entry) })) });
         return;
@@ -83,7 +83,7 @@ export function registerDeadLettersCommand(program: Command): void {
       const config = deliveryConfigFrom(options);
       const delivery = options.enqueueOnly ? null : outboxTargetFrom(options, config.concurrency);
       try {
-        const result = await withStore(options, async (store) => {
+        const result = await withExistingStore(options, async (store) => {
           // Delivering here: only this target's dead letters (another target's would wait for its own relay).
           const target = delivery ? { target: outboxTargetId(delivery.target) } : {};
           const candidates = options.all ? await allDeadLetters(store, tenant, target.target) : await entriesOf(store, tenant, ids);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { describeLedgerEntry, mayHaveLanded } from '../../shared/outbox/ledger.js';
-import { addStoreOptions, requireTenant, type StoreOptions, withStore } from '../outbox-options.js';
+import { addStoreOptions, requireTenant, type StoreOptions, withExistingStore } from '../outbox-options.js';
 import { EXIT_FAILURE, EXIT_OK, printJson, UsageError } from '../usage.js';
 
 interface LedgerShowOptions extends StoreOptions {
@@ -28,7 +28,7 @@ export function registerLedgerCommand(program: Command): void {
         throw new UsageError([{ field: 'KEY|--source-id', reason: 'give exactly one: an idempotency key or --source-id ID' }]);
       }
       const tenant = requireTenant(options);
-      const entries = await withStore(options, (store) =>
+      const entries = await withExistingStore(options, (store) =>
         key !== undefined ? store.findByKey(tenant, key) : store.findBySourceId(tenant, options.sourceId ?? ''),
       );
       if (options.json) printJson({ entries: entries.map((entry) => ({ ...entry, mayHaveLanded: mayHaveLanded(entry) })) });

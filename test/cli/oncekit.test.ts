@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './run-cli.js';
 
@@ -9,6 +11,28 @@ describe('oncekit --version', () => {
       const run = await runCli([flag]);
       expect(run.code).toBe(0);
       expect(run.stdout.trim()).toBe(version);
+    }
+  });
+});
+
+describe('read-only commands never create a store', () => {
+  it('ledger show and dead-letters list on a SQLite path that does not exist: exit 1, one line naming the path, nothing created', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oncekit-readonly-'));
+    try {
+      const missing = join(dir, 'no-such-dir', 'x.db');
+      for (const args of [
+        ['ledger', 'show', 'some-key-123', '--tenant', 't1', '--store', `sqlite:${missing}`],
+        ['dead-letters', 'list', '--tenant', 't1', '--store', `sqlite:${missing}`],
+      ]) {
+        const run = await runCli(args);
+        expect(run.code).toBe(1);
+        expect(run.stderr.trim()).toBe(
+          `oncekit: no store at ${missing} (--store): nothing was ever stored there; check the path, or run this where the relay or import keeps its store`,
+        );
+        expect(existsSync(join(dir, 'no-such-dir'))).toBe(false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
