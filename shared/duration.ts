@@ -1,15 +1,18 @@
+import parseHumanDuration from 'parse-duration';
 import { InvalidInputError } from './errors.js';
 
-const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses `1500ms`, `30s`, `90m`, `20h`, `1d` or bare milliseconds (`1500`) into whole milliseconds. */
+/**
+ * Parses a duration as people write it: `1500ms`, `30s`, `90m`, `20h`, `1d`, `1h30m`, `1h 30min`, or bare milliseconds
+ * (`1500`), into whole milliseconds. Negative, empty or unreadable text is refused naming `field`.
+ */
 export function parseDuration(text: string, field: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$/.exec(text);
-  const unit = UNITS[match?.[2] ?? 'ms'];
-  if (!match || unit === undefined) {
-    throw new InvalidInputError([{ field, reason: `expected a duration such as 500ms, 30s, 90m, 20h or 1d, got ${JSON.stringify(text)}` }]);
+  const ms = text.trim() === '' ? null : parseHumanDuration(text);
+  if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) {
+    throw new InvalidInputError([
+      { field, reason: `expected a duration such as 500ms, 30s, 90m, 20h, 1h30m or 1d, got ${JSON.stringify(text)}` },
+    ]);
   }
-  return Math.round(Number(match[1]) * unit);
+  return Math.round(ms);
 }
 
 /** A duration for people: the largest unit that divides it, e.g. `20 h`, `90 s`, `1500 ms`. */
