@@ -15,6 +15,8 @@ export const EVENT_FIELDS_BOUNDS: JsonBounds = { maxDepth: 32, maxNodes: 10_000 
 /** Why one value inside `fields` is not something the target supports, or null. */
 function fieldFault(value: unknown, parent: unknown): string | null {
   if (typeof value === 'string') {
+    // In Unicode mode a well-formed pair is one code point, so only a lone surrogate matches.
+    if (/\p{Surrogate}/u.test(value)) return 'text holds a lone surrogate, which is not valid Unicode';
     const bytes = Buffer.byteLength(value, 'utf8');
     return bytes > MAX_FIELD_STRING_BYTES ? `string is ${bytes} UTF-8 bytes; the target accepts at most ${MAX_FIELD_STRING_BYTES}` : null;
   }

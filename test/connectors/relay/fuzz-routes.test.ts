@@ -17,7 +17,7 @@ import {
 } from './helpers.js';
 
 // Thousands of generated bodies per inbound route: whatever arrives, the answer is never a 5xx and the relay stays up.
-const PER_ROUTE = 1000;
+const PER_ROUTE = 2000;
 const CONCURRENCY = 8;
 const DEPTH = 100_000;
 const keygen = keygenKeys();
@@ -79,6 +79,9 @@ function nasties(shape: (inner: string) => string): string[] {
     shape('""'),
     shape('[]'),
     shape('{"toString":1,"valueOf":1}'),
+    // Lone surrogates: valid JSON escapes, but not Unicode (RFC 8785 and I-JSON refuse them).
+    shape('"x\\ud800y"'),
+    shape('{"\\udc00":"\\ud83d"}'),
   ];
   return texts;
 }
@@ -86,7 +89,21 @@ function nasties(shape: (inner: string) => string): string[] {
 const anyJson = fc.jsonValue({ maxDepth: 6 }).map((value) => JSON.stringify(value));
 const oddValue = fc.oneof(
   fc.jsonValue({ maxDepth: 3 }),
-  fc.constantFrom('', null, 0, -1, 1e308, true, [], {}, '__proto__', 'x'.repeat(2000), { __proto__: null }, { toString: 1 }),
+  fc.constantFrom(
+    '',
+    null,
+    0,
+    -1,
+    1e308,
+    true,
+    [],
+    {},
+    '__proto__',
+    'x'.repeat(2000),
+    { __proto__: null },
+    { toString: 1 },
+    'lone \ud800 surrogate',
+  ),
 );
 const idLike = fc.oneof(
   fc.constantFrom(LEAD, CONTACT, LEAD.slice(0, 15), '00Q000000000000AAA', ''),

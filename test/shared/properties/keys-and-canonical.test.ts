@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson } from '../../../shared/canonical-json.js';
+import { canonicalJson, MAX_CANONICAL_DEPTH } from '../../../shared/canonical-json.js';
 import {
   checkKey,
   decideKey,
@@ -123,9 +123,26 @@ describe('canonical JSON properties', () => {
     expect(canonicalJson(JSON.parse('{"__proto__":{"a":1}}'))).not.toBe(canonicalJson({}));
   });
 
-  it('walks 100,000 levels without recursion and refuses them past the bound, naming the path', () => {
+  it("walks 100,000 levels without recursion and refuses them past the bound, naming the path; no bounds reach past the canonicalizer's safe depth", () => {
     const deep = JSON.parse(`${'['.repeat(100_000)}${']'.repeat(100_000)}`) as unknown;
     expect(() => canonicalJson(deep)).toThrow(/^\[0\]\[0\].*: nested deeper than 64 levels$/);
-    expect(canonicalJson(deep, { maxDepth: 200_000, maxNodes: 200_000 })).toHaveLength(200_000);
+    expect(() => canonicalJson(deep, { maxDepth: 200_000, maxNodes: 200_000 })).toThrow(
+      new RegExp(`: nested deeper than ${MAX_CANONICAL_DEPTH} levels$`),
+    );
+    const atTheLimit = JSON.parse(`${'['.repeat(MAX_CANONICAL_DEPTH)}${']'.repeat(MAX_CANONICAL_DEPTH)}`) as unknown;
+    expect(canonicalJson(atTheLimit, { maxDepth: 200_000, maxNodes: 200_000 })).toHaveLength(2 * MAX_CANONICAL_DEPTH);
+  });
+
+  it('matches RFC 8785 on its examples, and refuses what it cannot encode naming the path', () => {
+    // RFC 8785 section 3.2.2: numbers in ECMAScript form, keys sorted by UTF-16 code units, minimal string escapes.
+    const value = JSON.parse(
+      String.raw`{"numbers":[333333333.33333329,1E30,4.50,2e-3,0.000000000000000000000000001],"string":"\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/","literals":[null,true,false]}`,
+    ) as unknown;
+    expect(canonicalJson(value)).toBe(
+      String.raw`{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}`,
+    );
+    expect(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: 3 }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"e":3,"f":2}]},"b":1}');
+    expect(() => canonicalJson({ a: [1, { b: 'x\ud800' }] })).toThrow(/^a\[1\]\.b: text holds a lone surrogate/);
+    expect(() => canonicalJson({ a: Number.NaN })).toThrow(/^a: expected a finite number$/);
   });
 });
