@@ -102,6 +102,8 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
       target: targetKey,
       // ONCEKIT_GROUP_COMMIT=off (diagnostic): each request commits by itself, the benchmark's baseline.
       enqueue: config.groupCommit ? groupCommit(outbox) : outbox.enqueue.bind(outbox),
+      // Looked up at each call, not bound once: a test can make the store fail for a while.
+      recordUnmappable: (events) => outbox.recordUnmappable(events),
       metrics,
       recent,
       logger: log,
@@ -113,7 +115,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     const stateLoss = stateLossReporter(log);
     app.addHook('onError', async (_request, _reply, error) => stateLoss.note(error));
     closers.push(() => app.close()); // closed first: no new requests, in-flight ones finish, then the plugins' onClose
-    const salesforce = await registerConnectors(app, { config, ingest, keys, state, log, metrics });
+    const salesforce = await registerConnectors(app, { config, ingest, keys, state, log });
     // Ready means the target takes our API key; the probe costs it nothing.
     const probe = createTargetClient({ baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send });
     const startedAt = Date.now();
@@ -181,10 +183,9 @@ async function registerConnectors(
     readonly keys: DecideKeyOptions;
     readonly state: State;
     readonly log: Logger;
-    readonly metrics: RelayMetrics;
   },
 ): Promise<SalesforceConnector> {
-  const { config, ingest, keys, state, log, metrics } = parts;
+  const { config, ingest, keys, state, log } = parts;
   const { target } = config;
   const salesforce = createSalesforceConnector({
     ingest,
@@ -196,7 +197,6 @@ async function registerConnectors(
     identityFields: config.identityFields,
     platformEventChannel: config.platformEventChannel,
     checkpoints: { store: state.checkpoints, tenant: target.tenant },
-    onUnmappable: () => metrics.deadLetters.inc({ source: 'salesforce-event', reason: 'unmappable' }),
   });
   await app.register(salesforce.plugin);
   await app.register(segmentWebhookPlugin, {

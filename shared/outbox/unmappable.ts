@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { OncekitError } from '../errors.js';
 import type { UnmappableRaw } from './types.js';
 
 /** How much of an unmappable event's raw payload the ledger keeps, in UTF-8 bytes. */
@@ -38,8 +39,11 @@ export function unmappableDedupKey(known: string | null, raw: unknown): string {
   return `raw-sha256:${createHash('sha256').update(rawPayloadText(raw), 'utf8').digest('hex')}`;
 }
 
-/** A mapping error as a dead letter's reason: its message, never its stack. */
+/** A mapping error as a dead letter's reason: its message (an unexpected error's class too), never its stack. */
 export function unmappableReason(error: unknown): string {
-  const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
+  let message: string;
+  if (error instanceof OncekitError) message = error.message;
+  else if (error instanceof Error) message = `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}`;
+  else message = String(error);
   return `could not be mapped: ${message}`;
 }
