@@ -6,7 +6,7 @@ import { startSandbox } from '../../../sandbox/target/index.js';
 import type { Sandbox } from '../../../sandbox/target/server.js';
 import type { UnmappableEvent } from '../../../shared/outbox/types.js';
 import { clientCredentialsEnv, startTestOrg } from '../salesforce/helpers.js';
-import { RELAY_SECRET, startTestRelay, type TestRelay, tempDir, waitFor, waitForSettled } from './helpers.js';
+import { metricValue, startTestRelay, type TestRelay, tempDir, waitFor, waitForSettled } from './helpers.js';
 
 /** An Event_Key__c that makes the mapping throw an unexpected (not an input) error: a bug, as the relay sees it. */
 const EXPLODING_KEY = 'explode-the-mapping';
@@ -151,7 +151,7 @@ describe('Platform Events through the relay', () => {
         EventUuid: nested[1]?.eventUuid,
         payload: { Event_Key__c: EXPLODING_KEY },
       });
-      expect(await metric(first.relay.url, 'oncekit_unmappable_events_total{source="salesforce-event"}')).toBe(2);
+      expect(await metricValue(first.relay.url, 'oncekit_unmappable_events_total{source="salesforce-event"}')).toBe(2);
       expect(await first.relay.outbox.counts(TENANT, { source: 'salesforce-event' })).toMatchObject({ dead: 2 });
     } finally {
       await first.relay.stop();
@@ -165,7 +165,7 @@ describe('Platform Events through the relay', () => {
       await org.publish(CHANNEL, payload(106));
       await waitFor('the next event recorded', () => recorded().length === before + 4);
       expect(await second.relay.outbox.counts(TENANT, { source: 'salesforce-event' })).toMatchObject({ dead: 2, delivered: 4 });
-      expect(await metric(second.relay.url, 'oncekit_unmappable_events_total{source="salesforce-event"}')).toBe(0);
+      expect(await metricValue(second.relay.url, 'oncekit_unmappable_events_total{source="salesforce-event"}')).toBe(0);
     } finally {
       await second.relay.stop();
     }
@@ -197,10 +197,3 @@ describe('Platform Events through the relay', () => {
     }
   });
 });
-
-/** A sample's value from the relay's /metrics (0 when absent). */
-async function metric(url: string, sample: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${RELAY_SECRET}` } })).text();
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${sample} `));
-  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
-}
