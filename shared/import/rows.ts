@@ -12,8 +12,8 @@ import {
   type KeyDecision,
   rawCandidate,
 } from '../keys/index.js';
-import { formatPath, issuesOf } from '../validation.js';
 import { unmappableReason } from '../outbox/unmappable.js';
+import { formatPath, issuesOf } from '../validation.js';
 import { csvField } from './csv.js';
 import type { ImportFormat, RawRecord } from './records.js';
 

@@ -388,7 +388,7 @@ describe('dead letters and the ledger', () => {
   });
 
   it('keeps each row it cannot map as a dead letter with its reason and the row as written, once across re-runs; retry leaves them alone', async () => {
-    const path = file('broken.jsonl', line(purchase(1)) + line({ ...purchase(2), extra: true }) + 'not json\n');
+    const path = file('broken.jsonl', [line(purchase(1)), line({ ...purchase(2), extra: true }), 'not json\n'].join(''));
     const run = await runCli(['import', path, '--json'], { env: env() });
     expect(summaryOf(run)).toMatchObject({ rows: 3, invalid: 2, accepted: 1, deadLetters: 0 });
     const listed = async () =>
