@@ -283,7 +283,7 @@ export class MemoryOutboxStore implements OutboxStore {
     for (const record of candidates) {
       if (record === undefined || record.tenant !== tenant || record.state !== 'dead') continue;
       if (target !== undefined && record.target !== target) continue;
-      if (record.lastOutcome === UNMAPPABLE_OUTCOME) continue; // nothing to send
+      if (record.unmappable !== null) continue; // an unmappable dead letter: nothing to send
       Object.assign(record, { state: 'pending', dueAt: now, firstAttemptAt: null, deadReason: null, deadAt: null, updatedAt: now });
       queue.live.add(record);
       requeued.push(record.id);

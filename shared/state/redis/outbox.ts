@@ -262,9 +262,9 @@ end
 local out = {}
 for _, id in ipairs(ids) do
   local ek = P .. 'e:' .. id
-  local f = redis.call('HMGET', ek, 'st', 'tE', 'gE', 'src', 'lo')
-  -- An unmappable dead letter stays dead: there is nothing to send.
-  if f[1] == 'dead' and f[2] == tE and (only == '' or f[3] == only) and f[5] ~= '${UNMAPPABLE_OUTCOME}' then
+  local f = redis.call('HMGET', ek, 'st', 'tE', 'gE', 'src', 'unm')
+  -- An unmappable dead letter (it has a raw payload, 'unm') stays dead: there is nothing to send.
+  if f[1] == 'dead' and f[2] == tE and (only == '' or f[3] == only) and (not f[5] or f[5] == '') then
     local gE = f[3]
     redis.call('ZREM', P .. 'dead:' .. tE, id)
     redis.call('ZREM', P .. 'dead:' .. scope(tE, gE), id)

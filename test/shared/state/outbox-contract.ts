@@ -605,6 +605,9 @@ export function describeOutboxStoreContract(
       expect(held).toMatchObject({ id: dead?.id, input: fixed.input });
       // Its identity is taken now: a redelivered poison event adds nothing.
       expect(await store.recordUnmappable([poison])).toEqual([{ id: dead?.id, outcome: 'existing', state: 'leased' }]);
+      // It is an ordinary event now: dead again after a rejection, it may be requeued like any other.
+      await store.settle([{ id: dead?.id ?? '', owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' }]);
+      expect(await store.requeueDead({ tenant: TENANT })).toEqual([dead?.id]);
     });
 
     it('prunes an old unmappable dead letter like any settled event', async () => {
