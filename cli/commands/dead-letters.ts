@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { landedPastKeyWindow, mayHaveLanded } from '../../shared/outbox/ledger.js';
+import { describeRawPayload, landedPastKeyWindow, mayHaveLanded, UNMAPPABLE_ADVICE } from '../../shared/outbox/ledger.js';
 import type { LedgerEntry, OutboxState, OutboxStore } from '../../shared/outbox/types.js';
 import { createOutboxWorker, type OutboxTarget, outboxTargetId } from '../../shared/outbox/worker.js';
 import {
@@ -34,7 +34,7 @@ const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toI
 export function registerDeadLettersCommand(program: Command): void {
   const deadLetters = program
     .command('dead-letters')
-    .description('events the outbox gave up on: rejected by the target, or past the retry horizon');
+    .description('events the outbox gave up on: rejected by the target, past the retry horizon, or impossible to map');
 
   const list = deadLetters
     .command('list')
@@ -43,7 +43,11 @@ export function registerDeadLettersCommand(program: Command): void {
     .option('--offset <n>', 'skip this many first', integerOption(0, Number.MAX_SAFE_INTEGER), 0)
     .option('--json', 'print {"deadLetters":[...]} as JSON');
   addStoreOptions(list)
-    .addHelpText('after', '\n"may have landed": an attempt got no definite answer, so the target may already have the event.')
+    .addHelpText(
+      'after',
+      '\n"may have landed": an attempt got no definite answer, so the target may already have the event.\n' +
+        '"unmappable": the event could not be mapped to a user event; its raw payload (the first 16 KiB) is shown, and it is never retried.',
+    )
     .action(async (options: ListOptions) => {
       const tenant = requireTenant(options);
       const entries = await withExistingStore(options, (store) => store.listDead(tenant, { limit: options.limit, offset: options.offset }));
@@ -74,6 +78,8 @@ export function registerDeadLettersCommand(program: Command): void {
       '\nA retried event keeps its key. If an earlier attempt may have landed more than 23 h ago (the target keeps keys for\n' +
         '24 h), the target no longer remembers the key and could record the event twice: such events are not resent, and\n' +
         'the output says why, unless --force-past-window.\n' +
+        'An unmappable dead letter (the event could not be mapped) is never requeued: there is nothing to send; fix the mapping\n' +
+        'and resend it from the source, or send a corrected event with `oncekit send`. The output lists them apart.\n' +
         'Exit status: 0 when every retried event was delivered (or only enqueued with --enqueue-only), 1 otherwise, 2 for bad usage.',
     )
     .action(async (ids: string[], options: RetryOptions) => {
@@ -86,21 +92,29 @@ export function registerDeadLettersCommand(program: Command): void {
         const result = await withExistingStore(options, async (store) => {
           // Delivering here: only this target's dead letters (another target's would wait for its own relay).
           const target = delivery ? { target: outboxTargetId(delivery.target) } : {};
-          const candidates = options.all ? await allDeadLetters(store, tenant, target.target) : await entriesOf(store, tenant, ids);
+          const found = options.all ? await allDeadLetters(store, tenant, target.target) : await entriesOf(store, tenant, ids);
+          // An unmappable dead letter has nothing to send: never requeued, listed apart with what to do instead.
+          const unmappable = found.filter((entry) => entry.input === null && entry.state === 'dead');
+          const candidates = found.filter((entry) => !unmappable.includes(entry));
           const { resend, refused } = guardKeyWindow(candidates, config.keyWindowMs, options.forcePastWindow === true);
           const requeued = resend.length === 0 ? [] : await store.requeueDead({ tenant, ...target, ids: resend.map((entry) => entry.id) });
           if (delivery && requeued.length > 0) await deliver(store, delivery.target, config, requeued, options.verbose === true);
           const entries = (await Promise.all(requeued.map((id) => store.get(tenant, id)))).filter(
             (entry): entry is LedgerEntry => entry !== undefined,
           );
-          const notRequeued = ids.filter((id) => !requeued.includes(id) && !refused.includes(id));
-          return { requeued, entries, notRequeued, refused };
+          const unmappableIds = unmappable.map((entry) => entry.id);
+          const notRequeued = ids.filter((id) => !requeued.includes(id) && !refused.includes(id) && !unmappableIds.includes(id));
+          return { requeued, entries, notRequeued, refused, unmappable };
         });
-        report(result.entries, result.notRequeued, options);
+        report(result.entries, result.notRequeued, result.unmappable, options);
         const settledWell = (state: OutboxState): boolean =>
           state === 'delivered' || state === 'duplicate' || (options.enqueueOnly === true && state === 'pending');
+        // Named unmappable ids could not be retried as asked; with --all they are only reported.
         const ok =
-          result.notRequeued.length === 0 && result.refused.length === 0 && result.entries.every((entry) => settledWell(entry.state));
+          result.notRequeued.length === 0 &&
+          result.refused.length === 0 &&
+          (options.all === true || result.unmappable.length === 0) &&
+          result.entries.every((entry) => settledWell(entry.state));
         process.exitCode = ok ? EXIT_OK : EXIT_FAILURE;
       } finally {
         await delivery?.close();
@@ -204,16 +218,30 @@ async function deliver(
 }
 
 function describeDeadLetter(entry: LedgerEntry): string {
-  const flag = mayHaveLanded(entry) ? ' [may have landed]' : '';
-  return `${entry.id}  ${entry.sourceId}  key ${entry.key ?? '(none)'}  died ${iso(entry.deadAt)}  ${entry.attempts.length} attempts${flag}\n  target: ${entry.target || '(any)'}\n  reason: ${entry.deadReason ?? '-'}`;
+  const flag = mayHaveLanded(entry) ? ' [may have landed]' : entry.input === null ? ' [unmappable]' : '';
+  const head = `${entry.id}  ${entry.sourceId}  key ${entry.key ?? '(none)'}  died ${iso(entry.deadAt)}  ${entry.attempts.length} attempts${flag}\n  target: ${entry.target || '(any)'}\n  reason: ${entry.deadReason ?? '-'}`;
+  return entry.input === null ? `${head}\n  source: ${entry.source}\n  raw:    ${describeRawPayload(entry.unmappable)}` : head;
 }
 
-function report(entries: readonly LedgerEntry[], notRequeued: readonly string[], options: RetryOptions): void {
+function report(
+  entries: readonly LedgerEntry[],
+  notRequeued: readonly string[],
+  unmappable: readonly LedgerEntry[],
+  options: RetryOptions,
+): void {
   const risky = entries.filter(mayHaveLanded);
   if (options.json) {
     printJson({
       requeued: entries.length,
       notRequeued,
+      unmappable: unmappable.length,
+      unmappableEvents: unmappable.map((entry) => ({
+        id: entry.id,
+        source: entry.source,
+        sourceId: entry.sourceId,
+        deadReason: entry.deadReason,
+        notRetried: UNMAPPABLE_ADVICE,
+      })),
       events: entries.map((entry) => ({
         id: entry.id,
         sourceId: entry.sourceId,
@@ -231,6 +259,12 @@ function report(entries: readonly LedgerEntry[], notRequeued: readonly string[],
     process.stdout.write(`  ${entry.id}  ${entry.sourceId}  ${entry.state}${reason}\n`);
   }
   for (const id of notRequeued) process.stdout.write(`  ${id}  not a dead letter of this tenant; left alone\n`);
+  if (unmappable.length > 0) {
+    process.stdout.write(
+      `not retried: ${unmappable.length} unmappable dead letter${unmappable.length === 1 ? '' : 's'}: ${UNMAPPABLE_ADVICE}\n`,
+    );
+    for (const entry of unmappable) process.stdout.write(`  ${entry.id}  ${entry.source} ${entry.sourceId}: ${entry.deadReason ?? '-'}\n`);
+  }
   if (risky.length > 0) {
     process.stderr.write(
       `warning: ${risky.length} of these had an attempt with no definite answer; if it landed more than 24 h ago the target may now hold the event twice (see oncekit ledger show)\n`,

@@ -1,9 +1,18 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { InvalidInputError } from '../../shared/errors.js';
 import { replyNotConfigured } from '../../shared/http/http-basics.js';
 import type { Inbox } from '../../shared/inbox/inbox.js';
-import type { DecideKeyOptions } from '../../shared/keys/index.js';
+import { type DecideKeyOptions, KeyRejectedError } from '../../shared/keys/index.js';
 import type { Ingest } from '../../shared/outbox/ingest.js';
-import { type KeygenEventMapping, keygenWebhookToUserEvent, parseKeygenWebhook } from './keygen-event.js';
+import type { RecordUnmappableResult } from '../../shared/outbox/types.js';
+import { unmappableReason } from '../../shared/outbox/unmappable.js';
+import {
+  type KeygenEventMapping,
+  type KeygenMappingResult,
+  type KeygenWebhookEvent,
+  keygenWebhookToUserEvent,
+  parseKeygenWebhook,
+} from './keygen-event.js';
 import { keygenWebhookVerifier } from './keygen-signature.js';
 
 // What the relay reads from its environment for this connector.
@@ -44,8 +53,46 @@ export const keygenWebhookPlugin: FastifyPluginAsync<KeygenWebhookOptions> = asy
     });
     if (!check.valid) return reply.code(401).send({ error: 'bad_signature', message: check.reason });
 
-    const webhook = parseKeygenWebhook(request.body);
-    const mapped = keygenWebhookToUserEvent(webhook, keygen.mapping, options.keys);
+    // An event that cannot be mapped (any error) is a dead letter, with its reason and the body as received, durable
+    // before the answer. Its identity is Keygen's idempotency token, so a redelivery or a retry records nothing new.
+    const deadLetter = async (token: string, error: unknown): Promise<RecordUnmappableResult | undefined> => {
+      const [recorded] = await options.ingest.deadLetter([
+        {
+          source: 'keygen',
+          sourceId: token,
+          dedupKey: `keygen:${token}`,
+          reason: unmappableReason(error),
+          raw: request.rawBody?.toString('utf8') ?? request.body,
+        },
+      ]);
+      return recorded;
+    };
+    // Bad input is answered 400 naming the field (Keygen does not retry a 4xx); anything else is acknowledged as
+    // dead-lettered, so Keygen does not retry for hours an event that would fail the same way every time.
+    const answerUnmappable = async (token: string, error: unknown) => {
+      const recorded = await deadLetter(token, error);
+      if (error instanceof InvalidInputError) throw error;
+      if (error instanceof KeyRejectedError) {
+        throw new InvalidInputError([{ field: 'data.meta.idempotencyToken', reason: error.message }], 'invalid Keygen webhook event');
+      }
+      return reply.code(200).send({ status: 'dead-lettered', outboxId: recorded?.id ?? null, reason: unmappableReason(error) });
+    };
+
+    let webhook: KeygenWebhookEvent;
+    try {
+      webhook = parseKeygenWebhook(request.body);
+    } catch (error) {
+      // Without a token there is no event to speak of: just the 400.
+      const token = idempotencyTokenOf(request.body);
+      if (token === null) throw error;
+      return answerUnmappable(token, error);
+    }
+    let mapped: KeygenMappingResult;
+    try {
+      mapped = keygenWebhookToUserEvent(webhook, keygen.mapping, options.keys);
+    } catch (error) {
+      return answerUnmappable(webhook.idempotencyToken, error);
+    }
     if (mapped.kind === 'skipped') return reply.code(200).send({ status: 'skipped', reason: mapped.reason });
     const outcome = await options.inbox.deliver({ source: 'keygen', tenant: options.tenant, token: webhook.idempotencyToken }, async () => {
       const [queued] = await options.ingest.accept([
@@ -68,3 +115,15 @@ export const keygenWebhookPlugin: FastifyPluginAsync<KeygenWebhookOptions> = asy
     });
   });
 };
+
+/** The webhook event's idempotency token, when the body has one where Keygen puts it; null otherwise. */
+function idempotencyTokenOf(body: unknown): string | null {
+  const data = isRecord(body) ? body.data : undefined;
+  const meta = isRecord(data) ? data.meta : undefined;
+  const token = isRecord(meta) ? meta.idempotencyToken : undefined;
+  return typeof token === 'string' && token !== '' ? token : null;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

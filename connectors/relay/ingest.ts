@@ -1,6 +1,8 @@
 import type { Logger } from '../../shared/log.js';
 import type { Enqueue } from '../../shared/outbox/group-commit.js';
 import { dedupKeyOf, type Ingest } from '../../shared/outbox/ingest.js';
+import type { RecordUnmappableResult, UnmappableEvent } from '../../shared/outbox/types.js';
+import { capRawPayload, unmappableDedupKey } from '../../shared/outbox/unmappable.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RecentEvents } from './recent-events.js';
 
@@ -11,6 +13,8 @@ export function createIngest(options: {
   readonly target: string;
   /** The outbox's enqueue, through group commit: resolves once the events are committed. */
   readonly enqueue: Enqueue;
+  /** The outbox's recordUnmappable: resolves once the dead letters are committed. */
+  readonly recordUnmappable: (events: readonly UnmappableEvent[]) => Promise<RecordUnmappableResult[]>;
   readonly metrics: RelayMetrics;
   readonly recent: RecentEvents;
   readonly logger: Logger;
@@ -44,6 +48,42 @@ export function createIngest(options: {
         'events persisted in the outbox',
       );
       options.wake();
+      return results;
+    },
+    async deadLetter(events) {
+      if (events.length === 0) return [];
+      const results = await options.recordUnmappable(
+        events.map((event) => ({
+          tenant: options.tenant,
+          target: options.target,
+          source: event.source,
+          sourceId: event.sourceId,
+          dedupKey: unmappableDedupKey(event.dedupKey, event.raw),
+          reason: event.reason,
+          raw: capRawPayload(event.raw),
+        })),
+      );
+      results.forEach((result, index) => {
+        const event = events[index];
+        if (!event) return;
+        // Logged without the payload (it may hold personal data); `oncekit ledger show` has it.
+        options.logger.error(
+          {
+            event: 'event_unmappable',
+            source: event.source,
+            sourceId: event.sourceId,
+            id: result.id,
+            outcome: result.outcome,
+            reason: event.reason,
+          },
+          result.outcome === 'created'
+            ? 'an event could not be mapped; it is a dead letter'
+            : 'an unmappable event came again; already recorded',
+        );
+        if (result.outcome !== 'created') return;
+        options.metrics.unmappable.inc({ source: event.source });
+        options.metrics.deadLetters.inc({ source: event.source, reason: 'unmappable' });
+      });
       return results;
     },
   };

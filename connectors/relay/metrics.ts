@@ -9,6 +9,7 @@ export interface RelayMetrics {
   readonly settled: Counter<'source' | 'outcome'>;
   readonly retries: Counter<'source'>;
   readonly deadLetters: Counter<'source' | 'reason'>;
+  readonly unmappable: Counter<'source'>;
   readonly outboxDepth: Gauge<'state'>;
   readonly httpDuration: Histogram<'route' | 'method' | 'status'>;
   readonly deliveryLatency: Histogram<'source' | 'outcome'>;
@@ -47,6 +48,12 @@ export function createRelayMetrics(collectDepth: () => Promise<Readonly<Record<s
     labelNames: ['source', 'reason'],
     registers: [registry],
   });
+  const unmappable = new Counter({
+    name: 'oncekit_unmappable_events_total',
+    help: 'Events that could not be mapped and were recorded as dead letters (a redelivery is not counted again)',
+    labelNames: ['source'],
+    registers: [registry],
+  });
   const outboxDepth = new Gauge({
     name: 'oncekit_outbox_depth',
     help: 'Events in the outbox by state',
@@ -78,6 +85,7 @@ export function createRelayMetrics(collectDepth: () => Promise<Readonly<Record<s
     settled,
     retries,
     deadLetters,
+    unmappable,
     outboxDepth,
     httpDuration,
     deliveryLatency,

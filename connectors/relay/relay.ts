@@ -105,6 +105,8 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
       target: targetKey,
       // ONCEKIT_GROUP_COMMIT=off (diagnostic): each request commits by itself, the benchmark's baseline.
       enqueue: config.groupCommit ? groupCommit(outbox) : outbox.enqueue.bind(outbox),
+      // Looked up at each call, not bound once: a test can make the store fail for a while.
+      recordUnmappable: (events) => outbox.recordUnmappable(events),
       metrics,
       recent,
       logger: log,
@@ -116,7 +118,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     const stateLoss = stateLossReporter(log);
     app.addHook('onError', async (_request, _reply, error) => stateLoss.note(error));
     closers.push(() => app.close()); // closed first: no new requests, in-flight ones finish, then the plugins' onClose
-    const salesforce = await registerConnectors(app, { config, ingest, keys, state, log, metrics });
+    const salesforce = await registerConnectors(app, { config, ingest, keys, state, log });
     const startedAt = Date.now();
     await app.register(operationsRoutes, {
       secret: config.relaySecret,
@@ -206,10 +208,9 @@ async function registerConnectors(
     readonly keys: DecideKeyOptions;
     readonly state: State;
     readonly log: Logger;
-    readonly metrics: RelayMetrics;
   },
 ): Promise<SalesforceConnector> {
-  const { config, ingest, keys, state, log, metrics } = parts;
+  const { config, ingest, keys, state, log } = parts;
   const { target } = config;
   const salesforce = createSalesforceConnector({
     ingest,
@@ -221,7 +222,6 @@ async function registerConnectors(
     identityFields: config.identityFields,
     platformEventChannel: config.platformEventChannel,
     checkpoints: { store: state.checkpoints, tenant: target.tenant },
-    onUnmappable: () => metrics.deadLetters.inc({ source: 'salesforce-event', reason: 'unmappable' }),
   });
   await app.register(salesforce.plugin);
   await app.register(segmentWebhookPlugin, {

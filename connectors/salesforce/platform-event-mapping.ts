@@ -126,8 +126,8 @@ export function platformEventToUserEvent(
 /**
  * The target's input for a platform event. Problems are InvalidInputError naming the payload field
  * (`Event_Key__c`, `Fields__c.note`); under the `reject` key policy a refused key is one too.
- * The sink should record such an event as rejected and resolve, not fail: a sink failure makes the subscriber
- * resubscribe and receive the same event again.
+ * The sink records an event it cannot map (this error or any other) as a dead letter and resolves, never fails for it:
+ * a sink failure makes the subscriber resubscribe and receive the same event again (relay-plugin.ts).
  */
 export function platformEventToUserEventInput(
   event: PlatformEventMessage,

@@ -1,17 +1,22 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Connection } from 'jsforce';
-import { InvalidInputError } from '../../shared/errors.js';
 import { idempotencyPlugin } from '../../shared/http/idempotency-plugin.js';
 import type { ReadinessCheck } from '../../shared/http/readiness.js';
 import type { DecideKeyOptions } from '../../shared/keys/decide.js';
 import type { Logger } from '../../shared/log.js';
 import type { Ingest } from '../../shared/outbox/ingest.js';
+import { unmappableReason } from '../../shared/outbox/unmappable.js';
 import type { CheckpointStore } from '../../shared/state/checkpoints.js';
 import type { IdempotencyStore } from '../../shared/state/idempotency.js';
 import type { IdentityFields } from './identity.js';
 import { inboundAuthChecker } from './inbound-auth.js';
 import { invocableRoutes } from './invocable-routes.js';
-import { DEFAULT_PLATFORM_EVENT_CHANNEL, platformEventSourceId, platformEventToUserEventInput } from './platform-event-mapping.js';
+import {
+  DEFAULT_PLATFORM_EVENT_CHANNEL,
+  type PlatformEventMessage,
+  platformEventSourceId,
+  platformEventToUserEventInput,
+} from './platform-event-mapping.js';
 import { createPlatformEventSubscriber, type PlatformEventSubscriber } from './platform-event-subscriber.js';
 import { replayCheckpointsIn } from './replay-checkpoint-store.js';
 import { connectSalesforce, type SalesforceAuthConfig, type SalesforceSession } from './salesforce-auth.js';
@@ -38,8 +43,6 @@ export interface SalesforceConnectorOptions {
   readonly platformEventChannel: string | null;
   /** Where the subscriber's replay checkpoints live: the relay's state, under this tenant. */
   readonly checkpoints: { readonly store: CheckpointStore; readonly tenant: string };
-  /** Counts a Platform Event that cannot be mapped (it is logged and skipped). */
-  readonly onUnmappable?: () => void;
 }
 
 export interface SalesforceConnector {
@@ -49,6 +52,14 @@ export interface SalesforceConnector {
   readonly subscriber: PlatformEventSubscriber | null;
   /** What `/readyz` checks for Salesforce once the plugin is registered. */
   readonly readiness: readonly ReadinessCheck[];
+}
+
+/** The ledger's source name for Platform Events. */
+export const PLATFORM_EVENT_SOURCE = 'salesforce-event';
+
+/** What the ledger keeps of an unmappable Platform Event: its identity, position and payload, as received. */
+function platformEventRaw(event: PlatformEventMessage): unknown {
+  return { channel: event.channel, replayId: event.replayId, EventUuid: event.eventUuid, payload: event.payload };
 }
 
 /** The Salesforce side of the relay: invocable calls from Apex, and Platform Events from the org. */
@@ -81,21 +92,27 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
       channel,
       checkpoints,
       logger,
-      // The event is in the outbox before the sink resolves; only then is its replayId checkpointed.
+      // The event is in the outbox (or, unmappable, a dead letter) before the sink resolves; only then is its replayId
+      // checkpointed. A store failure rejects: the subscriber resubscribes from the checkpoint and the event comes again.
       sink: async (event) => {
         const sourceId = platformEventSourceId(event);
+        let mapped: ReturnType<typeof platformEventToUserEventInput>;
         try {
-          const { input, decision } = platformEventToUserEventInput(event, options.keys);
-          await options.ingest.accept([{ source: 'salesforce-event', sourceId, input, decision }]);
+          mapped = platformEventToUserEventInput(event, options.keys);
         } catch (error) {
-          if (!(error instanceof InvalidInputError)) throw error;
-          // A malformed event would come back forever if the sink failed: log it and move on.
-          logger.error(
-            { event: 'platform_event_unmappable', sourceId, issues: error.issues },
-            'a Platform Event could not be mapped; it is skipped',
-          );
-          options.onUnmappable?.();
+          // Any mapping error, not only bad input: the same event would fail the same way forever, blocking the channel.
+          await options.ingest.deadLetter([
+            {
+              source: PLATFORM_EVENT_SOURCE,
+              sourceId,
+              dedupKey: event.eventUuid === null ? null : `${PLATFORM_EVENT_SOURCE}:${event.eventUuid}`,
+              reason: unmappableReason(error),
+              raw: platformEventRaw(event),
+            },
+          ]);
+          return;
         }
+        await options.ingest.accept([{ source: PLATFORM_EVENT_SOURCE, sourceId, input: mapped.input, decision: mapped.decision }]);
       },
     });
     subscriber = running;

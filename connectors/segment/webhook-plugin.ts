@@ -4,7 +4,8 @@ import { InvalidInputError } from '../../shared/errors.js';
 import { replyNotConfigured } from '../../shared/http/http-basics.js';
 import type { InvalidKeyPolicy } from '../../shared/keys/index.js';
 import type { Logger } from '../../shared/log.js';
-import type { Ingest, ReadyEvent } from '../../shared/outbox/ingest.js';
+import type { Ingest, ReadyEvent, UnmappableIntake } from '../../shared/outbox/ingest.js';
+import { rawPayloadText, unmappableDedupKey, unmappableReason } from '../../shared/outbox/unmappable.js';
 import { mapTrackEvent, SegmentEventError } from './mapping.js';
 import { parseSegmentSettings } from './settings.js';
 import { verifySegmentSignature } from './webhook-signature.js';
@@ -26,7 +27,8 @@ export interface SegmentWebhookOptions {
 
 interface EventResult {
   readonly index: number;
-  readonly status: 'accepted' | 'skipped' | 'rejected';
+  /** dead-lettered: it could not be mapped for a reason other than its input; it is a dead letter, not to be sent again. */
+  readonly status: 'accepted' | 'skipped' | 'rejected' | 'dead-lettered';
   readonly message?: string;
   readonly idempotencyKey?: string | null;
 }
@@ -53,19 +55,32 @@ export const segmentWebhookPlugin: FastifyPluginAsync<SegmentWebhookOptions> = a
     if (!Array.isArray(request.body) && !isObject(request.body)) {
       throw new InvalidInputError([{ field: 'body', reason: 'expected a Segment event (a JSON object) or a list of them' }]);
     }
+    const batch = Array.isArray(request.body);
     const events: unknown[] = Array.isArray(request.body) ? request.body : [request.body];
     const ready: ReadyEvent[] = [];
     const results: EventResult[] = [];
+    // Every event that cannot be mapped is recorded as a dead letter, with its reason and the event as received.
+    const unmappable: UnmappableIntake[] = [];
+    const deadLetter = (event: unknown, index: number, reason: string): void => {
+      const raw = batch ? batchEventText(event, index, request.rawBody) : (request.rawBody?.toString('utf8') ?? rawPayloadText(event));
+      const messageId = isObject(event) && typeof event.messageId === 'string' && event.messageId !== '' ? event.messageId : null;
+      const dedupKey = unmappableDedupKey(messageId === null ? null : `segment:${messageId}`, raw);
+      unmappable.push({ source: 'segment', sourceId: messageId ?? dedupKey, dedupKey, reason, raw });
+    };
     events.forEach((event, index) => {
       if (!isObject(event)) {
-        results.push({ index, status: 'rejected', message: `[${index}]: expected a Segment event (a JSON object)` });
+        const message = `[${index}]: expected a Segment event (a JSON object)`;
+        results.push({ index, status: 'rejected', message });
+        deadLetter(event, index, message);
         return;
       }
       const type = event.type;
       if (typeof type !== 'string') {
         // Never String(type): a null-prototype object or a throwing toString would turn one bad event into a 500.
         const got = type === null ? 'null' : Array.isArray(type) ? 'a list' : typeof type;
-        results.push({ index, status: 'rejected', message: `[${index}].type: expected a string such as "track", got ${got}` });
+        const message = `[${index}].type: expected a string such as "track", got ${got}`;
+        results.push({ index, status: 'rejected', message });
+        deadLetter(event, index, message);
         return;
       }
       if (type !== 'track') {
@@ -89,13 +104,18 @@ export const segmentWebhookPlugin: FastifyPluginAsync<SegmentWebhookOptions> = a
         });
         results.push({ index, status: 'accepted', idempotencyKey: decision.key });
       } catch (error) {
+        const reason = unmappableReason(error);
+        deadLetter(event, index, reason);
+        // Bad input is the sender's to fix: it is told which field. Anything else is ours: the event is a dead letter
+        // (durable before the answer), acknowledged as such, so Segment does not retry it for hours.
         if (error instanceof SegmentEventError || error instanceof InvalidInputError) {
           results.push({ index, status: 'rejected', message: error.message });
-          return;
+        } else {
+          results.push({ index, status: 'dead-lettered', message: reason });
         }
-        throw error;
       }
     });
+    await options.ingest.deadLetter(unmappable);
     await options.ingest.accept(ready);
     const rejected = results.filter((result) => result.status === 'rejected');
     // One event that cannot be forwarded is a 400 (Segment discards it); a batch answers per event with 200.
@@ -105,6 +125,20 @@ export const segmentWebhookPlugin: FastifyPluginAsync<SegmentWebhookOptions> = a
     return reply.code(200).send({ results });
   });
 };
+
+/**
+ * One event of a batch as text, for its dead letter: as JSON, or, when it cannot be serialised again (too deep), the
+ * whole body with the event's position, so its identity still differs from its neighbours' and stays the same on redelivery.
+ */
+function batchEventText(event: unknown, index: number, body: Buffer | undefined): string {
+  try {
+    const text = JSON.stringify(event);
+    if (text !== undefined) return text;
+  } catch {
+    // falls through to the body
+  }
+  return `[event ${index} of the batch below, which cannot be serialised again] ${body?.toString('utf8') ?? ''}`;
+}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

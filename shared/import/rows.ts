@@ -12,7 +12,9 @@ import {
   type KeyDecision,
   rawCandidate,
 } from '../keys/index.js';
+import { unmappableReason } from '../outbox/unmappable.js';
 import { formatPath, issuesOf } from '../validation.js';
+import { csvField } from './csv.js';
 import type { ImportFormat, RawRecord } from './records.js';
 
 /** The source name of imported events in the ledger and in key decisions. */
@@ -65,7 +67,21 @@ export type ConvertedRow =
       readonly input: UserEventInput;
       readonly decision: KeyDecision;
     }
-  | { readonly ok: false; readonly recordNumber: number; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly recordNumber: number;
+      readonly sourceId: string;
+      /** Why it cannot be mapped (any error: bad input, or a bug that threw). */
+      readonly message: string;
+      /**
+       * Its identity as an unmappable dead letter, stable across re-runs: the one the row would have had once its
+       * line was read (its key, or its content and how many identical rows came before it); for a record that could
+       * not be read as a line, the same rule over its raw text.
+       */
+      readonly dedupKey: string;
+      /** The record as it is in the file: the JSONL line, or the CSV row. */
+      readonly raw: string;
+    };
 
 /** Checks a CSV header and --key-from names before any row is read; an InvalidInputError names every problem. */
 export function checkImportColumns(
@@ -123,8 +139,34 @@ export function createRowConverter(options: RowConverterOptions): (record: RawRe
   // rename, a copy, rows appended later and edits to other rows, and two identical rows stay two events.
   const seen = new Map<string, number>();
 
+  // The same rule for records that never became a line, over their raw text (its own count: another digest space).
+  const seenRaw = new Map<string, number>();
+
   return (record) => {
-    const fail = (message: string): ConvertedRow => ({ ok: false, recordNumber: record.recordNumber, message });
+    const sourceId = `${options.fileName}:${record.recordNumber}`;
+    // Set once the line is read: the identity the row has (or would have had), for its dead letter too.
+    let identity: string | null = null;
+    const fail = (message: string): ConvertedRow => {
+      const raw = record.line ?? (record.cells ? record.cells.map(csvField).join(',') : '');
+      identity ??= `raw:${occurrence(seenRaw, createHash('sha256').update(raw).digest('base64url'))}`;
+      return { ok: false, recordNumber: record.recordNumber, sourceId, message, dedupKey: identity, raw };
+    };
+    try {
+      return convertRecord(record, fail, (line, decision) => {
+        identity = decision.key === null ? `row:${rowIdentity(seen, line)}` : `key:${decision.key}`;
+        return identity;
+      });
+    } catch (error) {
+      // Not only bad input: whatever the mapping throws is this row's problem, never the whole import's.
+      return fail(unmappableReason(error));
+    }
+  };
+
+  function convertRecord(
+    record: RawRecord,
+    fail: (message: string) => ConvertedRow,
+    identify: (line: ImportLine, decision: KeyDecision) => string,
+  ): ConvertedRow {
     if (record.fault) return fail(record.fault);
 
     let raw: unknown;
@@ -145,6 +187,7 @@ export function createRowConverter(options: RowConverterOptions): (record: RawRe
     const line = parsed.data;
 
     const decision = decideKey(keyCandidate(line, keyFrom), { policy: options.policy });
+    const dedupKey = identify(line, decision);
     if (decision.decision === 'rejected') {
       return fail(`idempotencyKey: refused under --policy reject (${decision.reason}): ${describeFault(decision)}`);
     }
@@ -162,7 +205,6 @@ export function createRowConverter(options: RowConverterOptions): (record: RawRe
       if (error instanceof InvalidInputError) return fail(describeIssues(error.issues.map(toLineField)));
       throw error;
     }
-    const dedupKey = decision.key === null ? `row:${rowIdentity(seen, line)}` : `key:${decision.key}`;
     return {
       ok: true,
       recordNumber: record.recordNumber,
@@ -171,14 +213,18 @@ export function createRowConverter(options: RowConverterOptions): (record: RawRe
       input,
       decision,
     };
-  };
+  }
 }
 
 function rowIdentity(seen: Map<string, number>, line: ImportLine): string {
-  const digest = createHash('sha256').update(canonicalJson(line)).digest('base64url');
-  const occurrence = seen.get(digest) ?? 0;
-  seen.set(digest, occurrence + 1);
-  return `${digest}#${occurrence}`;
+  return occurrence(seen, createHash('sha256').update(canonicalJson(line)).digest('base64url'));
+}
+
+/** `{digest}#{how many times it came before}`, counting this one. */
+function occurrence(seen: Map<string, number>, digest: string): string {
+  const count = seen.get(digest) ?? 0;
+  seen.set(digest, count + 1);
+  return `${digest}#${count}`;
 }
 
 function keyCandidate(line: ImportLine, keyFrom: readonly string[]): KeyCandidate {

@@ -4,6 +4,7 @@ import type { InvalidKeyPolicy } from '../keys/index.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { OutboxDeliveryConfig } from '../outbox/config.js';
 import type { LeasedEvent, LedgerEntry, NewOutboxEvent, OutboxStore, Settlement } from '../outbox/types.js';
+import { capRawPayload } from '../outbox/unmappable.js';
 import { createOutboxWorker, type OutboxTarget, type OutboxWorker, outboxTargetId, waitUntilDrained } from '../outbox/worker.js';
 import { ErrorsFile } from './errors-file.js';
 import { type ImportFormat, importFormatOf, openRecordSource } from './records.js';
@@ -159,6 +160,9 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     }
   };
 
+  // Rows that cannot be mapped, waiting to be recorded as dead letters (only when delivering).
+  const unmappable: Extract<ConvertedRow, { ok: false }>[] = [];
+
   // Import events persisted and not yet settled for good, leftovers of interrupted runs included.
   let outstanding = 0;
   const wakers = new Set<() => void>();
@@ -254,9 +258,26 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         await running.submit(leased);
       };
 
+      // Each is in the errors file and the summary (invalid) too; a re-run records nothing new (same identity).
+      const recordUnmappable = async (failed: readonly Extract<ConvertedRow, { ok: false }>[]): Promise<void> => {
+        if (failed.length === 0) return;
+        await store.recordUnmappable(
+          failed.map((row) => ({
+            tenant,
+            target,
+            source: IMPORT_SOURCE,
+            sourceId: row.sourceId,
+            dedupKey: row.dedupKey,
+            reason: row.message,
+            raw: capRawPayload(row.raw),
+          })),
+        );
+      };
+
       for await (const records of source.records()) {
         if (signal?.aborted) break;
         const rows = convertAll(records);
+        await recordUnmappable(unmappable.splice(0));
         for (let start = 0; start < rows.length; start += ENQUEUE_SLICE) await enqueueRows(rows.slice(start, start + ENQUEUE_SLICE));
         progress();
         await waitForRoom();
@@ -284,6 +305,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       if (!row.ok) {
         n.invalid += 1;
         errors.write({ recordNumber: row.recordNumber, message: row.message });
+        if (delivery) unmappable.push(row);
         continue;
       }
       n.valid += 1;

@@ -1,6 +1,6 @@
 import type { UserEventInput } from '../events/user-event.js';
 import type { KeyDecision } from '../keys/decide.js';
-import type { EnqueueResult } from './types.js';
+import type { EnqueueResult, RecordUnmappableResult } from './types.js';
 
 /** An event a route has checked, mapped and keyed: ready to be made durable. */
 export interface ReadyEvent {
@@ -12,6 +12,23 @@ export interface ReadyEvent {
   readonly decision: KeyDecision | null;
 }
 
+/** An event a route received but could not map (any error): it becomes a dead letter, never a retry loop. */
+export interface UnmappableIntake {
+  /** The connector's source name. */
+  readonly source: string;
+  /** How a user finds it in the ledger: the source's own id when it has one, else what identifies it (a position). */
+  readonly sourceId: string;
+  /**
+   * The dedupKey the event would have had, when the source gives the event an id of its own (`${source}:${id}`, see
+   * dedupKeyOf); null: a digest of `raw` (see unmappableDedupKey). Either way a redelivery records nothing new.
+   */
+  readonly dedupKey: string | null;
+  /** Why it could not be mapped (see unmappableReason). */
+  readonly reason: string;
+  /** The event as received (never request headers): a string is kept as it is, anything else as JSON; size-capped. */
+  readonly raw: unknown;
+}
+
 /** What a connector's inbound routes hand their events to. */
 export interface Ingest {
   /**
@@ -19,6 +36,11 @@ export interface Ingest {
    * this, so an acknowledged event is never lost.
    */
   accept(events: readonly ReadyEvent[]): Promise<EnqueueResult[]>;
+  /**
+   * Records events that could not be mapped as dead letters, durably, and only then resolves: a route may then
+   * acknowledge them (or a subscription move its checkpoint past them). Rejects when the store fails: that is transient.
+   */
+  deadLetter(events: readonly UnmappableIntake[]): Promise<RecordUnmappableResult[]>;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describeFault } from '../keys/decide.js';
-import type { AttemptRecord, LedgerEntry, OutboxState } from './types.js';
+import type { AttemptRecord, LedgerEntry, OutboxState, UnmappableRaw } from './types.js';
 
 const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
 
@@ -65,6 +65,15 @@ export function describeKey(entry: Pick<LedgerEntry, 'key' | 'keyDecision'>): st
   }
 }
 
+/** Why an unmappable dead letter is never retried, and what to do instead. */
+export const UNMAPPABLE_ADVICE =
+  'it could not be mapped, so it cannot be sent as it is: fix the mapping and resend it from the source, or send a corrected event with `oncekit send`';
+
+/** An unmappable dead letter's raw payload as kept, saying when it is only the start. */
+export function describeRawPayload(raw: UnmappableRaw): string {
+  return raw.truncated ? `${raw.text} … (first ${Buffer.byteLength(raw.text, 'utf8')} of ${raw.bytes} bytes)` : raw.text;
+}
+
 /** What happened to one event and why, for `oncekit ledger show`. */
 export function describeLedgerEntry(entry: LedgerEntry): string {
   const lines = [
@@ -78,9 +87,13 @@ export function describeLedgerEntry(entry: LedgerEntry): string {
   if (entry.state === 'pending') lines.push(`  next try:   ${iso(entry.dueAt)}`);
   if (entry.state === 'leased') lines.push(`  lease ends: ${iso(entry.leaseExpiresAt)}`);
   if (entry.state === 'dead') lines.push(`  died:       ${iso(entry.deadAt)}`);
-  lines.push(
-    `  event:      ${entry.input.events.map((event) => event.key).join(', ')} for user ${entry.input.userId} (account ${entry.input.accountId})`,
-  );
+  if (entry.input === null) {
+    lines.push(`  unmappable: ${UNMAPPABLE_ADVICE}`, `  raw:        ${describeRawPayload(entry.unmappable)}`);
+  } else {
+    lines.push(
+      `  event:      ${entry.input.events.map((event) => event.key).join(', ')} for user ${entry.input.userId} (account ${entry.input.accountId})`,
+    );
+  }
   lines.push(`  attempts:   ${entry.attempts.length === 0 ? 'none yet' : ''}`.trimEnd());
   for (const attempt of entry.attempts) {
     const requests = attempt.requests > 1 ? ` (${attempt.requests} requests)` : '';

@@ -14,6 +14,7 @@ import type {
   OutboxCounts,
   OutboxState,
   RequeueRequest,
+  UnmappableEvent,
 } from './types.js';
 
 export type { Clock } from '../clock.js';
@@ -80,13 +81,19 @@ export function countsFrom(rows: Iterable<{ readonly state: string; readonly cou
 /** The stored form of a payload; also what "the payload changed" compares. */
 export const storedInput = (input: UserEventInput): string => canonicalJson(input);
 
+/** The last outcome stored for an unmappable dead letter (it has no attempts): how every engine tells one apart. */
+export const UNMAPPABLE_OUTCOME = 'unmappable';
+
+/** The stored input of an unmappable dead letter (the column is never null): JSON null. */
+export const UNMAPPABLE_STORED_INPUT = 'null';
+
 /**
- * The revive rule (see EnqueueOutcome): only a dead letter the target REJECTED may take a new payload, because a
- * rejected event was certainly not recorded. A dead letter from the horizon may have landed, so it is left alone.
- * The Redis store's Lua script mirrors this; the contract suite holds all stores to it.
+ * The revive rule (see EnqueueOutcome): only a dead letter the target REJECTED, or one that could not be mapped, may
+ * take a new payload, because neither was recorded by the target. A dead letter from the horizon may have landed, so it
+ * is left alone. The Redis store's Lua script mirrors this; the contract suite holds all stores to it.
  */
 export function canRevive(state: OutboxState, lastOutcome: string | null, stored: string, incoming: string): boolean {
-  return state === 'dead' && lastOutcome === 'rejected' && stored !== incoming;
+  return state === 'dead' && (lastOutcome === 'rejected' || lastOutcome === UNMAPPABLE_OUTCOME) && stored !== incoming;
 }
 
 const nonEmpty = (what: string) => z.string({ error: `${what} must be a string` }).min(1, `${what} must not be empty`);
@@ -133,6 +140,20 @@ export const checkOutboxArgs = {
       }
       if (event.input === null || typeof event.input !== 'object') {
         throw new OutboxStoreError(`invalid outbox event at position ${index}: input must be a UserEventInput`);
+      }
+    }
+  },
+  unmappable(events: readonly UnmappableEvent[]): void {
+    for (const [index, event] of events.entries()) {
+      for (const field of ['tenant', 'target', 'source', 'sourceId', 'dedupKey', 'reason'] as const) {
+        const value = event[field];
+        if (typeof value !== 'string' || value.length === 0) {
+          throw new OutboxStoreError(`invalid unmappable event at position ${index}: ${field} must be a non-empty string`);
+        }
+      }
+      const raw = event.raw as UnmappableEvent['raw'] | null;
+      if (raw === null || typeof raw !== 'object' || typeof raw.text !== 'string' || !Number.isInteger(raw.bytes)) {
+        throw new OutboxStoreError(`invalid unmappable event at position ${index}: raw must be a capped payload (capRawPayload)`);
       }
     }
   },

@@ -7,7 +7,8 @@ import type { DeliveryOutcome } from '../target/outcome.js';
  * - pending: persisted and waiting to be sent (first time, or after a failed attempt, at `dueAt`);
  * - leased: a worker holds it until `leaseExpiresAt`; if the worker dies, it becomes due again then;
  * - delivered: the target accepted it; duplicate: the target answered 409, so an earlier attempt had landed;
- * - dead: a dead letter, with its reason (rejected by the target, or the retry horizon ran out).
+ * - dead: a dead letter, with its reason (rejected by the target, the retry horizon ran out, or the event could not be
+ *   mapped at all: an unmappable dead letter, see UnmappableEvent).
  */
 export type OutboxState = 'pending' | 'leased' | 'delivered' | 'duplicate' | 'dead';
 export const outboxStates = ['pending', 'leased', 'delivered', 'duplicate', 'dead'] as const satisfies readonly OutboxState[];
@@ -35,11 +36,48 @@ export interface NewOutboxEvent {
   readonly keyDecision: KeyDecision | null;
 }
 
+/** The raw payload of an event that could not be mapped, as the ledger keeps it (see capRawPayload). */
+export interface UnmappableRaw {
+  /** The payload as received (the event only: never request headers), cut to the size cap on a character boundary. */
+  readonly text: string;
+  /** The whole payload's size in UTF-8 bytes. */
+  readonly bytes: number;
+  /** Whether `text` is only the start of the payload. */
+  readonly truncated: boolean;
+}
+
+/**
+ * An event a connector received but could not map to a user event (any error, not only bad input). It is recorded as
+ * a dead letter straight away, so its sender (or a subscription's checkpoint) can move past it; it is never sent.
+ */
+export interface UnmappableEvent {
+  readonly tenant: string;
+  readonly target: string;
+  readonly source: string;
+  readonly sourceId: string;
+  /**
+   * Its stable identity (see unmappableDedupKey): a redelivery records nothing new, and a mapped event with the same
+   * dedupKey (the source resent it after the mapping was fixed) takes the record over (see EnqueueOutcome `revived`).
+   */
+  readonly dedupKey: string;
+  /** Why it could not be mapped. */
+  readonly reason: string;
+  readonly raw: UnmappableRaw;
+}
+
+/** created: a new dead letter; existing: the target's tenant already had the dedupKey (any event), nothing changed. */
+export interface RecordUnmappableResult {
+  readonly id: string;
+  readonly outcome: 'created' | 'existing';
+  readonly state: OutboxState;
+}
+
 /**
  * - created: a new record;
  * - existing: the tenant already had the dedupKey; nothing changed;
- * - revived: the tenant had it as a dead letter the target had rejected, and the payload now differs (a corrected
- *   row): the record takes the new payload and is pending again, with its earlier attempts kept in the ledger.
+ * - revived: the tenant had it as a dead letter the target had rejected, or as an unmappable dead letter (never sent
+ *   either), and the payload now differs (a corrected row): the record takes the new payload and is pending again, with
+ *   its earlier attempts kept in the ledger.
  */
 export type EnqueueOutcome = 'created' | 'existing' | 'revived';
 
@@ -129,7 +167,21 @@ export type Settlement = SettlementBase &
   );
 
 /** The ledger's view of one event: the client-side table of every request and its key (Salesbricks' advice). */
-export interface LedgerEntry {
+export type LedgerEntry = LedgerEntryBase & (MappedLedgerEntry | UnmappableLedgerEntry);
+
+/** An event that was mapped: what is (or was) sent. */
+export interface MappedLedgerEntry {
+  readonly input: UserEventInput;
+  readonly unmappable: null;
+}
+
+/** An unmappable dead letter: nothing to send, only what was received (see UnmappableEvent). */
+export interface UnmappableLedgerEntry {
+  readonly input: null;
+  readonly unmappable: UnmappableRaw;
+}
+
+export interface LedgerEntryBase {
   readonly id: string;
   readonly tenant: string;
   /** The target the event is for; '' for an event stored before targets were recorded. */
@@ -140,7 +192,6 @@ export interface LedgerEntry {
   /** The idempotency key sent, or null when the event goes without one (see keyDecision for why). */
   readonly key: string | null;
   readonly keyDecision: KeyDecision | null;
-  readonly input: UserEventInput;
   readonly state: OutboxState;
   readonly enqueuedAt: number;
   readonly updatedAt: number;
@@ -191,7 +242,15 @@ export interface OutboxStore {
   renewLeases(owner: string, ids: readonly string[], leaseMs: number): Promise<string[]>;
   /** Applies each settlement if its owner still holds the event; one boolean per settlement (false: nothing changed). */
   settle(settlements: readonly Settlement[]): Promise<boolean[]>;
-  /** Makes dead letters pending again, due now, with a fresh retry horizon; returns the ids requeued. */
+  /**
+   * Records unmappable events as dead letters (all of them, atomically, before resolving); one result per event, in
+   * order. A dedupKey the target's tenant already has (a redelivery, or an event that was mapped) adds nothing.
+   */
+  recordUnmappable(events: readonly UnmappableEvent[]): Promise<RecordUnmappableResult[]>;
+  /**
+   * Makes dead letters pending again, due now, with a fresh retry horizon; returns the ids requeued. Unmappable dead
+   * letters are never requeued: there is nothing to send.
+   */
   requeueDead(request: RequeueRequest): Promise<string[]>;
   get(tenant: string, id: string): Promise<LedgerEntry | undefined>;
   /** Every event of the tenant sent (or to be sent) with this idempotency key, oldest first. */

@@ -1,6 +1,6 @@
 import type { UserEventInput } from '../events/user-event.js';
 import type { KeyDecision } from '../keys/decide.js';
-import type { AttemptRecord, LedgerEntry, OutboxState } from '../outbox/types.js';
+import type { AttemptRecord, LedgerEntry, OutboxState, UnmappableRaw } from '../outbox/types.js';
 
 /** An outbox event as the SQL engines (SQLite, PostgreSQL) store it: one table, the same columns. */
 export interface OutboxEventRow {
@@ -25,6 +25,8 @@ export interface OutboxEventRow {
   last_outcome: string | null;
   dead_reason: string | null;
   dead_at: number | null;
+  /** An unmappable dead letter's raw payload (UnmappableRaw as JSON); null for a mapped event. */
+  unmappable: string | null;
 }
 
 /** One row of `ledger_attempts`. */
@@ -63,7 +65,12 @@ export function attemptOfRow(row: LedgerAttemptRow): AttemptRecord {
 }
 
 export function ledgerEntryOfRow(row: OutboxEventRow, attempts: readonly AttemptRecord[]): LedgerEntry {
+  const payload =
+    row.unmappable === null
+      ? { input: JSON.parse(row.input) as UserEventInput, unmappable: null }
+      : { input: null, unmappable: JSON.parse(row.unmappable) as UnmappableRaw };
   return {
+    ...payload,
     id: outboxIdOfSeq(row.seq),
     tenant: row.tenant,
     target: row.target,
@@ -72,7 +79,6 @@ export function ledgerEntryOfRow(row: OutboxEventRow, attempts: readonly Attempt
     dedupKey: row.dedup_key,
     key: row.idempotency_key,
     keyDecision: row.key_decision === null ? null : (JSON.parse(row.key_decision) as KeyDecision),
-    input: JSON.parse(row.input) as UserEventInput,
     state: row.state,
     enqueuedAt: row.enqueued_at,
     updatedAt: row.updated_at,

@@ -387,6 +387,30 @@ describe('dead letters and the ledger', () => {
     ]);
   });
 
+  it('keeps each row it cannot map as a dead letter with its reason and the row as written, once across re-runs; retry leaves them alone', async () => {
+    const path = file('broken.jsonl', [line(purchase(1)), line({ ...purchase(2), extra: true }), 'not json\n'].join(''));
+    const run = await runCli(['import', path, '--json'], { env: env() });
+    expect(summaryOf(run)).toMatchObject({ rows: 3, invalid: 2, accepted: 1, deadLetters: 0 });
+    const listed = async () =>
+      (
+        JSON.parse((await runCli(['dead-letters', 'list', '--json'], { env: env() })).stdout) as {
+          deadLetters: { id: string; sourceId: string; deadReason: string; input: unknown; unmappable: { text: string } }[];
+        }
+      ).deadLetters;
+    const dead = await listed();
+    expect(dead.map((entry) => [entry.sourceId, entry.input, entry.unmappable.text])).toEqual([
+      ['broken.jsonl:2', null, JSON.stringify({ ...purchase(2), extra: true })],
+      ['broken.jsonl:3', null, 'not json'],
+    ]);
+    expect(dead[0]?.deadReason).toMatch(/^extra: not part of the import line/);
+    const rerun = await runCli(['import', path, '--json'], { env: env() });
+    expect(summaryOf(rerun)).toMatchObject({ invalid: 2, skipped: 1 });
+    expect((await listed()).map((entry) => entry.id)).toEqual(dead.map((entry) => entry.id));
+    const retry = await runCli(['dead-letters', 'retry', '--all', '--json'], { env: env() });
+    expect(JSON.parse(retry.stdout.trim().split('\n').at(-1) ?? '{}')).toMatchObject({ requeued: 0, unmappable: 2 });
+    expect(recorded()).toHaveLength(1);
+  });
+
   it('ledger show prints JSON with --json, exits 1 when nothing matches and 2 without exactly one selector', async () => {
     const path = file('ledger.jsonl', line(purchase(1, { idempotencyKey: 'ledger-key-001' })));
     await runCli(['import', path], { env: env() });

@@ -9,6 +9,8 @@ import {
   newOutboxId,
   type OutboxStoreOptions,
   storedInput,
+  UNMAPPABLE_OUTCOME,
+  UNMAPPABLE_STORED_INPUT,
 } from '../../outbox/store-support.js';
 import type {
   AttemptRecord,
@@ -22,8 +24,11 @@ import type {
   OutboxCounts,
   OutboxState,
   OutboxStore,
+  RecordUnmappableResult,
   RequeueRequest,
   Settlement,
+  UnmappableEvent,
+  UnmappableRaw,
 } from '../../outbox/types.js';
 
 interface MemoryRecord {
@@ -34,8 +39,10 @@ interface MemoryRecord {
   readonly source: string;
   sourceId: string;
   readonly dedupKey: string;
-  input: UserEventInput;
+  /** Null for an unmappable dead letter, which has `unmappable` instead. */
+  input: UserEventInput | null;
   inputText: string;
+  unmappable: UnmappableRaw | null;
   keyDecision: KeyDecision | null;
   state: OutboxState;
   readonly enqueuedAt: number;
@@ -107,6 +114,7 @@ export class MemoryOutboxStore implements OutboxStore {
         Object.assign(existing, {
           input: JSON.parse(inputText) as UserEventInput,
           inputText,
+          unmappable: null,
           keyDecision: event.keyDecision,
           sourceId: event.sourceId,
           state: 'pending',
@@ -130,6 +138,7 @@ export class MemoryOutboxStore implements OutboxStore {
         // A copy: the caller may go on changing its object.
         input: JSON.parse(inputText) as UserEventInput,
         inputText,
+        unmappable: null,
         keyDecision: event.keyDecision,
         state: 'pending',
         enqueuedAt: now,
@@ -148,6 +157,44 @@ export class MemoryOutboxStore implements OutboxStore {
       queue.byDedupKey.set(dedupName(record.target, record.dedupKey), record);
       queue.live.add(record);
       return start(record, 'created');
+    });
+  }
+
+  async recordUnmappable(events: readonly UnmappableEvent[]): Promise<RecordUnmappableResult[]> {
+    checkOutboxArgs.unmappable(events);
+    const now = this.#clock.now();
+    return events.map((event) => {
+      const queue = this.#queue(event.tenant);
+      const existing = queue.byDedupKey.get(dedupName(event.target, event.dedupKey));
+      if (existing !== undefined) return { id: existing.id, outcome: 'existing', state: existing.state };
+      const record: MemoryRecord = {
+        seq: ++this.#seq,
+        id: newOutboxId(now),
+        tenant: event.tenant,
+        target: event.target,
+        source: event.source,
+        sourceId: event.sourceId,
+        dedupKey: event.dedupKey,
+        input: null,
+        inputText: UNMAPPABLE_STORED_INPUT,
+        unmappable: { ...event.raw },
+        keyDecision: null,
+        state: 'dead',
+        enqueuedAt: now,
+        updatedAt: now,
+        dueAt: null,
+        owner: null,
+        leasedAt: null,
+        leaseExpiresAt: null,
+        firstAttemptAt: null,
+        lastOutcome: UNMAPPABLE_OUTCOME,
+        deadReason: event.reason,
+        deadAt: now,
+        attempts: [],
+      };
+      this.#byId.set(record.id, record);
+      queue.byDedupKey.set(dedupName(record.target, record.dedupKey), record);
+      return { id: record.id, outcome: 'created', state: 'dead' };
     });
   }
 
@@ -236,6 +283,7 @@ export class MemoryOutboxStore implements OutboxStore {
     for (const record of candidates) {
       if (record === undefined || record.tenant !== tenant || record.state !== 'dead') continue;
       if (target !== undefined && record.target !== target) continue;
+      if (record.unmappable !== null) continue; // an unmappable dead letter: nothing to send
       Object.assign(record, { state: 'pending', dueAt: now, firstAttemptAt: null, deadReason: null, deadAt: null, updatedAt: now });
       queue.live.add(record);
       requeued.push(record.id);
@@ -249,7 +297,7 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   async findByKey(tenant: string, key: string): Promise<LedgerEntry[]> {
-    return this.#select(tenant, (record) => record.input.idempotencyKey === key);
+    return this.#select(tenant, (record) => record.input?.idempotencyKey === key);
   }
 
   async findBySourceId(tenant: string, sourceId: string): Promise<LedgerEntry[]> {
@@ -297,6 +345,8 @@ const dueTime = (record: MemoryRecord): number =>
   (record.state === 'pending' ? record.dueAt : record.leaseExpiresAt) ?? Number.POSITIVE_INFINITY;
 
 function leasedView(record: MemoryRecord): LeasedEvent {
+  // Only mapped events are ever pending or leased.
+  if (record.input === null) throw new Error(`outbox event ${record.id} has no payload to send`);
   return {
     id: record.id,
     tenant: record.tenant,
@@ -314,16 +364,20 @@ function leasedView(record: MemoryRecord): LeasedEvent {
 
 function ledgerView(record: MemoryRecord): LedgerEntry {
   // Copies: a caller must not be able to change the store through what it was given.
+  const payload =
+    record.input === null || record.unmappable !== null
+      ? { input: null, unmappable: record.unmappable ?? { text: '', bytes: 0, truncated: false } }
+      : { input: record.input, unmappable: null };
   return structuredClone({
+    ...payload,
     id: record.id,
     tenant: record.tenant,
     target: record.target,
     source: record.source,
     sourceId: record.sourceId,
     dedupKey: record.dedupKey,
-    key: record.input.idempotencyKey ?? null,
+    key: record.input?.idempotencyKey ?? null,
     keyDecision: record.keyDecision,
-    input: record.input,
     state: record.state,
     enqueuedAt: record.enqueuedAt,
     updatedAt: record.updatedAt,

@@ -11,6 +11,8 @@ import {
   type OutboxStoreOptions,
   outboxStoreFailure,
   storedInput,
+  UNMAPPABLE_OUTCOME,
+  UNMAPPABLE_STORED_INPUT,
 } from '../../outbox/store-support.js';
 import type {
   AttemptRecord,
@@ -24,8 +26,10 @@ import type {
   OutboxCounts,
   OutboxState,
   OutboxStore,
+  RecordUnmappableResult,
   RequeueRequest,
   Settlement,
+  UnmappableEvent,
 } from '../../outbox/types.js';
 import type { PostgresStoreLocation } from '../location.js';
 import {
@@ -96,6 +100,8 @@ const MIGRATIONS: readonly Migration[] = [
       PRIMARY KEY (event_seq, number)
     )`,
   ],
+  // Version 2: an unmappable dead letter keeps its raw payload (UnmappableRaw as JSON); null for every mapped event.
+  ['ALTER TABLE outbox_events ADD COLUMN unmappable text'],
 ];
 
 /** How many settled events one `pruneSettled` call deletes unless told: one short statement, repeated until none are left. */
@@ -215,7 +221,7 @@ export class PostgresOutboxStore implements OutboxStore {
         await client.query(
           `UPDATE outbox_events e SET input = u.input, idempotency_key = u.idempotency_key, key_decision = u.key_decision,
              source_id = u.source_id, state = $6, due_at = $7, owner = $8, leased_at = $9, lease_expires_at = $10,
-             first_attempt_at = $11, dead_reason = NULL, dead_at = NULL, updated_at = $12
+             first_attempt_at = $11, dead_reason = NULL, dead_at = NULL, unmappable = NULL, updated_at = $12
            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u (seq, input, idempotency_key, key_decision, source_id)
            WHERE e.seq = u.seq`,
           [
@@ -260,6 +266,38 @@ export class PostgresOutboxStore implements OutboxStore {
         if (twinOf[index] === undefined) return first;
         return { id: first.id, outcome: 'existing', state: first.state, updatedAt: first.updatedAt };
       });
+    });
+  }
+
+  async recordUnmappable(events: readonly UnmappableEvent[]): Promise<RecordUnmappableResult[]> {
+    checkOutboxArgs.unmappable(events);
+    if (events.length === 0) return [];
+    return this.#transaction('recordUnmappable', async (client, now) => {
+      const results: RecordUnmappableResult[] = [];
+      // One statement per event: dead letters are rare, and a later twin in the call then finds the first one.
+      for (const event of events) {
+        const raw = JSON.stringify({ text: event.raw.text, bytes: event.raw.bytes, truncated: event.raw.truncated });
+        const inserted = await client.query<{ seq: number }>(
+          `INSERT INTO outbox_events (tenant, target, source, source_id, dedup_key, input, state, enqueued_at, updated_at,
+             last_outcome, dead_reason, dead_at, unmappable)
+           VALUES ($1, $2, $3, $4, $5, '${UNMAPPABLE_STORED_INPUT}', 'dead', $6, $6, '${UNMAPPABLE_OUTCOME}', $7, $6, $8)
+           ON CONFLICT (tenant, target, dedup_key) DO NOTHING RETURNING seq`,
+          [event.tenant, event.target, event.source, event.sourceId, event.dedupKey, now, event.reason, raw],
+        );
+        const seq = inserted.rows[0]?.seq;
+        if (seq !== undefined) {
+          results.push({ id: outboxIdOfSeq(seq), outcome: 'created', state: 'dead' });
+          continue;
+        }
+        const existing = await client.query<{ seq: number; state: OutboxState }>(
+          'SELECT seq, state FROM outbox_events WHERE tenant = $1 AND target = $2 AND dedup_key = $3',
+          [event.tenant, event.target, event.dedupKey],
+        );
+        const row = existing.rows[0];
+        if (row === undefined) throw new Error('a dead-letter conflict named no existing event');
+        results.push({ id: outboxIdOfSeq(row.seq), outcome: 'existing', state: row.state });
+      }
+      return results;
     });
   }
 
@@ -396,7 +434,7 @@ export class PostgresOutboxStore implements OutboxStore {
     return this.#transaction('requeueDead', async (client, now) => {
       const result = await client.query<{ seq: number }>(
         `UPDATE outbox_events SET state = 'pending', due_at = $2, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = $2
-         WHERE tenant = $1 AND state = 'dead' AND ($3::bigint[] IS NULL OR seq = ANY ($3::bigint[]))
+         WHERE tenant = $1 AND state = 'dead' AND unmappable IS NULL AND ($3::bigint[] IS NULL OR seq = ANY ($3::bigint[]))
            AND ($4::text IS NULL OR target = $4)
          RETURNING seq`,
         [tenant, now, seqs ?? null, target ?? null],

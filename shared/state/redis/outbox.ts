@@ -12,6 +12,8 @@ import {
   type OutboxStoreOptions,
   outboxStoreFailure,
   storedInput,
+  UNMAPPABLE_OUTCOME,
+  UNMAPPABLE_STORED_INPUT,
 } from '../../outbox/store-support.js';
 import {
   type AttemptRecord,
@@ -27,8 +29,11 @@ import {
   type OutboxState,
   type OutboxStore,
   outboxStates,
+  type RecordUnmappableResult,
   type RequeueRequest,
   type Settlement,
+  type UnmappableEvent,
+  type UnmappableRaw,
 } from '../../outbox/types.js';
 import { DEFAULT_REDIS_PREFIX, keyPart, LuaScript, markerGuardLua, REDIS_NOW_LUA, RedisStateGuard } from './connection.js';
 
@@ -49,7 +54,8 @@ export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
  * {t} is the tenant's part, {g} the target's:
  *   P e:{id}            hash: the event (t tenant, tE {t}, g target, gE {g}, src, sid, dk, key, dec, inp, st state, enq,
  *                       upd, due, own, lat, lex, fat first attempt, lo last outcome, dr dead reason, dat dead at, kix/six
- *                       its index keys)
+ *                       its index keys, unm an unmappable dead letter's raw payload as JSON: absent or '' otherwise, and
+ *                       its lo is 'unmappable')
  *   P a:{id}            list: the ledger's attempts, JSON, oldest first (an attempt's number is its position)
  *   P due:{t}:{g}       zset of the target's pending ids by due time;  P lease:{t}:{g}  its leased ids by lease expiry
  *   P dead:{t}          zset of the tenant's dead letters (every target) by death;  P dead:{t}:{g}  the target's only
@@ -113,13 +119,13 @@ for i, ev in ipairs(events) do
     local ek = P .. 'e:' .. existing
     local f = redis.call('HMGET', ek, 'st', 'lo', 'inp', 'kix', 'six', 'src', 'upd')
     -- The revive rule of canRevive (store-support.ts): a dead letter the target rejected takes a changed payload.
-    if f[1] == 'dead' and f[2] == 'rejected' and f[3] ~= ev.inp then
+    if f[1] == 'dead' and (f[2] == 'rejected' or f[2] == '${UNMAPPABLE_OUTCOME}') and f[3] ~= ev.inp then
       if f[4] ~= '' then redis.call('ZREM', f[4], existing) end
       if ev.kix ~= '' then redis.call('ZADD', ev.kix, 0, existing) end
       redis.call('ZREM', f[5], existing)
       redis.call('ZADD', ev.six, 0, existing)
       redis.call('HSET', ek, 'inp', ev.inp, 'key', ev.key, 'dec', ev.dec, 'sid', ev.sid, 'kix', ev.kix, 'six', ev.six,
-        'dr', '', 'dat', '', 'upd', now)
+        'dr', '', 'dat', '', 'unm', '', 'upd', now)
       redis.call('ZREM', P .. 'dead:' .. ev.tE, existing)
       redis.call('ZREM', P .. 'dead:' .. sc, existing)
       redis.call('ZREM', P .. 'settled', existing)
@@ -142,6 +148,32 @@ for i, ev in ipairs(events) do
   end
 end
 return {nowS, out}
+`;
+
+// ARGV[4]: JSON [{id, t, tE, g, gE, src, sid, dk, dr, unm, six}]: unmappable events, recorded as dead letters unless
+// their dedupKey is taken. Returns {{id, outcome, state}, ...}.
+const RECORD_UNMAPPABLE = `${COUNTS}
+local out = {}
+for i, ev in ipairs(cjson.decode(ARGV[4])) do
+  local sc = scope(ev.tE, ev.gE)
+  local existing = redis.call('HGET', P .. 'dedup:' .. sc, ev.dk)
+  if existing then
+    out[i] = {existing, 'existing', redis.call('HGET', P .. 'e:' .. existing, 'st')}
+  else
+    local ek = P .. 'e:' .. ev.id
+    redis.call('HSET', ek, 't', ev.t, 'tE', ev.tE, 'g', ev.g, 'gE', ev.gE, 'src', ev.src, 'sid', ev.sid, 'dk', ev.dk, 'key', '',
+      'dec', '', 'inp', '${UNMAPPABLE_STORED_INPUT}', 'st', 'dead', 'enq', nowS, 'upd', nowS, 'due', '', 'own', '', 'lat', '',
+      'lex', '', 'fat', '', 'lo', '${UNMAPPABLE_OUTCOME}', 'dr', ev.dr, 'dat', nowS, 'kix', '', 'six', ev.six, 'unm', ev.unm)
+    redis.call('HSET', P .. 'dedup:' .. sc, ev.dk, ev.id)
+    redis.call('ZADD', ev.six, 0, ev.id)
+    redis.call('ZADD', P .. 'dead:' .. ev.tE, nowS, ev.id)
+    redis.call('ZADD', P .. 'dead:' .. sc, nowS, ev.id)
+    redis.call('ZADD', P .. 'settled', nowS, ev.id)
+    move(ev.tE, ev.gE, ev.src, nil, 'dead')
+    out[i] = {ev.id, 'created', 'dead'}
+  end
+end
+return out
 `;
 
 // ARGV[4..]: tE, gE, limit, owner, leaseMs. Returns {now, {{id, src, sid, inp, fat, previousAttempts}, ...}}.
@@ -230,8 +262,9 @@ end
 local out = {}
 for _, id in ipairs(ids) do
   local ek = P .. 'e:' .. id
-  local f = redis.call('HMGET', ek, 'st', 'tE', 'gE', 'src')
-  if f[1] == 'dead' and f[2] == tE and (only == '' or f[3] == only) then
+  local f = redis.call('HMGET', ek, 'st', 'tE', 'gE', 'src', 'unm')
+  -- An unmappable dead letter (it has a raw payload, 'unm') stays dead: there is nothing to send.
+  if f[1] == 'dead' and f[2] == tE and (only == '' or f[3] == only) and (not f[5] or f[5] == '') then
     local gE = f[3]
     redis.call('ZREM', P .. 'dead:' .. tE, id)
     redis.call('ZREM', P .. 'dead:' .. scope(tE, gE), id)
@@ -309,6 +342,7 @@ return {due[2] or '', lease[2] or '', nowS}
 
 const SCRIPTS = {
   enqueue: new LuaScript(ENQUEUE),
+  recordUnmappable: new LuaScript(RECORD_UNMAPPABLE),
   lease: new LuaScript(LEASE),
   settle: new LuaScript(SETTLE),
   requeue: new LuaScript(REQUEUE),
@@ -407,6 +441,35 @@ export class RedisOutboxStore implements OutboxStore {
       if (lease === undefined || outcome === 'existing' || event === undefined) return result;
       return { ...result, leased: leasedOnEnqueue(id, event, lease, now, previousAttempts) };
     });
+  }
+
+  async recordUnmappable(events: readonly UnmappableEvent[]): Promise<RecordUnmappableResult[]> {
+    checkOutboxArgs.unmappable(events);
+    if (events.length === 0) return [];
+    const idTime = this.#localNow();
+    const P = this.#prefix;
+    const payload = events.map((event) => {
+      const tE = keyPart(event.tenant);
+      return {
+        id: newOutboxId(idTime),
+        t: event.tenant,
+        tE,
+        g: event.target,
+        gE: keyPart(event.target),
+        src: event.source,
+        sid: event.sourceId,
+        dk: event.dedupKey,
+        dr: event.reason,
+        unm: JSON.stringify({ text: event.raw.text, bytes: event.raw.bytes, truncated: event.raw.truncated }),
+        six: `${P}src:${tE}:${keyPart(event.sourceId)}`,
+      };
+    });
+    const rows = (await this.#eval('recordUnmappable', SCRIPTS.recordUnmappable, [JSON.stringify(payload)])) as [
+      string,
+      'created' | 'existing',
+      OutboxState,
+    ][];
+    return rows.map(([id, outcome, state]) => ({ id, outcome, state }));
   }
 
   async lease(request: LeaseRequest): Promise<LeasedEvent[]> {
@@ -551,7 +614,11 @@ interface AbandonedMark {
 
 function ledgerEntry(id: string, f: Record<string, string>, attempts: readonly string[]): LedgerEntry {
   const state = f.st as OutboxState;
+  const payload = f.unm
+    ? { input: null, unmappable: JSON.parse(f.unm) as UnmappableRaw }
+    : { input: JSON.parse(f.inp ?? '{}') as UserEventInput, unmappable: null };
   return {
+    ...payload,
     id,
     tenant: f.t ?? '',
     target: f.g ?? '',
@@ -560,7 +627,6 @@ function ledgerEntry(id: string, f: Record<string, string>, attempts: readonly s
     dedupKey: f.dk ?? '',
     key: orNull(f.key),
     keyDecision: f.dec ? (JSON.parse(f.dec) as KeyDecision) : null,
-    input: JSON.parse(f.inp ?? '{}') as UserEventInput,
     state,
     enqueuedAt: Number(f.enq),
     updatedAt: Number(f.upd),

@@ -9,6 +9,8 @@ import {
   type OutboxStoreOptions,
   outboxStoreFailure,
   storedInput,
+  UNMAPPABLE_OUTCOME,
+  UNMAPPABLE_STORED_INPUT,
 } from '../../outbox/store-support.js';
 import type {
   AttemptRecord,
@@ -22,8 +24,10 @@ import type {
   OutboxCounts,
   OutboxState,
   OutboxStore,
+  RecordUnmappableResult,
   RequeueRequest,
   Settlement,
+  UnmappableEvent,
 } from '../../outbox/types.js';
 import {
   attemptOfRow,
@@ -36,6 +40,8 @@ import {
 import { migrate, openSqliteDatabase, type SqliteDatabase } from './database.js';
 
 const SCHEMA_VERSION = 3;
+/** Version 4 adds the `unmappable` column (see upgradeToVersion4). */
+const UNMAPPABLE_SCHEMA_VERSION = 4;
 /** Page cache of a connection the store opens itself, in KiB. */
 export const OUTBOX_CACHE_KIB = 65_536;
 
@@ -142,6 +148,21 @@ function upgradeFromVersion1(db: SqliteDatabase): void {
   }
 }
 
+/**
+ * Version 4: unmappable dead letters keep their raw payload in a new column (null for every mapped event). ALTER TABLE
+ * is not idempotent, so it runs once, in an IMMEDIATE transaction that re-reads the version (two processes may open
+ * the file at once).
+ */
+function upgradeToVersion4(db: SqliteDatabase): void {
+  db.transaction(() => {
+    const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
+    if (current !== undefined && current.version >= UNMAPPABLE_SCHEMA_VERSION) return;
+    const columns = db.prepare<[], { name: string }>('PRAGMA table_info(outbox_events)').all();
+    if (!columns.some((column) => column.name === 'unmappable')) db.exec('ALTER TABLE outbox_events ADD COLUMN unmappable TEXT');
+    db.prepare("UPDATE oncekit_schema SET version = ? WHERE module = 'outbox'").run(UNMAPPABLE_SCHEMA_VERSION);
+  }).immediate();
+}
+
 export type SqliteOutboxStoreOptions = OutboxStoreOptions & ({ readonly path: string } | { readonly db: SqliteDatabase });
 
 /** State changes of one transaction, summed per (tenant, target, source, state) and written to outbox_counts once. */
@@ -192,6 +213,7 @@ export class SqliteOutboxStore implements OutboxStore {
     if (version === 1) upgradeFromVersion1(this.#db);
     // Every schema statement is idempotent, so later versions (new indexes) apply them all again.
     migrate(this.#db, 'outbox', SCHEMA_VERSION, SCHEMA);
+    upgradeToVersion4(this.#db);
     const db = this.#db;
     this.#sql = {
       insert: db.prepare<unknown[], { seq: number }>(
@@ -199,12 +221,19 @@ export class SqliteOutboxStore implements OutboxStore {
            updated_at, due_at, owner, leased_at, lease_expires_at, first_attempt_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, target, dedup_key) DO NOTHING RETURNING seq`,
       ),
+      insertUnmappable: db.prepare<unknown[], { seq: number }>(
+        `INSERT INTO outbox_events (tenant, target, source, source_id, dedup_key, input, state, enqueued_at, updated_at,
+           last_outcome, dead_reason, dead_at, unmappable)
+         VALUES (?, ?, ?, ?, ?, '${UNMAPPABLE_STORED_INPUT}', 'dead', ?, ?, '${UNMAPPABLE_OUTCOME}', ?, ?, ?)
+         ON CONFLICT (tenant, target, dedup_key) DO NOTHING RETURNING seq`,
+      ),
       byDedupKey: db.prepare<[string, string, string], OutboxEventRow>(
         'SELECT * FROM outbox_events WHERE tenant = ? AND target = ? AND dedup_key = ?',
       ),
       revive: db.prepare(
         `UPDATE outbox_events SET input = ?, idempotency_key = ?, key_decision = ?, source_id = ?, state = ?, due_at = ?, owner = ?,
-           leased_at = ?, lease_expires_at = ?, first_attempt_at = ?, dead_reason = NULL, dead_at = NULL, updated_at = ? WHERE seq = ?`,
+           leased_at = ?, lease_expires_at = ?, first_attempt_at = ?, dead_reason = NULL, dead_at = NULL, unmappable = NULL, updated_at = ?
+         WHERE seq = ?`,
       ),
       // target '' holds events stored before targets were recorded (see upgradeFromVersion1).
       expiredLeases: db.prepare<[string, string, number, number], OutboxEventRow>(
@@ -231,11 +260,11 @@ export class SqliteOutboxStore implements OutboxStore {
       abandon: db.prepare(`UPDATE outbox_events SET attempt_count = attempt_count + 1, last_outcome = 'abandoned' WHERE seq = ?`),
       requeueOne: db.prepare<unknown[], { seq: number; tenant: string; target: string; source: string }>(
         `UPDATE outbox_events SET state = 'pending', due_at = ?, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = ?
-         WHERE tenant = ? AND seq = ? AND state = 'dead' AND (? IS NULL OR target = ?) RETURNING seq, tenant, target, source`,
+         WHERE tenant = ? AND seq = ? AND state = 'dead' AND unmappable IS NULL AND (? IS NULL OR target = ?) RETURNING seq, tenant, target, source`,
       ),
       requeueAll: db.prepare<unknown[], { seq: number; tenant: string; target: string; source: string }>(
         `UPDATE outbox_events SET state = 'pending', due_at = ?, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = ?
-         WHERE tenant = ? AND state = 'dead' AND (? IS NULL OR target = ?) RETURNING seq, tenant, target, source`,
+         WHERE tenant = ? AND state = 'dead' AND unmappable IS NULL AND (? IS NULL OR target = ?) RETURNING seq, tenant, target, source`,
       ),
       renew: db.prepare(`UPDATE outbox_events SET lease_expires_at = ? WHERE seq = ? AND state = 'leased' AND owner = ?`),
       prune: db.prepare<[number, number], { tenant: string; target: string; source: string; state: OutboxState }>(
@@ -333,6 +362,35 @@ export class SqliteOutboxStore implements OutboxStore {
         counts.move(existing, existing.state, state);
         const leased = leasedView(existing.seq, event, existing.attempt_count);
         return { id: outboxIdOfSeq(existing.seq), outcome: 'revived', state, updatedAt: now, ...(leased ? { leased } : {}) };
+      }),
+    );
+  }
+
+  async recordUnmappable(events: readonly UnmappableEvent[]): Promise<RecordUnmappableResult[]> {
+    checkOutboxArgs.unmappable(events);
+    const now = this.#clock.now();
+    return this.#run('recordUnmappable', (counts) =>
+      events.map((event): RecordUnmappableResult => {
+        const raw = JSON.stringify({ text: event.raw.text, bytes: event.raw.bytes, truncated: event.raw.truncated });
+        const inserted = this.#sql.insertUnmappable.get(
+          event.tenant,
+          event.target,
+          event.source,
+          event.sourceId,
+          event.dedupKey,
+          now,
+          now,
+          event.reason,
+          now,
+          raw,
+        );
+        if (inserted !== undefined) {
+          counts.move(event, null, 'dead');
+          return { id: outboxIdOfSeq(inserted.seq), outcome: 'created', state: 'dead' };
+        }
+        const existing = this.#sql.byDedupKey.get(event.tenant, event.target, event.dedupKey);
+        if (existing === undefined) throw new Error('a dead-letter conflict named no existing event');
+        return { id: outboxIdOfSeq(existing.seq), outcome: 'existing', state: existing.state };
       }),
     );
   }

@@ -55,6 +55,13 @@ export async function startTestRelay(env: Record<string, string | undefined>, st
   return { relay, logs };
 }
 
+/** A sample's value from the relay's /metrics, e.g. `oncekit_unmappable_events_total{source="segment"}`; 0 when absent. */
+export async function metricValue(url: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${RELAY_SECRET}` } })).text();
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${sample} `));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+}
+
 /** Polls until `check` holds; fails naming `what` after `timeoutMs`. */
 export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

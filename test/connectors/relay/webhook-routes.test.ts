@@ -1,10 +1,11 @@
 import './helpers.js';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   keygenHeaders,
   keygenKeys,
   keygenWebhookBody,
+  metricValue,
   request,
   SEGMENT_SECRET,
   segmentSignature,
@@ -14,6 +15,33 @@ import {
   waitFor,
   waitForSettled,
 } from './helpers.js';
+
+/** A Segment event name and a Keygen event type that make the mapping throw an unexpected (not an input) error. */
+const EXPLODING_EVENT = 'Explode The Mapping';
+const EXPLODING_KEYGEN_EVENT = 'license.explode';
+
+// The real mappings, except that they throw a TypeError for the markers above: a mapping bug, as the routes see it.
+vi.mock('../../../connectors/segment/mapping.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../../connectors/segment/mapping.js')>();
+  return {
+    ...original,
+    mapTrackEvent: (...args: Parameters<typeof original.mapTrackEvent>) => {
+      const event = args[0] as { event?: unknown };
+      if (event.event === EXPLODING_EVENT) throw new TypeError('mapping bug');
+      return original.mapTrackEvent(...args);
+    },
+  };
+});
+vi.mock('../../../connectors/keygen/keygen-event.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../../connectors/keygen/keygen-event.js')>();
+  return {
+    ...original,
+    keygenWebhookToUserEvent: (...args: Parameters<typeof original.keygenWebhookToUserEvent>) => {
+      if (args[0].event === EXPLODING_KEYGEN_EVENT) throw new TypeError('mapping bug');
+      return original.keygenWebhookToUserEvent(...args);
+    },
+  };
+});
 
 const keygen = keygenKeys();
 const TOKEN = 'a1b2c3d4'.repeat(8); // 64 characters, as Keygen sends
@@ -35,6 +63,9 @@ function events() {
   if (!sandbox) throw new Error('expected the embedded sandbox');
   return sandbox.inspect(harness.relay.target.tenant).events;
 }
+
+const deadLetters = () => harness.relay.outbox.listDead(harness.relay.target.tenant);
+const unmappableCount = (source: string) => metricValue(harness.relay.url, `oncekit_unmappable_events_total{source="${source}"}`);
 
 async function totalInOutbox(): Promise<number> {
   const counts = await harness.relay.outbox.counts(harness.relay.target.tenant);
@@ -112,7 +143,34 @@ describe('POST /webhooks/keygen', () => {
       error: 'invalid_input',
       issues: expect.arrayContaining([expect.objectContaining({ field: 'payload' })]),
     });
-    expect(await totalInOutbox()).toBe(0);
+    // Nothing to send, but the event is kept as a dead letter, once however often Keygen delivers it.
+    expect((await sendKeygen(body)).status).toBe(400);
+    const dead = await deadLetters();
+    expect(dead).toEqual([
+      expect.objectContaining({ source: 'keygen', sourceId: 'e'.repeat(64), state: 'dead', input: null, attempts: [] }),
+    ]);
+    expect(dead[0]?.deadReason).toMatch(/^could not be mapped: .*payload: no user id at/);
+    expect(dead[0]?.unmappable).toEqual({ text: body, bytes: Buffer.byteLength(body), truncated: false });
+    expect(await totalInOutbox()).toBe(1);
+    expect(await unmappableCount('keygen')).toBe(1);
+  });
+
+  it('acknowledges an event whose mapping fails unexpectedly as dead-lettered once its dead letter is durable, never a 500', async () => {
+    const body = keygenWebhookBody({ id: 'evt-x', token: 'd'.repeat(64), email: 'x@example.com', event: EXPLODING_KEYGEN_EVENT });
+    const answer = await sendKeygen(body);
+    expect(answer.status).toBe(200);
+    expect(answer.json).toMatchObject({ status: 'dead-lettered', reason: 'could not be mapped: TypeError: mapping bug' });
+    const [dead] = await deadLetters();
+    expect(dead).toMatchObject({ id: (answer.json as { outboxId: string }).outboxId, sourceId: 'd'.repeat(64), input: null });
+    expect(dead?.unmappable?.text).toBe(body);
+    // Keygen's retry (a new resource, the same token) records nothing new.
+    const retry = keygenWebhookBody({ id: 'evt-x-retry', token: 'd'.repeat(64), email: 'x@example.com', event: EXPLODING_KEYGEN_EVENT });
+    expect((await sendKeygen(retry)).json).toMatchObject({ status: 'dead-lettered', outboxId: dead?.id });
+    expect(await totalInOutbox()).toBe(1);
+    // A body that is no webhook event at all (no token) is only a 400.
+    const notAnEvent = await sendKeygen(JSON.stringify({ data: { type: 'webhook-events' } }));
+    expect(notAnEvent.status).toBe(400);
+    expect(await totalInOutbox()).toBe(1);
   });
 });
 
@@ -198,7 +256,53 @@ describe('POST /segment', () => {
     const anonymous = await sendSegment(JSON.stringify({ ...track, userId: undefined, anonymousId: 'anon-1' }));
     expect(anonymous.status).toBe(400);
     expect(String((anonymous.json as { message: string }).message)).toMatch(/userId/);
-    await waitFor('nothing enqueued', async () => (await totalInOutbox()) === 0);
+    // Nothing to send: the anonymous track is only a dead letter.
+    await waitFor('nothing to send', async () => (await harness.relay.outbox.counts(harness.relay.target.tenant)).pending === 0);
+    expect(await harness.relay.outbox.counts(harness.relay.target.tenant)).toMatchObject({ dead: 1, delivered: 0 });
+  });
+
+  it('records every event it cannot map as a dead letter (reason, raw event, once per event); an unexpected mapping error is acknowledged as dead-lettered and the rest of the batch proceeds', async () => {
+    const exploding = { ...track, event: EXPLODING_EVENT, messageId: 'm-explode-1' };
+    const anonymous = { ...track, userId: undefined, anonymousId: 'anon-2', messageId: 'm-anon-1' };
+    const keylessBroken = { ...track, event: EXPLODING_EVENT, messageId: undefined };
+    const good = { ...track, messageId: 'm-good-1' };
+    const body = JSON.stringify([exploding, anonymous, keylessBroken, good]);
+    const answer = await sendSegment(body);
+    expect(answer.status).toBe(200);
+    expect(answer.json).toEqual({
+      results: [
+        { index: 0, status: 'dead-lettered', message: 'could not be mapped: TypeError: mapping bug' },
+        { index: 1, status: 'rejected', message: expect.stringMatching(/userId/) },
+        { index: 2, status: 'dead-lettered', message: 'could not be mapped: TypeError: mapping bug' },
+        { index: 3, status: 'accepted', idempotencyKey: 'm-good-1' },
+      ],
+    });
+    await waitForSettled(harness.relay, 4);
+    expect(events().map((event) => event.idempotencyKey)).toEqual(['m-good-1']);
+    const dead = await deadLetters();
+    expect(dead.map((entry) => entry.sourceId).slice(0, 2)).toEqual(['m-explode-1', 'm-anon-1']);
+    expect(dead[2]?.sourceId).toMatch(/^raw-sha256:[0-9a-f]{64}$/);
+    expect(dead.map((entry) => JSON.parse(entry.unmappable?.text ?? 'null'))).toEqual(
+      [exploding, anonymous, keylessBroken].map((event) => JSON.parse(JSON.stringify(event))),
+    );
+    expect(dead[1]?.deadReason).toMatch(/^could not be mapped: .*userId/);
+    expect(await unmappableCount('segment')).toBe(3);
+
+    // Segment redelivers the batch: nothing new, the keyless broken event included (its identity is its content).
+    expect((await sendSegment(body)).status).toBe(200);
+    expect(await harness.relay.outbox.counts(harness.relay.target.tenant)).toMatchObject({ dead: 3, delivered: 1 });
+    expect(await unmappableCount('segment')).toBe(3);
+
+    // One event alone: dead-lettered is a 200 too (Segment must not retry it for hours).
+    const single = await sendSegment(JSON.stringify({ ...exploding, messageId: 'm-explode-2' }));
+    expect(single.status).toBe(200);
+    expect(single.json).toEqual({
+      results: [{ index: 0, status: 'dead-lettered', message: 'could not be mapped: TypeError: mapping bug' }],
+    });
+    // No event at all: a 400, nothing recorded.
+    const invalidJson = '{"type": "track",';
+    expect((await sendSegment(invalidJson)).status).toBe(400);
+    expect((await deadLetters()).length).toBe(4);
   });
 });
 

@@ -3,7 +3,7 @@ import { type ManualClock, manualClock } from '../../../shared/clock.js';
 import { InvalidInputError } from '../../../shared/errors.js';
 import type { UserEventInput } from '../../../shared/events/index.js';
 import type { KeyDecision } from '../../../shared/keys/index.js';
-import type { AttemptRecord, NewOutboxEvent, OutboxStore, Settlement } from '../../../shared/outbox/index.js';
+import type { AttemptRecord, NewOutboxEvent, OutboxStore, Settlement, UnmappableEvent } from '../../../shared/outbox/index.js';
 import { OutboxStoreError } from '../../../shared/outbox/index.js';
 
 /** Opens handles onto ONE backing store (separate connections where the store has them), and cleans it up. */
@@ -39,6 +39,21 @@ export function outboxEvent(overrides: Partial<NewOutboxEvent> & { key?: string 
     input,
     keyDecision,
     ...rest,
+  };
+}
+
+export function unmappableEvent(overrides: Partial<UnmappableEvent> = {}): UnmappableEvent {
+  sequence += 1;
+  const text = `{"Fields__c":"${'['.repeat(40)}","n":${sequence}}`;
+  return {
+    tenant: TENANT,
+    target: TARGET,
+    source: 'salesforce-platform-event',
+    sourceId: `replay-${sequence}`,
+    dedupKey: `salesforce-platform-event:uuid-${sequence}`,
+    reason: 'could not be mapped: RangeError: Maximum call stack size exceeded',
+    raw: { text, bytes: Buffer.byteLength(text), truncated: false },
+    ...overrides,
   };
 }
 
@@ -104,6 +119,7 @@ export function describeOutboxStoreContract(
         key: events[0]?.input.idempotencyKey,
         keyDecision: events[0]?.keyDecision,
         input: events[0]?.input,
+        unmappable: null,
         state: 'pending',
         enqueuedAt: clock.now(),
         updatedAt: clock.now(),
@@ -502,6 +518,106 @@ export function describeOutboxStoreContract(
       expect(await store.listDead('globex')).toEqual([]);
     });
 
+    it('records an unmappable event as a dead letter with its reason and raw payload, once per dedupKey', async () => {
+      const poison = unmappableEvent({ raw: { text: '{"a":"ü', bytes: 70_000, truncated: true } });
+      const results = await store.recordUnmappable([poison]);
+      expect(results).toEqual([{ id: expect.any(String), outcome: 'created', state: 'dead' }]);
+      const id = results[0]?.id ?? '';
+      expect(await store.get(TENANT, id)).toEqual({
+        id,
+        tenant: TENANT,
+        target: TARGET,
+        source: poison.source,
+        sourceId: poison.sourceId,
+        dedupKey: poison.dedupKey,
+        key: null,
+        keyDecision: null,
+        input: null,
+        unmappable: { text: '{"a":"ü', bytes: 70_000, truncated: true },
+        state: 'dead',
+        enqueuedAt: clock.now(),
+        updatedAt: clock.now(),
+        dueAt: null,
+        leaseExpiresAt: null,
+        firstAttemptAt: null,
+        deadReason: poison.reason,
+        deadAt: clock.now(),
+        attempts: [],
+      });
+      expect(await store.counts(TENANT)).toEqual({ pending: 0, leased: 0, delivered: 0, duplicate: 0, dead: 1 });
+      expect(await store.counts(TENANT, { source: poison.source, target: TARGET })).toMatchObject({ dead: 1 });
+      expect((await store.listDead(TENANT)).map((entry) => entry.id)).toEqual([id]);
+      expect((await store.findBySourceId(TENANT, poison.sourceId)).map((entry) => entry.id)).toEqual([id]);
+      // A redelivery (same identity, another reason even) adds nothing; so does a twin in one call.
+      clock.advance(5);
+      expect(await store.recordUnmappable([{ ...poison, reason: 'again' }])).toEqual([{ id, outcome: 'existing', state: 'dead' }]);
+      const twin = unmappableEvent();
+      const twins = await store.recordUnmappable([twin, twin]);
+      expect(twins.map((result) => result.outcome)).toEqual(['created', 'existing']);
+      expect(twins[1]?.id).toBe(twins[0]?.id);
+      expect((await store.counts(TENANT)).dead).toBe(2);
+      expect((await store.get(TENANT, id))?.deadReason).toBe(poison.reason);
+      // Never leased.
+      expect(await lease(10)).toEqual([]);
+      expect(await store.nextDueAt(TENANT, TARGET)).toBeNull();
+    });
+
+    it('leaves an existing event with the dedupKey alone when an unmappable one claims it', async () => {
+      const normal = outboxEvent();
+      const [created] = await store.enqueue([normal]);
+      clock.advance(3);
+      const results = await store.recordUnmappable([unmappableEvent({ dedupKey: normal.dedupKey })]);
+      expect(results).toEqual([{ id: created?.id, outcome: 'existing', state: 'pending' }]);
+      expect(await store.get(TENANT, created?.id ?? '')).toMatchObject({ state: 'pending', input: normal.input, unmappable: null });
+      expect(await store.counts(TENANT)).toMatchObject({ pending: 1, dead: 0 });
+    });
+
+    it('never requeues an unmappable dead letter, by id or with every dead letter', async () => {
+      const [poison] = await store.recordUnmappable([unmappableEvent()]);
+      const [rejected] = await store.enqueue([outboxEvent()]);
+      await lease(1);
+      await store.settle([{ id: rejected?.id ?? '', owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' }]);
+      clock.advance(10);
+      expect(await store.requeueDead({ tenant: TENANT, ids: [poison?.id ?? ''] })).toEqual([]);
+      expect(await store.requeueDead({ tenant: TENANT, target: TARGET })).toEqual([rejected?.id]);
+      expect(await store.requeueDead({ tenant: TENANT })).toEqual([]);
+      expect(await store.get(TENANT, poison?.id ?? '')).toMatchObject({ state: 'dead', input: null });
+      expect(await store.counts(TENANT)).toMatchObject({ pending: 1, dead: 1 });
+    });
+
+    it('lets a mapped event with the same dedupKey take an unmappable dead letter over (the source resent it, fixed)', async () => {
+      const poison = unmappableEvent();
+      const [dead] = await store.recordUnmappable([poison]);
+      clock.advance(7);
+      const fixed = outboxEvent({ dedupKey: poison.dedupKey, source: poison.source, sourceId: 'replay-fixed' });
+      expect(await store.enqueue([fixed])).toEqual([{ id: dead?.id, outcome: 'revived', state: 'pending', updatedAt: clock.now() }]);
+      expect(await store.get(TENANT, dead?.id ?? '')).toMatchObject({
+        state: 'pending',
+        input: fixed.input,
+        unmappable: null,
+        key: fixed.input.idempotencyKey,
+        deadReason: null,
+        deadAt: null,
+        sourceId: 'replay-fixed',
+      });
+      expect(await store.counts(TENANT)).toMatchObject({ pending: 1, dead: 0 });
+      const [held] = await lease(1);
+      expect(held).toMatchObject({ id: dead?.id, input: fixed.input });
+      // Its identity is taken now: a redelivered poison event adds nothing.
+      expect(await store.recordUnmappable([poison])).toEqual([{ id: dead?.id, outcome: 'existing', state: 'leased' }]);
+      // It is an ordinary event now: dead again after a rejection, it may be requeued like any other.
+      await store.settle([{ id: dead?.id ?? '', owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' }]);
+      expect(await store.requeueDead({ tenant: TENANT })).toEqual([dead?.id]);
+    });
+
+    it('prunes an old unmappable dead letter like any settled event', async () => {
+      const [poison] = await store.recordUnmappable([unmappableEvent()]);
+      clock.advance(1000);
+      expect(await store.pruneSettled(500)).toBe(1);
+      expect(await store.get(TENANT, poison?.id ?? '')).toBeUndefined();
+      expect(await store.counts(TENANT)).toMatchObject({ dead: 0 });
+    });
+
     it('counts per state, overall and for one source', async () => {
       await store.enqueue([outboxEvent(), outboxEvent({ source: 'segment' }), outboxEvent({ source: 'segment' })]);
       await lease(1);
@@ -523,6 +639,8 @@ export function describeOutboxStoreContract(
       );
       await expect(store.lease({ tenant: TENANT, target: TARGET, owner: '', limit: 1, leaseMs: 1000 })).rejects.toThrow(/owner/);
       await expect(store.requeueDead({ tenant: '' })).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(store.recordUnmappable([unmappableEvent({ reason: '' })])).rejects.toThrow(/reason/);
+      await expect(store.recordUnmappable([unmappableEvent({ dedupKey: '' })])).rejects.toBeInstanceOf(OutboxStoreError);
       expect(await store.counts(TENANT)).toMatchObject({ pending: 0 });
     });
 
@@ -539,6 +657,15 @@ export function describeOutboxStoreContract(
         clock.advance(LEASE_MS);
         const after = await lease(10, 'restarted');
         expect(after.map((event) => event.id).sort()).toEqual([pending?.id, leasedOne?.id].sort());
+      });
+
+      it('keeps an unmappable dead letter across a restart', async () => {
+        const poison = unmappableEvent();
+        const [dead] = await store.recordUnmappable([poison]);
+        await store.close();
+        store = await harness.open(clock);
+        expect(await store.get(TENANT, dead?.id ?? '')).toMatchObject({ state: 'dead', input: null, unmappable: poison.raw });
+        expect(await store.recordUnmappable([poison])).toEqual([{ id: dead?.id, outcome: 'existing', state: 'dead' }]);
       });
     }
   });

@@ -73,3 +73,57 @@ describe('SQLite outbox upgrade from version 1', () => {
     await again.close();
   });
 });
+
+describe('SQLite outbox upgrade from version 3 (to 4: unmappable dead letters)', () => {
+  it('adds the unmappable column once, keeps every event, and records unmappable events from then on', async () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir.path, 'oncekit.db');
+      // A version 3 file: what the store wrote before version 4, i.e. today's tables without the new column.
+      const first = new SqliteOutboxStore({ path });
+      await first.enqueue([
+        {
+          tenant: 'acme',
+          target: 'https://t.test',
+          source: 'import',
+          sourceId: 'f:1',
+          dedupKey: 'd:1',
+          input: JSON.parse(input(1)),
+          keyDecision: null,
+        },
+      ]);
+      await first.close();
+      const old = new Database(path);
+      old.exec('ALTER TABLE outbox_events DROP COLUMN unmappable');
+      old.exec("UPDATE oncekit_schema SET version = 3 WHERE module = 'outbox'");
+      old.close();
+
+      const store = new SqliteOutboxStore({ path });
+      const [kept] = await store.findBySourceId('acme', 'f:1');
+      expect(kept).toMatchObject({ state: 'pending', input: { userId: 'u1' }, unmappable: null });
+      const raw = { text: '{}', bytes: 2, truncated: false };
+      const [dead] = await store.recordUnmappable([
+        {
+          tenant: 'acme',
+          target: 'https://t.test',
+          source: 'webhook',
+          sourceId: 'w:1',
+          dedupKey: 'w:1',
+          reason: 'could not be mapped',
+          raw,
+        },
+      ]);
+      expect(await store.get('acme', dead?.id ?? '')).toMatchObject({ state: 'dead', unmappable: raw });
+      await store.close();
+      const check = new Database(path);
+      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 4 });
+      check.close();
+      // Opening again changes nothing.
+      const again = new SqliteOutboxStore({ path });
+      expect(await again.counts('acme')).toMatchObject({ pending: 1, dead: 1 });
+      await again.close();
+    } finally {
+      dir.remove();
+    }
+  });
+});
