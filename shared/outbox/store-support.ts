@@ -157,6 +157,7 @@ export function abandonedAttempt(number: number, startedAt: number, now: number,
     apiErrorCode: null,
     rsCode: null,
     requests: 0,
+    uncertainRequests: 0,
     eventIds: [],
   };
 }
@@ -168,6 +169,7 @@ export function leasedOnEnqueue(
   lease: { readonly owner: string; readonly leaseMs: number },
   now: number,
   previousAttempts: number,
+  mayHaveLanded: boolean,
 ): LeasedEvent {
   return {
     id,
@@ -181,5 +183,6 @@ export function leasedOnEnqueue(
     leaseExpiresAt: now + lease.leaseMs,
     owner: lease.owner,
     previousAttempts,
+    mayHaveLanded,
   };
 }

@@ -142,6 +142,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       apiErrorCode: result.apiErrorCode,
       rsCode: result.rsCode,
       requests: result.attempts,
+      uncertainRequests: result.uncertainRequests ?? 0,
       eventIds: result.eventIds,
     };
   }

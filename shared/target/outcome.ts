@@ -38,6 +38,11 @@ export interface DeliveryResult {
    * `deliveryFailureOf`, which also classifies a result built without it (a test fixture, a record read back).
    */
   readonly failure?: DeliveryFailure;
+  /**
+   * How many of this call's requests ended without knowing whether the target recorded the event (see
+   * `leavesOutcomeUnknown`), the client's quick retries included. The client always sets it; absent reads as 0.
+   */
+  readonly uncertainRequests?: number;
 }
 
 /** How a transport failure or answer without a status ended: the three ways no answer arrives. */
@@ -92,6 +97,15 @@ export type AttemptVerdict =
       /** How it ended when no answer arrived (`status` null); null for an answer. */
       readonly noAnswer: NoAnswer | null;
     };
+
+/**
+ * Whether a request that got this verdict may have been recorded by the target without us knowing: no answer (timeout,
+ * reset, abort), a 5xx or a 408 after the request was sent, or a 2xx whose body cannot be read. Only a 429 among the
+ * retryable answers is certain: the target refused the request before taking it.
+ */
+export function leavesOutcomeUnknown(verdict: AttemptVerdict): boolean {
+  return verdict.kind === 'retryable' && verdict.status !== 429;
+}
 
 /** The one place that maps a status to a verdict kind. */
 export function classifyStatus(status: number): 'accepted' | 'duplicate' | 'rejected' | 'retryable' {

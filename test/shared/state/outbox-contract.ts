@@ -52,6 +52,7 @@ const attempt = (overrides: Partial<AttemptRecord> = {}): AttemptRecord => ({
   apiErrorCode: null,
   rsCode: null,
   requests: 1,
+  uncertainRequests: 0,
   eventIds: ['evt-1'],
   ...overrides,
 });

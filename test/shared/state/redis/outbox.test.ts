@@ -99,6 +99,7 @@ describe.skipIf(skipRedisTests)(`outbox on Redis at ${redisEnv.url}`, () => {
         apiErrorCode: null,
         rsCode: null,
         requests: 1,
+        uncertainRequests: 0,
         eventIds: [],
       } as const;
       const [a, b] = await store.enqueue([event(A, 'import', 'd1'), event(B, 'segment', 'd2')]);
