@@ -73,3 +73,61 @@ describe('SQLite outbox upgrade from version 1', () => {
     await again.close();
   });
 });
+
+describe('SQLite outbox upgrade to version 4 (requests with an unknown outcome)', () => {
+  const dirs: { remove(): void }[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) dir.remove();
+  });
+
+  it('adds the columns, marks events whose recorded attempts may have landed, and counts the keyless delivered ones', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'oncekit.db');
+    // A version 3 database: today's tables without the version 4 columns.
+    const fresh = new SqliteOutboxStore({ path });
+    await fresh.close();
+    const old = new Database(path);
+    old.exec('DROP INDEX outbox_events_possible_duplicates');
+    old.exec('ALTER TABLE outbox_events DROP COLUMN may_have_landed');
+    old.exec('ALTER TABLE ledger_attempts DROP COLUMN uncertain_requests');
+    old.exec("UPDATE oncekit_schema SET version = 3 WHERE module = 'outbox'");
+    const insert = old.prepare(
+      `INSERT INTO outbox_events (tenant, target, source, source_id, dedup_key, idempotency_key, input, state, enqueued_at, updated_at, attempt_count, last_outcome)
+       VALUES ('acme', 't', 'import', ?, ?, ?, ?, 'delivered', 1, 1, 2, 'accepted')`,
+    );
+    const attempt = old.prepare("INSERT INTO ledger_attempts VALUES (?, ?, 1, 2, ?, ?, NULL, NULL, NULL, 1, '[]')");
+    // seq 1: keyless, a 503 then accepted: a possible duplicate. seq 2: keyless, a 429 then accepted: certain.
+    // seq 3: keyed, a timeout then accepted: the key dedups it. seq 4: keyless, abandoned then accepted.
+    insert.run('f:1', 'd:1', null, input(1));
+    insert.run('f:2', 'd:2', null, input(2));
+    insert.run('f:3', 'd:3', 'key-3-abcdef', input(3));
+    insert.run('f:4', 'd:4', null, input(4));
+    for (const [seq, first, status] of [
+      [1, 'failed', 503],
+      [2, 'failed', 429],
+      [3, 'failed', null],
+      [4, 'abandoned', null],
+    ] as const) {
+      attempt.run(seq, 1, first, status);
+      attempt.run(seq, 2, 'accepted', 200);
+    }
+    old.close();
+
+    const store = new SqliteOutboxStore({ path });
+    try {
+      expect(await store.countPossibleDuplicates('acme')).toBe(2);
+      const [entry] = await store.findBySourceId('acme', 'f:1');
+      expect(entry?.attempts.map((a) => a.uncertainRequests)).toEqual([0, 0]);
+      const [again] = await store.enqueue([
+        { tenant: 'acme', target: 't', source: 'import', sourceId: 'f:4', dedupKey: 'd:4', input: JSON.parse(input(4)), keyDecision: null },
+      ]);
+      expect(again).toMatchObject({ outcome: 'existing', mayHaveLanded: true });
+    } finally {
+      await store.close();
+    }
+    const version = new Database(path);
+    expect(version.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 4 });
+    version.close();
+  });
+});
