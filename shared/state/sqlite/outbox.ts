@@ -159,7 +159,10 @@ function upgradeToVersion4(db: SqliteDatabase): void {
     const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
     if (current === undefined || current.version >= 4) return; // another process upgraded it meanwhile
     const columns = (table: string): string[] =>
-      db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`).all().map((column) => column.name);
+      db
+        .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`)
+        .all()
+        .map((column) => column.name);
     if (!columns('outbox_events').includes('may_have_landed')) {
       db.exec('ALTER TABLE outbox_events ADD COLUMN may_have_landed INTEGER NOT NULL DEFAULT 0');
     }
