@@ -44,13 +44,13 @@ export function isPossibleDuplicate(entry: Pick<LedgerEntry, 'key' | 'state' | '
 export function describePossibleDuplicate(entry: Pick<LedgerEntry, 'key' | 'state' | 'attempts'>): string | null {
   if (!isPossibleDuplicate(entry)) return null;
   const uncertain = entry.attempts.filter(attemptMayHaveLanded).map((attempt) => {
-    if (attempt.outcome === 'abandoned') return `attempt #${attempt.number} (its worker's lease ran out)`;
+    if (attempt.outcome === 'abandoned') return `attempt #${attempt.number} ended without a result (its worker's lease ran out)`;
     const count = Math.max(1, attempt.uncertainRequests);
-    return `attempt #${attempt.number} (${count} request${count === 1 ? '' : 's'} without a definite answer)`;
+    return `attempt #${attempt.number} had ${count} request${count === 1 ? '' : 's'} without a definite answer`;
   });
   return (
-    `may have been recorded more than once: it was sent without an idempotency key, and ${uncertain.join(', ')} may have ` +
-    'reached the target before it was accepted, so the target could not tell the resend from the original'
+    `may have been recorded more than once: it was sent without an idempotency key, and ${uncertain.join(', ')} ` +
+    'before it was accepted; the target may have recorded those too and cannot tell a resend from the original'
   );
 }
 
