@@ -19,12 +19,12 @@ export function describeAnswer(attempt: Pick<AttemptRecord, 'status' | 'apiError
 }
 
 /**
- * Whether an attempt may have reached the target without us knowing: a lost lease, a request of it that ended unknown
- * (as the target client counted it, quick retries included), or a final failure that was not a 4xx (attempts recorded
- * before requests were counted). Only a 2xx, a 409 or a 4xx rejection is certain.
+ * Whether an attempt may have reached the target without us knowing: a lost lease, or a request of it whose outcome
+ * was unknown (as the target client judged it, quick retries included). Only a 2xx, a 409, a 4xx rejection, a 429 or
+ * a connection that never opened is certain.
  */
 export function attemptMayHaveLanded(attempt: AttemptRecord): boolean {
-  return attempt.outcome === 'abandoned' || attempt.uncertainRequests > 0 || (attempt.outcome === 'failed' && !isClientError(attempt));
+  return attempt.outcome === 'abandoned' || attempt.uncertainRequests > 0;
 }
 
 /** Whether any attempt of the event may have reached the target without us knowing. */
@@ -71,9 +71,6 @@ export function landedPastKeyWindow(
   const firstAttemptAt = Math.min(...entry.attempts.map((attempt) => attempt.startedAt));
   return now - firstAttemptAt > keyWindowMs - KEY_WINDOW_MARGIN_MS ? { firstAttemptAt } : null;
 }
-
-const isClientError = (attempt: AttemptRecord): boolean =>
-  attempt.status !== null && attempt.status >= 400 && attempt.status < 500 && attempt.status !== 408;
 
 /** Why the event has the key it has, in one line. */
 export function describeKey(entry: Pick<LedgerEntry, 'key' | 'keyDecision'>): string {

@@ -183,6 +183,7 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
       error: { message: error.message, statusCode: 0, apiErrorCode: null, rsCode: null },
       retryAfterMs: null,
       noAnswer: error.failure,
+      neverSent: error.neverSent,
     };
   }
 

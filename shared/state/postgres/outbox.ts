@@ -99,14 +99,14 @@ const MIGRATIONS: readonly Migration[] = [
     )`,
   ],
   // Version 2: requests whose outcome is unknown are counted per attempt, and an event an attempt of which may have
-  // landed is marked, so possible duplicates (keyless, delivered, marked) are counted from an index. Events stored
-  // before are marked by the rule attemptMayHaveLanded applies to attempts recorded before requests were counted.
+  // landed is marked, so possible duplicates (keyless, delivered, marked) are counted from an index. Older attempts
+  // count their final answer, as uncertainFinalRequests does (a failure other than a 429).
   [
     'ALTER TABLE outbox_events ADD COLUMN may_have_landed boolean NOT NULL DEFAULT false',
     'ALTER TABLE ledger_attempts ADD COLUMN uncertain_requests integer NOT NULL DEFAULT 0',
+    `UPDATE ledger_attempts SET uncertain_requests = 1 WHERE outcome = 'failed' AND (status IS NULL OR status <> 429)`,
     `UPDATE outbox_events SET may_have_landed = true WHERE seq IN (
-       SELECT event_seq FROM ledger_attempts WHERE outcome = 'abandoned'
-         OR (outcome = 'failed' AND (status IS NULL OR status < 400 OR status >= 500 OR status = 408)))`,
+       SELECT event_seq FROM ledger_attempts WHERE outcome = 'abandoned' OR uncertain_requests > 0)`,
     `CREATE INDEX outbox_events_possible_duplicates ON outbox_events (tenant, target, source)
        WHERE state = 'delivered' AND idempotency_key IS NULL AND may_have_landed`,
   ],

@@ -31,6 +31,7 @@ import {
   type RequeueRequest,
   type Settlement,
 } from '../../outbox/types.js';
+import { uncertainFinalRequests } from '../../target/outcome.js';
 import { DEFAULT_REDIS_PREFIX, keyPart, LuaScript, markerGuardLua, REDIS_NOW_LUA, RedisStateGuard } from './connection.js';
 
 /** The prefix of every key: the outbox lives under `{prefix}outbox:`. */
@@ -583,7 +584,7 @@ export class RedisOutboxStore implements OutboxStore {
   }
 }
 
-/** uncertainRequests is absent from attempts recorded before requests were counted. */
+/** uncertainRequests is absent from attempts recorded before requests were counted: their final answer's is taken. */
 interface StoredAttempt extends Omit<AttemptRecord, 'number' | 'uncertainRequests'> {
   readonly uncertainRequests?: number;
 }
@@ -617,7 +618,8 @@ function ledgerEntry(id: string, f: Record<string, string>, attempts: readonly s
     attempts: attempts.map((text, index): AttemptRecord => {
       const stored = JSON.parse(text) as StoredAttempt | AbandonedMark;
       if ('abandoned' in stored) return abandonedAttempt(index + 1, stored.startedAt, stored.finishedAt, stored.owner);
-      return { ...stored, uncertainRequests: stored.uncertainRequests ?? 0, number: index + 1 };
+      const uncertainRequests = stored.uncertainRequests ?? uncertainFinalRequests(stored.outcome, stored.status);
+      return { ...stored, uncertainRequests, number: index + 1 };
     }),
   };
 }

@@ -150,9 +150,8 @@ function upgradeFromVersion1(db: SqliteDatabase): void {
 
 /**
  * Version 4 counts requests whose outcome is unknown (ledger_attempts.uncertain_requests) and marks events an attempt
- * of which may have landed (outbox_events.may_have_landed). Older events are marked from their recorded attempts, by
- * the rule attemptMayHaveLanded applies to attempts recorded before requests were counted: abandoned, or failed
- * without a 4xx other than 408.
+ * of which may have landed (outbox_events.may_have_landed). Older attempts count their final answer, as
+ * uncertainFinalRequests does (a failure other than a 429); events with such an attempt, or an abandoned one, are marked.
  */
 function upgradeToVersion4(db: SqliteDatabase): void {
   db.transaction(() => {
@@ -169,9 +168,9 @@ function upgradeToVersion4(db: SqliteDatabase): void {
     if (!columns('ledger_attempts').includes('uncertain_requests')) {
       db.exec('ALTER TABLE ledger_attempts ADD COLUMN uncertain_requests INTEGER NOT NULL DEFAULT 0');
     }
+    db.exec(`UPDATE ledger_attempts SET uncertain_requests = 1 WHERE outcome = 'failed' AND (status IS NULL OR status <> 429)`);
     db.exec(`UPDATE outbox_events SET may_have_landed = 1 WHERE seq IN (
-               SELECT event_seq FROM ledger_attempts WHERE outcome = 'abandoned'
-                 OR (outcome = 'failed' AND (status IS NULL OR status < 400 OR status >= 500 OR status = 408)))`);
+               SELECT event_seq FROM ledger_attempts WHERE outcome = 'abandoned' OR uncertain_requests > 0)`);
   }).immediate();
 }
 

@@ -336,7 +336,7 @@ export function describeOutboxStoreContract(
         {
           id: d.id,
           owner: 'worker-a',
-          attempt: attempt({ outcome: 'failed', status: null, message: 'ECONNRESET', eventIds: [] }),
+          attempt: attempt({ outcome: 'failed', status: null, message: 'ECONNRESET', uncertainRequests: 1, eventIds: [] }),
           to: 'pending',
           dueAt: clock.now() + 5000,
         },
@@ -375,7 +375,7 @@ export function describeOutboxStoreContract(
       if (!first) throw new Error('expected a leased event');
       const firstAttemptAt = clock.now();
       clock.advance(10);
-      const failed = attempt({ outcome: 'failed', status: 503, message: 'busy', eventIds: [] });
+      const failed = attempt({ outcome: 'failed', status: 503, message: 'busy', uncertainRequests: 1, eventIds: [] });
       await store.settle([{ id: first.id, owner: 'worker-a', attempt: failed, to: 'pending', dueAt: clock.now() + 1000 }]);
       expect(await store.nextDueAt(TENANT, TARGET)).toBe(clock.now() + 1000);
       clock.advance(999);
@@ -458,7 +458,13 @@ export function describeOutboxStoreContract(
       await lease(2);
       await store.settle([
         { id: rejected?.id ?? '', owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' },
-        { id: expired?.id ?? '', owner: 'worker-a', attempt: attempt({ outcome: 'failed', status: 503 }), to: 'dead', reason: 'horizon' },
+        {
+          id: expired?.id ?? '',
+          owner: 'worker-a',
+          attempt: attempt({ outcome: 'failed', status: 503, uncertainRequests: 1 }),
+          to: 'dead',
+          reason: 'horizon',
+        },
       ]);
       const corrected = { ...original, sourceId: 'events.csv:99', input: { ...original.input, userId: 'ann-fixed' } };
       const diedAt = clock.now();

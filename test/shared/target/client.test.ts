@@ -150,6 +150,16 @@ describe('retries', () => {
     expect(recorded()).toHaveLength(2);
   });
 
+  it('counts a timed-out request as one that may have landed, and a refused connection as one that did not', async () => {
+    sandbox.faults.enqueue({ kind: 'latency', ms: 400 });
+    const slow = await client({ timeoutMs: 100 }).logUserEvent(purchase(null));
+    expect(slow).toMatchObject({ outcome: 'accepted', attempts: 2, uncertainRequests: 1 });
+    const refused = await client({ baseUrl: 'http://127.0.0.1:9', retry: { maxAttempts: 2 } }).logUserEvent(purchase(null));
+    expect(refused).toMatchObject({ outcome: 'failed', status: null, attempts: 2, uncertainRequests: 0 });
+    expect(refused.message).toMatch(/ECONNREFUSED/);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+  });
+
   it('retries a timed-out attempt and still records once', async () => {
     sandbox.faults.enqueue({ kind: 'latency', ms: 400 });
     const result = await client({ timeoutMs: 100 }).logUserEvent(purchase());

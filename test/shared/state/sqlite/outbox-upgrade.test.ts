@@ -117,8 +117,11 @@ describe('SQLite outbox upgrade to version 4 (requests with an unknown outcome)'
     const store = new SqliteOutboxStore({ path });
     try {
       expect(await store.countPossibleDuplicates('acme')).toBe(2);
+      // Older attempts count their final answer: the 503 may have landed, the 429 did not.
       const [entry] = await store.findBySourceId('acme', 'f:1');
-      expect(entry?.attempts.map((a) => a.uncertainRequests)).toEqual([0, 0]);
+      expect(entry?.attempts.map((a) => a.uncertainRequests)).toEqual([1, 0]);
+      const [throttled] = await store.findBySourceId('acme', 'f:2');
+      expect(throttled?.attempts.map((a) => a.uncertainRequests)).toEqual([0, 0]);
       const [again] = await store.enqueue([
         { tenant: 'acme', target: 't', source: 'import', sourceId: 'f:4', dedupKey: 'd:4', input: JSON.parse(input(4)), keyDecision: null },
       ]);
