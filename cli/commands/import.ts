@@ -38,7 +38,8 @@ Every row is persisted to the outbox before it counts as taken, so a re-run of t
 Ctrl-C) skips what the ledger already has and delivers the rest. Bad rows go to the errors file and the run goes on.
 The API key is read from ONCEKIT_API_KEY only.
 Exit status: 0 when every row was delivered (accepted or duplicate), 1 when some row was invalid, became a dead letter
-or is still pending, 2 for bad usage.`;
+or is still pending, 2 for bad usage. Accepted rows sent without a key after a lost answer may have been recorded twice:
+the summary counts them (possibleDuplicates) and says how to give such rows a key.`;
 
 export function registerImportCommand(program: Command): void {
   const command = program
@@ -107,8 +108,10 @@ export function registerImportCommand(program: Command): void {
       process.off('SIGINT', interrupt);
       process.off('SIGTERM', interrupt);
     }
-    if (options.json) printJson(summary);
-    else process.stdout.write(`${describeSummary(summary)}\n`);
+    if (options.json) {
+      printJson(summary);
+      if (summary.possibleDuplicates > 0) process.stderr.write(`warning: ${describePossibleDuplicates(summary.possibleDuplicates)}\n`);
+    } else process.stdout.write(`${describeSummary(summary)}\n`);
     const complete = summary.invalid === 0 && summary.deadLetters === 0 && summary.pending === 0 && !summary.interrupted;
     process.exitCode = complete ? EXIT_OK : EXIT_FAILURE;
   });
@@ -139,6 +142,15 @@ function progressBar(): { update: (progress: ImportProgress) => void; stop: () =
   };
 }
 
+/** The warning for keyless rows that may have been recorded twice, with what prevents it next time. */
+function describePossibleDuplicates(count: number): string {
+  return (
+    `${count} accepted row${count === 1 ? ' was' : 's were'} sent without an idempotency key after an answer was lost ` +
+    '(timeout, reset or 5xx), so the target may have recorded them twice; give rows a key with --key-from COLUMNS ' +
+    '(or --policy hash for invalid keys), and see oncekit ledger show'
+  );
+}
+
 function describeSummary(s: ImportSummary): string {
   const seconds = (s.elapsedMs / 1000).toFixed(1);
   const lines = [
@@ -152,6 +164,7 @@ function describeSummary(s: ImportSummary): string {
     lines.push(`  enqueued:   ${s.enqueued}, skipped ${s.skipped} already in the ledger`);
     lines.push(`  outcomes:   ${s.accepted} accepted, ${s.duplicate} duplicate, ${s.rejected} rejected, ${s.deadLetters} dead letters`);
     if (s.pending > 0) lines.push(`  pending:    ${s.pending} still in the outbox; run the same command again to deliver them`);
+    if (s.possibleDuplicates > 0) lines.push(`  duplicates? ${describePossibleDuplicates(s.possibleDuplicates)}`);
   }
   if (s.interrupted) lines.push('  interrupted before the end of the file');
   if (s.errorsFile) lines.push(`  errors:     ${s.errorsFile}`);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { describeLedgerEntry, mayHaveLanded } from '../../shared/outbox/ledger.js';
+import { describeLedgerEntry, isPossibleDuplicate, mayHaveLanded } from '../../shared/outbox/ledger.js';
 import { addStoreOptions, requireTenant, type StoreOptions, withExistingStore } from '../outbox-options.js';
 import { EXIT_FAILURE, EXIT_OK, printJson, UsageError } from '../usage.js';
 
@@ -31,7 +31,14 @@ export function registerLedgerCommand(program: Command): void {
       const entries = await withExistingStore(options, (store) =>
         key !== undefined ? store.findByKey(tenant, key) : store.findBySourceId(tenant, options.sourceId ?? ''),
       );
-      if (options.json) printJson({ entries: entries.map((entry) => ({ ...entry, mayHaveLanded: mayHaveLanded(entry) })) });
+      if (options.json)
+        printJson({
+          entries: entries.map((entry) => ({
+            ...entry,
+            mayHaveLanded: mayHaveLanded(entry),
+            possibleDuplicate: isPossibleDuplicate(entry),
+          })),
+        });
       else if (entries.length > 0) process.stdout.write(`${entries.map(describeLedgerEntry).join('\n\n')}\n`);
       if (entries.length === 0) {
         const what = key !== undefined ? `key ${key}` : `source id ${options.sourceId}`;

@@ -11,12 +11,19 @@ export interface RelayMetrics {
   readonly deadLetters: Counter<'source' | 'reason'>;
   readonly unmappable: Counter<'source'>;
   readonly outboxDepth: Gauge<'state'>;
+  readonly possibleDuplicates: Gauge;
   readonly httpDuration: Histogram<'route' | 'method' | 'status'>;
   readonly deliveryLatency: Histogram<'source' | 'outcome'>;
   countKeyDecision(source: string, decision: KeyDecision | null): void;
 }
 
-export function createRelayMetrics(collectDepth: () => Promise<Readonly<Record<string, number>>>): RelayMetrics {
+/** What the metrics read from the store when scraped, so every instance on one store reports the same numbers. */
+export interface RelayMetricsSources {
+  readonly outboxDepth: () => Promise<Readonly<Record<string, number>>>;
+  readonly possibleDuplicates: () => Promise<number>;
+}
+
+export function createRelayMetrics(sources: RelayMetricsSources): RelayMetrics {
   const registry = new Registry();
   const received = new Counter({
     name: 'oncekit_events_received_total',
@@ -60,8 +67,18 @@ export function createRelayMetrics(collectDepth: () => Promise<Readonly<Record<s
     labelNames: ['state'],
     registers: [registry],
     async collect() {
-      const counts = await collectDepth();
+      const counts = await sources.outboxDepth();
       for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+    },
+  });
+  const possibleDuplicates = new Gauge({
+    name: 'oncekit_possible_duplicates',
+    help:
+      'Events sent without an idempotency key and delivered after an attempt or request whose outcome was unknown ' +
+      '(a lost answer, a timeout, a 5xx): the target may have recorded them twice. Read from the store (its retention)',
+    registers: [registry],
+    async collect() {
+      this.set(await sources.possibleDuplicates());
     },
   });
   const httpDuration = new Histogram({
@@ -87,6 +104,7 @@ export function createRelayMetrics(collectDepth: () => Promise<Readonly<Record<s
     deadLetters,
     unmappable,
     outboxDepth,
+    possibleDuplicates,
     httpDuration,
     deliveryLatency,
     countKeyDecision(source, decision) {

@@ -2,6 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ReadinessCheck } from '../../shared/http/readiness.js';
+import { isPossibleDuplicate } from '../../shared/outbox/ledger.js';
 import type { OutboxStore } from '../../shared/outbox/types.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RecentEvents } from './recent-events.js';
@@ -165,6 +166,7 @@ export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = asy
       now: Date.now(),
       counters: perSource,
       outbox: await options.outbox.counts(options.tenant, { target: options.target }),
+      possibleDuplicates: await options.outbox.countPossibleDuplicates(options.tenant, { target: options.target }),
       recent: options.recent.list(),
     };
   });
@@ -178,6 +180,6 @@ export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = asy
       'key' in query.data
         ? await options.outbox.findByKey(options.tenant, query.data.key)
         : await options.outbox.findBySourceId(options.tenant, query.data.sourceId);
-    return { entries };
+    return { entries: entries.map((entry) => ({ ...entry, possibleDuplicate: isPossibleDuplicate(entry) })) };
   });
 };

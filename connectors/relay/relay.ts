@@ -89,7 +89,10 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
 
     const recent = recentEvents();
     const targetKey = target.id ?? targetId(target.url);
-    const metrics = createRelayMetrics(async () => outbox.counts(target.tenant, { target: targetKey }));
+    const metrics = createRelayMetrics({
+      outboxDepth: () => outbox.counts(target.tenant, { target: targetKey }),
+      possibleDuplicates: () => outbox.countPossibleDuplicates(target.tenant, { target: targetKey }),
+    });
     const worker = createOutboxWorker({
       store: outbox,
       target: { baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send, id: targetKey },

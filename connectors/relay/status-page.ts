@@ -1,6 +1,6 @@
 /**
- * The relay's status page: live counters per source and outcome, the outbox depth, the last events with their key
- * decisions, and a ledger lookup. One self-contained document (no external assets: relays often run air-gapped);
+ * The relay's status page: live counters per source and outcome, the outbox depth and its possible duplicates, the
+ * last events with their key decisions, and a ledger lookup. One self-contained document (no external assets: relays often run air-gapped);
  * it polls /status/api/summary every second with the session cookie set from the start-up link.
  */
 export const STATUS_PAGE_HTML = `<!doctype html>
@@ -24,6 +24,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   label { display: inline-flex; gap: .4rem; align-items: center; }
   td.empty { color: var(--muted); font-style: italic; }
   #connection.bad { color: var(--bad); font-weight: 600; }
+  #possible-duplicates.warn { color: var(--warn); font-weight: 600; }
   .tile span { color: var(--muted); }
   pre { white-space: pre-wrap; word-break: break-word; background: #8881; padding: .6rem; border-radius: 6px; }
 </style>
@@ -38,6 +39,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <section aria-labelledby="outbox-title">
 <h2 id="outbox-title">Outbox</h2>
 <div class="tiles" id="outbox" role="list" aria-label="events in the outbox by state"></div>
+<p id="possible-duplicates" class="muted"></p>
 </section>
 
 <section aria-labelledby="counters-title">
@@ -90,6 +92,12 @@ function render(summary) {
     const label = document.createElement('span'); label.textContent = state;
     tile.append(b, label); outbox.appendChild(tile);
   }
+  const duplicates = $('possible-duplicates'); const n = summary.possibleDuplicates || 0;
+  duplicates.dataset.count = String(n); duplicates.classList.toggle('warn', n > 0);
+  duplicates.textContent = n === 0
+    ? 'Possible duplicates: 0 (no event sent without a key had an answer lost).'
+    : 'Possible duplicates: ' + n + ' event' + (n === 1 ? ' was' : 's were') + ' sent without an idempotency key after an answer was lost ' +
+      '(timeout, reset or 5xx), so the target may have recorded ' + (n === 1 ? 'it' : 'them') + ' twice. Give such events a key; look one up below.';
   const counters = $('counters').tBodies[0]; counters.replaceChildren();
   for (const [source, c] of Object.entries(summary.counters)) {
     const tr = row([source, ...['received', 'forwarded', 'duplicate', 'dead', 'retries', 'key_dropped', 'key_hashed'].map((name) => ({ value: c[name] || 0, className: 'num' }))]);
@@ -135,8 +143,11 @@ $('lookup').addEventListener('submit', async (event) => {
     const pre = document.createElement('pre');
     const lines = [entry.source + ' ' + entry.sourceId + ' — ' + entry.state + (entry.deadReason ? ': ' + entry.deadReason : ''),
       'key: ' + (entry.key || 'none') + (entry.keyDecision ? ' (' + entry.keyDecision.decision + (entry.keyDecision.reason ? ', ' + entry.keyDecision.reason : '') + ')' : ''),
+      ...(entry.possibleDuplicate ? ['possible duplicate: sent without a key after a request without a definite answer, so the target may have recorded it more than once'] : []),
       ...(entry.attempts.length === 0 ? ['no attempts yet'] : []),
-      ...entry.attempts.map((a) => 'attempt ' + a.number + ' at ' + new Date(a.startedAt).toISOString() + ': ' + a.outcome + (a.status ? ' HTTP ' + a.status : '') + (a.message ? ' — ' + a.message : ''))];
+      ...entry.attempts.map((a) => 'attempt ' + a.number + ' at ' + new Date(a.startedAt).toISOString() + ': ' + a.outcome + (a.status ? ' HTTP ' + a.status : '') +
+        (a.requests > 1 || a.uncertainRequests > 0 ? ' (' + a.requests + ' requests' + (a.uncertainRequests > 0 ? ', ' + a.uncertainRequests + ' without a definite answer' : '') + ')' : '') +
+        (a.message ? ' — ' + a.message : ''))];
     pre.textContent = lines.join('\\n'); out.appendChild(pre);
   }
 });

@@ -1,8 +1,9 @@
 import { basename } from 'node:path';
-import { type Clock, systemClock } from '../clock.js';
+import type { Clock } from '../clock.js';
 import type { InvalidKeyPolicy } from '../keys/index.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { OutboxDeliveryConfig } from '../outbox/config.js';
+import { attemptMayHaveLanded, isPossibleDuplicate } from '../outbox/ledger.js';
 import type { LeasedEvent, LedgerEntry, NewOutboxEvent, OutboxStore, Settlement } from '../outbox/types.js';
 import { capRawPayload } from '../outbox/unmappable.js';
 import { createOutboxWorker, type OutboxTarget, type OutboxWorker, outboxTargetId, waitUntilDrained } from '../outbox/worker.js';
@@ -66,6 +67,11 @@ export interface ImportSummary {
   /** Dead letters the target refused (4xx); also counted in deadLetters. */
   readonly rejected: number;
   readonly deadLetters: number;
+  /**
+   * Accepted rows sent without an idempotency key after an attempt or request whose outcome was unknown (a lost answer,
+   * a timeout, a 5xx): the target may have recorded them twice and could not dedup them. Also counted in accepted.
+   */
+  readonly possibleDuplicates: number;
   readonly keysKept: number;
   readonly keysHashed: number;
   readonly keysDropped: number;
@@ -82,6 +88,8 @@ const WINDOW_BATCHES = 4;
 const MIN_WINDOW = 1000;
 /** Longest an enqueue call gets: one transaction or one script per slice. */
 const ENQUEUE_SLICE = 500;
+/** Ledger reads in flight at once when the end of a run reads back rows another worker settled. */
+const READ_BACK_SLICE = 50;
 
 /**
  * `oncekit import`: streams a JSONL or CSV file of user events into the outbox and delivers it. Each row is validated,
@@ -124,6 +132,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     duplicate: 0,
     rejected: 0,
     deadLetters: 0,
+    possibleDuplicates: 0,
     keysKept: 0,
     keysHashed: 0,
     keysDropped: 0,
@@ -139,15 +148,18 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       settled: n.accepted + n.duplicate + n.deadLetters,
     });
 
-  /** A row of this file reached `to` (in this run, or in an earlier one for a skipped row). */
+  /** A row of this file reached `to` (in this run, or in an earlier one for a skipped row), whichever worker settled it. */
   const countOutcome = (
     recordNumber: number,
     to: Settlement['to'],
     deadReason: string | null,
     last: LedgerEntry['attempts'][number] | null,
+    possibleDuplicate = false,
   ) => {
-    if (to === 'delivered') n.accepted += 1;
-    else if (to === 'duplicate') n.duplicate += 1;
+    if (to === 'delivered') {
+      n.accepted += 1;
+      if (possibleDuplicate) n.possibleDuplicates += 1;
+    } else if (to === 'duplicate') n.duplicate += 1;
     else if (to === 'dead') {
       n.deadLetters += 1;
       if (last?.outcome === 'rejected') n.rejected += 1;
@@ -162,6 +174,17 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
 
   // Rows that cannot be mapped, waiting to be recorded as dead letters (only when delivering).
   const unmappable: Extract<ConvertedRow, { ok: false }>[] = [];
+  // Rows of this file whose event was on its way when the reader met it, by event id: counted when this run's worker
+  // settles the event, else read back from the store at the end (another worker, e.g. a relay on the same store, may
+  // have settled it).
+  const awaiting = new Map<string, number[]>();
+  const awaitRow = (id: string, recordNumber: number): void => {
+    const rows = awaiting.get(id);
+    if (rows) rows.push(recordNumber);
+    else awaiting.set(id, [recordNumber]);
+  };
+  // Leftovers of an interrupted run that this run's worker settled before the reader met their row: counted then.
+  const settledEarly = new Set<string>();
 
   // Import events persisted and not yet settled for good, leftovers of interrupted runs included.
   let outstanding = 0;
@@ -175,8 +198,6 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   try {
     if (delivery && tenant !== null) {
       const store = delivery.store;
-      // A row settled from now on is counted when it settles (onSettled); one settled before, when the reader meets it.
-      const runStartedAt = (delivery.clock ?? systemClock).now();
       worker = createOutboxWorker({
         store,
         target: delivery.target,
@@ -191,9 +212,19 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
             outstanding -= 1;
             wake();
           }
-          if (event.sourceId.startsWith(sourcePrefix)) {
-            const recordNumber = Number(event.sourceId.slice(sourcePrefix.length));
-            countOutcome(recordNumber, settlement.to, settlement.to === 'dead' ? settlement.reason : null, settlement.attempt);
+          if (settlement.to !== 'pending') {
+            const reason = settlement.to === 'dead' ? settlement.reason : null;
+            const landed = event.mayHaveLanded || (settlement.attempt !== null && attemptMayHaveLanded(settlement.attempt));
+            const possibleDuplicate = event.input.idempotencyKey === undefined && landed;
+            const rows = awaiting.get(event.id);
+            if (rows) {
+              awaiting.delete(event.id);
+              for (const recordNumber of rows) countOutcome(recordNumber, settlement.to, reason, settlement.attempt, possibleDuplicate);
+            } else if (event.sourceId.startsWith(sourcePrefix)) {
+              settledEarly.add(event.id);
+              const recordNumber = Number(event.sourceId.slice(sourcePrefix.length));
+              countOutcome(recordNumber, settlement.to, reason, settlement.attempt, possibleDuplicate);
+            }
           }
           progress();
         },
@@ -241,19 +272,31 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         // runs out and the next run (or any worker) picks them up.
         const results = await store.enqueue(events, { lease: { owner: running.owner, leaseMs: running.config.leaseMs } });
         const leased: LeasedEvent[] = [];
+        const deadRows: { recordNumber: number; id: string }[] = [];
         for (const [index, result] of results.entries()) {
+          const row = rows[index];
           if (result.outcome !== 'existing') {
             n.enqueued += 1;
             outstanding += 1;
             if (result.leased) leased.push(result.leased);
+            if (row) awaitRow(result.id, row.recordNumber);
             continue;
           }
           n.skipped += 1;
-          const row = rows[index];
-          // Still on its way, or settled by this run's worker (a leftover of an interrupted run): counted by onSettled.
-          if (!row || result.state === 'pending' || result.state === 'leased' || result.updatedAt >= runStartedAt) continue;
-          const entry = result.state === 'dead' ? await store.get(tenant, result.id) : undefined;
-          countOutcome(row.recordNumber, result.state, entry?.deadReason ?? null, entry?.attempts.at(-1) ?? null);
+          if (!row) continue;
+          // Still on its way: counted when it settles, by whichever worker.
+          if (result.state === 'pending' || result.state === 'leased') awaitRow(result.id, row.recordNumber);
+          // A leftover this run's worker settled and counted already.
+          else if (settledEarly.delete(result.id)) continue;
+          else if (result.state === 'dead') deadRows.push({ recordNumber: row.recordNumber, id: result.id });
+          else {
+            const possibleDuplicate = result.state === 'delivered' && row.input.idempotencyKey === undefined && result.mayHaveLanded;
+            countOutcome(row.recordNumber, result.state, null, null, possibleDuplicate);
+          }
+        }
+        for (const { recordNumber, id } of deadRows) {
+          const entry = await store.get(tenant, id);
+          countOutcome(recordNumber, 'dead', entry?.deadReason ?? null, entry?.attempts.at(-1) ?? null);
         }
         await running.submit(leased);
       };
@@ -283,6 +326,8 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         await waitForRoom();
       }
       if (!signal?.aborted) await waitUntilDrained({ store, worker: running, source: IMPORT_SOURCE, ...(signal ? { signal } : {}) });
+      await running.stop();
+      await countSettledElsewhere(store, tenant);
     } else {
       for await (const records of source.records()) {
         if (signal?.aborted) break;
@@ -295,6 +340,24 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     await worker?.stop();
     source.close();
     await errors.close();
+  }
+
+  /** Rows whose event another worker settled (or this one, with its settlement lost to a lease) are read back. */
+  async function countSettledElsewhere(store: OutboxStore, tenant: string): Promise<void> {
+    const ids = [...awaiting.keys()];
+    for (let start = 0; start < ids.length; start += READ_BACK_SLICE) {
+      const slice = ids.slice(start, start + READ_BACK_SLICE);
+      const entries = await Promise.all(slice.map((id) => store.get(tenant, id)));
+      entries.forEach((entry, index) => {
+        const id = slice[index] as string;
+        if (entry === undefined || entry.state === 'pending' || entry.state === 'leased') return;
+        const rows = awaiting.get(id) ?? [];
+        awaiting.delete(id);
+        for (const recordNumber of rows) {
+          countOutcome(recordNumber, entry.state, entry.deadReason, entry.attempts.at(-1) ?? null, isPossibleDuplicate(entry));
+        }
+      });
+    }
   }
 
   function convertAll(records: Parameters<typeof convert>[0][]): Extract<ConvertedRow, { ok: true }>[] {

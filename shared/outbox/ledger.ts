@@ -19,11 +19,39 @@ export function describeAnswer(attempt: Pick<AttemptRecord, 'status' | 'apiError
 }
 
 /**
- * Whether an attempt may have reached the target without us knowing: no answer, a lost lease, or a server error
- * (the target may have recorded the event and lost the answer). Only a 2xx, a 409 or a 4xx rejection is certain.
+ * Whether an attempt may have reached the target without us knowing: a lost lease, or a request of it whose outcome
+ * was unknown (as the target client judged it, quick retries included). Only a 2xx, a 409, a 4xx rejection, a 429 or
+ * a connection that never opened is certain.
  */
+export function attemptMayHaveLanded(attempt: AttemptRecord): boolean {
+  return attempt.outcome === 'abandoned' || attempt.uncertainRequests > 0;
+}
+
+/** Whether any attempt of the event may have reached the target without us knowing. */
 export function mayHaveLanded(entry: Pick<LedgerEntry, 'attempts'>): boolean {
-  return entry.attempts.some((attempt) => attempt.outcome === 'abandoned' || (attempt.outcome === 'failed' && !isClientError(attempt)));
+  return entry.attempts.some(attemptMayHaveLanded);
+}
+
+/**
+ * A possible duplicate: the event went without an idempotency key and was delivered after an attempt or request that
+ * may have landed, so the target may hold it twice and could not dedup it.
+ */
+export function isPossibleDuplicate(entry: Pick<LedgerEntry, 'key' | 'state' | 'attempts'>): boolean {
+  return entry.key === null && entry.state === 'delivered' && mayHaveLanded(entry);
+}
+
+/** Why an event is a possible duplicate, in one line; null when it is not one. */
+export function describePossibleDuplicate(entry: Pick<LedgerEntry, 'key' | 'state' | 'attempts'>): string | null {
+  if (!isPossibleDuplicate(entry)) return null;
+  const uncertain = entry.attempts.filter(attemptMayHaveLanded).map((attempt) => {
+    if (attempt.outcome === 'abandoned') return `attempt #${attempt.number} ended without a result (its worker's lease ran out)`;
+    const count = Math.max(1, attempt.uncertainRequests);
+    return `attempt #${attempt.number} had ${count} request${count === 1 ? '' : 's'} without a definite answer`;
+  });
+  return (
+    `may have been recorded more than once: it was sent without an idempotency key, and ${uncertain.join(', ')} ` +
+    'before it was accepted; the target may have recorded those too and cannot tell a resend from the original'
+  );
 }
 
 /** How long before the key window closes a resend is already refused: room for the send itself and clock skew. */
@@ -43,9 +71,6 @@ export function landedPastKeyWindow(
   const firstAttemptAt = Math.min(...entry.attempts.map((attempt) => attempt.startedAt));
   return now - firstAttemptAt > keyWindowMs - KEY_WINDOW_MARGIN_MS ? { firstAttemptAt } : null;
 }
-
-const isClientError = (attempt: AttemptRecord): boolean =>
-  attempt.status !== null && attempt.status >= 400 && attempt.status < 500 && attempt.status !== 408;
 
 /** Why the event has the key it has, in one line. */
 export function describeKey(entry: Pick<LedgerEntry, 'key' | 'keyDecision'>): string {
@@ -96,11 +121,14 @@ export function describeLedgerEntry(entry: LedgerEntry): string {
   }
   lines.push(`  attempts:   ${entry.attempts.length === 0 ? 'none yet' : ''}`.trimEnd());
   for (const attempt of entry.attempts) {
-    const requests = attempt.requests > 1 ? ` (${attempt.requests} requests)` : '';
+    const unknown = attempt.uncertainRequests > 0 ? `, ${attempt.uncertainRequests} without a definite answer` : '';
+    const requests = attempt.requests > 1 || unknown ? ` (${attempt.requests} request${attempt.requests === 1 ? '' : 's'}${unknown})` : '';
     lines.push(`    #${attempt.number} ${iso(attempt.startedAt)} ${attempt.outcome}${requests}: ${describeAnswer(attempt)}`);
   }
   if (entry.state === 'dead' && mayHaveLanded(entry)) {
     lines.push('  note:       an attempt got no definite answer, so the target may have recorded this event already');
   }
+  const duplicate = describePossibleDuplicate(entry);
+  if (duplicate !== null) lines.push(`  duplicate?: ${duplicate}`);
   return lines.join('\n');
 }

@@ -178,6 +178,7 @@ export function abandonedAttempt(number: number, startedAt: number, now: number,
     apiErrorCode: null,
     rsCode: null,
     requests: 0,
+    uncertainRequests: 0,
     eventIds: [],
   };
 }
@@ -189,6 +190,7 @@ export function leasedOnEnqueue(
   lease: { readonly owner: string; readonly leaseMs: number },
   now: number,
   previousAttempts: number,
+  mayHaveLanded: boolean,
 ): LeasedEvent {
   return {
     id,
@@ -202,5 +204,6 @@ export function leasedOnEnqueue(
     leaseExpiresAt: now + lease.leaseMs,
     owner: lease.owner,
     previousAttempts,
+    mayHaveLanded,
   };
 }

@@ -88,6 +88,8 @@ export interface EnqueueResult {
   readonly state: OutboxState;
   /** When the record last changed: tells an outcome settled earlier from one settled while the caller was running. */
   readonly updatedAt: number;
+  /** Whether an attempt of the record may have reached the target without an answer saying so (see LeasedEvent). */
+  readonly mayHaveLanded: boolean;
   /** Set when the call asked for a lease and the event was created or revived: the caller's worker now holds it. */
   readonly leased?: LeasedEvent;
 }
@@ -127,6 +129,11 @@ export interface LeasedEvent {
   readonly owner: string;
   /** Attempts already recorded (a lease that expired without a result counts as an abandoned attempt). */
   readonly previousAttempts: number;
+  /**
+   * Whether one of those attempts may have reached the target without an answer saying so (`attemptMayHaveLanded`):
+   * sent again without a key, the event may then be recorded twice.
+   */
+  readonly mayHaveLanded: boolean;
 }
 
 /** One delivery attempt, as the ledger keeps it. */
@@ -145,6 +152,11 @@ export interface AttemptRecord {
   readonly rsCode: string | null;
   /** HTTP requests the target client made in this attempt, its own quick retries included. */
   readonly requests: number;
+  /**
+   * Of those, how many ended without knowing whether the target recorded the event (no answer, a 5xx, a 2xx that
+   * cannot be read): each may have landed, even when a later request of the attempt succeeded.
+   */
+  readonly uncertainRequests: number;
   /** Ids of the events the target recorded, when it said. */
   readonly eventIds: readonly string[];
 }
@@ -261,6 +273,12 @@ export interface OutboxStore {
   listDead(tenant: string, page?: { readonly limit?: number; readonly offset?: number }): Promise<LedgerEntry[]>;
   /** Events per state, for metrics and for knowing when a run is drained; narrowed to one source and/or target. */
   counts(tenant: string, filter?: OutboxCountFilter): Promise<OutboxCounts>;
+  /**
+   * Possible duplicates of the tenant (narrowed like `counts`): delivered events sent without an idempotency key after
+   * an attempt or request that may have landed, so the target may have recorded them twice. Read from the store, so
+   * every instance reports the same number across restarts; pruned events leave it.
+   */
+  countPossibleDuplicates(tenant: string, filter?: OutboxCountFilter): Promise<number>;
   /** The earliest time something the target's worker may lease becomes due (a due time or a lease expiry); null: never. */
   nextDueAt(tenant: string, target: string): Promise<number | null>;
   /**

@@ -2,7 +2,7 @@ import { type Clock, systemClock } from '../clock.js';
 import { formatDuration } from '../duration.js';
 import { type Logger, silentLogger } from '../log.js';
 import { createTargetClient, type TargetClient, type TargetClientOptions } from '../target/client.js';
-import type { DeliveryResult } from '../target/outcome.js';
+import { type DeliveryResult, uncertainRequestsOf } from '../target/outcome.js';
 import { backoffDelayMs, defaultRetryPolicy, sleep as realSleep } from '../target/retry.js';
 import { targetId } from '../target/target-id.js';
 import { type OutboxDeliveryConfig, outboxDeliveryConfig, targetCallBudget } from './config.js';
@@ -142,6 +142,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       apiErrorCode: result.apiErrorCode,
       rsCode: result.rsCode,
       requests: result.attempts,
+      uncertainRequests: uncertainRequestsOf(result),
       eventIds: result.eventIds,
     };
   }

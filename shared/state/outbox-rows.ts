@@ -27,6 +27,8 @@ export interface OutboxEventRow {
   dead_at: number | null;
   /** An unmappable dead letter's raw payload (UnmappableRaw as JSON); null for a mapped event. */
   unmappable: string | null;
+  /** Whether an attempt may have landed without an answer saying so: 0/1 in SQLite, a boolean in PostgreSQL. */
+  may_have_landed: number | boolean;
 }
 
 /** One row of `ledger_attempts`. */
@@ -40,6 +42,7 @@ export interface LedgerAttemptRow {
   api_error_code: string | null;
   rs_code: string | null;
   requests: number;
+  uncertain_requests: number;
   event_ids: string;
 }
 
@@ -48,6 +51,10 @@ export interface LedgerAttemptRow {
 const ID_PATTERN = /^ob_[0-9a-z]{11}$/;
 export const outboxIdOfSeq = (seq: number): string => `ob_${seq.toString(36).padStart(11, '0')}`;
 export const outboxSeqOfId = (id: string): number | null => (ID_PATTERN.test(id) ? Number.parseInt(id.slice(3), 36) : null);
+
+/** The row's may_have_landed, whichever engine's type it came in. */
+export const rowMayHaveLanded = (row: Pick<OutboxEventRow, 'may_have_landed'>): boolean =>
+  row.may_have_landed === true || row.may_have_landed === 1;
 
 export function attemptOfRow(row: LedgerAttemptRow): AttemptRecord {
   return {
@@ -60,6 +67,7 @@ export function attemptOfRow(row: LedgerAttemptRow): AttemptRecord {
     apiErrorCode: row.api_error_code,
     rsCode: row.rs_code,
     requests: row.requests,
+    uncertainRequests: row.uncertain_requests,
     eventIds: JSON.parse(row.event_ids) as string[],
   };
 }

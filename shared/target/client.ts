@@ -10,6 +10,7 @@ import {
   classifyStatus,
   type DeliveryFailure,
   type DeliveryResult,
+  leavesOutcomeUnknown,
   type NoAnswer,
   type TargetApiError,
 } from './outcome.js';
@@ -149,14 +150,16 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
   async function withRetries(key: string | null, signal: AbortSignal | undefined, attempt: Attempt): Promise<DeliveryResult> {
     const startedAt = now();
     let attempts = 0;
+    let uncertain = 0;
     for (;;) {
       attempts += 1;
       const remaining = policy.deadlineMs - (now() - startedAt);
       const verdict = await attempt(attempts, Math.max(1, Math.min(timeoutMs, remaining)), signal);
-      if (verdict.kind !== 'retryable') return finalResult(verdict, attempts, key);
+      if (leavesOutcomeUnknown(verdict)) uncertain += 1;
+      if (verdict.kind !== 'retryable') return finalResult(verdict, attempts, key, uncertain);
       const delay = backoffDelayMs(attempts, policy, random, verdict.retryAfterMs);
       const outOfTime = now() - startedAt + delay >= policy.deadlineMs;
-      if (attempts >= policy.maxAttempts || outOfTime || signal?.aborted) return failedResult(verdict, attempts, key, signal);
+      if (attempts >= policy.maxAttempts || outOfTime || signal?.aborted) return failedResult(verdict, attempts, key, signal, uncertain);
       logger.warn(
         { event: 'target_retry', attempt: attempts, status: verdict.status, delayMs: delay, key, reason: verdict.error?.message ?? null },
         'target call failed; retrying with the same key',
@@ -164,7 +167,7 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
       try {
         await wait(delay, signal);
       } catch {
-        return failedResult(verdict, attempts, key, signal);
+        return failedResult(verdict, attempts, key, signal, uncertain);
       }
     }
   }
@@ -180,6 +183,7 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
       error: { message: error.message, statusCode: 0, apiErrorCode: null, rsCode: null },
       retryAfterMs: null,
       noAnswer: error.failure,
+      neverSent: error.neverSent,
     };
   }
 
@@ -251,6 +255,8 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
   async function logBatch(inputs: readonly UserEventInput[], signal: AbortSignal | undefined): Promise<BatchDeliveryResult> {
     const results: (DeliveryResult | undefined)[] = new Array(inputs.length).fill(undefined);
     const attempts = new Array<number>(inputs.length).fill(0);
+    // Per item: requests that may have recorded it without an answer saying so.
+    const uncertain = new Array<number>(inputs.length).fill(0);
     const last = new Array<AttemptVerdict | undefined>(inputs.length).fill(undefined);
     let pending = inputs.map((_, index) => index);
     let requests = 0;
@@ -271,8 +277,9 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
       verdicts.forEach((verdict, position) => {
         const index = pending[position] as number;
         last[index] = verdict;
+        if (leavesOutcomeUnknown(verdict)) uncertain[index] = (uncertain[index] ?? 0) + 1;
         if (verdict.kind === 'retryable') stillPending.push(index);
-        else results[index] = finalResult(verdict, attempts[index] ?? 1, inputs[index]?.idempotencyKey ?? null);
+        else results[index] = finalResult(verdict, attempts[index] ?? 1, inputs[index]?.idempotencyKey ?? null, uncertain[index] ?? 0);
       });
       pending = stillPending;
       const firstRetryable = verdicts.find((verdict) => verdict.kind === 'retryable');
@@ -282,7 +289,7 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
     const finished = results.map((result, index) => {
       if (result) return result;
       const verdict = last[index] ?? { kind: 'retryable', status: null, error: null, retryAfterMs: null, noAnswer: 'network' };
-      return failedResult(verdict, attempts[index] ?? 0, inputs[index]?.idempotencyKey ?? null, signal);
+      return failedResult(verdict, attempts[index] ?? 0, inputs[index]?.idempotencyKey ?? null, signal, uncertain[index] ?? 0);
     });
     return { results: finished, requests };
   }
@@ -332,7 +339,7 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
       const body = JSON.stringify({ query: CREDENTIALS_CHECK_QUERY, operationName: 'oncekitCredentialsCheck' });
       const { signal } = callOptions;
       const verdict = graphqlVerdict(await post(url, body, callOptions.timeoutMs ?? timeoutMs, signal), '__typename');
-      const result = verdict.kind === 'retryable' ? failedResult(verdict, 1, null, signal) : finalResult(verdict, 1, null);
+      const result = verdict.kind === 'retryable' ? failedResult(verdict, 1, null, signal, 0) : finalResult(verdict, 1, null, 0);
       return result.failure ? { ok: false, failure: result.failure } : { ok: true };
     },
 
@@ -369,8 +376,13 @@ export function createTargetClient(options: TargetClientOptions): TargetClient {
 const isJsonObject = (value: unknown): value is Record<string, unknown> =>
   value !== null && typeof value === 'object' && !Array.isArray(value);
 
-function finalResult(verdict: Exclude<AttemptVerdict, { kind: 'retryable' }>, attempts: number, key: string | null): DeliveryResult {
-  const base = { attempts, key, retryAfterMs: null };
+function finalResult(
+  verdict: Exclude<AttemptVerdict, { kind: 'retryable' }>,
+  attempts: number,
+  key: string | null,
+  uncertainRequests: number,
+): DeliveryResult {
+  const base = { attempts, key, retryAfterMs: null, uncertainRequests };
   if (verdict.kind === 'accepted') {
     return {
       ...base,
@@ -394,7 +406,13 @@ function finalResult(verdict: Exclude<AttemptVerdict, { kind: 'retryable' }>, at
   });
 }
 
-function failedResult(verdict: AttemptVerdict, attempts: number, key: string | null, signal: AbortSignal | undefined): DeliveryResult {
+function failedResult(
+  verdict: AttemptVerdict,
+  attempts: number,
+  key: string | null,
+  signal: AbortSignal | undefined,
+  uncertainRequests: number,
+): DeliveryResult {
   const error = 'error' in verdict ? verdict.error : null;
   const aborted = signal?.aborted === true;
   const noAnswer = verdict.kind === 'retryable' ? verdict.noAnswer : null;
@@ -409,6 +427,7 @@ function failedResult(verdict: AttemptVerdict, attempts: number, key: string | n
       rsCode: error?.rsCode ?? null,
       eventIds: [],
       retryAfterMs: verdict.kind === 'retryable' ? verdict.retryAfterMs : null,
+      uncertainRequests,
     },
     aborted ? 'aborted' : (noAnswer ?? 'network'),
   );

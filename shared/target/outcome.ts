@@ -38,6 +38,11 @@ export interface DeliveryResult {
    * `deliveryFailureOf`, which also classifies a result built without it (a test fixture, a record read back).
    */
   readonly failure?: DeliveryFailure;
+  /**
+   * How many of this call's requests ended without knowing whether the target recorded the event (see
+   * `leavesOutcomeUnknown`), the client's quick retries included. The client always sets it; absent reads as 0.
+   */
+  readonly uncertainRequests?: number;
 }
 
 /** How a transport failure or answer without a status ended: the three ways no answer arrives. */
@@ -91,7 +96,30 @@ export type AttemptVerdict =
       readonly retryAfterMs: number | null;
       /** How it ended when no answer arrived (`status` null); null for an answer. */
       readonly noAnswer: NoAnswer | null;
+      /** The connection failed before the request went out (refused, no such host): certainly not recorded. */
+      readonly neverSent?: boolean;
     };
+
+/**
+ * Whether a request that got this verdict may have been recorded by the target without us knowing: no answer (timeout,
+ * reset, abort), a 5xx or a 408 after the request was sent, or a 2xx whose body cannot be read. Among the retryable
+ * ones only a 429 (refused before it was taken) and a connection that never opened (refused, no such host) are certain.
+ */
+export function leavesOutcomeUnknown(verdict: AttemptVerdict): boolean {
+  return verdict.kind === 'retryable' && verdict.status !== 429 && verdict.neverSent !== true;
+}
+
+/**
+ * How many requests left the outcome unknown, for a result (or a record) that does not say: its final answer's, as
+ * `leavesOutcomeUnknown` would judge it. A failed call ended on a retryable answer: any but a 429 may have landed.
+ */
+export function uncertainFinalRequests(outcome: DeliveryOutcome | 'abandoned', status: number | null): number {
+  return outcome === 'failed' && status !== 429 ? 1 : 0;
+}
+
+/** The requests of a result that left the outcome unknown: the client's count, or the final answer's for a bare result. */
+export const uncertainRequestsOf = (result: DeliveryResult): number =>
+  result.uncertainRequests ?? uncertainFinalRequests(result.outcome, result.status);
 
 /** The one place that maps a status to a verdict kind. */
 export function classifyStatus(status: number): 'accepted' | 'duplicate' | 'rejected' | 'retryable' {

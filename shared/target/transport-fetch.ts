@@ -1,4 +1,4 @@
-import { type HttpResponse, type HttpTransport, TransportError } from './transport.js';
+import { type HttpResponse, type HttpTransport, neverConnected, TransportError } from './transport.js';
 
 /** The fetch surface used: node-fetch v2 (Segment's runtime) and WHATWG fetch both have it. */
 export interface FetchLikeResponse {
@@ -36,7 +36,7 @@ export function fetchTransport(fetchImpl: FetchLike): HttpTransport {
     } catch (error) {
       if (req.signal?.aborted) throw new TransportError('aborted', 'request aborted by the caller', { cause: error });
       if (controller.signal.aborted) throw new TransportError('timeout', `request timed out after ${req.timeoutMs} ms`, { cause: error });
-      throw new TransportError('network', errorMessage(error), { cause: error });
+      throw new TransportError('network', errorMessage(error), { cause: error, neverSent: neverConnected(error) });
     } finally {
       clearTimeout(timer);
       req.signal?.removeEventListener('abort', onAbort);

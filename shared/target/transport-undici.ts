@@ -1,5 +1,5 @@
 import { Agent, type Dispatcher, errors, request } from 'undici';
-import { type HttpResponse, type HttpTransport, TransportError } from './transport.js';
+import { type HttpResponse, type HttpTransport, neverConnected, TransportError } from './transport.js';
 
 export interface UndiciTransportOptions {
   /** Connections kept per origin. */
@@ -58,5 +58,8 @@ function toTransportError(error: unknown, callerSignal: AbortSignal | undefined,
   }
   const code = (error as { code?: unknown }).code;
   const reason = error instanceof Error ? error.message : 'request failed';
-  return new TransportError('network', typeof code === 'string' ? `${code}: ${reason}` : reason, { cause: error });
+  return new TransportError('network', typeof code === 'string' ? `${code}: ${reason}` : reason, {
+    cause: error,
+    neverSent: neverConnected(error),
+  });
 }

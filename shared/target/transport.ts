@@ -27,8 +27,25 @@ export type TransportFailure = 'timeout' | 'aborted' | 'network';
 
 export class TransportError extends OncekitError {
   readonly failure: TransportFailure;
-  constructor(failure: TransportFailure, message: string, options?: { cause?: unknown }) {
+  /**
+   * True when the connection failed before the request went out (refused, no such host), so the target certainly did
+   * not record it; otherwise (reset, timeout, abort) it may have been received.
+   */
+  readonly neverSent: boolean;
+  constructor(failure: TransportFailure, message: string, options?: { cause?: unknown; neverSent?: boolean }) {
     super(`transport_${failure}`, message, options);
     this.failure = failure;
+    this.neverSent = options?.neverSent ?? false;
   }
+}
+
+/** Error codes of a connection that was never established: no byte of the request reached the target. */
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** Whether a transport error's code (or its cause's, as fetch reports it) says the request never left. */
+export function neverConnected(error: unknown): boolean {
+  const codeOf = (value: unknown): unknown =>
+    value !== null && typeof value === 'object' ? (value as { code?: unknown }).code : undefined;
+  const code = codeOf(error) ?? codeOf(error !== null && typeof error === 'object' ? (error as { cause?: unknown }).cause : undefined);
+  return typeof code === 'string' && NEVER_CONNECTED.has(code);
 }

@@ -61,6 +61,7 @@ async function seed(store: string): Promise<{ readonly unmappable: string; reado
       apiErrorCode: null,
       rsCode: null,
       requests: 1,
+      uncertainRequests: 0,
       eventIds: [],
     };
     await state.outbox.settle([{ id: created?.id ?? '', owner: 'old-worker', attempt, to: 'dead', reason: 'rejected by the target' }]);

@@ -50,6 +50,7 @@ async function deadLetter(store: string, key: string, hoursAgo: number): Promise
       apiErrorCode: null,
       rsCode: null,
       requests: 3,
+      uncertainRequests: 3,
       eventIds: [],
     };
     await state.outbox.settle([{ id: created?.id ?? '', owner: 'old-worker', attempt, to: 'dead', reason: 'gave up' }]);

@@ -99,6 +99,7 @@ describe('oncekit import (JSONL)', () => {
       duplicate: 0,
       rejected: 0,
       deadLetters: 0,
+      possibleDuplicates: 0,
       keysKept: 2,
       keysHashed: 0,
       keysDropped: 1,
@@ -292,6 +293,59 @@ describe('oncekit import: columns that name a prototype', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('--key-from: "event.fields.__proto__" contains "__proto__"');
     expect(recorded()).toHaveLength(0);
+  });
+});
+
+describe('possible duplicates of keyless rows', () => {
+  afterEach(() => sandbox.faults.clear());
+
+  it('counts keyless rows recorded twice after a lost answer as possible duplicates, instead of a silent "accepted"', async () => {
+    const path = file('keyless-200.jsonl', Array.from({ length: 200 }, (_, index) => line(purchase(index + 1))).join(''));
+    // The first batch requests are recorded, then their answer is lost (503); the client's quick retry records them again.
+    sandbox.faults.enqueue(...Array.from({ length: 2 }, () => ({ kind: 'record-then-fail', failWith: 'status' }) as const));
+    const run = await runCli(['import', path, '--json'], { env: env() });
+    const summary = summaryOf(run);
+    expect(summary).toMatchObject({ rows: 200, accepted: 200, keysDropped: 200 });
+    const times = new Map<string, number>();
+    for (const event of recorded()) times.set(event.userId, (times.get(event.userId) ?? 0) + 1);
+    const doubled = [...times.values()].filter((count) => count > 1).length;
+    expect(doubled).toBeGreaterThan(0);
+    expect(recorded().length).toBeGreaterThan(200);
+    // The summary counts exactly the rows the target holds more than once, and says so on stderr too.
+    expect(summary.possibleDuplicates).toBe(doubled);
+    expect(run.stderr).toContain(`warning: ${doubled} accepted rows were sent without an idempotency key after an answer was lost`);
+    expect(run.stderr).toContain('--key-from');
+
+    // The ledger says which event may have been recorded twice, and why.
+    const doubledRow = [...times.entries()].find(([, count]) => count === 2)?.[0].slice(1);
+    const human = await runCli(['ledger', 'show', '--source-id', `keyless-200.jsonl:${doubledRow}`], { env: env() });
+    expect(human.stdout).toContain('accepted (2 requests, 1 without a definite answer): HTTP 200');
+    expect(human.stdout).toContain(
+      'duplicate?: may have been recorded more than once: it was sent without an idempotency key, and attempt #1 had 1 request without a definite answer',
+    );
+    const json = await runCli(['ledger', 'show', '--source-id', `keyless-200.jsonl:${doubledRow}`, '--json'], { env: env() });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      entries: [{ key: null, state: 'delivered', possibleDuplicate: true, attempts: [{ requests: 2, uncertainRequests: 1 }] }],
+    });
+
+    // A re-run reports the same from the ledger, and the human summary suggests a key.
+    const again = await runCli(['import', path], { env: env() });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`duplicates? ${doubled} accepted rows were sent without an idempotency key`);
+    expect(again.stdout).toContain('--key-from COLUMNS');
+    expect(again.stdout).toContain('--policy hash');
+  });
+
+  it('counts none when no answer was lost, and none for keyed rows whose resend the target deduplicated', async () => {
+    const path = file('mixed.jsonl', [line(purchase(1)), line(purchase(2, { idempotencyKey: 'mixed-key-0002' }))].join(''));
+    const clean = await runCli(['import', path, '--json'], { env: env() });
+    expect(summaryOf(clean)).toMatchObject({ accepted: 2, possibleDuplicates: 0 });
+    expect(clean.stderr).not.toContain('warning:');
+    const keyed = file('keyed.jsonl', line(purchase(3, { idempotencyKey: 'keyed-key-0003' })));
+    sandbox.faults.enqueue({ kind: 'record-then-fail', failWith: 'drop' });
+    const run = await runCli(['import', keyed, '--json'], { env: env() });
+    expect(summaryOf(run)).toMatchObject({ accepted: 0, duplicate: 1, possibleDuplicates: 0 });
+    expect(recorded().filter((event) => event.userId === 'u3')).toHaveLength(1);
   });
 });
 

@@ -1,6 +1,7 @@
 import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
 import type { KeyDecision } from '../../keys/decide.js';
+import { isPossibleDuplicate, mayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
   canRevive,
@@ -92,7 +93,7 @@ export class MemoryOutboxStore implements OutboxStore {
     const now = this.#clock.now();
     // A new or revived event starts pending, or leased to the caller when it asked.
     const start = (record: MemoryRecord, outcome: 'created' | 'revived'): EnqueueResult => {
-      if (lease === undefined) return { id: record.id, outcome, state: 'pending', updatedAt: now };
+      if (lease === undefined) return { id: record.id, outcome, state: 'pending', updatedAt: now, mayHaveLanded: mayHaveLanded(record) };
       Object.assign(record, {
         state: 'leased',
         owner: lease.owner,
@@ -101,7 +102,7 @@ export class MemoryOutboxStore implements OutboxStore {
         dueAt: null,
         firstAttemptAt: now,
       });
-      return { id: record.id, outcome, state: 'leased', updatedAt: now, leased: leasedView(record) };
+      return { id: record.id, outcome, state: 'leased', updatedAt: now, mayHaveLanded: mayHaveLanded(record), leased: leasedView(record) };
     };
     return events.map((event) => {
       const queue = this.#queue(event.tenant);
@@ -109,7 +110,13 @@ export class MemoryOutboxStore implements OutboxStore {
       const existing = queue.byDedupKey.get(dedupName(event.target, event.dedupKey));
       if (existing !== undefined) {
         if (!canRevive(existing.state, existing.lastOutcome, existing.inputText, inputText)) {
-          return { id: existing.id, outcome: 'existing', state: existing.state, updatedAt: existing.updatedAt };
+          return {
+            id: existing.id,
+            outcome: 'existing',
+            state: existing.state,
+            updatedAt: existing.updatedAt,
+            mayHaveLanded: mayHaveLanded(existing),
+          };
         }
         Object.assign(existing, {
           input: JSON.parse(inputText) as UserEventInput,
@@ -321,6 +328,16 @@ export class MemoryOutboxStore implements OutboxStore {
     return counts;
   }
 
+  async countPossibleDuplicates(tenant: string, filter: OutboxCountFilter = {}): Promise<number> {
+    let count = 0;
+    for (const record of this.#tenants.get(tenant)?.byDedupKey.values() ?? []) {
+      if (filter.source !== undefined && record.source !== filter.source) continue;
+      if (filter.target !== undefined && record.target !== filter.target) continue;
+      if (isPossibleDuplicate({ key: record.input?.idempotencyKey ?? null, state: record.state, attempts: record.attempts })) count += 1;
+    }
+    return count;
+  }
+
   async nextDueAt(tenant: string, target: string): Promise<number | null> {
     let next: number | null = null;
     for (const record of this.#tenants.get(tenant)?.live ?? []) {
@@ -359,6 +376,7 @@ function leasedView(record: MemoryRecord): LeasedEvent {
     leaseExpiresAt: record.leaseExpiresAt ?? 0,
     owner: record.owner ?? '',
     previousAttempts: record.attempts.length,
+    mayHaveLanded: mayHaveLanded(record),
   };
 }
 

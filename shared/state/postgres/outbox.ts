@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Clock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
+import { attemptMayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
   canRevive,
@@ -39,6 +40,7 @@ import {
   type OutboxEventRow,
   outboxIdOfSeq,
   outboxSeqOfId,
+  rowMayHaveLanded,
 } from '../outbox-rows.js';
 import { type Migration, nowParam, nowSql, PostgresDatabase, transactionNow } from './database.js';
 
@@ -100,7 +102,19 @@ const MIGRATIONS: readonly Migration[] = [
       PRIMARY KEY (event_seq, number)
     )`,
   ],
-  // Version 2: an unmappable dead letter keeps its raw payload (UnmappableRaw as JSON); null for every mapped event.
+  // Version 2: requests whose outcome is unknown are counted per attempt, and an event an attempt of which may have
+  // landed is marked, so possible duplicates (keyless, delivered, marked) are counted from an index. Older attempts
+  // count their final answer, as uncertainFinalRequests does (a failure other than a 429).
+  [
+    'ALTER TABLE outbox_events ADD COLUMN may_have_landed boolean NOT NULL DEFAULT false',
+    'ALTER TABLE ledger_attempts ADD COLUMN uncertain_requests integer NOT NULL DEFAULT 0',
+    `UPDATE ledger_attempts SET uncertain_requests = 1 WHERE outcome = 'failed' AND (status IS NULL OR status <> 429)`,
+    `UPDATE outbox_events SET may_have_landed = true WHERE seq IN (
+       SELECT event_seq FROM ledger_attempts WHERE outcome = 'abandoned' OR uncertain_requests > 0)`,
+    `CREATE INDEX outbox_events_possible_duplicates ON outbox_events (tenant, target, source)
+       WHERE state = 'delivered' AND idempotency_key IS NULL AND may_have_landed`,
+  ],
+  // Version 3: an unmappable dead letter keeps its raw payload (UnmappableRaw as JSON); null for every mapped event.
   ['ALTER TABLE outbox_events ADD COLUMN unmappable text'],
 ];
 
@@ -242,19 +256,25 @@ export class PostgresOutboxStore implements OutboxStore {
         const name = eventName(event);
         const seq = insertedSeq.get(name);
         if (seq !== undefined) {
-          const leased = lease === undefined ? undefined : leasedOnEnqueue(outboxIdOfSeq(seq), event, lease, now, 0);
-          results.set(index, { id: outboxIdOfSeq(seq), outcome: 'created', state, updatedAt: now, ...(leased ? { leased } : {}) });
+          const leased = lease === undefined ? undefined : leasedOnEnqueue(outboxIdOfSeq(seq), event, lease, now, 0, false);
+          const created = { id: outboxIdOfSeq(seq), outcome: 'created', state, updatedAt: now, mayHaveLanded: false } as const;
+          results.set(index, { ...created, ...(leased ? { leased } : {}) });
           continue;
         }
         const current = existing.get(name);
         if (current === undefined) throw new Error('an enqueue conflict named no existing event');
+        const mayHaveLanded = rowMayHaveLanded(current);
         if (!revived.has(name)) {
-          results.set(index, { id: outboxIdOfSeq(current.seq), outcome: 'existing', state: current.state, updatedAt: current.updated_at });
+          const id = outboxIdOfSeq(current.seq);
+          results.set(index, { id, outcome: 'existing', state: current.state, updatedAt: current.updated_at, mayHaveLanded });
           continue;
         }
         const leased =
-          lease === undefined ? undefined : leasedOnEnqueue(outboxIdOfSeq(current.seq), event, lease, now, current.attempt_count);
-        results.set(index, { id: outboxIdOfSeq(current.seq), outcome: 'revived', state, updatedAt: now, ...(leased ? { leased } : {}) });
+          lease === undefined
+            ? undefined
+            : leasedOnEnqueue(outboxIdOfSeq(current.seq), event, lease, now, current.attempt_count, mayHaveLanded);
+        const revivedResult = { id: outboxIdOfSeq(current.seq), outcome: 'revived', state, updatedAt: now, mayHaveLanded } as const;
+        results.set(index, { ...revivedResult, ...(leased ? { leased } : {}) });
       }
       if (state === 'pending') {
         const woken = new Set(unique.filter(({ index }) => results.get(index)?.outcome !== 'existing').map(({ event }) => event.tenant));
@@ -264,7 +284,7 @@ export class PostgresOutboxStore implements OutboxStore {
         const first = results.get(twinOf[index] ?? index);
         if (first === undefined) throw new Error('an enqueued event has no result');
         if (twinOf[index] === undefined) return first;
-        return { id: first.id, outcome: 'existing', state: first.state, updatedAt: first.updatedAt };
+        return { id: first.id, outcome: 'existing', state: first.state, updatedAt: first.updatedAt, mayHaveLanded: first.mayHaveLanded };
       });
     });
   }
@@ -330,7 +350,8 @@ export class PostgresOutboxStore implements OutboxStore {
         `UPDATE outbox_events SET state = 'leased', owner = $2, leased_at = $3, lease_expires_at = $4, due_at = NULL,
            first_attempt_at = COALESCE(first_attempt_at, $3), updated_at = $3,
            attempt_count = attempt_count + CASE WHEN state = 'leased' THEN 1 ELSE 0 END,
-           last_outcome = CASE WHEN state = 'leased' THEN 'abandoned' ELSE last_outcome END
+           last_outcome = CASE WHEN state = 'leased' THEN 'abandoned' ELSE last_outcome END,
+           may_have_landed = may_have_landed OR state = 'leased'
          WHERE seq = ANY ($1::bigint[])`,
         [picked.rows.map((row) => row.seq), owner, now, now + leaseMs],
       );
@@ -347,6 +368,8 @@ export class PostgresOutboxStore implements OutboxStore {
           leaseExpiresAt: now + leaseMs,
           owner,
           previousAttempts: row.attempt_count + (row.state === 'leased' ? 1 : 0),
+          // An expired lease is an abandoned attempt: it may have landed.
+          mayHaveLanded: rowMayHaveLanded(row) || row.state === 'leased',
         }),
       );
     });
@@ -397,9 +420,10 @@ export class PostgresOutboxStore implements OutboxStore {
         const updated = await client.query<{ ord: number; attempt_count: number }>(
           `UPDATE outbox_events e SET state = s.state, owner = NULL, leased_at = NULL, lease_expires_at = NULL, due_at = s.due_at,
              dead_reason = COALESCE(s.dead_reason, e.dead_reason), dead_at = CASE WHEN s.state = 'dead' THEN $9 ELSE e.dead_at END,
-             updated_at = $9, attempt_count = e.attempt_count + s.inc, last_outcome = COALESCE(s.outcome, e.last_outcome)
-           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::int[])
-             AS s (seq, owner, state, due_at, dead_reason, inc, outcome, ord)
+             updated_at = $9, attempt_count = e.attempt_count + s.inc, last_outcome = COALESCE(s.outcome, e.last_outcome),
+             may_have_landed = e.may_have_landed OR s.landed
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::int[], $10::boolean[])
+             AS s (seq, owner, state, due_at, dead_reason, inc, outcome, ord, landed)
            WHERE e.seq = s.seq AND e.state = 'leased' AND e.owner = s.owner
            RETURNING s.ord, e.attempt_count`,
           [
@@ -412,6 +436,7 @@ export class PostgresOutboxStore implements OutboxStore {
             round.map(({ settlement }) => settlement.attempt?.outcome ?? null),
             round.map(({ index }) => index),
             now,
+            round.map(({ settlement }) => settlement.attempt !== null && attemptMayHaveLanded(settlement.attempt)),
           ],
         );
         const attempts: { seq: number; attempt: AttemptRecord }[] = [];
@@ -491,6 +516,18 @@ export class PostgresOutboxStore implements OutboxStore {
         values,
       );
       return countsFrom(result.rows);
+    });
+  }
+
+  async countPossibleDuplicates(tenant: string, filter: OutboxCountFilter = {}): Promise<number> {
+    return this.#read('countPossibleDuplicates', async () => {
+      const result = await this.#db.pool.query<{ n: number }>(
+        `SELECT count(*)::integer AS n FROM outbox_events
+         WHERE tenant = $1 AND state = 'delivered' AND idempotency_key IS NULL AND may_have_landed
+           AND ($2::text IS NULL OR target = $2) AND ($3::text IS NULL OR source = $3)`,
+        [tenant, filter.target ?? null, filter.source ?? null],
+      );
+      return result.rows[0]?.n ?? 0;
     });
   }
 
@@ -620,9 +657,10 @@ export class PostgresOutboxStore implements OutboxStore {
 async function insertAttempts(client: pg.PoolClient, items: readonly { seq: number; attempt: AttemptRecord }[]): Promise<void> {
   if (items.length === 0) return;
   await client.query(
-    `INSERT INTO ledger_attempts (event_seq, number, started_at, finished_at, outcome, status, message, api_error_code, rs_code, requests, event_ids)
+    `INSERT INTO ledger_attempts (event_seq, number, started_at, finished_at, outcome, status, message, api_error_code, rs_code, requests, event_ids,
+       uncertain_requests)
      SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[],
-       $10::int[], $11::text[])`,
+       $10::int[], $11::text[], $12::int[])`,
     [
       items.map(({ seq }) => seq),
       items.map(({ attempt }) => attempt.number),
@@ -635,6 +673,7 @@ async function insertAttempts(client: pg.PoolClient, items: readonly { seq: numb
       items.map(({ attempt }) => attempt.rsCode),
       items.map(({ attempt }) => attempt.requests),
       items.map(({ attempt }) => JSON.stringify(attempt.eventIds)),
+      items.map(({ attempt }) => attempt.uncertainRequests),
     ],
   );
 }

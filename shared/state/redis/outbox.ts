@@ -2,6 +2,7 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
 import type { KeyDecision } from '../../keys/decide.js';
+import { attemptMayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
   checkOutboxArgs,
@@ -35,6 +36,7 @@ import {
   type UnmappableEvent,
   type UnmappableRaw,
 } from '../../outbox/types.js';
+import { uncertainFinalRequests } from '../../target/outcome.js';
 import { DEFAULT_REDIS_PREFIX, keyPart, LuaScript, markerGuardLua, REDIS_NOW_LUA, RedisStateGuard } from './connection.js';
 
 /** The prefix of every key: the outbox lives under `{prefix}outbox:`. */
@@ -55,14 +57,16 @@ export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
  *   P e:{id}            hash: the event (t tenant, tE {t}, g target, gE {g}, src, sid, dk, key, dec, inp, st state, enq,
  *                       upd, due, own, lat, lex, fat first attempt, lo last outcome, dr dead reason, dat dead at, kix/six
  *                       its index keys, unm an unmappable dead letter's raw payload as JSON: absent or '' otherwise, and
- *                       its lo is 'unmappable')
+ *                       its lo is 'unmappable'; mhl '1' once an attempt may have landed)
  *   P a:{id}            list: the ledger's attempts, JSON, oldest first (an attempt's number is its position)
  *   P due:{t}:{g}       zset of the target's pending ids by due time;  P lease:{t}:{g}  its leased ids by lease expiry
  *   P dead:{t}          zset of the tenant's dead letters (every target) by death;  P dead:{t}:{g}  the target's only
  *   P dedup:{t}:{g}     hash dedupKey → id: the dedup rule is per (tenant, target)
  *   P key:{t}:{key}, P src:{t}:{sourceId}   zsets (score 0, so ids sort by time) for the ledger's tenant-wide lookups
  *   P n:{t}             hash of the tenant's counts (every target): "{state}" and "{source}|{state}"
- *   P n:{t}:{g}         the same counts for one target, so a count by target (and source) is one HMGET too
+ *   P n:{t}:{g}         the same counts for one target, so a count by target (and source) is one HMGET too; both also
+ *                       count possible duplicates ("pdup", "{source}|pdup": keyless events delivered with mhl set),
+ *                       from the settle that delivers them to their pruning (events delivered before are not counted)
  *   P settled           zset of every tenant's settled ids (delivered, duplicate, dead) by their last change (upd):
  *                       settle adds, requeue and revive remove, and pruneSettled takes the oldest from it, so pruning
  *                       never scans. (Events settled before it existed are not in it, so they are never pruned.)
@@ -93,7 +97,7 @@ end
 `;
 
 // ARGV[4..]: JSON [{id, t, tE, g, gE, src, sid, dk, key, dec, inp, kix, six}], owner ('' = start pending), leaseMs.
-// Returns {now, {{id, outcome, state, updatedAt, previousAttempts}, ...}}.
+// Returns {now, {{id, outcome, state, updatedAt, previousAttempts, mayHaveLanded 1|0}, ...}}.
 const ENQUEUE = `${COUNTS}
 local owner = ARGV[5]
 local lexp = oncekit_text(now + tonumber(ARGV[6]))
@@ -117,7 +121,9 @@ for i, ev in ipairs(events) do
   local existing = redis.call('HGET', P .. 'dedup:' .. sc, ev.dk)
   if existing then
     local ek = P .. 'e:' .. existing
-    local f = redis.call('HMGET', ek, 'st', 'lo', 'inp', 'kix', 'six', 'src', 'upd')
+    local f = redis.call('HMGET', ek, 'st', 'lo', 'inp', 'kix', 'six', 'src', 'upd', 'mhl')
+    local mhl = 0
+    if f[8] == '1' then mhl = 1 end
     -- The revive rule of canRevive (store-support.ts): a dead letter the target rejected takes a changed payload.
     if f[1] == 'dead' and (f[2] == 'rejected' or f[2] == '${UNMAPPABLE_OUTCOME}') and f[3] ~= ev.inp then
       if f[4] ~= '' then redis.call('ZREM', f[4], existing) end
@@ -131,9 +137,9 @@ for i, ev in ipairs(events) do
       redis.call('ZREM', P .. 'settled', existing)
       start(ek, existing, sc)
       move(ev.tE, ev.gE, f[6], 'dead', state)
-      out[i] = {existing, 'revived', state, now, redis.call('LLEN', P .. 'a:' .. existing)}
+      out[i] = {existing, 'revived', state, now, redis.call('LLEN', P .. 'a:' .. existing), mhl}
     else
-      out[i] = {existing, 'existing', f[1], f[7], 0}
+      out[i] = {existing, 'existing', f[1], f[7], 0, mhl}
     end
   else
     local ek = P .. 'e:' .. ev.id
@@ -144,7 +150,7 @@ for i, ev in ipairs(events) do
     if ev.kix ~= '' then redis.call('ZADD', ev.kix, 0, ev.id) end
     redis.call('ZADD', ev.six, 0, ev.id)
     move(ev.tE, ev.gE, ev.src, nil, state)
-    out[i] = {ev.id, 'created', state, now, 0}
+    out[i] = {ev.id, 'created', state, now, 0, 0}
   end
 end
 return {nowS, out}
@@ -176,7 +182,7 @@ end
 return out
 `;
 
-// ARGV[4..]: tE, gE, limit, owner, leaseMs. Returns {now, {{id, src, sid, inp, fat, previousAttempts}, ...}}.
+// ARGV[4..]: tE, gE, limit, owner, leaseMs. Returns {now, {{id, src, sid, inp, fat, previousAttempts, mhl}, ...}}.
 const LEASE = `${COUNTS}
 local tE, gE, limit, owner = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local lexp = oncekit_text(now + tonumber(ARGV[8]))
@@ -191,11 +197,13 @@ local out = {}
 for i = 1, math.min(limit, #picks) do
   local id, wasLeased = picks[i][1], picks[i][3]
   local ek, ak = P .. 'e:' .. id, P .. 'a:' .. id
-  local f = redis.call('HMGET', ek, 'own', 'lat', 'fat', 'src', 'sid', 'inp')
+  local f = redis.call('HMGET', ek, 'own', 'lat', 'fat', 'src', 'sid', 'inp', 'mhl')
+  local mhl = f[7] or ''
   if wasLeased then
-    -- The holder's lease ran out: note an abandoned attempt (expanded by abandonedAttempt() when read).
+    -- The holder's lease ran out: note an abandoned attempt (expanded by abandonedAttempt() when read); it may have landed.
     redis.call('RPUSH', ak, cjson.encode({abandoned = true, startedAt = tonumber(f[2]), finishedAt = now, owner = f[1]}))
-    redis.call('HSET', ek, 'lo', 'abandoned')
+    redis.call('HSET', ek, 'lo', 'abandoned', 'mhl', '1')
+    mhl = '1'
     redis.call('ZREM', leaseK, id)
   else
     redis.call('ZREM', dueK, id)
@@ -205,18 +213,19 @@ for i = 1, math.min(limit, #picks) do
   if fat == '' then fat = nowS end
   redis.call('HSET', ek, 'st', 'leased', 'own', owner, 'lat', nowS, 'lex', lexp, 'due', '', 'fat', fat, 'upd', nowS)
   redis.call('ZADD', leaseK, lexp, id)
-  out[#out + 1] = {id, f[4], f[5], f[6], fat, tostring(redis.call('LLEN', ak))}
+  out[#out + 1] = {id, f[4], f[5], f[6], fat, tostring(redis.call('LLEN', ak)), mhl}
 end
 return {nowS, out}
 `;
 
-// ARGV[4]: JSON [{id, owner, to, dueIn, reason, attempt (JSON text or ''), outcome}]; a retry is due dueIn ms from
+// ARGV[4]: JSON [{id, owner, to, dueIn, reason, attempt (JSON text or ''), outcome, landed (the attempt may have
+// landed)}]; a retry is due dueIn ms from
 // the script's now, so the worker's clock only decides the backoff, never the absolute time. Returns {1|0, ...}.
 const SETTLE = `${COUNTS}
 local out = {}
 for i, s in ipairs(cjson.decode(ARGV[4])) do
   local ek = P .. 'e:' .. s.id
-  local f = redis.call('HMGET', ek, 'st', 'own', 'tE', 'gE', 'src')
+  local f = redis.call('HMGET', ek, 'st', 'own', 'tE', 'gE', 'src', 'mhl', 'key')
   if f[1] ~= 'leased' or f[2] ~= s.owner then
     out[i] = 0
   else
@@ -226,6 +235,18 @@ for i, s in ipairs(cjson.decode(ARGV[4])) do
     if s.attempt ~= '' then
       redis.call('RPUSH', P .. 'a:' .. s.id, s.attempt)
       redis.call('HSET', ek, 'lo', s.outcome)
+    end
+    local landed = f[6] == '1'
+    if s.landed then
+      redis.call('HSET', ek, 'mhl', '1')
+      landed = true
+    end
+    -- A possible duplicate: delivered without a key after an attempt that may have landed.
+    if s.to == 'delivered' and (f[7] or '') == '' and landed then
+      for _, nkey in ipairs({P .. 'n:' .. tE, P .. 'n:' .. sc}) do
+        redis.call('HINCRBY', nkey, 'pdup', 1)
+        redis.call('HINCRBY', nkey, f[5] .. '|pdup', 1)
+      end
     end
     if s.to == 'pending' then
       local due = oncekit_text(now + s.dueIn)
@@ -306,7 +327,7 @@ local settled = {delivered = true, duplicate = true, dead = true}
 local pruned = 0
 for _, id in ipairs(ids) do
   local ek = P .. 'e:' .. id
-  local f = redis.call('HMGET', ek, 'st', 'tE', 'gE', 'src', 'dk', 'kix', 'six')
+  local f = redis.call('HMGET', ek, 'st', 'tE', 'gE', 'src', 'dk', 'kix', 'six', 'key', 'mhl')
   redis.call('ZREM', P .. 'settled', id)
   -- Only a settled event goes (a stale member, if any, is just dropped from the set).
   if settled[f[1]] then
@@ -318,9 +339,17 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', P .. 'dead:' .. tE, id)
     redis.call('ZREM', P .. 'dead:' .. sc, id)
     move(tE, gE, src, st, nil)
+    local fields = {st, src .. '|' .. st}
+    if st == 'delivered' and (f[8] or '') == '' and f[9] == '1' then
+      for _, nkey in ipairs({P .. 'n:' .. tE, P .. 'n:' .. sc}) do
+        redis.call('HINCRBY', nkey, 'pdup', -1)
+        redis.call('HINCRBY', nkey, src .. '|pdup', -1)
+      end
+      fields = {st, src .. '|' .. st, 'pdup', src .. '|pdup'}
+    end
     -- A settled count back to 0 is dropped (an absent field reads as 0).
     for _, nkey in ipairs({P .. 'n:' .. tE, P .. 'n:' .. sc}) do
-      for _, field in ipairs({st, src .. '|' .. st}) do
+      for _, field in ipairs(fields) do
         if tonumber(redis.call('HGET', nkey, field)) == 0 then redis.call('HDEL', nkey, field) end
       end
     end
@@ -432,14 +461,15 @@ export class RedisOutboxStore implements OutboxStore {
     const args = [JSON.stringify(payload), lease?.owner ?? '', lease === undefined ? 0 : lease.leaseMs];
     const [nowText, rows] = (await this.#eval('enqueue', SCRIPTS.enqueue, args)) as [
       string,
-      [string, EnqueueOutcome, OutboxState, string, number][],
+      [string, EnqueueOutcome, OutboxState, string, number, number][],
     ];
     const now = Number(nowText);
-    return rows.map(([id, outcome, state, updatedAt, previousAttempts], index): EnqueueResult => {
+    return rows.map(([id, outcome, state, updatedAt, previousAttempts, landed], index): EnqueueResult => {
       const event = events[index];
-      const result = { id, outcome, state, updatedAt: Number(updatedAt) };
+      const mayHaveLanded = landed === 1;
+      const result = { id, outcome, state, updatedAt: Number(updatedAt), mayHaveLanded };
       if (lease === undefined || outcome === 'existing' || event === undefined) return result;
-      return { ...result, leased: leasedOnEnqueue(id, event, lease, now, previousAttempts) };
+      return { ...result, leased: leasedOnEnqueue(id, event, lease, now, previousAttempts, mayHaveLanded) };
     });
   }
 
@@ -477,10 +507,10 @@ export class RedisOutboxStore implements OutboxStore {
     const args = [keyPart(tenant), keyPart(target), limit, owner, leaseMs];
     const [nowText, rows] = (await this.#eval('lease', SCRIPTS.lease, args)) as [
       string,
-      [string, string, string, string, string, string][],
+      [string, string, string, string, string, string, string][],
     ];
     const now = Number(nowText);
-    return rows.map(([id, source, sourceId, input, firstAttemptAt, attempts]) => ({
+    return rows.map(([id, source, sourceId, input, firstAttemptAt, attempts, landed]) => ({
       id,
       tenant,
       target,
@@ -492,6 +522,7 @@ export class RedisOutboxStore implements OutboxStore {
       leaseExpiresAt: now + leaseMs,
       owner,
       previousAttempts: Number(attempts),
+      mayHaveLanded: landed === '1',
     }));
   }
 
@@ -508,6 +539,7 @@ export class RedisOutboxStore implements OutboxStore {
       // The number is left out: an attempt's number is its position in the list.
       attempt: settlement.attempt === null ? '' : JSON.stringify({ ...settlement.attempt, number: undefined }),
       outcome: settlement.attempt?.outcome ?? '',
+      landed: settlement.attempt !== null && attemptMayHaveLanded(settlement.attempt),
     }));
     const reply = (await this.#eval('settle', SCRIPTS.settle, [JSON.stringify(payload)])) as number[];
     return reply.map((applied) => applied === 1);
@@ -571,6 +603,17 @@ export class RedisOutboxStore implements OutboxStore {
     });
   }
 
+  /** One HMGET, like counts: the counter settle and pruneSettled keep. */
+  async countPossibleDuplicates(tenant: string, filter?: OutboxCountFilter): Promise<number> {
+    return this.#call('countPossibleDuplicates', async () => {
+      const target = filter?.target;
+      const key = `${this.#prefix}n:${keyPart(tenant)}${target === undefined ? '' : `:${keyPart(target)}`}`;
+      const field = filter?.source === undefined ? 'pdup' : `${filter.source}|pdup`;
+      const [values] = (await this.#read((multi) => multi.hmget(key, field))) as [(string | null)[]];
+      return Number(values[0] ?? 0);
+    });
+  }
+
   /** On the caller's clock: the server's time of the target's next due event, shifted by how far the two clocks differ. */
   async nextDueAt(tenant: string, target: string): Promise<number | null> {
     checkOutboxArgs.target(target);
@@ -604,7 +647,10 @@ export class RedisOutboxStore implements OutboxStore {
   }
 }
 
-interface StoredAttempt extends Omit<AttemptRecord, 'number'> {}
+/** uncertainRequests is absent from attempts recorded before requests were counted: their final answer's is taken. */
+interface StoredAttempt extends Omit<AttemptRecord, 'number' | 'uncertainRequests'> {
+  readonly uncertainRequests?: number;
+}
 interface AbandonedMark {
   readonly abandoned: true;
   readonly startedAt: number;
@@ -638,7 +684,8 @@ function ledgerEntry(id: string, f: Record<string, string>, attempts: readonly s
     attempts: attempts.map((text, index): AttemptRecord => {
       const stored = JSON.parse(text) as StoredAttempt | AbandonedMark;
       if ('abandoned' in stored) return abandonedAttempt(index + 1, stored.startedAt, stored.finishedAt, stored.owner);
-      return { ...stored, number: index + 1 };
+      const uncertainRequests = stored.uncertainRequests ?? uncertainFinalRequests(stored.outcome, stored.status);
+      return { ...stored, uncertainRequests, number: index + 1 };
     }),
   };
 }

@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
+import { attemptMayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
   canRevive,
@@ -39,9 +40,9 @@ import {
 } from '../outbox-rows.js';
 import { migrate, openSqliteDatabase, type SqliteDatabase } from './database.js';
 
-const SCHEMA_VERSION = 3;
-/** Version 4 adds the `unmappable` column (see upgradeToVersion4). */
-const UNMAPPABLE_SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 4;
+/** Version 5 adds the `unmappable` column after the schema statements ran (see upgradeToVersion5). */
+const UNMAPPABLE_SCHEMA_VERSION = 5;
 /** Page cache of a connection the store opens itself, in KiB. */
 export const OUTBOX_CACHE_KIB = 65_536;
 
@@ -67,6 +68,7 @@ const eventsTable = (name: string): string => `CREATE TABLE IF NOT EXISTS ${name
     last_outcome TEXT,
     dead_reason TEXT,
     dead_at INTEGER,
+    may_have_landed INTEGER NOT NULL DEFAULT 0,
     UNIQUE (tenant, target, dedup_key)
   )`;
 
@@ -78,6 +80,9 @@ const EVENT_INDEXES = [
   'CREATE INDEX IF NOT EXISTS outbox_events_source_id ON outbox_events (tenant, source_id)',
   // Pruning takes the oldest settled events first.
   `CREATE INDEX IF NOT EXISTS outbox_events_settled ON outbox_events (updated_at, seq) WHERE state IN ('delivered', 'duplicate', 'dead')`,
+  // Possible duplicates are counted from this index: it holds only keyless delivered events that may have landed twice.
+  `CREATE INDEX IF NOT EXISTS outbox_events_possible_duplicates ON outbox_events (tenant, target, source)
+     WHERE state = 'delivered' AND idempotency_key IS NULL AND may_have_landed = 1`,
 ];
 
 // Counts kept beside the events, updated in the same transactions: cheaper than an index on the state column.
@@ -107,6 +112,7 @@ const SCHEMA = [
     rs_code TEXT,
     requests INTEGER NOT NULL,
     event_ids TEXT NOT NULL,
+    uncertain_requests INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (event_seq, number)
   ) WITHOUT ROWID`,
 ];
@@ -149,11 +155,37 @@ function upgradeFromVersion1(db: SqliteDatabase): void {
 }
 
 /**
- * Version 4: unmappable dead letters keep their raw payload in a new column (null for every mapped event). ALTER TABLE
+ * Version 4 counts requests whose outcome is unknown (ledger_attempts.uncertain_requests) and marks events an attempt
+ * of which may have landed (outbox_events.may_have_landed). Older attempts count their final answer, as
+ * uncertainFinalRequests does (a failure other than a 429); events with such an attempt, or an abandoned one, are marked.
+ */
+function upgradeToVersion4(db: SqliteDatabase): void {
+  db.transaction(() => {
+    const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
+    if (current === undefined || current.version >= 4) return; // another process upgraded it meanwhile
+    const columns = (table: string): string[] =>
+      db
+        .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`)
+        .all()
+        .map((column) => column.name);
+    if (!columns('outbox_events').includes('may_have_landed')) {
+      db.exec('ALTER TABLE outbox_events ADD COLUMN may_have_landed INTEGER NOT NULL DEFAULT 0');
+    }
+    if (!columns('ledger_attempts').includes('uncertain_requests')) {
+      db.exec('ALTER TABLE ledger_attempts ADD COLUMN uncertain_requests INTEGER NOT NULL DEFAULT 0');
+    }
+    db.exec(`UPDATE ledger_attempts SET uncertain_requests = 1 WHERE outcome = 'failed' AND (status IS NULL OR status <> 429)`);
+    db.exec(`UPDATE outbox_events SET may_have_landed = 1 WHERE seq IN (
+               SELECT event_seq FROM ledger_attempts WHERE outcome = 'abandoned' OR uncertain_requests > 0)`);
+  }).immediate();
+}
+
+/**
+ * Version 5: unmappable dead letters keep their raw payload in a new column (null for every mapped event). ALTER TABLE
  * is not idempotent, so it runs once, in an IMMEDIATE transaction that re-reads the version (two processes may open
  * the file at once).
  */
-function upgradeToVersion4(db: SqliteDatabase): void {
+function upgradeToVersion5(db: SqliteDatabase): void {
   db.transaction(() => {
     const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
     if (current !== undefined && current.version >= UNMAPPABLE_SCHEMA_VERSION) return;
@@ -211,9 +243,10 @@ export class SqliteOutboxStore implements OutboxStore {
       ? this.#db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()?.version
       : undefined;
     if (version === 1) upgradeFromVersion1(this.#db);
+    if (version !== undefined && version < 4) upgradeToVersion4(this.#db);
     // Every schema statement is idempotent, so later versions (new indexes) apply them all again.
     migrate(this.#db, 'outbox', SCHEMA_VERSION, SCHEMA);
-    upgradeToVersion4(this.#db);
+    upgradeToVersion5(this.#db);
     const db = this.#db;
     this.#sql = {
       insert: db.prepare<unknown[], { seq: number }>(
@@ -250,14 +283,17 @@ export class SqliteOutboxStore implements OutboxStore {
       settle: db.prepare<unknown[], { attempt_count: number; tenant: string; target: string; source: string }>(
         `UPDATE outbox_events SET state = ?, owner = NULL, leased_at = NULL, lease_expires_at = NULL, due_at = ?,
            dead_reason = COALESCE(?, dead_reason), dead_at = COALESCE(?, dead_at), updated_at = ?,
-           attempt_count = attempt_count + ?, last_outcome = COALESCE(?, last_outcome)
+           attempt_count = attempt_count + ?, last_outcome = COALESCE(?, last_outcome), may_have_landed = max(may_have_landed, ?)
          WHERE seq = ? AND state = 'leased' AND owner = ? RETURNING attempt_count, tenant, target, source`,
       ),
       addAttempt: db.prepare(
-        `INSERT INTO ledger_attempts (event_seq, number, started_at, finished_at, outcome, status, message, api_error_code, rs_code, requests, event_ids)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO ledger_attempts (event_seq, number, started_at, finished_at, outcome, status, message, api_error_code, rs_code, requests,
+           event_ids, uncertain_requests)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      abandon: db.prepare(`UPDATE outbox_events SET attempt_count = attempt_count + 1, last_outcome = 'abandoned' WHERE seq = ?`),
+      abandon: db.prepare(
+        `UPDATE outbox_events SET attempt_count = attempt_count + 1, last_outcome = 'abandoned', may_have_landed = 1 WHERE seq = ?`,
+      ),
       requeueOne: db.prepare<unknown[], { seq: number; tenant: string; target: string; source: string }>(
         `UPDATE outbox_events SET state = 'pending', due_at = ?, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = ?
          WHERE tenant = ? AND seq = ? AND state = 'dead' AND unmappable IS NULL AND (? IS NULL OR target = ?) RETURNING seq, tenant, target, source`,
@@ -290,6 +326,10 @@ export class SqliteOutboxStore implements OutboxStore {
       counts: db.prepare<[string, string | null, string | null, string | null, string | null], { state: string; count: number }>(
         `SELECT state, sum(count) AS count FROM outbox_counts
          WHERE tenant = ? AND (? IS NULL OR source = ?) AND (? IS NULL OR target = ?) GROUP BY state`,
+      ),
+      possibleDuplicates: db.prepare<[string, string | null, string | null, string | null, string | null], { n: number }>(
+        `SELECT count(*) AS n FROM outbox_events WHERE tenant = ? AND state = 'delivered' AND idempotency_key IS NULL AND may_have_landed = 1
+           AND (? IS NULL OR source = ?) AND (? IS NULL OR target = ?)`,
       ),
       nextDue: db.prepare<[string, string], { at: number | null }>(
         `SELECT min(due_at) AS at FROM outbox_events WHERE tenant = ? AND target IN (?, '') AND state = 'pending'`,
@@ -327,8 +367,8 @@ export class SqliteOutboxStore implements OutboxStore {
     const state: OutboxState = lease === undefined ? 'pending' : 'leased';
     const start =
       lease === undefined ? ([now, null, null, null, null] as const) : ([null, lease.owner, now, now + lease.leaseMs, now] as const);
-    const leasedView = (seq: number, event: NewOutboxEvent, previousAttempts: number): LeasedEvent | undefined =>
-      lease === undefined ? undefined : leasedOnEnqueue(outboxIdOfSeq(seq), event, lease, now, previousAttempts);
+    const leasedView = (seq: number, event: NewOutboxEvent, previousAttempts: number, mayHaveLanded: boolean): LeasedEvent | undefined =>
+      lease === undefined ? undefined : leasedOnEnqueue(outboxIdOfSeq(seq), event, lease, now, previousAttempts, mayHaveLanded);
     return this.#run('enqueue', (counts) =>
       events.map((event): EnqueueResult => {
         const input = storedInput(event.input);
@@ -350,18 +390,27 @@ export class SqliteOutboxStore implements OutboxStore {
         );
         if (inserted !== undefined) {
           counts.move(event, null, state);
-          const leased = leasedView(inserted.seq, event, 0);
-          return { id: outboxIdOfSeq(inserted.seq), outcome: 'created', state, updatedAt: now, ...(leased ? { leased } : {}) };
+          const leased = leasedView(inserted.seq, event, 0, false);
+          const created = { id: outboxIdOfSeq(inserted.seq), outcome: 'created', state, updatedAt: now, mayHaveLanded: false } as const;
+          return { ...created, ...(leased ? { leased } : {}) };
         }
         const existing = this.#sql.byDedupKey.get(event.tenant, event.target, event.dedupKey);
         if (existing === undefined) throw new Error('an enqueue conflict named no existing event');
         if (!canRevive(existing.state, existing.last_outcome, existing.input, input)) {
-          return { id: outboxIdOfSeq(existing.seq), outcome: 'existing', state: existing.state, updatedAt: existing.updated_at };
+          return {
+            id: outboxIdOfSeq(existing.seq),
+            outcome: 'existing',
+            state: existing.state,
+            updatedAt: existing.updated_at,
+            mayHaveLanded: existing.may_have_landed === 1,
+          };
         }
         this.#sql.revive.run(input, key, decision, event.sourceId, state, ...start, now, existing.seq);
         counts.move(existing, existing.state, state);
-        const leased = leasedView(existing.seq, event, existing.attempt_count);
-        return { id: outboxIdOfSeq(existing.seq), outcome: 'revived', state, updatedAt: now, ...(leased ? { leased } : {}) };
+        const mayHaveLanded = existing.may_have_landed === 1;
+        const leased = leasedView(existing.seq, event, existing.attempt_count, mayHaveLanded);
+        const revived = { id: outboxIdOfSeq(existing.seq), outcome: 'revived', state, updatedAt: now, mayHaveLanded } as const;
+        return { ...revived, ...(leased ? { leased } : {}) };
       }),
     );
   }
@@ -423,6 +472,8 @@ export class SqliteOutboxStore implements OutboxStore {
           leaseExpiresAt: now + leaseMs,
           owner,
           previousAttempts,
+          // An expired lease is an abandoned attempt: it may have landed.
+          mayHaveLanded: row.may_have_landed === 1 || row.state === 'leased',
         };
       });
     });
@@ -463,6 +514,7 @@ export class SqliteOutboxStore implements OutboxStore {
           now,
           attempt === null ? 0 : 1,
           attempt === null ? null : attempt.outcome,
+          attempt !== null && attemptMayHaveLanded(attempt) ? 1 : 0,
           seq,
           settlement.owner,
         );
@@ -517,6 +569,12 @@ export class SqliteOutboxStore implements OutboxStore {
     return this.#read('counts', () => countsFrom(this.#sql.counts.all(tenant, source, source, target, target)));
   }
 
+  async countPossibleDuplicates(tenant: string, filter: OutboxCountFilter = {}): Promise<number> {
+    const source = filter.source ?? null;
+    const target = filter.target ?? null;
+    return this.#read('countPossibleDuplicates', () => this.#sql.possibleDuplicates.get(tenant, source, source, target, target)?.n ?? 0);
+  }
+
   async nextDueAt(tenant: string, target: string): Promise<number | null> {
     return this.#read('nextDueAt', () => {
       const due = this.#sql.nextDue.get(tenant, target)?.at ?? null;
@@ -551,6 +609,7 @@ export class SqliteOutboxStore implements OutboxStore {
       attempt.rsCode,
       attempt.requests,
       JSON.stringify(attempt.eventIds),
+      attempt.uncertainRequests,
     );
   }
 

@@ -18,6 +18,8 @@ import {
   segmentSignature,
   startTestRelay,
   type TestRelay,
+  tempDir,
+  waitFor,
   waitForSettled,
 } from './helpers.js';
 
@@ -208,6 +210,56 @@ describe('health, readiness and metrics', () => {
     const page = await request(`${relay.url}/`, { headers: { cookie } });
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+  });
+});
+
+describe('possible duplicates', () => {
+  it('are counted from the store in /metrics and the status API, the same on every instance on the store', async () => {
+    const dir = tempDir('oncekit-possible-duplicates-');
+    try {
+      const env = { ONCEKIT_TARGET_URL: target.url, ONCEKIT_TENANT: 'dupes', ONCEKIT_API_KEY: API_KEY };
+      const store = `sqlite:${dir.dir}/state.db`;
+      const first = await startTestRelay(env, store);
+      started.push(first);
+      const second = await startTestRelay(env, store);
+      started.push(second);
+      const auth = { authorization: `Bearer ${RELAY_SECRET}` };
+      const gauge = async (relay: TestRelay): Promise<string> =>
+        ((await request(`${relay.relay.url}/metrics`, { headers: auth })).text.match(/^oncekit_possible_duplicates (\d+)$/m) ?? [])[1] ??
+        'absent';
+      expect(await gauge(first)).toBe('0');
+
+      // The target records the batch, then the answer is lost: the keyed event's resend is deduplicated (409), the
+      // keyless one (its invalid key was dropped) is recorded again.
+      target.faults.enqueue({ kind: 'record-then-fail', failWith: 'status' });
+      const sent = await postJson(`${first.relay.url}/salesforce/track-event/by-id`, {
+        usersEvents: [
+          { userId: 'd@example.com', accountId: 'd@example.com', key: 'purchase', idempotencyKey: 'dupes-0001' },
+          { userId: 'd@example.com', accountId: 'd@example.com', key: 'refund', idempotencyKey: 'bad key' },
+        ],
+      });
+      expect(sent.status).toBe(200);
+      await waitForSettled(first.relay, 2);
+      const refunds = target.inspect('dupes').events.filter((event) => event.key === 'refund');
+      expect(refunds).toHaveLength(2);
+
+      for (const relay of [first, second]) {
+        await waitFor('the gauge', async () => (await gauge(relay)) === '1');
+        const summary = await request(`${relay.relay.url}/status/api/summary`, { headers: auth });
+        expect(summary.json).toMatchObject({ possibleDuplicates: 1, outbox: { delivered: 1, duplicate: 1 } });
+      }
+      const outboxId = (sent.json as { results: { outboxId: string }[] }).results[1]?.outboxId ?? '';
+      const entry = await first.relay.outbox.get('dupes', outboxId);
+      const ledger = await request(`${first.relay.url}/status/api/ledger?sourceId=${encodeURIComponent(entry?.sourceId ?? '')}`, {
+        headers: auth,
+      });
+      expect(ledger.json).toMatchObject({
+        entries: [{ key: null, state: 'delivered', possibleDuplicate: true, attempts: [{ uncertainRequests: 1 }] }],
+      });
+    } finally {
+      await Promise.all(started.splice(0).map((harness) => harness.relay.stop()));
+      dir.remove();
+    }
   });
 });
 

@@ -249,6 +249,26 @@ describe.skipIf(!haveChromium && !required)('relay status page (headless chromiu
     expect(missing).toContain('Nothing in the ledger');
   });
 
+  it('shows the possible duplicates the store counts, and which keyless event may have been recorded twice', async () => {
+    if (!relay.sandbox) throw new Error('expected the in-process sandbox');
+    await openWithToken();
+    const duplicates = page.locator('#possible-duplicates');
+    await duplicates.filter({ hasText: 'Possible duplicates: 0' }).waitFor(WAIT);
+    // The target records the event, then the answer is lost; the invalid key was dropped, so the resend is recorded too.
+    relay.sandbox.faults.enqueue({ kind: 'record-then-fail', failWith: 'status' });
+    await sendEvents([{ idempotencyKey: 'bad key!' }]);
+    await page.locator('#possible-duplicates[data-count="1"]').waitFor(WAIT);
+    const warning = await textOf(duplicates);
+    expect(warning).toContain('1 event was sent without an idempotency key after an answer was lost');
+    expect(await duplicates.getAttribute('class')).toContain('warn');
+    expect(relay.sandbox.inspect('demo').events).toHaveLength(2);
+
+    const sourceId = await textOf(page.locator('#recent tbody tr').first().locator('td').nth(2));
+    const ledger = await lookUp('sourceId', sourceId);
+    expect(ledger).toContain('possible duplicate: sent without a key');
+    expect(ledger).toMatch(/attempt 1 at \S+: accepted HTTP 200 \(2 requests, 1 without a definite answer\)/);
+  });
+
   it('shows an event retrying while the target fails, then delivered once it recovers', async () => {
     if (!relay.sandbox) throw new Error('expected the in-process sandbox');
     await openWithToken();

@@ -4,7 +4,7 @@ import { InvalidInputError } from '../../../shared/errors.js';
 import type { UserEventInput } from '../../../shared/events/index.js';
 import type { KeyDecision } from '../../../shared/keys/index.js';
 import type { AttemptRecord, NewOutboxEvent, OutboxStore, Settlement, UnmappableEvent } from '../../../shared/outbox/index.js';
-import { OutboxStoreError } from '../../../shared/outbox/index.js';
+import { isPossibleDuplicate, mayHaveLanded, OutboxStoreError } from '../../../shared/outbox/index.js';
 
 /** Opens handles onto ONE backing store (separate connections where the store has them), and cleans it up. */
 export interface OutboxStoreHarness {
@@ -67,6 +67,7 @@ const attempt = (overrides: Partial<AttemptRecord> = {}): AttemptRecord => ({
   apiErrorCode: null,
   rsCode: null,
   requests: 1,
+  uncertainRequests: 0,
   eventIds: ['evt-1'],
   ...overrides,
 });
@@ -103,8 +104,8 @@ export function describeOutboxStoreContract(
       const events = [outboxEvent(), outboxEvent({ key: null })];
       const results = await store.enqueue(events);
       expect(results).toEqual([
-        { id: expect.any(String), outcome: 'created', state: 'pending', updatedAt: clock.now() },
-        { id: expect.any(String), outcome: 'created', state: 'pending', updatedAt: clock.now() },
+        { id: expect.any(String), outcome: 'created', state: 'pending', updatedAt: clock.now(), mayHaveLanded: false },
+        { id: expect.any(String), outcome: 'created', state: 'pending', updatedAt: clock.now(), mayHaveLanded: false },
       ]);
       expect(new Set(results.map((result) => result.id)).size).toBe(2);
       const [first, second] = results;
@@ -143,7 +144,7 @@ export function describeOutboxStoreContract(
       const enqueuedAt = clock.now();
       clock.advance(5);
       const [again] = await store.enqueue([{ ...event, sourceId: 'other.csv:9' }]);
-      expect(again).toEqual({ id: created?.id, outcome: 'existing', state: 'pending', updatedAt: enqueuedAt });
+      expect(again).toEqual({ id: created?.id, outcome: 'existing', state: 'pending', updatedAt: enqueuedAt, mayHaveLanded: false });
       expect((await store.counts(TENANT)).pending).toBe(1);
       // Twice in one call: the second is the first's duplicate.
       const twin = outboxEvent();
@@ -172,17 +173,18 @@ export function describeOutboxStoreContract(
         leaseExpiresAt: clock.now() + LEASE_MS,
         owner: 'producer',
         previousAttempts: 0,
+        mayHaveLanded: false,
       });
       expect(await store.counts(TENANT)).toMatchObject({ pending: 0, leased: 2 });
       expect(await lease(10, 'someone-else')).toEqual([]);
       expect(await store.nextDueAt(TENANT, TARGET)).toBe(clock.now() + LEASE_MS);
       const [again] = await store.enqueue([first], { lease: { owner: 'producer', leaseMs: LEASE_MS } });
-      expect(again).toEqual({ id: results[0]?.id, outcome: 'existing', state: 'leased', updatedAt: clock.now() });
+      expect(again).toEqual({ id: results[0]?.id, outcome: 'existing', state: 'leased', updatedAt: clock.now(), mayHaveLanded: false });
 
       expect(await store.settle([{ id: results[0]?.id ?? '', owner: 'producer', attempt: attempt(), to: 'delivered' }])).toEqual([true]);
       clock.advance(LEASE_MS);
       const [taken] = await lease(10, 'someone-else');
-      expect(taken).toMatchObject({ id: results[1]?.id, previousAttempts: 1, owner: 'someone-else' });
+      expect(taken).toMatchObject({ id: results[1]?.id, previousAttempts: 1, owner: 'someone-else', mayHaveLanded: true });
       expect((await store.get(TENANT, results[1]?.id ?? ''))?.attempts.map((a) => a.outcome)).toEqual(['abandoned']);
       await expect(store.enqueue([outboxEvent()], { lease: { owner: '', leaseMs: 1 } })).rejects.toBeInstanceOf(InvalidInputError);
     });
@@ -350,7 +352,7 @@ export function describeOutboxStoreContract(
         {
           id: d.id,
           owner: 'worker-a',
-          attempt: attempt({ outcome: 'failed', status: null, message: 'ECONNRESET', eventIds: [] }),
+          attempt: attempt({ outcome: 'failed', status: null, message: 'ECONNRESET', uncertainRequests: 1, eventIds: [] }),
           to: 'pending',
           dueAt: clock.now() + 5000,
         },
@@ -389,7 +391,7 @@ export function describeOutboxStoreContract(
       if (!first) throw new Error('expected a leased event');
       const firstAttemptAt = clock.now();
       clock.advance(10);
-      const failed = attempt({ outcome: 'failed', status: 503, message: 'busy', eventIds: [] });
+      const failed = attempt({ outcome: 'failed', status: 503, message: 'busy', uncertainRequests: 1, eventIds: [] });
       await store.settle([{ id: first.id, owner: 'worker-a', attempt: failed, to: 'pending', dueAt: clock.now() + 1000 }]);
       expect(await store.nextDueAt(TENANT, TARGET)).toBe(clock.now() + 1000);
       clock.advance(999);
@@ -429,6 +431,7 @@ export function describeOutboxStoreContract(
           apiErrorCode: null,
           rsCode: null,
           requests: 0,
+          uncertainRequests: 0,
           eventIds: [],
         },
       ]);
@@ -471,14 +474,22 @@ export function describeOutboxStoreContract(
       await lease(2);
       await store.settle([
         { id: rejected?.id ?? '', owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' },
-        { id: expired?.id ?? '', owner: 'worker-a', attempt: attempt({ outcome: 'failed', status: 503 }), to: 'dead', reason: 'horizon' },
+        {
+          id: expired?.id ?? '',
+          owner: 'worker-a',
+          attempt: attempt({ outcome: 'failed', status: 503, uncertainRequests: 1 }),
+          to: 'dead',
+          reason: 'horizon',
+        },
       ]);
       const corrected = { ...original, sourceId: 'events.csv:99', input: { ...original.input, userId: 'ann-fixed' } };
       const diedAt = clock.now();
       clock.advance(7);
-      expect(await store.enqueue([original])).toEqual([{ id: rejected?.id, outcome: 'existing', state: 'dead', updatedAt: diedAt }]);
+      expect(await store.enqueue([original])).toEqual([
+        { id: rejected?.id, outcome: 'existing', state: 'dead', updatedAt: diedAt, mayHaveLanded: false },
+      ]);
       expect(await store.enqueue([corrected])).toEqual([
-        { id: rejected?.id, outcome: 'revived', state: 'pending', updatedAt: clock.now() },
+        { id: rejected?.id, outcome: 'revived', state: 'pending', updatedAt: clock.now(), mayHaveLanded: false },
       ]);
       expect(await store.get(TENANT, rejected?.id ?? '')).toMatchObject({
         state: 'pending',
@@ -490,7 +501,10 @@ export function describeOutboxStoreContract(
       });
       expect(await store.findBySourceId(TENANT, 'events.csv:99')).toHaveLength(1);
       const changedExpired = { ...horizonDead, input: { ...horizonDead.input, userId: 'someone-else' } };
-      expect(await store.enqueue([changedExpired])).toEqual([{ id: expired?.id, outcome: 'existing', state: 'dead', updatedAt: diedAt }]);
+      // A 503 is an answer that leaves the outcome unknown: the event may have landed.
+      expect(await store.enqueue([changedExpired])).toEqual([
+        { id: expired?.id, outcome: 'existing', state: 'dead', updatedAt: diedAt, mayHaveLanded: true },
+      ]);
       expect(await store.counts(TENANT)).toMatchObject({ pending: 1, dead: 1 });
     });
 
@@ -616,6 +630,103 @@ export function describeOutboxStoreContract(
       expect(await store.pruneSettled(500)).toBe(1);
       expect(await store.get(TENANT, poison?.id ?? '')).toBeUndefined();
       expect(await store.counts(TENANT)).toMatchObject({ dead: 0 });
+    });
+
+    it('keeps how many requests of an attempt ended unknown, and marks the event: it may have landed', async () => {
+      const [quickRetry, certain] = await store.enqueue([outboxEvent({ key: null }), outboxEvent({ key: null })]);
+      await lease(2);
+      // The target client's first request got no answer, its quick retry was accepted: one attempt, 2 requests.
+      await store.settle([
+        { id: quickRetry?.id ?? '', owner: 'worker-a', attempt: attempt({ requests: 2, uncertainRequests: 1 }), to: 'delivered' },
+        { id: certain?.id ?? '', owner: 'worker-a', attempt: attempt({ requests: 2, uncertainRequests: 0 }), to: 'delivered' },
+      ]);
+      const entry = await store.get(TENANT, quickRetry?.id ?? '');
+      expect(entry?.attempts).toEqual([expect.objectContaining({ requests: 2, uncertainRequests: 1 })]);
+      expect(entry && mayHaveLanded(entry)).toBe(true);
+      expect((await store.get(TENANT, certain?.id ?? ''))?.attempts).toEqual([expect.objectContaining({ uncertainRequests: 0 })]);
+      const again = await store.enqueue([outboxEvent({ key: null, dedupKey: entry?.dedupKey ?? '' })]);
+      expect(again).toEqual([expect.objectContaining({ id: quickRetry?.id, outcome: 'existing', mayHaveLanded: true })]);
+      // An attempt that may have landed, then a retry: the retry's lease says so.
+      const [retried] = await store.enqueue([outboxEvent({ key: null })]);
+      await lease(1);
+      await store.settle([
+        {
+          id: retried?.id ?? '',
+          owner: 'worker-a',
+          attempt: attempt({ outcome: 'failed', status: 503, uncertainRequests: 3 }),
+          to: 'pending',
+          dueAt: clock.now(),
+        },
+      ]);
+      expect(await lease(1, 'worker-b')).toEqual([expect.objectContaining({ id: retried?.id, mayHaveLanded: true, previousAttempts: 1 })]);
+    });
+
+    it('counts possible duplicates from the store: keyless events delivered after an attempt or request that may have landed', async () => {
+      const OTHER_TARGET = 'https://b.target.test';
+      const events = {
+        quickRetry: outboxEvent({ key: null }),
+        clean: outboxEvent({ key: null }),
+        keyed: outboxEvent(),
+        retried: outboxEvent({ key: null }),
+        abandoned: outboxEvent({ key: null }),
+        deadAfterUnknown: outboxEvent({ key: null }),
+        throttledFirst: outboxEvent({ key: null }),
+        otherSource: outboxEvent({ key: null, source: 'segment', target: OTHER_TARGET }),
+      };
+      const [quickRetry, clean, keyed, retried, abandoned, deadAfterUnknown, throttledFirst, otherSource] = await store.enqueue(
+        Object.values(events),
+      );
+      const id = (result: { readonly id: string } | undefined): string => result?.id ?? '';
+      expect(await store.countPossibleDuplicates(TENANT)).toBe(0);
+      await lease(10);
+      await store.lease({ tenant: TENANT, target: OTHER_TARGET, owner: 'worker-a', limit: 1, leaseMs: LEASE_MS });
+      const unknown = attempt({ outcome: 'failed', status: null, message: 'socket hang up', uncertainRequests: 1, eventIds: [] });
+      const throttled = attempt({ outcome: 'failed', status: 429, message: 'slow down', uncertainRequests: 0, eventIds: [] });
+      await store.settle([
+        { id: id(quickRetry), owner: 'worker-a', attempt: attempt({ requests: 2, uncertainRequests: 1 }), to: 'delivered' },
+        { id: id(clean), owner: 'worker-a', attempt: attempt(), to: 'delivered' },
+        { id: id(keyed), owner: 'worker-a', attempt: attempt({ requests: 2, uncertainRequests: 1 }), to: 'delivered' },
+        { id: id(retried), owner: 'worker-a', attempt: unknown, to: 'pending', dueAt: clock.now() },
+        { id: id(deadAfterUnknown), owner: 'worker-a', attempt: unknown, to: 'dead', reason: 'gave up' },
+        { id: id(throttledFirst), owner: 'worker-a', attempt: throttled, to: 'pending', dueAt: clock.now() },
+        { id: id(otherSource), owner: 'worker-a', attempt: attempt({ requests: 3, uncertainRequests: 2 }), to: 'delivered' },
+      ]);
+      // Still on its way: not a duplicate yet.
+      expect(await store.countPossibleDuplicates(TENANT)).toBe(2);
+      clock.advance(LEASE_MS);
+      const relet = await lease(10, 'worker-b');
+      expect(relet.map((event) => [event.id, event.mayHaveLanded]).sort()).toEqual(
+        [
+          [id(retried), true],
+          [id(abandoned), true],
+          [id(throttledFirst), false],
+        ].sort(),
+      );
+      await store.settle(
+        relet.map((event) => ({ id: event.id, owner: 'worker-b', attempt: attempt({ number: 2 }), to: 'delivered' as const })),
+      );
+      expect(await store.countPossibleDuplicates(TENANT)).toBe(4);
+      expect(await store.countPossibleDuplicates(TENANT, { source: 'import' })).toBe(3);
+      expect(await store.countPossibleDuplicates(TENANT, { target: OTHER_TARGET })).toBe(1);
+      expect(await store.countPossibleDuplicates(TENANT, { source: 'segment', target: TARGET })).toBe(0);
+      expect(await store.countPossibleDuplicates('globex')).toBe(0);
+      const flagged = [];
+      for (const result of [quickRetry, clean, keyed, retried, abandoned, deadAfterUnknown, throttledFirst, otherSource]) {
+        const entry = await store.get(TENANT, id(result));
+        if (entry && isPossibleDuplicate(entry)) flagged.push(entry.id);
+      }
+      expect(flagged.sort()).toEqual([id(quickRetry), id(retried), id(abandoned), id(otherSource)].sort());
+      // Every handle onto the store reads the same number (another instance, or this one after a restart).
+      const other = await harness.open(clock);
+      try {
+        expect(await other.countPossibleDuplicates(TENANT)).toBe(4);
+      } finally {
+        await other.close();
+      }
+      // Pruned events leave the count with the rest of their record.
+      clock.advance(60_000);
+      while ((await store.pruneSettled(1000)) > 0);
+      expect(await store.countPossibleDuplicates(TENANT)).toBe(0);
     });
 
     it('counts per state, overall and for one source', async () => {

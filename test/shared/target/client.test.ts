@@ -64,6 +64,7 @@ describe('REST logUserEvent', () => {
       rsCode: null,
       eventIds: [expect.stringMatching(/^[0-9a-f]{24}$/)],
       retryAfterMs: null,
+      uncertainRequests: 0,
     });
     expect(recorded()).toEqual([
       expect.objectContaining({
@@ -116,6 +117,8 @@ describe('retries', () => {
     const logger = memoryLogger();
     const result = await client({ logger }).logUserEvent(input);
     expect(result).toMatchObject({ outcome: 'accepted', status: 200, attempts: 4, key: input.idempotencyKey });
+    // The 500 and the reset may have landed; the 429 was refused before the target took the event.
+    expect(result.uncertainRequests).toBe(2);
     expect(recorded()).toHaveLength(1);
     const key = sandbox.inspect(TENANT).keys.find((entry) => entry.key === input.idempotencyKey);
     expect(key?.requests).toBe(4);
@@ -142,8 +145,19 @@ describe('retries', () => {
   it('without a key, "record, then fail" doubles the event: the reason keys matter', async () => {
     sandbox.faults.enqueue({ kind: 'record-then-fail', failWith: 'status' });
     const result = await client().logUserEvent(purchase(null));
-    expect(result).toMatchObject({ outcome: 'accepted', attempts: 2, key: null });
+    // Accepted, but the first request's answer was lost after it was recorded: the result says so.
+    expect(result).toMatchObject({ outcome: 'accepted', attempts: 2, key: null, uncertainRequests: 1 });
     expect(recorded()).toHaveLength(2);
+  });
+
+  it('counts a timed-out request as one that may have landed, and a refused connection as one that did not', async () => {
+    sandbox.faults.enqueue({ kind: 'latency', ms: 400 });
+    const slow = await client({ timeoutMs: 100 }).logUserEvent(purchase(null));
+    expect(slow).toMatchObject({ outcome: 'accepted', attempts: 2, uncertainRequests: 1 });
+    const refused = await client({ baseUrl: 'http://127.0.0.1:9', retry: { maxAttempts: 2 } }).logUserEvent(purchase(null));
+    expect(refused).toMatchObject({ outcome: 'failed', status: null, attempts: 2, uncertainRequests: 0 });
+    expect(refused.message).toMatch(/ECONNREFUSED/);
+    await new Promise((resolve) => setTimeout(resolve, 400));
   });
 
   it('retries a timed-out attempt and still records once', async () => {
@@ -166,7 +180,7 @@ describe('retries', () => {
   it('gives up when the next wait would pass the deadline, and reports the Retry-After it was given', async () => {
     sandbox.faults.enqueue({ kind: 'throttle', retryAfterSeconds: 60 });
     const result = await client({ retry: { deadlineMs: 5_000 } }).logUserEvent(purchase());
-    expect(result).toMatchObject({ outcome: 'failed', status: 429, attempts: 1, retryAfterMs: 60_000 });
+    expect(result).toMatchObject({ outcome: 'failed', status: 429, attempts: 1, retryAfterMs: 60_000, uncertainRequests: 0 });
     expect(delays).toEqual([]);
   });
 
@@ -219,10 +233,10 @@ describe('GraphQL', () => {
     const inputs = [purchase(), purchase(), purchase()];
     const result = await client().logUserEvents(inputs);
     expect(result.requests).toBe(2);
-    expect(result.results.map((item) => [item.outcome, item.attempts])).toEqual([
-      ['duplicate', 2],
-      ['duplicate', 2],
-      ['duplicate', 2],
+    expect(result.results.map((item) => [item.outcome, item.attempts, item.uncertainRequests])).toEqual([
+      ['duplicate', 2, 1],
+      ['duplicate', 2, 1],
+      ['duplicate', 2, 1],
     ]);
     expect(recorded()).toHaveLength(3);
   });

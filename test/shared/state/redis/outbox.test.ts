@@ -86,6 +86,22 @@ describe.skipIf(skipRedisTests)(`outbox on Redis at ${redisEnv.url}`, () => {
       expect(await store.nextDueAt('t:1', B)).not.toBeNull();
     });
 
+    it('reads an attempt stored before requests were counted by its final answer: a 503 may have landed, a 429 not', async () => {
+      const P = `${keyPrefix}outbox:`;
+      const [busy, throttled] = await store.enqueue([event(A, 'import', 'd1'), event(A, 'import', 'd2')]);
+      await store.lease({ tenant: 't:1', target: A, owner: 'w', limit: 2, leaseMs: 1000 });
+      const old = { startedAt: 0, finishedAt: 0, message: null, apiErrorCode: null, rsCode: null, requests: 1, eventIds: [] };
+      // As an earlier version wrote them: no uncertainRequests.
+      for (const [id, status] of [
+        [busy?.id, 503],
+        [throttled?.id, 429],
+      ] as const) {
+        await client.rpush(`${P}a:${id}`, JSON.stringify({ ...old, outcome: 'failed', status }));
+      }
+      expect((await store.get('t:1', busy?.id ?? ''))?.attempts).toEqual([expect.objectContaining({ number: 1, uncertainRequests: 1 })]);
+      expect((await store.get('t:1', throttled?.id ?? ''))?.attempts).toEqual([expect.objectContaining({ uncertainRequests: 0 })]);
+    });
+
     it('keeps the settled zset to settled events only, and pruning leaves no key, index entry or count behind', async () => {
       const P = `${keyPrefix}outbox:`;
       const settled = `${P}settled`;
@@ -99,6 +115,7 @@ describe.skipIf(skipRedisTests)(`outbox on Redis at ${redisEnv.url}`, () => {
         apiErrorCode: null,
         rsCode: null,
         requests: 1,
+        uncertainRequests: 0,
         eventIds: [],
       } as const;
       const [a, b] = await store.enqueue([event(A, 'import', 'd1'), event(B, 'segment', 'd2')]);

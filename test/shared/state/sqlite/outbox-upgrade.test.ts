@@ -74,12 +74,12 @@ describe('SQLite outbox upgrade from version 1', () => {
   });
 });
 
-describe('SQLite outbox upgrade from version 3 (to 4: unmappable dead letters)', () => {
+describe('SQLite outbox upgrade from version 4 (to 5: unmappable dead letters)', () => {
   it('adds the unmappable column once, keeps every event, and records unmappable events from then on', async () => {
     const dir = tempDir();
     try {
       const path = join(dir.path, 'oncekit.db');
-      // A version 3 file: what the store wrote before version 4, i.e. today's tables without the new column.
+      // A version 4 file: what the store wrote before version 5, i.e. today's tables without the new column.
       const first = new SqliteOutboxStore({ path });
       await first.enqueue([
         {
@@ -95,7 +95,7 @@ describe('SQLite outbox upgrade from version 3 (to 4: unmappable dead letters)',
       await first.close();
       const old = new Database(path);
       old.exec('ALTER TABLE outbox_events DROP COLUMN unmappable');
-      old.exec("UPDATE oncekit_schema SET version = 3 WHERE module = 'outbox'");
+      old.exec("UPDATE oncekit_schema SET version = 4 WHERE module = 'outbox'");
       old.close();
 
       const store = new SqliteOutboxStore({ path });
@@ -116,7 +116,7 @@ describe('SQLite outbox upgrade from version 3 (to 4: unmappable dead letters)',
       expect(await store.get('acme', dead?.id ?? '')).toMatchObject({ state: 'dead', unmappable: raw });
       await store.close();
       const check = new Database(path);
-      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 4 });
+      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 5 });
       check.close();
       // Opening again changes nothing.
       const again = new SqliteOutboxStore({ path });
@@ -125,5 +125,66 @@ describe('SQLite outbox upgrade from version 3 (to 4: unmappable dead letters)',
     } finally {
       dir.remove();
     }
+  });
+});
+
+describe('SQLite outbox upgrade from version 3 (requests with an unknown outcome, then unmappable dead letters)', () => {
+  const dirs: { remove(): void }[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) dir.remove();
+  });
+
+  it('adds the columns, marks events whose recorded attempts may have landed, and counts the keyless delivered ones', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = join(dir.path, 'oncekit.db');
+    // A version 3 database: today's tables without the version 4 columns.
+    const fresh = new SqliteOutboxStore({ path });
+    await fresh.close();
+    const old = new Database(path);
+    old.exec('DROP INDEX outbox_events_possible_duplicates');
+    old.exec('ALTER TABLE outbox_events DROP COLUMN may_have_landed');
+    old.exec('ALTER TABLE ledger_attempts DROP COLUMN uncertain_requests');
+    old.exec("UPDATE oncekit_schema SET version = 3 WHERE module = 'outbox'");
+    const insert = old.prepare(
+      `INSERT INTO outbox_events (tenant, target, source, source_id, dedup_key, idempotency_key, input, state, enqueued_at, updated_at, attempt_count, last_outcome)
+       VALUES ('acme', 't', 'import', ?, ?, ?, ?, 'delivered', 1, 1, 2, 'accepted')`,
+    );
+    const attempt = old.prepare("INSERT INTO ledger_attempts VALUES (?, ?, 1, 2, ?, ?, NULL, NULL, NULL, 1, '[]')");
+    // seq 1: keyless, a 503 then accepted: a possible duplicate. seq 2: keyless, a 429 then accepted: certain.
+    // seq 3: keyed, a timeout then accepted: the key dedups it. seq 4: keyless, abandoned then accepted.
+    insert.run('f:1', 'd:1', null, input(1));
+    insert.run('f:2', 'd:2', null, input(2));
+    insert.run('f:3', 'd:3', 'key-3-abcdef', input(3));
+    insert.run('f:4', 'd:4', null, input(4));
+    for (const [seq, first, status] of [
+      [1, 'failed', 503],
+      [2, 'failed', 429],
+      [3, 'failed', null],
+      [4, 'abandoned', null],
+    ] as const) {
+      attempt.run(seq, 1, first, status);
+      attempt.run(seq, 2, 'accepted', 200);
+    }
+    old.close();
+
+    const store = new SqliteOutboxStore({ path });
+    try {
+      expect(await store.countPossibleDuplicates('acme')).toBe(2);
+      // Older attempts count their final answer: the 503 may have landed, the 429 did not.
+      const [entry] = await store.findBySourceId('acme', 'f:1');
+      expect(entry?.attempts.map((a) => a.uncertainRequests)).toEqual([1, 0]);
+      const [throttled] = await store.findBySourceId('acme', 'f:2');
+      expect(throttled?.attempts.map((a) => a.uncertainRequests)).toEqual([0, 0]);
+      const [again] = await store.enqueue([
+        { tenant: 'acme', target: 't', source: 'import', sourceId: 'f:4', dedupKey: 'd:4', input: JSON.parse(input(4)), keyDecision: null },
+      ]);
+      expect(again).toMatchObject({ outcome: 'existing', mayHaveLanded: true });
+    } finally {
+      await store.close();
+    }
+    const version = new Database(path);
+    expect(version.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 5 });
+    version.close();
   });
 });
