@@ -140,7 +140,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const snapshot = await json<TenantSnapshot>(`${targetUrl}/__sandbox/tenants/${TENANT}`);
     const faults = await json<FaultState>(`${targetUrl}/__sandbox/faults`);
     return {
-      ...compare(sending.tally.acked, snapshot),
+      ...compareRecords(sending.tally.acked, snapshot),
       label: options.label,
       relays: options.relays,
       kills: killed,
@@ -273,7 +273,7 @@ async function sendUntilAcked(call: ChaosCall, slots: readonly RelaySlot[], secr
 }
 
 /** Compares the sandbox's records with the acknowledged events, by the identity each event carries in its fields. */
-function compare(
+export function compareRecords(
   acked: ReadonlySet<string>,
   snapshot: TenantSnapshot,
 ): Pick<ChaosResult, 'acked' | 'recordedOnce' | 'lost' | 'doubled' | 'strays'> {
