@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { runId } from './relay.js';
+import { runId } from './run-id.js';
 
 /** The PostgreSQL benchmarks and the chaos run use: ONCEKIT_POSTGRES_URL, else the local default. */
 export const POSTGRES_URL = process.env.ONCEKIT_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -28,9 +28,9 @@ export async function dropSchema(schema: string): Promise<void> {
   }
 }
 
-/** Whether a PostgreSQL answers `SELECT 1` at POSTGRES_URL within a second. */
-export async function postgresAnswers(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 1000 });
+/** Whether a PostgreSQL answers `SELECT 1` at `url` within a second. */
+export async function postgresAnswers(url = POSTGRES_URL): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
   client.on('error', () => {});
   try {
     await client.connect();

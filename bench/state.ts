@@ -11,7 +11,8 @@ import { parseStoreLocation, type StoreLocation } from '../shared/state/location
 import { openState } from '../shared/state/open-state.js';
 import { type BenchRow, compared, measureRate } from './measure.js';
 import { dropSchema, postgresUrl, uniqueSchema } from './postgres.js';
-import { byIdRequest, CONNECTIONS, drained, json, type Load, load, runId, WARM_UP_SECONDS } from './relay.js';
+import { byIdRequest, CONNECTIONS, drained, json, type Load, load, WARM_UP_SECONDS } from './relay.js';
+import { runId } from './run-id.js';
 
 const REDIS_URL = process.env.ONCEKIT_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const GROUP_SIZES = [1, 10, 100] as const;
