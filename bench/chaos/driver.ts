@@ -42,6 +42,8 @@ export interface ChaosResult {
   readonly label: string;
   readonly relays: number;
   readonly kills: number;
+  /** At each SIGKILL: events acked so far, and the outbox's pending and leased events as the victim last saw them. */
+  readonly killedAt: readonly { readonly acked: number; readonly pending: number; readonly leased: number }[];
   readonly events: number;
   /** Events a relay answered with a 2xx. */
   readonly acked: number;
@@ -86,6 +88,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A relay position: killed and restarted, so whoever sends reads the current process each attempt. */
 interface RelaySlot {
   current: RunningCommand | null;
+  /** The restart under way after a kill; the slot's next kill waits for it. */
+  restarted: Promise<void>;
 }
 
 /**
@@ -106,36 +110,43 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const targetUrl = sandbox.url ?? '';
     const startRelay = () => startRelayProcess(options.store, targetUrl, secrets);
     // One after the other: the first runs the migrations, the others find them done.
-    for (let n = 0; n < options.relays; n++) slots.push({ current: await startRelay() });
+    for (let n = 0; n < options.relays; n++) slots.push({ current: await startRelay(), restarted: Promise.resolve() });
 
+    const auth = { authorization: `Bearer ${secrets.relaySecret}` };
     const calls = planCalls(options.events, options.seed);
     const sending = sendAll(calls, slots, secrets, options);
-    let killed = 0;
+    const killedAt: ChaosResult['killedAt'][number][] = [];
     for (let kill = 0; kill < options.kills; kill++) {
       const at = Math.ceil((options.events * (kill + 1)) / (options.kills + 1));
       while (sending.tally.acked.size < at && !sending.done) await sleep(10);
       const slot = slots[kill % slots.length] as RelaySlot;
+      await slot.restarted;
       const victim = slot.current;
+      // What the victim holds as it dies: evidence the kill hit work in flight, not an idle process.
+      const outbox = await outboxOf(victim?.url ?? '', auth).catch(() => ({}) as Record<string, number>);
       slot.current = null;
       await victim?.stop('SIGKILL');
-      killed += 1;
+      killedAt.push({ acked: sending.tally.acked.size, pending: outbox.pending ?? 0, leased: outbox.leased ?? 0 });
       say(
-        `${options.label}: SIGKILL ${killed} of ${options.kills} (relay ${(kill % slots.length) + 1}) at ${sending.tally.acked.size} acked`,
+        `${options.label}: SIGKILL ${killedAt.length} of ${options.kills} (relay ${(kill % slots.length) + 1}) at ${killedAt.at(-1)?.acked} acked`,
       );
-      slot.current = await startRelay();
+      // Restarted in the background, so the next kill (of another relay) keeps its place in the run.
+      slot.restarted = startRelay().then((relay) => {
+        slot.current = relay;
+      });
     }
+    await Promise.all(slots.map((slot) => slot.restarted));
     await sending.finished;
     say(`${options.label}: ${sending.tally.acked.size} acked; waiting for the outbox to drain`);
 
     const live = slots.find((slot) => slot.current !== null)?.current;
-    const auth = { authorization: `Bearer ${secrets.relaySecret}` };
     let outbox: Record<string, number> = {};
     let isDrained = true;
     try {
       outbox = await drained(live?.url ?? '', auth, options.drainTimeoutMs ?? 5 * 60_000);
     } catch {
       isDrained = false;
-      outbox = (await json<{ outbox: Record<string, number> }>(`${live?.url ?? ''}/status/api/summary`, auth)).outbox;
+      outbox = await outboxOf(live?.url ?? '', auth);
     }
     const snapshot = await json<TenantSnapshot>(`${targetUrl}/__sandbox/tenants/${TENANT}`);
     const faults = await json<FaultState>(`${targetUrl}/__sandbox/faults`);
@@ -143,7 +154,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       ...compareRecords(sending.tally.acked, snapshot),
       label: options.label,
       relays: options.relays,
-      kills: killed,
+      kills: killedAt.length,
+      killedAt,
       events: options.events,
       refused: sending.tally.refused,
       calls: Object.fromEntries(chaosRoutes.map((route) => [route, calls.filter((call) => call.route === route).length])) as Record<
@@ -160,6 +172,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await Promise.all(slots.map((slot) => slot.current?.stop('SIGKILL')));
     await sandbox.stop();
   }
+}
+
+async function outboxOf(relayUrl: string, auth: Record<string, string>): Promise<Record<string, number>> {
+  return (await json<{ outbox: Record<string, number> }>(`${relayUrl}/status/api/summary`, auth)).outbox;
 }
 
 function startRelayProcess(store: string, targetUrl: string, secrets: SourceSecrets): Promise<RunningCommand> {
@@ -245,6 +261,7 @@ async function sendUntilAcked(call: ChaosCall, slots: readonly RelaySlot[], secr
   const deadline = Date.now() + CALL_DEADLINE_MS;
   for (let attempt = 0; Date.now() < deadline; attempt++) {
     const relay = (slots[(call.index + attempt) % slots.length] as RelaySlot).current;
+    let retryAfterMs = 0;
     if (relay?.url) {
       const request = sourceRequest(call, body, relay.url, secrets, seed);
       tally.sent += 1;
@@ -262,12 +279,14 @@ async function sendUntilAcked(call: ChaosCall, slots: readonly RelaySlot[], secr
           return;
         }
         tally.non2xx[answer.status] = (tally.non2xx[answer.status] ?? 0) + 1;
+        // As real sources do, a Retry-After (409 in progress, 503) sets the wait; capped so the run keeps moving.
+        retryAfterMs = Math.min(2000, Number(answer.headers.get('retry-after') ?? 0) * 1000 || 0);
       } catch {
         // A killed relay (reset, refused) or no answer in time: the source tries again.
         tally.noAnswer += 1;
       }
     }
-    await sleep(Math.min(500, 20 * (attempt + 1)));
+    await sleep(Math.max(retryAfterMs, Math.min(500, 20 * (attempt + 1))));
   }
   throw new Error(`call ${call.index} (${call.route}) got no 2xx in ${CALL_DEADLINE_MS / 60_000} minutes`);
 }
@@ -303,6 +322,7 @@ export function formatChaosResult(result: ChaosResult): string {
       `${Object.entries(result.requests.non2xx)
         .map(([status, count]) => `${count} answered ${status}`)
         .join(', ')}${Object.keys(result.requests.non2xx).length > 0 ? ', ' : ''}${result.requests.noAnswer} without an answer`,
+    `  SIGKILLs at ${result.killedAt.map((kill) => `${kill.acked} acked (${kill.pending} pending, ${kill.leased} leased)`).join(', ') || 'none'}`,
     `  target: ${result.target.requests.total} requests; injected ${injected.status} 5xx, ${injected['record-then-fail']} record-then-fail, ` +
       `${injected.drop} resets; outbox ${Object.entries(result.outbox)
         .map(([state, count]) => `${state} ${count}`)
