@@ -34,6 +34,8 @@ export interface ChaosOptions {
   readonly senders?: number;
   /** How long the outbox may take to drain once every event is acknowledged; default 5 minutes. */
   readonly drainTimeoutMs?: number;
+  /** More `oncekit relay` options, after the run's own (a later option wins). */
+  readonly relayArgs?: readonly string[];
   /** Progress lines (kills, acknowledged counts); default none. */
   readonly progress?: (line: string) => void;
 }
@@ -108,7 +110,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const slots: RelaySlot[] = [];
   try {
     const targetUrl = sandbox.url ?? '';
-    const startRelay = () => startRelayProcess(options.store, targetUrl, secrets);
+    const startRelay = () => startRelayProcess(options.store, targetUrl, secrets, options.relayArgs ?? []);
     // One after the other: the first runs the migrations, the others find them done.
     for (let n = 0; n < options.relays; n++) slots.push({ current: await startRelay(), restarted: Promise.resolve() });
 
@@ -178,11 +180,16 @@ async function outboxOf(relayUrl: string, auth: Record<string, string>): Promise
   return (await json<{ outbox: Record<string, number> }>(`${relayUrl}/status/api/summary`, auth)).outbox;
 }
 
-function startRelayProcess(store: string, targetUrl: string, secrets: SourceSecrets): Promise<RunningCommand> {
+function startRelayProcess(
+  store: string,
+  targetUrl: string,
+  secrets: SourceSecrets,
+  extraArgs: readonly string[],
+): Promise<RunningCommand> {
   const args = ['relay', '--port', '0', '--store', store, '--target-url', targetUrl, '--tenant', TENANT];
   // A short lease, so a killed relay's events come back within seconds; small batches, so the target's faults hit
   // many requests (record-then-fail included) rather than a few large ones.
-  args.push('--lease', '2s', '--backoff-base', '50ms', '--backoff-max', '1s', '--batch-size', '10');
+  args.push('--lease', '2s', '--backoff-base', '50ms', '--backoff-max', '1s', '--batch-size', '10', ...extraArgs);
   return startOncekit(args, {
     PATH: process.env.PATH,
     ONCEKIT_API_KEY: DEFAULT_SANDBOX_API_KEY,

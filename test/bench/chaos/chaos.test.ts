@@ -56,6 +56,30 @@ describe('chaos: keyed events over the relay routes, target faults, a SIGKILL mi
   });
 });
 
+describe('chaos: the proof fails when the relay loses events', () => {
+  it('a relay whose retry horizon (1 ms) passes before it sends dead-letters every event: the proof counts them lost', async () => {
+    const dir = tempDir('oncekit-chaos-');
+    try {
+      const result = await runChaos({
+        label: 'sqlite, 1 ms horizon',
+        store: `sqlite:${dir.dir}/oncekit.db`,
+        events: 200,
+        relays: 1,
+        kills: 0,
+        seed: 7,
+        relayArgs: ['--horizon', '1ms'],
+      });
+      console.log(formatChaosResult(result));
+      expect(result.acked).toBe(200);
+      expect(result.lost.length).toBeGreaterThan(0);
+      expect(result.outbox.dead).toBeGreaterThan(0);
+      expect(chaosHeld(result)).toBe(false);
+    } finally {
+      dir.remove();
+    }
+  }, 120_000);
+});
+
 describe('the chaos comparison', () => {
   const recorded = (id: string | null, key: string | null = id) => ({
     id: `e-${id}`,
