@@ -117,6 +117,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const auth = { authorization: `Bearer ${secrets.relaySecret}` };
     const calls = planCalls(options.events, options.seed);
     const sending = sendAll(calls, slots, secrets, options);
+    // Awaited below; this keeps a failure from being unhandled should a kill or restart throw first.
+    sending.finished.catch(() => {});
     const killedAt: ChaosResult['killedAt'][number][] = [];
     for (let kill = 0; kill < options.kills; kill++) {
       const at = Math.ceil((options.events * (kill + 1)) / (options.kills + 1));
@@ -171,6 +173,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
+    await Promise.allSettled(slots.map((slot) => slot.restarted));
     await Promise.all(slots.map((slot) => slot.current?.stop('SIGKILL')));
     await sandbox.stop();
   }
@@ -228,9 +231,12 @@ function sendAll(
     }
   };
   const state = { tally, done: false, finished: Promise.resolve() };
-  state.finished = Promise.all(Array.from({ length: options.senders ?? 12 }, sender)).then(() => {
-    state.done = true;
-  });
+  // Done also when a call never got its 2xx: the kills stop waiting, and `finished` carries the error.
+  state.finished = Promise.all(Array.from({ length: options.senders ?? 12 }, sender))
+    .then(() => undefined)
+    .finally(() => {
+      state.done = true;
+    });
   return state;
 }
 
