@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type ChaosResult, chaosHeld, compareRecords, formatChaosResult, runChaos } from '../../../bench/chaos/driver.js';
+import {
+  type ChaosOptions,
+  type ChaosResult,
+  chaosHeld,
+  compareRecords,
+  formatChaosResult,
+  runChaos,
+} from '../../../bench/chaos/driver.js';
 import { tempDir } from '../../connectors/relay/helpers.js';
 import { dropTestSchema, postgresEnv, skipPostgresTests, testPostgresUrl, uniqueTestSchema } from '../../shared/state/postgres/test-env.js';
 
@@ -25,22 +32,19 @@ function expectEveryAckedEventRecordedOnce(result: ChaosResult): void {
   expect(Object.values(result.calls).every((calls) => calls > 0)).toBe(true);
 }
 
+/** A chaos run on a fresh SQLite file, removed afterwards. */
+async function runOnSqlite(options: Omit<ChaosOptions, 'store'>): Promise<ChaosResult> {
+  const dir = tempDir('oncekit-chaos-');
+  try {
+    return await runChaos({ ...options, store: `sqlite:${dir.dir}/oncekit.db` });
+  } finally {
+    dir.remove();
+  }
+}
+
 describe('chaos: keyed events over the relay routes, target faults, a SIGKILL mid-run', () => {
   it('SQLite, one relay killed and restarted: every acknowledged event recorded once', async () => {
-    const dir = tempDir('oncekit-chaos-');
-    try {
-      const result = await runChaos({
-        label: 'sqlite',
-        store: `sqlite:${dir.dir}/oncekit.db`,
-        events: EVENTS,
-        relays: 1,
-        kills: 1,
-        seed: 7,
-      });
-      expectEveryAckedEventRecordedOnce(result);
-    } finally {
-      dir.remove();
-    }
+    expectEveryAckedEventRecordedOnce(await runOnSqlite({ label: 'sqlite', events: EVENTS, relays: 1, kills: 1, seed: 7 }));
   }, 120_000);
 
   describe.skipIf(skipPostgresTests)(`PostgreSQL at ${postgresEnv.url}`, () => {
@@ -58,25 +62,19 @@ describe('chaos: keyed events over the relay routes, target faults, a SIGKILL mi
 
 describe('chaos: the proof fails when the relay loses events', () => {
   it('a relay whose retry horizon (1 ms) passes before it sends dead-letters every event: the proof counts them lost', async () => {
-    const dir = tempDir('oncekit-chaos-');
-    try {
-      const result = await runChaos({
-        label: 'sqlite, 1 ms horizon',
-        store: `sqlite:${dir.dir}/oncekit.db`,
-        events: 200,
-        relays: 1,
-        kills: 0,
-        seed: 7,
-        relayArgs: ['--horizon', '1ms'],
-      });
-      console.log(formatChaosResult(result));
-      expect(result.acked).toBe(200);
-      expect(result.lost.length).toBeGreaterThan(0);
-      expect(result.outbox.dead).toBeGreaterThan(0);
-      expect(chaosHeld(result)).toBe(false);
-    } finally {
-      dir.remove();
-    }
+    const result = await runOnSqlite({
+      label: 'sqlite, 1 ms horizon',
+      events: 200,
+      relays: 1,
+      kills: 0,
+      seed: 7,
+      relayArgs: ['--horizon', '1ms'],
+    });
+    console.log(formatChaosResult(result));
+    expect(result.acked).toBe(200);
+    expect(result.lost.length).toBeGreaterThan(0);
+    expect(result.outbox.dead).toBeGreaterThan(0);
+    expect(chaosHeld(result)).toBe(false);
   }, 120_000);
 });
 
