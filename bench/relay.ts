@@ -10,6 +10,7 @@ import { startOncekit } from '../cli/spawn-self.js';
 import { DEFAULT_SANDBOX_API_KEY } from '../sandbox/target/defaults.js';
 import { basicAuthHeader, trackEventUrl } from '../shared/target/saasquatch-api.js';
 import { type BenchRow, compared } from './measure.js';
+import { runId } from './run-id.js';
 
 /** The part of autocannon's programmatic API used here (the package ships no types). */
 export interface AutocannonRequest {
@@ -53,7 +54,6 @@ export interface Load {
 }
 
 let sequence = 0;
-export const runId = randomBytes(4).toString('hex');
 
 export function nextEvent() {
   sequence += 1;

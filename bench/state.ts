@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { type RunningCommand, startOncekit } from '../cli/spawn-self.js';
 import { DEFAULT_SANDBOX_API_KEY } from '../sandbox/target/defaults.js';
 import { silentLogger } from '../shared/log.js';
@@ -11,9 +10,10 @@ import type { NewOutboxEvent } from '../shared/outbox/types.js';
 import { parseStoreLocation, type StoreLocation } from '../shared/state/location.js';
 import { openState } from '../shared/state/open-state.js';
 import { type BenchRow, compared, measureRate } from './measure.js';
-import { byIdRequest, CONNECTIONS, drained, json, type Load, load, runId, WARM_UP_SECONDS } from './relay.js';
+import { dropSchema, postgresUrl, uniqueSchema } from './postgres.js';
+import { byIdRequest, CONNECTIONS, drained, json, type Load, load, WARM_UP_SECONDS } from './relay.js';
+import { runId } from './run-id.js';
 
-const POSTGRES_URL = process.env.ONCEKIT_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.ONCEKIT_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const GROUP_SIZES = [1, 10, 100] as const;
 /** Each store measurement runs this long (after measureRate's warm-up), or until MAX_EVENTS are in. */
@@ -21,29 +21,6 @@ const MEASURE_MS = 1500;
 const MAX_EVENTS = 50_000;
 const DRAIN_LIMIT_MS = 60_000;
 const INSTANCES = 3;
-
-let schemas = 0;
-/** A schema of this run only (dropped with dropSchema). */
-function uniqueSchema(label: string): string {
-  schemas += 1;
-  return `oncekit_bench_${runId}_${label}_${schemas}`.slice(0, 40);
-}
-
-function postgresUrl(schema: string): string {
-  const url = new URL(POSTGRES_URL);
-  url.searchParams.set('schema', schema);
-  return url.toString();
-}
-
-async function dropSchema(schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  } finally {
-    await client.end();
-  }
-}
 
 async function deleteRedisPrefix(prefix: string): Promise<void> {
   const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import type { SignatureCheck } from '../../shared/http/signature-check.js';
 
 /**
@@ -94,5 +94,30 @@ export function keygenWebhookVerifier(options: KeygenVerifierOptions): (input: K
     // verify() for Ed25519 compares in constant time.
     const ok = verify(null, Buffer.from(lines.join('\n')), key, Buffer.from(signature, 'base64'));
     return ok ? { valid: true } : { valid: false, reason: 'Keygen-Signature does not verify' };
+  };
+}
+
+/**
+ * The headers Keygen sends with a delivery of `body` to `host` + `path`, signed with the account's private key: what a
+ * sender playing Keygen (the chaos run, demos) needs, and the exact text the verifier above checks.
+ */
+export function signKeygenWebhook(input: {
+  readonly body: string;
+  readonly host: string;
+  readonly privateKey: KeyObject;
+  readonly path?: string;
+  readonly keyId?: string;
+  readonly date?: Date;
+}): Record<string, string> {
+  const path = input.path ?? '/webhooks/keygen';
+  const date = (input.date ?? new Date()).toUTCString();
+  const digest = `sha-256=${createHash('sha256').update(input.body).digest('base64')}`;
+  const signingString = [`(request-target): post ${path}`, `host: ${input.host}`, `date: ${date}`, `digest: ${digest}`].join('\n');
+  const signature = sign(null, Buffer.from(signingString), input.privateKey).toString('base64');
+  return {
+    'content-type': 'application/vnd.api+json',
+    date,
+    digest,
+    'keygen-signature': `keyid="${input.keyId ?? 'oncekit'}", algorithm="ed25519", signature="${signature}", headers="(request-target) host date digest"`,
   };
 }

@@ -13,3 +13,8 @@ export function verifySegmentSignature(rawBody: Buffer, signatureHeader: string 
     return { valid: false, reason: 'X-Signature does not match the body' };
   return { valid: true };
 }
+
+/** The `X-Signature` a Webhooks destination with `sharedSecret` sends with `rawBody`. */
+export function segmentSignature(rawBody: string | Buffer, sharedSecret: string): string {
+  return createHmac('sha1', sharedSecret).update(rawBody).digest('hex');
+}

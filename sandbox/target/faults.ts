@@ -175,7 +175,7 @@ export function parseFaultSpec(spec: string): FaultConfig {
 }
 
 /** mulberry32: tiny, fast and good enough to make fault sequences reproducible from a seed. */
-function seededRandom(seed: number): () => number {
+export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

@@ -1,5 +1,5 @@
-import pg from 'pg';
 import type { TestProject } from 'vitest/node';
+import { postgresAnswers } from '../../bench/postgres.js';
 
 export interface PostgresTestEnvironment {
   readonly url: string;
@@ -21,25 +21,11 @@ export const DEFAULT_TEST_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/pos
 export default async function setup(project: TestProject): Promise<void> {
   const url = process.env.ONCEKIT_POSTGRES_URL || DEFAULT_TEST_POSTGRES_URL;
   const required = process.env.ONCEKIT_REQUIRE_POSTGRES === '1';
-  const answers = await selectOne(url);
+  const answers = await postgresAnswers(url);
   if (!answers && !required) {
     console.log(
       `PostgreSQL tests skipped: no PostgreSQL answered at ${url} (ONCEKIT_POSTGRES_URL); ONCEKIT_REQUIRE_POSTGRES=1 makes this a failure.`,
     );
   }
   project.provide('postgres', { url, answers, required });
-}
-
-async function selectOne(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => {});
-  }
 }
