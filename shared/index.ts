@@ -1,7 +1,7 @@
 /**
  * `oncekit`: the key rules, the event model, the target client and the durable sender.
  *
- * @packageDocumentation
+ * @module oncekit
  */
 
 export { type FieldIssue, InvalidInputError, OncekitError, StateLostError } from './errors.js';

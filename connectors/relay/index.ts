@@ -3,7 +3,7 @@
  * (`idempotencyPlugin`), and the relay's inbound routes: Segment and Keygen webhooks and the Salesforce connector. The
  * routes hand their events to an `Ingest`, such as a durable sender's (`createSender(…).ingest` from `oncekit`).
  *
- * @packageDocumentation
+ * @module oncekit/fastify
  */
 
 export { registerErrorHandler, registerRawJsonParser } from '../../shared/http/http-basics.js';

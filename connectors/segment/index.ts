@@ -3,7 +3,7 @@
  * `createSegmentHandlers` is the whole function (track, identify, batch) over a runtime you pass in; the mapping and
  * the settings are the same ones the relay's `POST /segment` uses (`segmentWebhookPlugin` in `oncekit/fastify`).
  *
- * @packageDocumentation
+ * @module oncekit/segment
  */
 
 export {

@@ -3,7 +3,7 @@
  * (`npm run build` writes it to dist/zapier/); the named exports are its parts, to extend it or to build another app
  * whose replays never double an event.
  *
- * @packageDocumentation
+ * @module oncekit/zapier
  */
 import zapier, { defineApp } from 'zapier-platform-core';
 import { authentication } from './authentication.js';
