@@ -55,6 +55,8 @@ export interface SenderOptions {
   readonly closeTimeoutMs?: number;
   /** Redis only: open a Redis that keeps nothing on disk (development; it warns). */
   readonly allowVolatileRedis?: boolean;
+  /** Redis only: the prefix of every key; default `oncekit:`. */
+  readonly redisKeyPrefix?: string;
   /** Warnings (a dropped key, delivery errors, dead letters); default silent. */
   readonly logger?: Logger;
   /** Called once per event that reached its end state (delivered, duplicate, dead) or was rescheduled. */
@@ -148,6 +150,7 @@ const optionsSchema = z.object({
   source: z.string().min(1, 'must not be empty').optional(),
   closeTimeoutMs: z.number().int('expected whole milliseconds').nonnegative().optional(),
   allowVolatileRedis: z.boolean().optional(),
+  redisKeyPrefix: z.string().min(1, 'must not be empty').optional(),
 });
 
 const sendOptionsSchema = z.object({
@@ -171,6 +174,7 @@ export async function createSender(options: SenderOptions): Promise<Sender> {
   const state = await openState(location, {
     logger,
     ...(options.allowVolatileRedis === undefined ? {} : { allowVolatile: options.allowVolatileRedis }),
+    ...(options.redisKeyPrefix === undefined ? {} : { redisKeyPrefix: options.redisKeyPrefix }),
   });
   const { target: given } = options;
   const owned = given.transport === undefined ? undiciTransport() : null;

@@ -6,6 +6,8 @@ import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../../sa
 import { InvalidInputError } from '../../../shared/errors.js';
 import { KeyRejectedError } from '../../../shared/keys/decide.js';
 import { createSender, type Sender, SenderClosedError, type SenderOptions } from '../../../shared/sender/sender.js';
+import { dropTestSchema, skipPostgresTests, testPostgresUrl, uniqueTestSchema } from '../state/postgres/test-env.js';
+import { connectTestRedis, deleteRedisKeys, redisEnv, skipRedisTests, uniqueRedisPrefix } from '../state/redis/test-env.js';
 
 let sandbox: Sandbox;
 let dir: string;
@@ -68,9 +70,33 @@ describe('createSender', () => {
   });
 
   it('loses nothing across close and reopen while the target fails, and sends each event once after', async () => {
-    const tenant = newTenant();
+    await closeAndReopen(newTenant(), {});
+  });
+
+  it.skipIf(skipPostgresTests)('does the same on a PostgreSQL store given by URL', async () => {
+    const schema = uniqueTestSchema('sender');
+    try {
+      await closeAndReopen(newTenant(), { store: testPostgresUrl(schema) });
+    } finally {
+      await dropTestSchema(schema);
+    }
+  });
+
+  it.skipIf(skipRedisTests)('does the same on a Redis store given by URL', async () => {
+    const redisKeyPrefix = uniqueRedisPrefix('sender');
+    try {
+      // The test Redis keeps nothing on disk; a production store must (the sender refuses one that does not).
+      await closeAndReopen(newTenant(), { store: redisEnv.url, redisKeyPrefix, allowVolatileRedis: true });
+    } finally {
+      const client = await connectTestRedis();
+      await deleteRedisKeys(client, redisKeyPrefix);
+      client.disconnect();
+    }
+  });
+
+  async function closeAndReopen(tenant: string, store: Partial<SenderOptions>): Promise<void> {
     sandbox.faults.set('503=1');
-    const first = await sender(tenant);
+    const first = await sender(tenant, store);
     const keys = ['reopen-key-1', 'reopen-key-2', 'reopen-key-3'];
     for (const [index, key] of keys.entries()) await first.send(purchase('cid', index), { idempotencyKey: key });
     const closing = await first.close({ timeoutMs: 200 });
@@ -79,12 +105,12 @@ describe('createSender', () => {
     await expect(first.send(purchase('cid', 9), { idempotencyKey: 'after-close' })).rejects.toBeInstanceOf(SenderClosedError);
 
     sandbox.faults.clear();
-    const second = await sender(tenant);
+    const second = await sender(tenant, store);
     expect(await second.flush({ timeoutMs: 10_000 })).toMatchObject({ drained: true, left: 0 });
     expect(await second.close()).toMatchObject({ drained: true, left: 0 });
     const recorded = sandbox.inspect(tenant).events.map((event) => event.idempotencyKey);
     expect(recorded.sort()).toEqual(keys);
-  });
+  }
 
   it('puts the key through the key rules: dropped by default, refused under reject', async () => {
     const tenant = newTenant();
