@@ -8,7 +8,7 @@ import { rawCandidate } from '../keys/candidates.js';
 import { decideKey, type InvalidKeyPolicy, invalidKeyPolicies, type KeyDecision, KeyRejectedError } from '../keys/decide.js';
 import type { TargetKeyProfile } from '../keys/profiles.js';
 import { type Logger, silentLogger } from '../log.js';
-import type { OutboxDeliveryConfig } from '../outbox/config.js';
+import { type OutboxDeliveryConfig, outboxDeliveryConfig } from '../outbox/config.js';
 import { groupCommit } from '../outbox/group-commit.js';
 import { dedupKeyOf, type Ingest, type ReadyEvent } from '../outbox/ingest.js';
 import type { LedgerEntry, OutboxCounts, OutboxState } from '../outbox/types.js';
@@ -168,6 +168,8 @@ export async function createSender(options: SenderOptions): Promise<Sender> {
   const logger = options.logger ?? silentLogger;
   const source = options.source ?? 'sender';
   const closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
+  // Checked before the store is opened, so bad options create nothing.
+  const delivery = outboxDeliveryConfig(options.delivery);
   const location: StoreLocation = options.store === undefined ? defaultStoreLocation() : parseStoreLocation(options.store, 'store');
   // A library user's first send creates the store: the folder of the SQLite file too.
   if (location.kind === 'sqlite') mkdirSync(dirname(location.path), { recursive: true });
@@ -192,7 +194,7 @@ export async function createSender(options: SenderOptions): Promise<Sender> {
         id: target,
         ...(given.api === undefined ? {} : { api: given.api }),
       },
-      ...(options.delivery === undefined ? {} : { config: options.delivery }),
+      config: delivery,
       label: source,
       logger,
       ...(options.onSettled === undefined ? {} : { onSettled: options.onSettled }),
