@@ -153,6 +153,8 @@ const optionsSchema = z.object({
   redisKeyPrefix: z.string().min(1, 'must not be empty').optional(),
 });
 
+const waitSchema = z.object({ timeoutMs: z.number().int('expected whole milliseconds').nonnegative().optional() });
+
 const sendOptionsSchema = z.object({
   idempotencyKey: z.string({ error: 'expected a string' }).optional(),
   sourceId: z.string().min(1, 'must not be empty').optional(),
@@ -289,8 +291,16 @@ export async function createSender(options: SenderOptions): Promise<Sender> {
     },
     status: (id) => state.outbox.get(tenant, id),
     counts,
-    flush: (flushOptions = {}) => flush(flushOptions.timeoutMs ?? closeTimeoutMs),
+    async flush(flushOptions = {}) {
+      parseInput(waitSchema, flushOptions, 'invalid flush options');
+      return flush(flushOptions.timeoutMs ?? closeTimeoutMs);
+    },
     close(closeOptions = {}) {
+      try {
+        parseInput(waitSchema, closeOptions, 'invalid close options');
+      } catch (error) {
+        return Promise.reject(error);
+      }
       closed ??= (async () => {
         await Promise.allSettled([...inFlight]);
         let stopped = false;

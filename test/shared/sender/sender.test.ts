@@ -128,6 +128,8 @@ describe('createSender', () => {
     const bad = s.send({ userId: '', accountId: 'x', events: [{ key: 'purchase' }] }, { idempotencyKey: 'order-0003' });
     await expect(bad).rejects.toBeInstanceOf(InvalidInputError);
     await expect(bad).rejects.toThrow(/userId/);
+    await expect(s.flush({ timeoutMs: -1 })).rejects.toThrow(/timeoutMs/);
+    await expect(s.close({ timeoutMs: 1.5 })).rejects.toThrow(/timeoutMs/);
     const noUrl = createSender({ target: { baseUrl: 'not a url', tenant: 't', apiKey: 'k' }, store: 'memory' });
     await expect(noUrl).rejects.toThrow(/target\.baseUrl/);
     const badStore = createSender({ target: { baseUrl: sandbox.url, tenant: 't', apiKey: 'k' }, store: 'ftp://x' });
