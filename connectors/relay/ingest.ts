@@ -1,8 +1,7 @@
 import type { Logger } from '../../shared/log.js';
 import type { Enqueue } from '../../shared/outbox/group-commit.js';
-import { dedupKeyOf, type Ingest } from '../../shared/outbox/ingest.js';
+import { type Ingest, outboxEventOf, unmappableEventOf } from '../../shared/outbox/ingest.js';
 import type { RecordUnmappableResult, UnmappableEvent } from '../../shared/outbox/types.js';
-import { capRawPayload, unmappableDedupKey } from '../../shared/outbox/unmappable.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RecentEvents } from './recent-events.js';
 
@@ -23,17 +22,7 @@ export function createIngest(options: {
   return {
     async accept(events) {
       if (events.length === 0) return [];
-      const results = await options.enqueue(
-        events.map((event) => ({
-          tenant: options.tenant,
-          target: options.target,
-          source: event.source,
-          sourceId: event.sourceId,
-          dedupKey: dedupKeyOf(event),
-          input: event.input,
-          keyDecision: event.decision,
-        })),
-      );
+      const results = await options.enqueue(events.map((event) => outboxEventOf(event, options.tenant, options.target)));
       results.forEach((result, index) => {
         const event = events[index];
         if (!event) return;
@@ -52,17 +41,7 @@ export function createIngest(options: {
     },
     async deadLetter(events) {
       if (events.length === 0) return [];
-      const results = await options.recordUnmappable(
-        events.map((event) => ({
-          tenant: options.tenant,
-          target: options.target,
-          source: event.source,
-          sourceId: event.sourceId,
-          dedupKey: unmappableDedupKey(event.dedupKey, event.raw),
-          reason: event.reason,
-          raw: capRawPayload(event.raw),
-        })),
-      );
+      const results = await options.recordUnmappable(events.map((event) => unmappableEventOf(event, options.tenant, options.target)));
       results.forEach((result, index) => {
         const event = events[index];
         if (!event) return;

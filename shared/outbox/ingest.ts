@@ -1,6 +1,7 @@
 import type { UserEventInput } from '../events/user-event.js';
 import type { KeyDecision } from '../keys/decide.js';
-import type { EnqueueResult, RecordUnmappableResult } from './types.js';
+import type { EnqueueResult, NewOutboxEvent, RecordUnmappableResult, UnmappableEvent } from './types.js';
+import { capRawPayload, unmappableDedupKey } from './unmappable.js';
 
 /** An event a route has checked, mapped and keyed: ready to be made durable. */
 export interface ReadyEvent {
@@ -49,4 +50,30 @@ export interface Ingest {
  */
 export function dedupKeyOf(event: ReadyEvent): string {
   return event.input.idempotencyKey ? `key:${event.input.idempotencyKey}` : `${event.source}:${event.sourceId}`;
+}
+
+/** The outbox record of a ready event, bound to the tenant and target it is delivered to. */
+export function outboxEventOf(event: ReadyEvent, tenant: string, target: string): NewOutboxEvent {
+  return {
+    tenant,
+    target,
+    source: event.source,
+    sourceId: event.sourceId,
+    dedupKey: dedupKeyOf(event),
+    input: event.input,
+    keyDecision: event.decision,
+  };
+}
+
+/** The dead letter of an event that could not be mapped: its identity settled, its raw payload capped. */
+export function unmappableEventOf(event: UnmappableIntake, tenant: string, target: string): UnmappableEvent {
+  return {
+    tenant,
+    target,
+    source: event.source,
+    sourceId: event.sourceId,
+    dedupKey: unmappableDedupKey(event.dedupKey, event.raw),
+    reason: event.reason,
+    raw: capRawPayload(event.raw),
+  };
 }

@@ -10,7 +10,7 @@ import type { TargetKeyProfile } from '../keys/profiles.js';
 import { type Logger, silentLogger } from '../log.js';
 import { type OutboxDeliveryConfig, outboxDeliveryConfig } from '../outbox/config.js';
 import { groupCommit } from '../outbox/group-commit.js';
-import { dedupKeyOf, type Ingest, type ReadyEvent } from '../outbox/ingest.js';
+import { type Ingest, outboxEventOf, type ReadyEvent, unmappableEventOf } from '../outbox/ingest.js';
 import type { LedgerEntry, OutboxCounts, OutboxState } from '../outbox/types.js';
 import { createOutboxWorker, outboxTargetId, type SettledEvent, waitUntilDrained } from '../outbox/worker.js';
 import { defaultStoreLocation, describeStoreLocation, parseStoreLocation, type StoreLocation } from '../state/location.js';
@@ -225,21 +225,16 @@ export async function createSender(options: SenderOptions): Promise<Sender> {
       if (closed) return Promise.reject(new SenderClosedError());
       if (events.length === 0) return Promise.resolve([]);
       return track(
-        enqueue(
-          events.map((event) => ({
-            tenant,
-            target,
-            source: event.source,
-            sourceId: event.sourceId,
-            dedupKey: dedupKeyOf(event),
-            input: event.input,
-            keyDecision: event.decision,
-          })),
-        ).then((results) => {
+        enqueue(events.map((event) => outboxEventOf(event, tenant, target))).then((results) => {
           worker.notify();
           return results;
         }),
       );
+    },
+    deadLetter(events) {
+      if (closed) return Promise.reject(new SenderClosedError());
+      if (events.length === 0) return Promise.resolve([]);
+      return track(state.outbox.recordUnmappable(events.map((event) => unmappableEventOf(event, tenant, target))));
     },
   };
 

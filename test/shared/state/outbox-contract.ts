@@ -604,7 +604,9 @@ export function describeOutboxStoreContract(
       const [dead] = await store.recordUnmappable([poison]);
       clock.advance(7);
       const fixed = outboxEvent({ dedupKey: poison.dedupKey, source: poison.source, sourceId: 'replay-fixed' });
-      expect(await store.enqueue([fixed])).toEqual([{ id: dead?.id, outcome: 'revived', state: 'pending', updatedAt: clock.now(), mayHaveLanded: false }]);
+      expect(await store.enqueue([fixed])).toEqual([
+        { id: dead?.id, outcome: 'revived', state: 'pending', updatedAt: clock.now(), mayHaveLanded: false },
+      ]);
       expect(await store.get(TENANT, dead?.id ?? '')).toMatchObject({
         state: 'pending',
         input: fixed.input,
