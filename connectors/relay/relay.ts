@@ -220,6 +220,12 @@ async function registerConnectors(
     auth: config.salesforceAuth,
     identityFields: config.identityFields,
     platformEventChannel: config.platformEventChannel,
+    platformEventTransport: config.platformEventTransport,
+    pubSubEndpoint: config.pubSubEndpoint,
+    outboxBacklog: async () => {
+      const counts = await state.outbox.counts(target.tenant);
+      return counts.pending + counts.leased;
+    },
     checkpoints: { store: state.checkpoints, tenant: target.tenant },
     onUnmappable: () => metrics.deadLetters.inc({ source: 'salesforce-event', reason: 'unmappable' }),
   });
