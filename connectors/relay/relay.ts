@@ -146,7 +146,9 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
         target: { url: target.url, sandbox: target.sandbox === true },
         store: describeStoreLocation(config.store),
         startedAt,
-        subscriber: salesforce.subscriber ? `${salesforce.subscriber.channel}: ${salesforce.subscriber.state}` : null,
+        subscriber: salesforce.subscriber
+          ? `${salesforce.subscriber.channel} (${salesforce.subscriber.transport}): ${salesforce.subscriber.state}`
+          : null,
       }),
     });
 

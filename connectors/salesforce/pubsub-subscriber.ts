@@ -111,6 +111,7 @@ export function createPubSubSubscriber(options: PubSubSubscriberOptions): Platfo
 
 class PubSubSubscriber implements PlatformEventSubscriber {
   readonly channel: string;
+  readonly transport = 'pubsub';
   readonly #options: PubSubSubscriberOptions;
   readonly #logger: Logger;
   readonly #batchSize: number;

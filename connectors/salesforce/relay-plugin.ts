@@ -164,7 +164,8 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
         {
           name: 'salesforce',
           check: async () => {
-            if (running.state === 'failed') throw new Error(`Platform Event subscription to ${running.channel} failed`);
+            if (running.state === 'failed')
+              throw new Error(`Platform Event subscription to ${running.channel} (${running.transport}) failed`);
           },
         },
       ];

@@ -9,7 +9,7 @@ import type { FakeOrg, FakePubSub } from '../../../sandbox/salesforce-org/index.
 import { startSandbox } from '../../../sandbox/target/index.js';
 import type { Sandbox } from '../../../sandbox/target/server.js';
 import { clientCredentialsEnv, connectTo, startTestOrg } from '../salesforce/helpers.js';
-import { startTestRelay, type TestRelay, tempDir, waitFor } from './helpers.js';
+import { RELAY_SECRET, startTestRelay, type TestRelay, tempDir, waitFor } from './helpers.js';
 
 /** Platform Events through the relay over the Pub/Sub API (the default transport), against the fake org's server. */
 
@@ -133,6 +133,29 @@ describe('Platform Events over the Pub/Sub API through the relay', () => {
     expect(lines.some((line) => line.event === 'platform_events_reconnecting' && /UNAUTHENTICATED/.test(String(line.reason)))).toBe(true);
     expect(lines.some((line) => line.event === 'salesforce_token_minted' && line.reason === 'refresh')).toBe(true);
     await waitFor('subscribed again', () => running.relay.subscriber?.state === 'subscribed');
+  });
+
+  it('a channel the org does not have stops the relay at start, naming it', async () => {
+    const start = startTestRelay(
+      {
+        ...clientCredentialsEnv(org),
+        ONCEKIT_SF_EVENT_CHANNEL: '/event/Not_There__e',
+        ONCEKIT_TARGET_URL: target.url,
+        ONCEKIT_TENANT: 'pubsub_unknown',
+        ONCEKIT_API_KEY: API_KEY,
+      },
+      'memory',
+    );
+    await expect(start).rejects.toThrow(/no topic \/event\/Not_There__e/);
+  });
+
+  it('reports the subscription on /readyz and the status page', async () => {
+    const running = await startRelay('pubsub_ready');
+    const ready = await fetch(`${running.relay.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ checks: { salesforce: 'ok' } });
+    const status = await fetch(`${running.relay.url}/status/api/summary`, { headers: { authorization: `Bearer ${RELAY_SECRET}` } });
+    expect(JSON.stringify(await status.json())).toContain(`${CHANNEL} (pubsub): subscribed`);
   });
 
   it('a restarted relay resumes from its checkpoint in the store: nothing lost, nothing doubled', async () => {
