@@ -362,8 +362,8 @@ class PubSubSubscriber implements PlatformEventSubscriber {
       const pump = async (): Promise<void> => {
         for (let item = queue.shift(); item !== undefined && !ended; item = queue.shift()) {
           if (item.kind === 'position') {
-            // An idle keepalive's replay id: nothing is in flight, so the checkpoint may move up to it.
-            if (lastTaken === null) lastTaken = item.replayId;
+            // An idle keepalive's replay id (the tip): nothing is in flight, so the checkpoint may move up to it.
+            lastTaken = item.replayId;
             continue;
           }
           const event = await this.#decode(item.event, metadata);

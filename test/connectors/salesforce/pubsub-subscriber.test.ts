@@ -164,6 +164,42 @@ describe('the Pub/Sub subscriber against the fake org’s Pub/Sub API (real gRPC
     ]);
   });
 
+  it('moves the checkpoint to the latest replay id on an idle keepalive, so a quiet channel does not fall out of retention', async () => {
+    const checkpoints = memoryReplayCheckpointStore();
+    const before = pubsub.publish(CHANNEL, payload(1));
+    const { subscriber: sub } = subscriber({ checkpoints, sink: async () => {} });
+    await sub.start();
+    expect(session.orgId).toBe(org.orgId);
+    await waitFor('a checkpoint from the keepalive', () => checkpoints.current(CHECKPOINT) !== null);
+    expect(checkpoints.current(CHECKPOINT)).toBe(before.replayId.toString('base64'));
+  });
+
+  it('a sink failure before the first checkpoint gets the event again, and never events from before the subscriber started', async () => {
+    const old = [pubsub.publish(CHANNEL, payload(1)), pubsub.publish(CHANNEL, payload(2))];
+    const taken: string[] = [];
+    let failures = 1;
+    const { subscriber: sub, activity } = subscriber({
+      sink: async (event) => {
+        if (failures > 0) {
+          failures--;
+          throw new Error('the outbox is down');
+        }
+        taken.push(event.eventUuid ?? '');
+      },
+    });
+    await sub.start();
+    const fresh = [pubsub.publish(CHANNEL, payload(3)), pubsub.publish(CHANNEL, payload(4))];
+    await waitFor('both new events taken', () => taken.length === 2);
+    expect(taken).toEqual(fresh.map((event) => event.eventUuid));
+    expect(taken).not.toContain(old[0]?.eventUuid);
+    expect(activity.some((entry) => entry.type === 'sink-failed')).toBe(true);
+    // The retry had no checkpoint: it replayed from EARLIEST and skipped what came before the first event received.
+    expect(pubsub.fetchRequests.filter((request) => request.replayPreset !== null).map((request) => request.replayPreset)).toEqual([
+      'LATEST',
+      'EARLIEST',
+    ]);
+  });
+
   it('refuses plaintext to any host but loopback', () => {
     expect(parsePubSubEndpoint('http://127.0.0.1:7000')).toEqual({ address: '127.0.0.1:7000', plaintext: true });
     expect(parsePubSubEndpoint('api.pubsub.salesforce.com:7443')).toEqual({ address: 'api.pubsub.salesforce.com:7443', plaintext: false });
