@@ -224,6 +224,7 @@ async function registerConnectors(
     platformEventChannel: config.platformEventChannel,
     platformEventTransport: config.platformEventTransport,
     pubSubEndpoint: config.pubSubEndpoint,
+    managedSubscription: config.managedSubscription,
     outboxBacklog: async () => {
       const counts = await state.outbox.counts(target.tenant);
       return counts.pending + counts.leased;

@@ -42,6 +42,24 @@ export interface FetchResponse {
   readonly pending_num_requested: number;
 }
 
+/** ManagedSubscribe (Beta): Salesforce keeps the subscription's position; the client commits replay ids to it. */
+export interface ManagedFetchRequest {
+  readonly subscription_id?: string;
+  readonly developer_name?: string;
+  readonly num_requested?: number;
+  readonly auth_refresh?: string;
+  readonly commit_replay_id_request?: { readonly commit_request_id: string; readonly replay_id: Buffer };
+}
+
+export interface ManagedFetchResponse extends FetchResponse {
+  readonly commit_response?: {
+    readonly commit_request_id: string;
+    readonly replay_id: Buffer;
+    readonly error: { readonly code: string; readonly msg: string } | null;
+    readonly process_time: string;
+  } | null;
+}
+
 export interface SchemaRequest {
   readonly schema_id: string;
 }
@@ -79,6 +97,7 @@ export interface PublishResponse {
 /** The generated client's methods used here (grpc-js builds them from the proto at run time). */
 export interface PubSubGrpcClient extends grpc.Client {
   Subscribe(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<FetchRequest, FetchResponse>;
+  ManagedSubscribe(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<ManagedFetchRequest, ManagedFetchResponse>;
   GetSchema(request: SchemaRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<SchemaInfo>): grpc.ClientUnaryCall;
   GetTopic(request: TopicRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<TopicInfo>): grpc.ClientUnaryCall;
   Publish(request: PublishRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<PublishResponse>): grpc.ClientUnaryCall;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { z } from 'zod';
 import { OncekitError } from '../../shared/errors.js';
@@ -18,7 +19,15 @@ import {
   UndecodableEventError,
   unary,
 } from './pubsub-client.js';
-import type { ConsumerEvent, FetchRequest, FetchResponse, PubSubGrpcClient, ReplayPreset, SchemaInfo } from './pubsub-proto.js';
+import type {
+  ConsumerEvent,
+  FetchRequest,
+  ManagedFetchRequest,
+  ManagedFetchResponse,
+  PubSubGrpcClient,
+  ReplayPreset,
+  SchemaInfo,
+} from './pubsub-proto.js';
 import type { ReplayCheckpointStore } from './replay-checkpoint-store.js';
 
 /**
@@ -35,6 +44,10 @@ import type { ReplayCheckpointStore } from './replay-checkpoint-store.js';
  * A replay id Salesforce no longer has: resume from EARLIEST and log it; the outbox's dedup absorbs the repeats, and
  * events between the checkpoint and the earliest retained one may be lost (the log says so).
  *
+ * Managed subscription (`managedSubscription`, ManagedSubscribe, Beta at Salesforce): Salesforce keeps the position.
+ * The same flow control; instead of saving a checkpoint, the replay id is committed to Salesforce on the stream after
+ * the events before it are in the sink, and a new stream resumes after the last committed one.
+ *
  * Failures: an event that cannot be decoded (bad Avro bytes, an unknown schema) goes to the sink with `undecodable`
  * set (the mapping refuses it, the sink records it as a dead letter) and the stream goes on. A stream error reconnects
  * with backoff from the checkpoint; UNAUTHENTICATED refreshes the token first; a sink failure saves what was taken,
@@ -47,6 +60,8 @@ export type PubSubActivity =
   | { readonly type: 'received'; readonly count: number }
   | { readonly type: 'undecodable'; readonly eventUuid: string | null; readonly reason: string }
   | { readonly type: 'checkpointed'; readonly replayId: string }
+  | { readonly type: 'committed'; readonly replayId: string }
+  | { readonly type: 'commit-failed'; readonly reason: string }
   | { readonly type: 'sink-failed'; readonly error: unknown }
   | { readonly type: 'auth-failed' }
   | { readonly type: 'token-refreshed' }
@@ -65,6 +80,11 @@ export interface PubSubSubscriberOptions {
   readonly channel?: string;
   /** Default api.pubsub.salesforce.com:7443 (TLS). */
   readonly endpoint?: PubSubEndpoint | string;
+  /**
+   * The developer name (or id) of a managed event subscription: Salesforce keeps its position, and replay ids are
+   * committed to it instead of to `checkpoints`. Its topic should be `channel`.
+   */
+  readonly managedSubscription?: string;
   /** Where to start without a checkpoint: LATEST (default, new events only) or EARLIEST (every retained event). */
   readonly replayWithoutCheckpoint?: 'LATEST' | 'EARLIEST';
   /** Events asked for at a time (`num_requested`); Salesforce serves at most 100. Default 100. */
@@ -103,6 +123,9 @@ type StreamEnd =
   | { readonly kind: 'idle' }
   | PubSubFailure;
 
+/** A Subscribe or ManagedSubscribe stream: their responses share the event fields. */
+type StreamCall = grpc.ClientDuplexStream<FetchRequest | ManagedFetchRequest, ManagedFetchResponse>;
+
 type Item = { readonly kind: 'event'; readonly event: ConsumerEvent } | { readonly kind: 'position'; readonly replayId: Buffer };
 
 export function createPubSubSubscriber(options: PubSubSubscriberOptions): PlatformEventSubscriber {
@@ -119,7 +142,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
   readonly #checkpointName: string;
   #state: SubscriberState = 'idle';
   #client: PubSubGrpcClient | null = null;
-  #call: grpc.ClientDuplexStream<FetchRequest, FetchResponse> | null = null;
+  #call: StreamCall | null = null;
   #streams = 0;
   #decoders = new Map<string, EventDecoder>();
   #failures = 0;
@@ -209,7 +232,8 @@ class PubSubSubscriber implements PlatformEventSubscriber {
       }
       let start: { preset: ReplayPreset; replayId: Buffer | null };
       try {
-        start = await this.#replayStart();
+        // A managed subscription starts where Salesforce has it.
+        start = this.#options.managedSubscription ? { preset: 'CUSTOM', replayId: null } : await this.#replayStart();
       } catch (error) {
         delayMs = this.#nextDelay();
         this.#logger.error(
@@ -241,6 +265,11 @@ class PubSubSubscriber implements PlatformEventSubscriber {
           continue;
         }
         case 'not-found':
+          if (this.#options.managedSubscription) {
+            const name = this.#options.managedSubscription;
+            this.#fail(new PubSubSubscriptionError(`Salesforce has no managed subscription ${name}: ${end.reason}`));
+            return;
+          }
           if (start.preset !== 'CUSTOM' || this.#earliest) {
             this.#fail(
               new PubSubSubscriptionError(`Salesforce has no topic ${this.channel}, or the user may not subscribe to it: ${end.reason}`),
@@ -290,7 +319,8 @@ class PubSubSubscriber implements PlatformEventSubscriber {
       return Promise.resolve({ kind: 'auth', reason: messageOf(error) });
     }
     const id = ++this.#streams;
-    const call = client.Subscribe(metadata);
+    const managed = this.#options.managedSubscription ?? null;
+    const call = (managed ? client.ManagedSubscribe(metadata) : client.Subscribe(metadata)) as unknown as StreamCall;
     this.#call = call;
     const queue: Item[] = [];
     let outstanding = 0;
@@ -316,7 +346,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
         // The event in the sink finishes, and what the sink took is checkpointed, before the next stream reads it.
         void (async () => {
           await pumping;
-          await this.#save(lastTaken, savedTaken).catch(() => {});
+          await persist(lastTaken).catch(() => {});
           resolve(end);
         })();
       };
@@ -329,14 +359,33 @@ class PubSubSubscriber implements PlatformEventSubscriber {
         idleTimer.unref?.();
       };
 
+      /** Saves the checkpoint, or commits it to a managed subscription while the stream is open. */
+      const persist = async (replayId: Buffer | null): Promise<void> => {
+        if (replayId === null || replayId === savedTaken) return;
+        if (managed) {
+          if (ended) return;
+          call.write({ commit_replay_id_request: { commit_request_id: randomUUID(), replay_id: replayId } });
+          this.#emit({ type: 'committed', replayId: replayId.toString('base64') });
+        } else {
+          await this.#save(replayId);
+        }
+        savedTaken = replayId;
+      };
+
       const subscribed = (): void => {
         if (this.#state === 'subscribed' || ended) return;
         if (graceTimer) clearTimeout(graceTimer);
         this.#state = 'subscribed';
         this.#authFailures = 0;
         this.#logger.info(
-          { event: 'platform_events_subscribed', channel: this.channel, transport: 'pubsub', replayPreset: start.preset, stream: id },
-          `subscribed to ${this.channel} over the Pub/Sub API (${start.preset})`,
+          {
+            event: 'platform_events_subscribed',
+            channel: this.channel,
+            transport: 'pubsub',
+            ...(managed ? { managedSubscription: managed } : { replayPreset: start.preset }),
+            stream: id,
+          },
+          `subscribed to ${this.channel} over the Pub/Sub API (${managed ? `managed subscription ${managed}` : start.preset})`,
         );
         this.#emit({ type: 'subscribed', stream: id, replayPreset: start.preset });
         this.#settleStart?.resolve();
@@ -346,14 +395,16 @@ class PubSubSubscriber implements PlatformEventSubscriber {
       const request = (count: number, first: boolean): void => {
         if (count <= 0 || ended) return;
         outstanding += count;
-        const message: FetchRequest = first
-          ? {
-              topic_name: this.channel,
-              replay_preset: start.preset,
-              ...(start.replayId ? { replay_id: start.replayId } : {}),
-              num_requested: count,
-            }
-          : { topic_name: this.channel, num_requested: count };
+        const message: FetchRequest | ManagedFetchRequest = managed
+          ? { ...(first ? { developer_name: managed } : {}), num_requested: count }
+          : first
+            ? {
+                topic_name: this.channel,
+                replay_preset: start.preset,
+                ...(start.replayId ? { replay_id: start.replayId } : {}),
+                num_requested: count,
+              }
+            : { topic_name: this.channel, num_requested: count };
         call.write(message);
         this.#emit({ type: 'requested', count });
       };
@@ -380,10 +431,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
         }
         if (ended) return;
         try {
-          if (lastTaken !== savedTaken) {
-            await this.#save(lastTaken, savedTaken);
-            savedTaken = lastTaken;
-          }
+          await persist(lastTaken);
         } catch (error) {
           return finish({ kind: 'sink', reason: `could not save the checkpoint: ${messageOf(error)}` });
         }
@@ -401,10 +449,18 @@ class PubSubSubscriber implements PlatformEventSubscriber {
       };
 
       call.on('metadata', subscribed);
-      call.on('data', (response: FetchResponse) => {
+      call.on('data', (response: ManagedFetchResponse) => {
         if (ended) return;
         subscribed();
         resetIdle();
+        const commitError = response.commit_response?.error;
+        if (commitError) {
+          this.#emit({ type: 'commit-failed', reason: commitError.msg });
+          this.#logger.warn(
+            { event: 'platform_events_commit_failed', channel: this.channel, managedSubscription: managed, reason: commitError.msg },
+            'Salesforce did not commit the replay id; events since the last commit may come again (dedup absorbs them)',
+          );
+        }
         const events = response.events ?? [];
         if (events.length > outstanding) {
           return finish({ kind: 'failed', reason: `the server sent ${events.length} events where ${outstanding} were asked for` });
@@ -417,7 +473,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
         }
         for (const event of events) {
           if (this.#floor !== null && this.#before(event.replay_id)) continue;
-          if (savedTaken === null && this.#floor === null && start.preset !== 'CUSTOM') this.#floor = event.replay_id;
+          if (!managed && savedTaken === null && this.#floor === null && start.preset !== 'CUSTOM') this.#floor = event.replay_id;
           queue.push({ kind: 'event', event });
         }
         if (events.length > 0) this.#emit({ type: 'received', count: events.length });
@@ -439,8 +495,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
     return floor !== null && replayId.length === floor.length && Buffer.compare(replayId, floor) < 0;
   }
 
-  async #save(replayId: Buffer | null, saved: Buffer | null): Promise<void> {
-    if (replayId === null || replayId === saved) return;
+  async #save(replayId: Buffer): Promise<void> {
     const text = replayId.toString('base64');
     await this.#options.checkpoints.save(this.#checkpointName, text);
     // From here on the checkpoint says where to resume.

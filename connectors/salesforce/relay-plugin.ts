@@ -47,6 +47,8 @@ export interface SalesforceConnectorOptions {
   readonly platformEventTransport: PlatformEventTransport;
   /** Where the Pub/Sub API is; unused with CometD. */
   readonly pubSubEndpoint: PubSubEndpoint;
+  /** Pub/Sub only: a managed event subscription, whose position Salesforce keeps (replay ids committed to it). */
+  readonly managedSubscription?: string | null;
   /** Undelivered events in the outbox: the Pub/Sub subscriber asks for more only while it is below the bound. */
   readonly outboxBacklog?: () => Promise<number>;
   /** Where the subscriber's replay checkpoints live: the relay's state, under this tenant. */
@@ -100,6 +102,7 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
           ...settings,
           session: pubSubSessionOf(settings.session),
           endpoint: options.pubSubEndpoint,
+          ...(options.managedSubscription ? { managedSubscription: options.managedSubscription } : {}),
           ...(options.outboxBacklog ? { backlog: { size: options.outboxBacklog, max: PUBSUB_OUTBOX_BACKLOG_MAX } } : {}),
         });
 

@@ -4,6 +4,8 @@ import avro from 'avsc';
 import {
   type FetchRequest,
   type FetchResponse,
+  type ManagedFetchRequest,
+  type ManagedFetchResponse,
   type ProducerEvent,
   type PublishRequest,
   type PublishResponse,
@@ -22,6 +24,8 @@ import {
  *   stream's FetchRequests) from the retained log; LATEST, EARLIEST or CUSTOM (after a replay id it still has, else
  *   INVALID_ARGUMENT with Salesforce's `replayid` error code); an empty FetchResponse with the latest replay id as a
  *   keepalive when idle;
+ * - `ManagedSubscribe` (Beta) for the managed subscriptions it is given: it starts after the position committed with
+ *   `commit_replay_id_request` (or at the subscription's preset) and answers each commit with a `commit_response`;
  * - `GetSchema`, `GetTopic`, `Publish` (Avro payloads checked against the topic's schema);
  * - fault injection: stream errors, auth expiry (open streams end UNAUTHENTICATED, as when a session expires), a
  *   poison event (payload bytes that do not decode), and retention (dropping old events).
@@ -64,6 +68,8 @@ export interface FakePubSubOptions {
   readonly topics?: Readonly<Record<string, AvroRecordSchema>>;
   /** How often an idle subscription gets an empty FetchResponse (Salesforce: within 270 s). Default 30 s. */
   readonly keepaliveMs?: number;
+  /** Managed subscriptions by developer name (ManagedEventSubscription records): the topic and where a new one starts. */
+  readonly managedSubscriptions?: Readonly<Record<string, { readonly topic: string; readonly replayPreset?: 'LATEST' | 'EARLIEST' }>>;
 }
 
 export interface PubSubPublished {
@@ -110,6 +116,8 @@ export interface FakePubSub {
   /** Every open Subscribe stream ends UNAUTHENTICATED (the org's invalidateTokens calls this). */
   expireSessions(): void;
   subscriptions(): readonly PubSubSubscriptionState[];
+  /** The replay position committed to a managed subscription (a number, for tests), or null. */
+  committed(developerName: string): number | null;
   close(): Promise<void>;
 }
 
@@ -128,8 +136,16 @@ interface Topic {
   expiredThrough: number;
 }
 
+interface Managed {
+  readonly id: string;
+  readonly developerName: string;
+  readonly topic: string;
+  readonly replayPreset: 'LATEST' | 'EARLIEST';
+  committed: number | null;
+}
+
 interface Subscription {
-  readonly call: grpc.ServerDuplexStream<FetchRequest, FetchResponse>;
+  readonly call: grpc.ServerDuplexStream<FetchRequest, FetchResponse> | grpc.ServerDuplexStream<ManagedFetchRequest, ManagedFetchResponse>;
   topic: Topic | null;
   position: number;
   pending: number;
@@ -172,6 +188,19 @@ export async function startFakePubSub(options: FakePubSubOptions): Promise<FakeP
     });
   }
   const schemas = new Map([...topics.values()].map((topic) => [topic.schemaId, topic]));
+  const managed = new Map<string, Managed>();
+  for (const [developerName, settings] of Object.entries(options.managedSubscriptions ?? {})) {
+    if (!topics.has(settings.topic)) throw new Error(`managed subscription ${developerName}: no topic ${settings.topic}`);
+    const entry: Managed = {
+      id: `0Xa${String(managed.size + 1).padStart(12, '0')}`,
+      developerName,
+      topic: settings.topic,
+      replayPreset: settings.replayPreset ?? 'LATEST',
+      committed: null,
+    };
+    managed.set(developerName, entry);
+    managed.set(entry.id, entry);
+  }
   let lastPosition = 5000;
   const fetchRequests: RecordedFetchRequest[] = [];
   const schemaRequests: string[] = [];
@@ -209,6 +238,34 @@ export async function startFakePubSub(options: FakePubSubOptions): Promise<FakeP
     open.delete(subscription);
     if (error) subscription.call.emit('error', error);
     else subscription.call.end();
+  }
+
+  /** Registers an open stream: keepalives while it is idle, and cleanup when it ends. */
+  function watch(subscription: Subscription): void {
+    const { call } = subscription;
+    open.add(subscription);
+    const keepalive = setInterval(() => {
+      if (subscription.ended || !subscription.topic) return;
+      call.write({
+        events: [],
+        latest_replay_id: replayIdOf(subscription.topic.log.at(-1)?.position ?? lastPosition),
+        rpc_id: randomUUID(),
+        pending_num_requested: subscription.pending,
+      });
+    }, options.keepaliveMs ?? 30_000);
+    keepalive.unref();
+    const cleanup = (): void => {
+      clearInterval(keepalive);
+      subscription.ended = true;
+      open.delete(subscription);
+    };
+    call.on('cancelled', cleanup);
+    call.on('close', cleanup);
+    call.on('error', cleanup);
+    call.on('end', () => {
+      cleanup();
+      call.end();
+    });
   }
 
   /** Sends what the subscription asked for, from its position on. */
@@ -256,29 +313,7 @@ export async function startFakePubSub(options: FakePubSubOptions): Promise<FakeP
         call.emit('error', unauthenticated());
         return;
       }
-      open.add(subscription);
-      const keepalive = setInterval(() => {
-        if (subscription.ended || !subscription.topic) return;
-        call.write({
-          events: [],
-          latest_replay_id: replayIdOf(subscription.topic.log.at(-1)?.position ?? lastPosition),
-          rpc_id: randomUUID(),
-          pending_num_requested: subscription.pending,
-        });
-      }, options.keepaliveMs ?? 30_000);
-      keepalive.unref();
-      const cleanup = (): void => {
-        clearInterval(keepalive);
-        subscription.ended = true;
-        open.delete(subscription);
-      };
-      call.on('cancelled', cleanup);
-      call.on('close', cleanup);
-      call.on('error', cleanup);
-      call.on('end', () => {
-        cleanup();
-        call.end();
-      });
+      watch(subscription);
       call.on('data', (request: FetchRequest) => {
         if (subscription.ended) return;
         const first = subscription.topic === null;
@@ -313,6 +348,54 @@ export async function startFakePubSub(options: FakePubSubOptions): Promise<FakeP
           call.sendMetadata(new grpc.Metadata());
         } else if (name !== '' && name !== subscription.topic?.name) {
           return end(subscription, failure(grpc.status.INVALID_ARGUMENT, 'topic_name differs from the first FetchRequest'));
+        }
+        subscription.pending += Math.max(0, request.num_requested ?? 0);
+        pump(subscription);
+      });
+    },
+
+    ManagedSubscribe(call: grpc.ServerDuplexStream<ManagedFetchRequest, ManagedFetchResponse>) {
+      const subscription: Subscription = { call, topic: null, position: 0, pending: 0, sent: 0, ended: false };
+      if (!authorized(call.metadata)) {
+        call.emit('error', unauthenticated());
+        return;
+      }
+      let entry: Managed | null = null;
+      watch(subscription);
+      call.on('data', (request: ManagedFetchRequest) => {
+        if (subscription.ended) return;
+        if (entry === null) {
+          const name = request.subscription_id || request.developer_name || '';
+          const found = managed.get(name);
+          if (!found)
+            return end(
+              subscription,
+              failure(grpc.status.NOT_FOUND, `no managed subscription ${name}`, 'sfdc.platform.eventbus.grpc.subscription.not.found'),
+            );
+          entry = found;
+          const topic = topicNamed(found.topic);
+          subscription.topic = topic;
+          subscription.position = found.committed ?? (startPosition(topic, { replay_preset: found.replayPreset }) as number);
+          call.sendMetadata(new grpc.Metadata());
+        }
+        fetchRequests.push({ topic: entry.topic, replayPreset: null, replayFrom: null, numRequested: request.num_requested ?? 0 });
+        const commit = request.commit_replay_id_request;
+        if (commit) {
+          const position = positionOf(commit.replay_id ?? Buffer.alloc(0));
+          const valid = position !== null && position <= lastPosition;
+          if (valid) entry.committed = position;
+          (call as grpc.ServerDuplexStream<ManagedFetchRequest, ManagedFetchResponse>).write({
+            events: [],
+            latest_replay_id: replayIdOf(subscription.topic?.log.at(-1)?.position ?? lastPosition),
+            rpc_id: randomUUID(),
+            pending_num_requested: subscription.pending,
+            commit_response: {
+              commit_request_id: commit.commit_request_id,
+              replay_id: commit.replay_id,
+              error: valid ? null : { code: 'COMMIT', msg: 'the replay id is not valid' },
+              process_time: String(Date.now()),
+            },
+          });
         }
         subscription.pending += Math.max(0, request.num_requested ?? 0);
         pump(subscription);
@@ -430,6 +513,9 @@ export async function startFakePubSub(options: FakePubSubOptions): Promise<FakeP
         sent: subscription.sent,
         waiting: subscription.topic ? subscription.topic.log.filter((retained) => retained.position > subscription.position).length : 0,
       }));
+    },
+    committed(developerName) {
+      return managed.get(developerName)?.committed ?? null;
     },
     async close() {
       for (const subscription of [...open]) end(subscription, failure(grpc.status.UNAVAILABLE, 'the server is shutting down'));

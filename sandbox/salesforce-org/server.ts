@@ -30,8 +30,8 @@ export interface FakeOrgOptions {
   readonly records?: Readonly<Partial<Record<FakeRecordType, readonly FakeRecord[]>>>;
   /** How long a Bayeux /meta/connect is held when nothing happens. Salesforce holds it up to 110 s. */
   readonly bayeuxTimeoutSeconds?: number;
-  /** Also start the Pub/Sub API (a gRPC server on loopback); its topics and keepalive interval. */
-  readonly pubsub?: boolean | Pick<FakePubSubOptions, 'topics' | 'keepaliveMs'>;
+  /** Also start the Pub/Sub API (a gRPC server on loopback); its topics, keepalive interval and managed subscriptions. */
+  readonly pubsub?: boolean | Pick<FakePubSubOptions, 'topics' | 'keepaliveMs' | 'managedSubscriptions'>;
 }
 
 export interface RecordedRequest {

@@ -145,5 +145,9 @@ describe('readRelayConfig', () => {
     const plaintext = failure({}, { ONCEKIT_SF_PUBSUB_ENDPOINT: 'http://pubsub.example.com:7443' });
     expect(fields(plaintext)).toEqual(['ONCEKIT_SF_PUBSUB_ENDPOINT']);
     expect(plaintext.message).toMatch(/only for a loopback/);
+    expect(readRelayConfig({}, {}).managedSubscription).toBeNull();
+    expect(readRelayConfig({}, { ONCEKIT_SF_MANAGED_SUBSCRIPTION: 'Oncekit_Events' }).managedSubscription).toBe('Oncekit_Events');
+    const managedOverCometd = { ONCEKIT_SF_MANAGED_SUBSCRIPTION: 'Oncekit_Events', ONCEKIT_SF_EVENT_TRANSPORT: 'cometd' };
+    expect(fields(failure({}, managedOverCometd))).toEqual(['ONCEKIT_SF_MANAGED_SUBSCRIPTION']);
   });
 });

@@ -158,6 +158,36 @@ describe('Platform Events over the Pub/Sub API through the relay', () => {
     expect(JSON.stringify(await status.json())).toContain(`${CHANNEL} (pubsub): subscribed`);
   });
 
+  it('with a managed subscription, the relay commits replay ids to Salesforce after the outbox has the events', async () => {
+    const managedOrg = await startTestOrg({ pubsub: { managedSubscriptions: { Oncekit_Relay_Events: { topic: CHANNEL } } } });
+    const tenant = 'pubsub_managed';
+    try {
+      const running = await startTestRelay(
+        {
+          ...clientCredentialsEnv(managedOrg),
+          ONCEKIT_SF_MANAGED_SUBSCRIPTION: 'Oncekit_Relay_Events',
+          ONCEKIT_TARGET_URL: target.url,
+          ONCEKIT_TENANT: tenant,
+          ONCEKIT_API_KEY: API_KEY,
+        },
+        'memory',
+      );
+      relays.push(running);
+      const server = managedOrg.pubsub as FakePubSub;
+      const published = [1, 2].map((n) => server.publish(CHANNEL, payload('managed', n)));
+      await waitFor('both recorded', () => recorded(tenant).length === 2);
+      await waitFor('the commit', () => server.committed('Oncekit_Relay_Events') === published[1]?.position);
+      expect(
+        recorded(tenant)
+          .map((event) => event.idempotencyKey)
+          .sort(),
+      ).toEqual(published.map((event) => event.eventUuid).sort());
+      await running.relay.stop();
+    } finally {
+      await managedOrg.close();
+    }
+  });
+
   it('a restarted relay resumes from its checkpoint in the store: nothing lost, nothing doubled', async () => {
     const tenant = 'pubsub_restart';
     const store = `sqlite:${dir.dir}/restart.db`;

@@ -200,6 +200,31 @@ describe('the Pub/Sub subscriber against the fake org’s Pub/Sub API (real gRPC
     ]);
   });
 
+  it('a managed subscription: replay ids are committed to the server after the sink took the events, and a new stream resumes there', async () => {
+    await org.close();
+    org = await startTestOrg({ pubsub: { keepaliveMs: 60_000, managedSubscriptions: { Oncekit_Events: { topic: CHANNEL } } } });
+    pubsub = org.pubsub as FakePubSub;
+    session = await connectTo(org);
+    const received: string[] = [];
+    const checkpoints = memoryReplayCheckpointStore();
+    const sink = async (event: PlatformEventMessage) => void received.push(event.eventUuid ?? '');
+    const first = subscriber({ checkpoints, managedSubscription: 'Oncekit_Events', sink });
+    await first.subscriber.start();
+    const before = [1, 2, 3].map((n) => pubsub.publish(CHANNEL, payload(n)));
+    await waitFor('three events', () => received.length === 3);
+    await waitFor('the commit', () => pubsub.committed('Oncekit_Events') === before[2]?.position);
+    expect(first.activity.some((entry) => entry.type === 'committed')).toBe(true);
+    await first.subscriber.stop();
+
+    const whileDown = [4, 5].map((n) => pubsub.publish(CHANNEL, payload(n)));
+    const second = subscriber({ checkpoints, managedSubscription: 'Oncekit_Events', sink });
+    await second.subscriber.start();
+    await waitFor('the events published while down', () => received.length === 5);
+    expect(received).toEqual([...before, ...whileDown].map((event) => event.eventUuid));
+    // Salesforce kept the position: nothing went to the checkpoint store.
+    expect(checkpoints.saves).toEqual([]);
+  });
+
   it('refuses plaintext to any host but loopback', () => {
     expect(parsePubSubEndpoint('http://127.0.0.1:7000')).toEqual({ address: '127.0.0.1:7000', plaintext: true });
     expect(parsePubSubEndpoint('api.pubsub.salesforce.com:7443')).toEqual({ address: 'api.pubsub.salesforce.com:7443', plaintext: false });
