@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { z } from 'zod';
 import { OncekitError } from '../../shared/errors.js';
 import { type Logger, silentLogger } from '../../shared/log.js';
@@ -122,6 +122,8 @@ type StreamEnd =
   | { readonly kind: 'sink'; readonly reason: string }
   | { readonly kind: 'idle' }
   | PubSubFailure;
+
+const CONNECTIVITY_READY = grpc.connectivityState.READY;
 
 /** A Subscribe or ManagedSubscribe stream: their responses share the event fields. */
 type StreamCall = grpc.ClientDuplexStream<FetchRequest | ManagedFetchRequest, ManagedFetchResponse>;
@@ -482,7 +484,17 @@ class PubSubSubscriber implements PlatformEventSubscriber {
       call.on('error', (error: unknown) => finish(classifyGrpcError(error)));
       call.on('end', () => finish({ kind: 'failed', reason: 'the server ended the stream' }));
 
-      graceTimer = setTimeout(subscribed, this.#options.subscribeGraceMs ?? 3000);
+      // A server that answers nothing until it has events: the stream counts as subscribed once the connection is up
+      // and no error came within the grace period.
+      const graceMs = this.#options.subscribeGraceMs ?? 3000;
+      const grace = (): void => {
+        if (client.getChannel().getConnectivityState(false) === CONNECTIVITY_READY) subscribed();
+        else {
+          graceTimer = setTimeout(grace, graceMs);
+          graceTimer.unref?.();
+        }
+      };
+      graceTimer = setTimeout(grace, graceMs);
       graceTimer.unref?.();
       resetIdle();
       request(this.#batchSize, true);

@@ -225,6 +225,16 @@ describe('the Pub/Sub subscriber against the fake org’s Pub/Sub API (real gRPC
     expect(checkpoints.saves).toEqual([]);
   });
 
+  it('an endpoint that does not answer is never reported as subscribed: it keeps reconnecting with backoff', async () => {
+    const { subscriber: sub, activity } = subscriber({ endpoint: 'http://127.0.0.1:1', sink: async () => {} });
+    void sub.start();
+    await waitFor('two failed attempts', () => activity.filter((entry) => entry.type === 'stream-failed').length >= 2);
+    expect(sub.state).toBe('recovering');
+    expect(activity.some((entry) => entry.type === 'subscribed')).toBe(false);
+    const delays = activity.flatMap((entry) => (entry.type === 'reconnecting' ? [entry.delayMs] : []));
+    expect(delays[1]).toBeGreaterThan(delays[0] ?? Number.POSITIVE_INFINITY);
+  });
+
   it('refuses plaintext to any host but loopback', () => {
     expect(parsePubSubEndpoint('http://127.0.0.1:7000')).toEqual({ address: '127.0.0.1:7000', plaintext: true });
     expect(parsePubSubEndpoint('api.pubsub.salesforce.com:7443')).toEqual({ address: 'api.pubsub.salesforce.com:7443', plaintext: false });
