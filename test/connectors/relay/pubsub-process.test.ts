@@ -144,7 +144,7 @@ describe('oncekit relay over the Pub/Sub API, in its own process', () => {
     await waitFor('the relay subscribed', () => subscribedStreams().length === 1, 15_000);
     const atStart = memoryOf(relay.pid as number);
 
-    const total = 21_500;
+    const total = 25_000;
     for (let n = 1; n <= total; n++) pubsub.publish(CHANNEL, payload('bp', n));
 
     const samples: { sent: number; recorded: number; waiting: number; rssMb: number; peakRssMb: number }[] = [];
