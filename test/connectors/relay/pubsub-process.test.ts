@@ -183,7 +183,7 @@ describe('oncekit relay over the Pub/Sub API, in its own process', () => {
     console.log(
       `backpressure: ${last.waiting} events waiting at the server, ${last.sent} taken by the relay, ${last.recorded} delivered; ` +
         `relay RSS ${atStart?.rssMb ?? 'n/a'} MB when subscribed, ${samples[0]?.rssMb} MB once the events were published, ` +
-        `${last.rssMb} MB at the end; peak RSS (VmHWM) ${peak} MB`,
+        `${last.rssMb} MB at the end; peak RSS (VmHWM) ${atStart?.peakRssMb ?? 'n/a'} MB by the time it subscribed, ${peak} MB at the end`,
     );
   }, 90_000);
 });
