@@ -235,6 +235,26 @@ describe('the Pub/Sub subscriber against the fake org’s Pub/Sub API (real gRPC
     expect(delays[1]).toBeGreaterThan(delays[0] ?? Number.POSITIVE_INFINITY);
   });
 
+  it('reopens a stream on which the server sent nothing, not even a keepalive, for the idle timeout', async () => {
+    await org.close();
+    org = await startTestOrg({ pubsub: { keepaliveMs: 60_000 } });
+    pubsub = org.pubsub as FakePubSub;
+    session = await connectTo(org);
+    const received: string[] = [];
+    const { subscriber: sub, activity } = subscriber({
+      idleTimeoutMs: 150,
+      sink: async (event) => void received.push(event.eventUuid ?? ''),
+    });
+    await sub.start();
+    await waitFor('a reconnect for silence', () =>
+      activity.some((entry) => entry.type === 'reconnecting' && /no response or keepalive/.test(entry.reason)),
+    );
+    await waitFor('subscribed again', () => sub.state === 'subscribed');
+    const event = pubsub.publish(CHANNEL, payload(1));
+    await waitFor('the event on the new stream', () => received.length === 1);
+    expect(received).toEqual([event.eventUuid]);
+  });
+
   it('refuses plaintext to any host but loopback', () => {
     expect(parsePubSubEndpoint('http://127.0.0.1:7000')).toEqual({ address: '127.0.0.1:7000', plaintext: true });
     expect(parsePubSubEndpoint('api.pubsub.salesforce.com:7443')).toEqual({ address: 'api.pubsub.salesforce.com:7443', plaintext: false });
