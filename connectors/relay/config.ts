@@ -9,8 +9,12 @@ import { DEFAULT_REDIS_PREFIX, redisAllowVolatileFromEnv } from '../../shared/st
 import { parseInput } from '../../shared/validation.js';
 import { KEYGEN_MAPPING_ENV, type KeygenEventMapping, parseKeygenEventMapping } from '../keygen/webhook-plugin.js';
 import {
+  DEFAULT_PUBSUB_ENDPOINT,
   type IdentityFields,
   identityFieldsFromEnv,
+  type PlatformEventTransport,
+  type PubSubEndpoint,
+  parsePubSubEndpoint,
   type SalesforceAuthConfig,
   salesforceAuthConfigFromEnv,
 } from '../salesforce/relay-plugin.js';
@@ -37,6 +41,12 @@ export interface RelayConfig {
   /** Which Salesforce fields give the SaaSquatch ids (ONCEKIT_SF_IDENTITY_FIELDS, or the default). */
   readonly identityFields: IdentityFields;
   readonly platformEventChannel: string | null;
+  /** How Platform Events arrive (ONCEKIT_SF_EVENT_TRANSPORT): the Pub/Sub API (default) or CometD. */
+  readonly platformEventTransport: PlatformEventTransport;
+  /** Where the Pub/Sub API is (ONCEKIT_SF_PUBSUB_ENDPOINT, default api.pubsub.salesforce.com:7443). */
+  readonly pubSubEndpoint: PubSubEndpoint;
+  /** A managed event subscription's developer name or id (ONCEKIT_SF_MANAGED_SUBSCRIPTION): Salesforce keeps the position. */
+  readonly managedSubscription: string | null;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
   /** How the relay's worker delivers (batch size, concurrency, lease, horizon, backoff, rate cap); unset: the defaults. */
   readonly delivery: Partial<OutboxDeliveryConfig>;
@@ -77,6 +87,9 @@ export const RELAY_SETTING_NAMES = {
   keygenHost: 'ONCEKIT_KEYGEN_HOST',
   segmentSharedSecret: 'ONCEKIT_SEGMENT_SHARED_SECRET',
   platformEventChannel: 'ONCEKIT_SF_EVENT_CHANNEL',
+  platformEventTransport: 'ONCEKIT_SF_EVENT_TRANSPORT',
+  pubSubEndpoint: 'ONCEKIT_SF_PUBSUB_ENDPOINT',
+  managedSubscription: 'ONCEKIT_SF_MANAGED_SUBSCRIPTION',
   logLevel: 'ONCEKIT_LOG_LEVEL',
   redisPrefix: 'ONCEKIT_REDIS_PREFIX',
   groupCommit: 'ONCEKIT_GROUP_COMMIT',
@@ -105,11 +118,27 @@ const settingsSchema = z
         .regex(/^\/event\/\w+$/, 'expected /event/Name__e')
         .optional(),
     ),
+    platformEventTransport: z.enum(['pubsub', 'cometd'], { error: 'expected pubsub or cometd' }),
+    pubSubEndpoint: z.string().min(1),
+    managedSubscription: z.preprocess(
+      blankToUndefined,
+      z
+        .string()
+        .regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'expected the developer name (or id) of a managed event subscription')
+        .optional(),
+    ),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
     redisPrefix: optionalText,
     groupCommit: z.enum(['on', 'off'], { error: 'expected on or off' }),
   })
   .superRefine((settings, ctx) => {
+    if (settings.managedSubscription !== undefined && settings.platformEventTransport !== 'pubsub') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['managedSubscription'],
+        message: 'managed subscriptions need the Pub/Sub API (ONCEKIT_SF_EVENT_TRANSPORT=pubsub)',
+      });
+    }
     // A target is all three or none: half a target would silently fall back to the sandbox.
     const given = [settings.targetUrl, settings.tenant, settings.apiKey].filter((value) => value !== undefined).length;
     if (given > 0 && given < 3) {
@@ -149,6 +178,9 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
       keygenHost: env.ONCEKIT_KEYGEN_HOST,
       segmentSharedSecret: env.ONCEKIT_SEGMENT_SHARED_SECRET,
       platformEventChannel: env.ONCEKIT_SF_EVENT_CHANNEL,
+      platformEventTransport: env.ONCEKIT_SF_EVENT_TRANSPORT || 'pubsub',
+      pubSubEndpoint: env.ONCEKIT_SF_PUBSUB_ENDPOINT || DEFAULT_PUBSUB_ENDPOINT,
+      managedSubscription: env.ONCEKIT_SF_MANAGED_SUBSCRIPTION,
       logLevel: env.ONCEKIT_LOG_LEVEL || 'info',
       redisPrefix: env.ONCEKIT_REDIS_PREFIX,
       groupCommit: env.ONCEKIT_GROUP_COMMIT || 'on',
@@ -177,6 +209,9 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
     salesforceAuth: salesforceConfigured ? salesforceAuthConfigFromEnv(env) : null,
     identityFields: identityFieldsFromEnv(env),
     platformEventChannel: settings.platformEventChannel ?? null,
+    platformEventTransport: settings.platformEventTransport,
+    pubSubEndpoint: parsePubSubEndpoint(settings.pubSubEndpoint, RELAY_SETTING_NAMES.pubSubEndpoint),
+    managedSubscription: settings.managedSubscription ?? null,
     logLevel: settings.logLevel,
     delivery,
     retentionMs: retentionFrom(options.retention, env, delivery.horizonMs ?? defaultOutboxDeliveryConfig.horizonMs),

@@ -151,7 +151,9 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
         target: { url: target.url, sandbox: target.sandbox === true },
         store: describeStoreLocation(config.store),
         startedAt,
-        subscriber: salesforce.subscriber ? `${salesforce.subscriber.channel}: ${salesforce.subscriber.state}` : null,
+        subscriber: salesforce.subscriber
+          ? `${salesforce.subscriber.channel} (${salesforce.subscriber.transport}): ${salesforce.subscriber.state}`
+          : null,
       }),
     });
 
@@ -224,6 +226,13 @@ async function registerConnectors(
     auth: config.salesforceAuth,
     identityFields: config.identityFields,
     platformEventChannel: config.platformEventChannel,
+    platformEventTransport: config.platformEventTransport,
+    pubSubEndpoint: config.pubSubEndpoint,
+    managedSubscription: config.managedSubscription,
+    outboxBacklog: async () => {
+      const counts = await state.outbox.counts(target.tenant);
+      return counts.pending + counts.leased;
+    },
     checkpoints: { store: state.checkpoints, tenant: target.tenant },
   });
   await app.register(salesforce.plugin);

@@ -61,6 +61,11 @@ export interface PlatformEventMessage {
   /** The event's position in the channel; for checkpoints only, never an identity. */
   readonly replayId: number;
   readonly payload: Readonly<Record<string, unknown>>;
+  /**
+   * Why the payload could not be read (a Pub/Sub event whose Avro bytes do not decode with its schema); the payload is
+   * then empty and the mapping refuses the event naming this reason, so the sink handles it like any unmappable one.
+   */
+  readonly undecodable?: string;
 }
 
 /**
@@ -90,6 +95,9 @@ export function platformEventToUserEvent(
   options: PlatformEventMappingOptions = {},
 ): { readonly draft: UserEventDraft; readonly decision: KeyDecision } {
   const map = options.fieldMap ?? DEFAULT_PLATFORM_EVENT_FIELDS;
+  if (event.undecodable !== undefined) {
+    throw new InvalidInputError([{ field: 'payload', reason: `cannot be decoded: ${event.undecodable}` }], 'invalid platform event');
+  }
   const payload = event.payload;
   const userId = payload[map.userId];
   const accountId = text(payload, map.accountId) ?? userId;

@@ -78,6 +78,8 @@ export interface PlatformEventSubscriber {
   stop(): Promise<void>;
   readonly state: SubscriberState;
   readonly channel: string;
+  /** How events arrive: Salesforce's Pub/Sub API (pubsub-subscriber.ts) or CometD (this module). */
+  readonly transport: 'pubsub' | 'cometd';
 }
 
 export class CheckpointExpiredError extends OncekitError {
@@ -112,6 +114,7 @@ export function createPlatformEventSubscriber(options: PlatformEventSubscriberOp
 
 class Subscriber implements PlatformEventSubscriber {
   readonly channel: string;
+  readonly transport = 'cometd';
   readonly #options: PlatformEventSubscriberOptions;
   readonly #logger: Logger;
   readonly #initialDelayMs: number;

@@ -17,13 +17,20 @@ import {
   platformEventSourceId,
   platformEventToUserEventInput,
 } from './platform-event-mapping.js';
-import { createPlatformEventSubscriber, type PlatformEventSubscriber } from './platform-event-subscriber.js';
+import {
+  createPlatformEventSubscriber,
+  type PlatformEventSubscriber,
+  type PlatformEventSubscriberOptions,
+} from './platform-event-subscriber.js';
+import { type PubSubEndpoint, pubSubSessionOf } from './pubsub-client.js';
+import { createPubSubSubscriber } from './pubsub-subscriber.js';
 import { replayCheckpointsIn } from './replay-checkpoint-store.js';
 import { connectSalesforce, type SalesforceAuthConfig, type SalesforceSession } from './salesforce-auth.js';
 
 // What the relay reads from its environment for this connector, and what it shows of it.
 export { type IdentityFields, identityFieldsFromEnv } from './identity.js';
 export type { PlatformEventSubscriber } from './platform-event-subscriber.js';
+export { DEFAULT_PUBSUB_ENDPOINT, type PubSubEndpoint, parsePubSubEndpoint } from './pubsub-client.js';
 export { type SalesforceAuthConfig, salesforceAuthConfigFromEnv } from './salesforce-auth.js';
 
 export interface SalesforceConnectorOptions {
@@ -41,9 +48,22 @@ export interface SalesforceConnectorOptions {
   readonly lookupTimeoutMs?: number;
   /** The Platform Event channel; with auth and no channel, the default one. */
   readonly platformEventChannel: string | null;
+  /** Pub/Sub API (gRPC, flow control) or CometD (the Streaming API). */
+  readonly platformEventTransport: PlatformEventTransport;
+  /** Where the Pub/Sub API is; unused with CometD. */
+  readonly pubSubEndpoint: PubSubEndpoint;
+  /** Pub/Sub only: a managed event subscription, whose position Salesforce keeps (replay ids committed to it). */
+  readonly managedSubscription?: string | null;
+  /** Undelivered events in the outbox: the Pub/Sub subscriber asks for more only while it is below the bound. */
+  readonly outboxBacklog?: () => Promise<number>;
   /** Where the subscriber's replay checkpoints live: the relay's state, under this tenant. */
   readonly checkpoints: { readonly store: CheckpointStore; readonly tenant: string };
 }
+
+export type PlatformEventTransport = 'pubsub' | 'cometd';
+
+/** Undelivered events in the outbox above which the Pub/Sub subscriber stops asking Salesforce for more. */
+const PUBSUB_OUTBOX_BACKLOG_MAX = 1000;
 
 export interface SalesforceConnector {
   /** The invocable routes and, when configured, the Platform Event subscription; both end when the app closes. */
@@ -83,11 +103,25 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
   let subscriber: PlatformEventSubscriber | null = null;
   const channel = options.platformEventChannel ?? (auth ? DEFAULT_PLATFORM_EVENT_CHANNEL : null);
 
+  // Both transports take the same sink and checkpoints; Pub/Sub adds flow control against the outbox's backlog.
+  const createSubscriber = (
+    settings: Pick<PlatformEventSubscriberOptions, 'sink' | 'checkpoints' | 'channel' | 'logger'> & { readonly session: SalesforceSession },
+  ): PlatformEventSubscriber =>
+    options.platformEventTransport === 'cometd'
+      ? createPlatformEventSubscriber(settings)
+      : createPubSubSubscriber({
+          ...settings,
+          session: pubSubSessionOf(settings.session),
+          endpoint: options.pubSubEndpoint,
+          ...(options.managedSubscription ? { managedSubscription: options.managedSubscription } : {}),
+          ...(options.outboxBacklog ? { backlog: { size: options.outboxBacklog, max: PUBSUB_OUTBOX_BACKLOG_MAX } } : {}),
+        });
+
   async function subscribe(app: Parameters<FastifyPluginAsync>[0]): Promise<void> {
     const started = salesforceSession();
     if (!channel || !started) return;
     const checkpoints = replayCheckpointsIn(options.checkpoints.store, options.checkpoints.tenant);
-    const running = createPlatformEventSubscriber({
+    const running = createSubscriber({
       session: await started,
       channel,
       checkpoints,
@@ -150,7 +184,8 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
         {
           name: 'salesforce',
           check: async () => {
-            if (running.state === 'failed') throw new Error(`Platform Event subscription to ${running.channel} failed`);
+            if (running.state === 'failed')
+              throw new Error(`Platform Event subscription to ${running.channel} (${running.transport}) failed`);
           },
         },
       ];

@@ -260,11 +260,19 @@ export function createJwtAssertion(input: {
 const tokenResponseSchema = z.object({
   access_token: z.string().min(1),
   instance_url: z.url(),
+  /** The identity URL, `…/id/{orgId}/{userId}`. */
+  id: z.string().optional(),
 });
 
 export interface TokenGrant {
   readonly accessToken: string;
   readonly instanceUrl: string;
+  /** The org id from the identity URL; the Pub/Sub API wants it as `tenantid`. Null when Salesforce sent none. */
+  readonly orgId: string | null;
+}
+
+function orgIdOf(identityUrl: string | undefined): string | null {
+  return /\/id\/(00D[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?)\/[A-Za-z0-9]{15,18}\/?$/.exec(identityUrl ?? '')?.[1] ?? null;
 }
 
 /** Mints one access token with the configured grant, through jsforce's OAuth2 client (the same transport as the API). */
@@ -295,7 +303,11 @@ export async function mintAccessToken(config: SalesforceAuthConfig, nowMs: numbe
   const parsed = tokenResponseSchema.safeParse(response);
   if (!parsed.success)
     throw new SalesforceAuthError(`the token endpoint at ${config.loginUrl} answered without access_token and instance_url`);
-  return { accessToken: parsed.data.access_token, instanceUrl: parsed.data.instance_url.replace(/\/+$/, '') };
+  return {
+    accessToken: parsed.data.access_token,
+    instanceUrl: parsed.data.instance_url.replace(/\/+$/, ''),
+    orgId: orgIdOf(parsed.data.id),
+  };
 }
 
 export interface TokenChange {
@@ -308,6 +320,8 @@ export interface SalesforceSession {
   readonly connection: Connection;
   readonly flow: SalesforceAuthFlow;
   readonly apiVersion: string;
+  /** The org id of the latest token (the Pub/Sub API's `tenantid`); null when the token endpoint gave no identity URL. */
+  readonly orgId: string | null;
   /** Mints a new token and installs it on the connection; concurrent calls share one request. */
   refresh(): Promise<void>;
   /** Called after every refreshed token (streaming clients must be recreated); returns an unsubscribe function. */
@@ -348,6 +362,7 @@ export async function connectSalesforce(config: SalesforceAuthConfig, options: C
   };
 
   const first = await mintAccessToken(config, now());
+  let orgId = first.orgId;
   const connection = new Connection({
     loginUrl: config.loginUrl,
     instanceUrl: first.instanceUrl,
@@ -374,6 +389,7 @@ export async function connectSalesforce(config: SalesforceAuthConfig, options: C
     const grant = await mintAccessToken(config, at);
     connection.accessToken = grant.accessToken;
     connection.instanceUrl = grant.instanceUrl;
+    orgId = grant.orgId ?? orgId;
     announce({ reason: 'refresh', instanceUrl: grant.instanceUrl, mintedAt: at });
   }
 
@@ -389,6 +405,9 @@ export async function connectSalesforce(config: SalesforceAuthConfig, options: C
     connection,
     flow: config.flow,
     apiVersion: config.apiVersion,
+    get orgId() {
+      return orgId;
+    },
     refresh,
     onTokenChange(listener) {
       listeners.add(listener);

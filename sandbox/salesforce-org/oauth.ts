@@ -2,6 +2,9 @@ import { createPublicKey, type KeyObject, randomBytes, verify } from 'node:crypt
 import type { IncomingMessage } from 'node:http';
 import { jsonReply, type Reply } from '../http.js';
 
+/** The fake org's id: in each token's identity URL, and the `tenantid` its Pub/Sub API wants. */
+export const FAKE_ORG_ID = '00D000000000001AAA';
+
 /** The connected app's JWT bearer settings: the assertion's RS256 signature is checked with `publicKey`. */
 export interface JwtBearerApp {
   readonly clientId: string;
@@ -25,6 +28,8 @@ export interface OAuthEndpoint {
   readonly tokenGrants: readonly TokenGrant[];
   /** True when `Authorization: <scheme> <token>` carries a token issued and not invalidated. */
   authorized(request: IncomingMessage | null | undefined, scheme: 'Bearer' | 'OAuth'): boolean;
+  /** True for a token issued and not invalidated (the Pub/Sub API gets it as gRPC metadata). */
+  tokenIsValid(token: string): boolean;
   /** Answers a token request's form; `instanceUrl` goes into the granted token. */
   token(form: URLSearchParams, instanceUrl: string): Reply;
   invalidateTokens(): void;
@@ -45,6 +50,7 @@ export function createOAuthEndpoint(apps: {
       const header = request?.headers.authorization ?? '';
       return header.startsWith(`${scheme} `) && validTokens.has(header.slice(scheme.length + 1));
     },
+    tokenIsValid: (token) => validTokens.has(token),
     token(form, instanceUrl) {
       const grantType = form.get('grant_type') ?? '';
       const refuse = (error: string, description: string): Reply => {
@@ -73,7 +79,7 @@ export function createOAuthEndpoint(apps: {
         access_token: accessToken,
         scope: 'api',
         instance_url: instanceUrl,
-        id: `${instanceUrl}/id/00D000000000001AAA/005000000000001AAA`,
+        id: `${instanceUrl}/id/${FAKE_ORG_ID}/005000000000001AAA`,
         token_type: 'Bearer',
         issued_at: String(Date.now()),
       });

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { jsonReply, type Reply, readBody, send } from '../http.js';
-import { type ClientCredentialsApp, createOAuthEndpoint, type JwtBearerApp, type TokenGrant } from './oauth.js';
+import { type ClientCredentialsApp, createOAuthEndpoint, FAKE_ORG_ID, type JwtBearerApp, type TokenGrant } from './oauth.js';
+import { type FakePubSub, type FakePubSubOptions, startFakePubSub } from './pubsub.js';
 import { createRestApi, type FakeRecord, type FakeRecordType, notFoundReply, type RecordedQuery } from './rest.js';
 import { createStreamingApi, type RecordedBayeuxMessage, type StreamingApi } from './streaming.js';
 
@@ -17,6 +18,8 @@ import { createStreamingApi, type RecordedBayeuxMessage, type StreamingApi } fro
  *   a bad token the way Salesforce does (handshake `403::Handshake denied`, connect `401::Authentication invalid`,
  *   `advice.reconnect: none`), and emulates durable replay from a retained event log: `-1` new events only, `-2`
  *   every retained event, an id = the events after it, an id no longer retained = `400::The replayId {…} … invalid`.
+ * - with `pubsub`, the Pub/Sub API on its own loopback port (pubsub.ts), taking the same tokens; `invalidateTokens`
+ *   also ends its open streams UNAUTHENTICATED.
  * Errors never use 5xx on GETs: jsforce retries those for ~15 s.
  */
 
@@ -27,6 +30,8 @@ export interface FakeOrgOptions {
   readonly records?: Readonly<Partial<Record<FakeRecordType, readonly FakeRecord[]>>>;
   /** How long a Bayeux /meta/connect is held when nothing happens. Salesforce holds it up to 110 s. */
   readonly bayeuxTimeoutSeconds?: number;
+  /** Also start the Pub/Sub API (a gRPC server on loopback); its topics, keepalive interval and managed subscriptions. */
+  readonly pubsub?: boolean | Pick<FakePubSubOptions, 'topics' | 'keepaliveMs' | 'managedSubscriptions'>;
 }
 
 export interface RecordedRequest {
@@ -43,6 +48,10 @@ export interface FakeOrg {
   /** Every SOQL statement received, with its object type. */
   readonly queries: readonly RecordedQuery[];
   readonly tokenGrants: readonly TokenGrant[];
+  /** The org id (`00D…`), in each token's identity URL. */
+  readonly orgId: string;
+  /** The Pub/Sub API, when started with `pubsub`. */
+  readonly pubsub: FakePubSub | null;
   readonly bayeux: readonly RecordedBayeuxMessage[];
   putRecord(type: FakeRecordType, record: FakeRecord): void;
   /** Every token issued so far stops working, as when a session is revoked or expires; held long-polls are answered. */
@@ -110,6 +119,10 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const pubsubSettings = options.pubsub === true ? {} : options.pubsub || null;
+  const pubsub = pubsubSettings
+    ? await startFakePubSub({ ...pubsubSettings, tokenIsValid: oauth.tokenIsValid, instanceUrl: url, tenantId: FAKE_ORG_ID })
+    : null;
 
   return {
     url,
@@ -117,11 +130,14 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     requests,
     queries: rest.queries,
     tokenGrants: oauth.tokenGrants,
+    orgId: FAKE_ORG_ID,
+    pubsub,
     bayeux: streaming.bayeux,
     putRecord: rest.putRecord,
     invalidateTokens() {
       oauth.invalidateTokens();
       streaming.flushConnections();
+      pubsub?.expireSessions();
     },
     failTokenRequests: oauth.failTokenRequests,
     hangQueries(count) {
@@ -131,6 +147,7 @@ export async function startFakeOrg(options: FakeOrgOptions = {}): Promise<FakeOr
     expireEventsThrough: streaming.expireEventsThrough,
     openCometdRequests: streaming.openRequests,
     async close() {
+      await pubsub?.close();
       streaming.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

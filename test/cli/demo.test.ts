@@ -45,7 +45,9 @@ describe('oncekit demo', () => {
       keysDropped: 1,
       recorded: 7,
     });
-    // Platform Events from the fake org: three keyed by EventUuid, and one published twice with one Idempotency_Key__c.
+    // Platform Events from the fake org's Pub/Sub API: three keyed by EventUuid, and one published twice with one
+    // Idempotency_Key__c.
+    expect(report.notes.join(' ')).toMatch(/Pub\/Sub API gRPC server publishing the Platform Events/);
     expect(row(report, 'salesforce-event')).toEqual({
       source: 'salesforce-event',
       sent: 5,

@@ -10,8 +10,9 @@ import { type DemoReport, formatDemoReport } from './report.js';
 import { SOURCES, TENANT } from './sources.js';
 
 export const PLATFORM_EVENTS_NOTE =
-  'Salesforce is a local fake org on loopback (OAuth client credentials, REST for the Lead lookup, CometD with durable replay ' +
-  'for Platform Events), driven by the real jsforce client; set ONCEKIT_SF_* and run `oncekit relay` for a real org.';
+  'Salesforce is a local fake org on loopback (OAuth client credentials, REST for the Lead lookup through the real jsforce ' +
+  'client, and a Pub/Sub API gRPC server publishing the Platform Events, Avro-encoded, to the real @grpc/grpc-js client with ' +
+  'flow control and durable replay); set ONCEKIT_SF_* and run `oncekit relay` for a real org.';
 
 interface DemoCommandOptions {
   readonly json?: boolean;
@@ -73,6 +74,7 @@ async function runDemo(options: DemoCommandOptions): Promise<DemoReport> {
     clientCredentials: traffic.DEMO_ORG_CLIENT,
     records: { Lead: [traffic.DEMO_LEAD] },
     bayeuxTimeoutSeconds: 5,
+    pubsub: true,
   });
   let relay: Awaited<ReturnType<typeof startRelay>> | null = null;
   try {
@@ -87,6 +89,9 @@ async function runDemo(options: DemoCommandOptions): Promise<DemoReport> {
       ONCEKIT_SF_CLIENT_ID: traffic.DEMO_ORG_CLIENT.clientId,
       ONCEKIT_SF_CLIENT_SECRET: traffic.DEMO_ORG_CLIENT.clientSecret,
       ONCEKIT_SF_LOGIN_URL: org.url,
+      // Platform Events come over the Pub/Sub API, from the fake org's loopback gRPC server (plaintext: loopback only).
+      ONCEKIT_SF_EVENT_TRANSPORT: 'pubsub',
+      ONCEKIT_SF_PUBSUB_ENDPOINT: org.pubsub?.url ?? '',
     };
     const config = readRelayConfig({ host: '127.0.0.1', port: 0, targetUrl: sandbox.url, tenant: TENANT, store: storeText }, env);
     relay = await startRelay(

@@ -81,8 +81,8 @@ export async function sendKeyedTraffic(send: Sender, org: FakeOrg, relay: RelayO
     [{ leadId: DEMO_LEAD.Id.slice(0, 15), key: 'signup', idempotencyKey: 'sf-lead-signup-2001' }],
     'by-lead',
   );
-  // Platform Events: three published events keyed by their EventUuid, and one an Apex job published twice with the
-  // same Idempotency_Key__c (a retried transaction), which is one event.
+  // Platform Events, published through the fake org's Pub/Sub API: three keyed by their EventUuid, and one an Apex job
+  // published twice with the same Idempotency_Key__c (a retried transaction), which is one event.
   const publish = async (n: number, idempotencyKey?: string): Promise<void> => {
     const email = `pat-${n}@salesforce-event.demo`;
     const payload = {
@@ -93,7 +93,8 @@ export async function sendKeyedTraffic(send: Sender, org: FakeOrg, relay: RelayO
       ...(idempotencyKey ? { Idempotency_Key__c: idempotencyKey } : {}),
     };
     const eventUuid = randomUUID();
-    await org.publish(DEFAULT_PLATFORM_EVENT_CHANNEL, payload, { eventUuid });
+    if (!org.pubsub) throw new Error('the demo org runs without its Pub/Sub API');
+    org.pubsub.publish(DEFAULT_PLATFORM_EVENT_CHANNEL, payload, { eventUuid });
     const tally = tallies['salesforce-event'];
     tally.sent += 1;
     const key = idempotencyKey ?? eventUuid;

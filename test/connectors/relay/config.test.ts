@@ -131,4 +131,23 @@ describe('readRelayConfig', () => {
     expect(readRelayConfig({}, { ONCEKIT_GROUP_COMMIT: 'off' }).groupCommit).toBe(false);
     expect(fields(failure({}, { ONCEKIT_GROUP_COMMIT: 'no' }))).toEqual(['ONCEKIT_GROUP_COMMIT']);
   });
+  it('Platform Events: the Pub/Sub API by default, CometD on request; plaintext only to a loopback Pub/Sub endpoint', () => {
+    expect(readRelayConfig({}, {})).toMatchObject({
+      platformEventTransport: 'pubsub',
+      pubSubEndpoint: { address: 'api.pubsub.salesforce.com:7443', plaintext: false },
+    });
+    expect(readRelayConfig({}, { ONCEKIT_SF_EVENT_TRANSPORT: 'cometd' }).platformEventTransport).toBe('cometd');
+    expect(readRelayConfig({}, { ONCEKIT_SF_PUBSUB_ENDPOINT: 'http://127.0.0.1:7011' }).pubSubEndpoint).toEqual({
+      address: '127.0.0.1:7011',
+      plaintext: true,
+    });
+    expect(fields(failure({}, { ONCEKIT_SF_EVENT_TRANSPORT: 'grpc' }))).toEqual(['ONCEKIT_SF_EVENT_TRANSPORT']);
+    const plaintext = failure({}, { ONCEKIT_SF_PUBSUB_ENDPOINT: 'http://pubsub.example.com:7443' });
+    expect(fields(plaintext)).toEqual(['ONCEKIT_SF_PUBSUB_ENDPOINT']);
+    expect(plaintext.message).toMatch(/only for a loopback/);
+    expect(readRelayConfig({}, {}).managedSubscription).toBeNull();
+    expect(readRelayConfig({}, { ONCEKIT_SF_MANAGED_SUBSCRIPTION: 'Oncekit_Events' }).managedSubscription).toBe('Oncekit_Events');
+    const managedOverCometd = { ONCEKIT_SF_MANAGED_SUBSCRIPTION: 'Oncekit_Events', ONCEKIT_SF_EVENT_TRANSPORT: 'cometd' };
+    expect(fields(failure({}, managedOverCometd))).toEqual(['ONCEKIT_SF_MANAGED_SUBSCRIPTION']);
+  });
 });

@@ -57,7 +57,14 @@ function payload(n: number): Record<string, unknown> {
 
 function startRelay(store: string): Promise<TestRelay> {
   return startTestRelay(
-    { ...clientCredentialsEnv(org), ONCEKIT_TARGET_URL: target.url, ONCEKIT_TENANT: TENANT, ONCEKIT_API_KEY: API_KEY },
+    // This file covers the CometD transport; pubsub-events.test.ts the Pub/Sub API.
+    {
+      ...clientCredentialsEnv(org),
+      ONCEKIT_SF_EVENT_TRANSPORT: 'cometd',
+      ONCEKIT_TARGET_URL: target.url,
+      ONCEKIT_TENANT: TENANT,
+      ONCEKIT_API_KEY: API_KEY,
+    },
     store,
   );
 }

@@ -19,11 +19,12 @@ export function testKeys(): { privateKey: KeyObject; publicKey: KeyObject; priva
   return keys;
 }
 
-/** A fake org that accepts both grants for the test credentials. */
+/** A fake org that accepts both grants for the test credentials, with its Pub/Sub API unless `pubsub: false`. */
 export function startTestOrg(options: FakeOrgOptions = {}): Promise<FakeOrg> {
   return startFakeOrg({
     jwt: { clientId: CLIENT_ID, username: USERNAME, publicKey: testKeys().publicKey },
     clientCredentials: { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET },
+    pubsub: true,
     ...options,
   });
 }
@@ -34,12 +35,24 @@ export function jwtEnv(org: FakeOrg, extra: Record<string, string> = {}): Record
     ONCEKIT_SF_CLIENT_ID: CLIENT_ID,
     ONCEKIT_SF_USERNAME: USERNAME,
     ONCEKIT_SF_PRIVATE_KEY: testKeys().privatePem,
+    ...pubSubEnv(org),
     ...extra,
   };
 }
 
 export function clientCredentialsEnv(org: FakeOrg, extra: Record<string, string> = {}): Record<string, string> {
-  return { ONCEKIT_SF_LOGIN_URL: org.url, ONCEKIT_SF_CLIENT_ID: CLIENT_ID, ONCEKIT_SF_CLIENT_SECRET: CLIENT_SECRET, ...extra };
+  return {
+    ONCEKIT_SF_LOGIN_URL: org.url,
+    ONCEKIT_SF_CLIENT_ID: CLIENT_ID,
+    ONCEKIT_SF_CLIENT_SECRET: CLIENT_SECRET,
+    ...pubSubEnv(org),
+    ...extra,
+  };
+}
+
+/** The fake org's Pub/Sub API for a relay (the subscriber's default transport); none without it. */
+function pubSubEnv(org: FakeOrg): Record<string, string> {
+  return org.pubsub ? { ONCEKIT_SF_PUBSUB_ENDPOINT: org.pubsub.url } : {};
 }
 
 export function connectTo(org: FakeOrg, flow: 'jwt-bearer' | 'client-credentials' = 'client-credentials'): Promise<SalesforceSession> {
