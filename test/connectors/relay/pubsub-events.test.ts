@@ -97,7 +97,7 @@ describe('Platform Events over the Pub/Sub API through the relay', () => {
     await waitFor('the outbox settled', async () => (await running.relay.outbox.counts(tenant)).delivered === 4);
   });
 
-  it('skips a poison event as unmappable (a dead letter once the sink records them) and delivers the events after it', async () => {
+  it('a poison event (bytes that do not decode) becomes a dead letter with its reason, and the events after it are delivered', async () => {
     const tenant = 'pubsub_poison';
     const running = await startRelay(tenant);
     pubsub.publish(CHANNEL, payload('poison', 1));
@@ -105,11 +105,10 @@ describe('Platform Events over the Pub/Sub API through the relay', () => {
     const after = [2, 3].map((n) => pubsub.publish(CHANNEL, payload('poison', n)));
     await waitFor('the events around the poison recorded', () => recorded(tenant).length === 3);
     expect(recorded(tenant).map((event) => event.idempotencyKey)).toEqual(expect.arrayContaining(after.map((event) => event.eventUuid)));
-    // Today's sink logs and counts it; with recordUnmappable it is also a dead letter in the outbox. Either way it names it.
-    const counts = await running.relay.outbox.counts(tenant);
-    const logged = running.logs.lines().find((line) => line.event === 'platform_event_unmappable' && line.sourceId === poison.eventUuid);
-    expect(counts.dead === 1 || logged !== undefined).toBe(true);
-    if (logged) expect(JSON.stringify(logged.issues)).toMatch(/payload.*cannot be decoded/);
+    await waitFor('the dead letter', async () => (await running.relay.outbox.counts(tenant)).dead === 1);
+    const [dead] = await running.relay.outbox.listDead(tenant);
+    expect(dead).toMatchObject({ sourceId: poison.eventUuid, input: null, attempts: [] });
+    expect(dead?.deadReason).toMatch(/could not be mapped: .*payload.*cannot be decoded/);
     expect(running.relay.subscriber?.state).toBe('subscribed');
   });
 
