@@ -25,8 +25,10 @@ import { tempDir } from './temp-dir.js';
  * A model-based test of the outbox: fast-check draws random sequences of enqueue (new and duplicate dedupKeys, batches,
  * enqueue-and-lease), lease by several workers, renew, settle (by the holder, by a stale holder, by anyone, twice in
  * one call), expire (the clock moves past leases), crash (a worker forgets what it holds), restart (the store is closed
- * and opened again on the same location), requeueDead and pruneSettled, and runs each against a real engine and a
- * plain model side by side. After every command the engine must agree with the model on every event (state, due time,
+ * and opened again on the same location), requeueDead and pruneSettled, plus a worker's round (lease a batch, settle it
+ * all), and runs each against a real engine and a plain model side by side. On the durable engines two instances
+ * (connections, pools) share the store and take turns call by call, as several relays would; memory has one instance
+ * and no restart. After every command the engine must agree with the model on every event (state, due time,
  * lease expiry, attempts, …), on counts, on the next due time and on the dead letters: nothing lost, nothing settled
  * twice, no lease stolen early.
  *
@@ -109,10 +111,12 @@ const dueTime = (event: ModelEvent): number => (event.state === 'pending' ? even
 const isDue = (event: ModelEvent, now: number): boolean => isLive(event) && dueTime(event) <= now;
 const heldUnexpired = (event: ModelEvent, now: number): boolean => event.state === 'leased' && (event.leaseExpiresAt ?? 0) > now;
 
-/** A store under test and how to restart it. */
+/** The store under test, opened by one or more instances, and how to restart one. */
 interface Real {
   readonly clock: ManualClock;
-  store: OutboxStore;
+  /** One instance's store; the instances take turns, call by call, so each sees what the others wrote. */
+  readonly store: OutboxStore;
+  /** Closes one instance (in turn) and opens it again on the same location. */
   restart(): Promise<void>;
 }
 
@@ -730,6 +734,8 @@ interface Engine {
   readonly location: StoreLocation;
   readonly options?: OpenStateOptions;
   readonly durable: boolean;
+  /** How many instances (connections, pools) share the store: 1 for memory, whose every open is a new store. */
+  readonly instances: number;
   readonly numRuns: number;
 }
 
@@ -741,7 +747,7 @@ const envNumber = (name: string): number | undefined => {
 let runs = 0;
 /** Generous: a run takes seconds per engine, but the machine may be busy; a longer hunt (ONCEKIT_MODEL_RUNS) gets an hour. */
 const TIMEOUT_MS = envNumber('ONCEKIT_MODEL_RUNS') === undefined ? 120_000 : 3_600_000;
-/** Runs the model against one engine; each run gets tenants of its own on the engine's one location. */
+/** Runs the model against one engine; each run gets tenants of its own on the engine's one location, opened by each instance. */
 async function runModel(engine: Engine): Promise<void> {
   // One clock for the engine's whole property: each run starts a day after the last ended, and first prunes what
   // earlier runs settled, so pruneSettled's count is the run's own.
@@ -752,22 +758,35 @@ async function runModel(engine: Engine): Promise<void> {
     fc.asyncProperty(fc.commands(commandArbitraries, { maxCommands: 40, size: 'max' }), async (commands) => {
       runs += 1;
       const model = new Model([`m${runs}-acme`, `m${runs}-globex`], engine.durable);
-      let state: State = await openState(engine.location, { ...engine.options, clock });
+      const open = () => openState(engine.location, { ...engine.options, clock });
+      const instances: State[] = [];
+      let turn = 0;
+      let restarts = 0;
+      const instance = (index: number): State => {
+        const state = instances[index % instances.length];
+        if (state === undefined) throw new Error('no instance open');
+        return state;
+      };
       const real: Real = {
         clock,
-        store: state.outbox,
+        get store() {
+          turn += 1;
+          return instance(turn).outbox;
+        },
         restart: async () => {
-          await state.close();
-          state = await openState(engine.location, { ...engine.options, clock });
-          real.store = state.outbox;
+          restarts += 1;
+          const index = restarts % instances.length;
+          await instance(index).close();
+          instances[index] = await open();
         },
       };
       try {
+        for (let index = 0; index < engine.instances; index += 1) instances.push(await open());
         clock.advance(DAY_MS);
-        await state.outbox.pruneSettled(0, PRUNE_ALL);
+        await real.store.pruneSettled(0, PRUNE_ALL);
         await fc.asyncModelRun(() => ({ model, real }), commands);
       } finally {
-        await state.close();
+        await Promise.all(instances.map((state) => state.close()));
       }
     }),
     {
@@ -780,7 +799,7 @@ async function runModel(engine: Engine): Promise<void> {
 
 describe('outbox model: memory', () => {
   it('agrees with the model on every random sequence', { timeout: TIMEOUT_MS }, async () => {
-    await runModel({ location: { kind: 'memory' }, durable: false, numRuns: 200 });
+    await runModel({ location: { kind: 'memory' }, durable: false, instances: 1, numRuns: 200 });
   });
 });
 
@@ -788,7 +807,7 @@ describe('outbox model: SQLite', () => {
   const dir = tempDir('oncekit-outbox-model-');
   afterAll(() => dir.remove());
   it('agrees with the model on every random sequence, across restarts', { timeout: TIMEOUT_MS }, async () => {
-    await runModel({ location: { kind: 'sqlite', path: join(dir.path, 'oncekit.db') }, durable: true, numRuns: 60 });
+    await runModel({ location: { kind: 'sqlite', path: join(dir.path, 'oncekit.db') }, durable: true, instances: 2, numRuns: 60 });
   });
 });
 
@@ -805,6 +824,7 @@ describe.skipIf(skipRedisTests)(`outbox model: Redis at ${redisEnv.url}`, () => 
       location: { kind: 'redis', url: redisEnv.url },
       options: { redisKeyPrefix, allowVolatile: true, logger: silentLogger },
       durable: true,
+      instances: 2,
       numRuns: 40,
     });
   });
@@ -814,6 +834,6 @@ describe.skipIf(skipPostgresTests)(`outbox model: PostgreSQL at ${postgresEnv.ur
   const schema = uniqueTestSchema('model');
   afterAll(() => dropTestSchema(schema));
   it('agrees with the model on every random sequence, across reopened pools', { timeout: TIMEOUT_MS }, async () => {
-    await runModel({ location: testPostgresLocation({ schema }), durable: true, numRuns: 15 });
+    await runModel({ location: testPostgresLocation({ schema }), durable: true, instances: 2, numRuns: 15 });
   });
 });
