@@ -33,8 +33,9 @@ import { tempDir } from './temp-dir.js';
  * twice, no lease stolen early.
  *
  * Every engine takes the test's manual clock (PostgreSQL and Redis then read it instead of the server's time), so
- * "expire" is a clock step, not a wait. A failure prints fast-check's seed and path; replay it with
- * ONCEKIT_MODEL_SEED=<seed> ONCEKIT_MODEL_PATH=<path>; ONCEKIT_MODEL_RUNS=<n> changes the number of runs per engine.
+ * "expire" is a clock step, not a wait. A failure prints fast-check's seed, path and the shrunk commands with their
+ * replayPath; replay it with ONCEKIT_MODEL_SEED=<seed> ONCEKIT_MODEL_PATH=<path> ONCEKIT_MODEL_REPLAY_PATH=<replayPath>
+ * and `-t <engine>`. ONCEKIT_MODEL_RUNS=<n> sets the number of runs per engine (a longer hunt).
  */
 
 const TARGETS = ['https://a.target.test', 'https://b.target.test'] as const;
@@ -754,41 +755,45 @@ async function runModel(engine: Engine): Promise<void> {
   const clock = manualClock();
   const seed = envNumber('ONCEKIT_MODEL_SEED');
   const path = process.env.ONCEKIT_MODEL_PATH;
+  const replayPath = process.env.ONCEKIT_MODEL_REPLAY_PATH;
   await fc.assert(
-    fc.asyncProperty(fc.commands(commandArbitraries, { maxCommands: 40, size: 'max' }), async (commands) => {
-      runs += 1;
-      const model = new Model([`m${runs}-acme`, `m${runs}-globex`], engine.durable);
-      const open = () => openState(engine.location, { ...engine.options, clock });
-      const instances: State[] = [];
-      let turn = 0;
-      let restarts = 0;
-      const instance = (index: number): State => {
-        const state = instances[index % instances.length];
-        if (state === undefined) throw new Error('no instance open');
-        return state;
-      };
-      const real: Real = {
-        clock,
-        get store() {
-          turn += 1;
-          return instance(turn).outbox;
-        },
-        restart: async () => {
-          restarts += 1;
-          const index = restarts % instances.length;
-          await instance(index).close();
-          instances[index] = await open();
-        },
-      };
-      try {
-        for (let index = 0; index < engine.instances; index += 1) instances.push(await open());
-        clock.advance(DAY_MS);
-        await real.store.pruneSettled(0, PRUNE_ALL);
-        await fc.asyncModelRun(() => ({ model, real }), commands);
-      } finally {
-        await Promise.all(instances.map((state) => state.close()));
-      }
-    }),
+    fc.asyncProperty(
+      fc.commands(commandArbitraries, { maxCommands: 40, size: 'max', ...(replayPath ? { replayPath } : {}) }),
+      async (commands) => {
+        runs += 1;
+        const model = new Model([`m${runs}-acme`, `m${runs}-globex`], engine.durable);
+        const open = () => openState(engine.location, { ...engine.options, clock });
+        const instances: State[] = [];
+        let turn = 0;
+        let restarts = 0;
+        const instance = (index: number): State => {
+          const state = instances[index % instances.length];
+          if (state === undefined) throw new Error('no instance open');
+          return state;
+        };
+        const real: Real = {
+          clock,
+          get store() {
+            turn += 1;
+            return instance(turn).outbox;
+          },
+          restart: async () => {
+            restarts += 1;
+            const index = restarts % instances.length;
+            await instance(index).close();
+            instances[index] = await open();
+          },
+        };
+        try {
+          for (let index = 0; index < engine.instances; index += 1) instances.push(await open());
+          clock.advance(DAY_MS);
+          await real.store.pruneSettled(0, PRUNE_ALL);
+          await fc.asyncModelRun(() => ({ model, real }), commands);
+        } finally {
+          await Promise.all(instances.map((state) => state.close()));
+        }
+      },
+    ),
     {
       numRuns: envNumber('ONCEKIT_MODEL_RUNS') ?? engine.numRuns,
       ...(seed === undefined ? {} : { seed }),
