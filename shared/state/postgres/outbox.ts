@@ -177,11 +177,14 @@ export class PostgresOutboxStore implements OutboxStore {
       // The first event per (tenant, target, dedupKey) is the one written; a later twin in the same call is its duplicate.
       const nameOf = (tenant: string, target: string, dedupKey: string): string => JSON.stringify([tenant, target, dedupKey]);
       const firsts = new Map<string, number>();
-      const twinOf = events.map((event, index) => {
+      // Every event per name, in order: a later twin may revive what the first found dead (see reviverOf).
+      const occurrences = new Map<string, number[]>();
+      events.forEach((event, index) => {
         const name = nameOf(event.tenant, event.target, event.dedupKey);
-        const first = firsts.get(name);
-        if (first === undefined) firsts.set(name, index);
-        return first;
+        if (!firsts.has(name)) firsts.set(name, index);
+        const list = occurrences.get(name);
+        if (list === undefined) occurrences.set(name, [index]);
+        else list.push(index);
       });
       const unique = [...firsts.values()].map((index) => ({ index, event: events[index] as NewOutboxEvent }));
       const rows = unique.map(({ event }) => ({
@@ -227,9 +230,22 @@ export class PostgresOutboxStore implements OutboxStore {
         );
         for (const row of found.rows) existing.set(nameOf(row.tenant, row.target, row.dedup_key), row);
       }
-      const revive = others.filter((row) => {
-        const current = existing.get(eventName(row.event));
-        return current !== undefined && canRevive(current.state, current.last_outcome, current.input, row.input);
+      // As if enqueued one by one: the first event of a name whose payload differs from a rejected dead letter's revives
+      // it; the events before it find the dead letter, the ones after it the revived event.
+      const reviverOf = new Map<string, number>();
+      const revive = others.flatMap((row) => {
+        const name = eventName(row.event);
+        const current = existing.get(name);
+        if (current === undefined) return [];
+        for (const index of occurrences.get(name) ?? []) {
+          const event = events[index] as NewOutboxEvent;
+          const input = event === row.event ? row.input : storedInput(event.input);
+          if (!canRevive(current.state, current.last_outcome, current.input, input)) continue;
+          reviverOf.set(name, index);
+          const decision = event.keyDecision === null ? null : JSON.stringify(event.keyDecision);
+          return [{ event, input, key: event.input.idempotencyKey ?? null, decision }];
+        }
+        return [];
       });
       if (revive.length > 0) {
         await client.query(
@@ -250,9 +266,10 @@ export class PostgresOutboxStore implements OutboxStore {
           ],
         );
       }
-      const revived = new Set(revive.map((row) => eventName(row.event)));
       const results = new Map<number, EnqueueResult>();
-      for (const { index, event } of unique) {
+      // A result for each name's first event and for each reviver; the other twins take theirs below.
+      for (const index of new Set([...firsts.values(), ...reviverOf.values()])) {
+        const event = events[index] as NewOutboxEvent;
         const name = eventName(event);
         const seq = insertedSeq.get(name);
         if (seq !== undefined) {
@@ -264,27 +281,43 @@ export class PostgresOutboxStore implements OutboxStore {
         const current = existing.get(name);
         if (current === undefined) throw new Error('an enqueue conflict named no existing event');
         const mayHaveLanded = rowMayHaveLanded(current);
-        if (!revived.has(name)) {
+        if (reviverOf.get(name) !== index) {
           const id = outboxIdOfSeq(current.seq);
           results.set(index, { id, outcome: 'existing', state: current.state, updatedAt: current.updated_at, mayHaveLanded });
           continue;
         }
+        // The record keeps its source (the ledger's), whichever source sent the corrected payload.
+        const view = { ...event, source: current.source };
         const leased =
           lease === undefined
             ? undefined
-            : leasedOnEnqueue(outboxIdOfSeq(current.seq), event, lease, now, current.attempt_count, mayHaveLanded);
+            : leasedOnEnqueue(outboxIdOfSeq(current.seq), view, lease, now, current.attempt_count, mayHaveLanded);
         const revivedResult = { id: outboxIdOfSeq(current.seq), outcome: 'revived', state, updatedAt: now, mayHaveLanded } as const;
         results.set(index, { ...revivedResult, ...(leased ? { leased } : {}) });
       }
       if (state === 'pending') {
-        const woken = new Set(unique.filter(({ index }) => results.get(index)?.outcome !== 'existing').map(({ event }) => event.tenant));
+        const woken = new Set(
+          [...results].filter(([, result]) => result.outcome !== 'existing').map(([index]) => events[index]?.tenant ?? ''),
+        );
         await this.#notify(client, woken);
       }
-      return events.map((_, index): EnqueueResult => {
-        const first = results.get(twinOf[index] ?? index);
-        if (first === undefined) throw new Error('an enqueued event has no result');
-        if (twinOf[index] === undefined) return first;
-        return { id: first.id, outcome: 'existing', state: first.state, updatedAt: first.updatedAt, mayHaveLanded: first.mayHaveLanded };
+      // A twin without a result of its own finds what the events of its name before it left.
+      const latest = new Map<string, EnqueueResult>();
+      return events.map((event, index): EnqueueResult => {
+        const name = eventName(event);
+        const before = latest.get(name);
+        const result =
+          results.get(index) ??
+          (before && {
+            id: before.id,
+            outcome: 'existing',
+            state: before.state,
+            updatedAt: before.updatedAt,
+            mayHaveLanded: before.mayHaveLanded,
+          });
+        if (result === undefined) throw new Error('an enqueued event has no result');
+        latest.set(name, result);
+        return result;
       });
     });
   }

@@ -97,7 +97,7 @@ end
 `;
 
 // ARGV[4..]: JSON [{id, t, tE, g, gE, src, sid, dk, key, dec, inp, kix, six}], owner ('' = start pending), leaseMs.
-// Returns {now, {{id, outcome, state, updatedAt, previousAttempts, mayHaveLanded 1|0}, ...}}.
+// Returns {now, {{id, outcome, state, updatedAt, previousAttempts, mayHaveLanded 1|0, the record's source}, ...}}.
 const ENQUEUE = `${COUNTS}
 local owner = ARGV[5]
 local lexp = oncekit_text(now + tonumber(ARGV[6]))
@@ -137,9 +137,9 @@ for i, ev in ipairs(events) do
       redis.call('ZREM', P .. 'settled', existing)
       start(ek, existing, sc)
       move(ev.tE, ev.gE, f[6], 'dead', state)
-      out[i] = {existing, 'revived', state, now, redis.call('LLEN', P .. 'a:' .. existing), mhl}
+      out[i] = {existing, 'revived', state, now, redis.call('LLEN', P .. 'a:' .. existing), mhl, f[6]}
     else
-      out[i] = {existing, 'existing', f[1], f[7], 0, mhl}
+      out[i] = {existing, 'existing', f[1], f[7], 0, mhl, f[6]}
     end
   else
     local ek = P .. 'e:' .. ev.id
@@ -150,7 +150,7 @@ for i, ev in ipairs(events) do
     if ev.kix ~= '' then redis.call('ZADD', ev.kix, 0, ev.id) end
     redis.call('ZADD', ev.six, 0, ev.id)
     move(ev.tE, ev.gE, ev.src, nil, state)
-    out[i] = {ev.id, 'created', state, now, 0, 0}
+    out[i] = {ev.id, 'created', state, now, 0, 0, ev.src}
   end
 end
 return {nowS, out}
@@ -461,15 +461,16 @@ export class RedisOutboxStore implements OutboxStore {
     const args = [JSON.stringify(payload), lease?.owner ?? '', lease === undefined ? 0 : lease.leaseMs];
     const [nowText, rows] = (await this.#eval('enqueue', SCRIPTS.enqueue, args)) as [
       string,
-      [string, EnqueueOutcome, OutboxState, string, number, number][],
+      [string, EnqueueOutcome, OutboxState, string, number, number, string][],
     ];
     const now = Number(nowText);
-    return rows.map(([id, outcome, state, updatedAt, previousAttempts, landed], index): EnqueueResult => {
+    return rows.map(([id, outcome, state, updatedAt, previousAttempts, landed, source], index): EnqueueResult => {
       const event = events[index];
       const mayHaveLanded = landed === 1;
       const result = { id, outcome, state, updatedAt: Number(updatedAt), mayHaveLanded };
       if (lease === undefined || outcome === 'existing' || event === undefined) return result;
-      return { ...result, leased: leasedOnEnqueue(id, event, lease, now, previousAttempts, mayHaveLanded) };
+      // A revived record keeps its source (the ledger's), whichever source sent the corrected payload.
+      return { ...result, leased: leasedOnEnqueue(id, { ...event, source }, lease, now, previousAttempts, mayHaveLanded) };
     });
   }
 

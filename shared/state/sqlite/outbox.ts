@@ -408,7 +408,8 @@ export class SqliteOutboxStore implements OutboxStore {
         this.#sql.revive.run(input, key, decision, event.sourceId, state, ...start, now, existing.seq);
         counts.move(existing, existing.state, state);
         const mayHaveLanded = existing.may_have_landed === 1;
-        const leased = leasedView(existing.seq, event, existing.attempt_count, mayHaveLanded);
+        // The record keeps its source (the ledger's), whichever source sent the corrected payload.
+        const leased = leasedView(existing.seq, { ...event, source: existing.source }, existing.attempt_count, mayHaveLanded);
         const revived = { id: outboxIdOfSeq(existing.seq), outcome: 'revived', state, updatedAt: now, mayHaveLanded } as const;
         return { ...revived, ...(leased ? { leased } : {}) };
       }),

@@ -205,6 +205,38 @@ export function describeOutboxStoreContract(
       expect(await store.counts(TENANT)).toMatchObject({ dead: 0, leased: 1 });
     });
 
+    // Found by the outbox model test (outbox-model.test.ts): PostgreSQL answered `existing` for the corrected twin.
+    it('answers twins in one call as one-by-one enqueues would: a corrected twin after the unchanged one revives the dead letter', async () => {
+      const original = outboxEvent();
+      const [created] = await store.enqueue([original]);
+      await lease(1);
+      await store.settle([{ id: created?.id ?? '', owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' }]);
+      const diedAt = clock.now();
+      clock.advance(5);
+      const corrected = { ...original, input: { ...original.input, accountId: 'acct-fixed' } };
+      const again = { ...original, input: { ...original.input, accountId: 'acct-fixed-again' } };
+      expect(await store.enqueue([original, corrected, again])).toEqual([
+        { id: created?.id, outcome: 'existing', state: 'dead', updatedAt: diedAt },
+        { id: created?.id, outcome: 'revived', state: 'pending', updatedAt: clock.now() },
+        { id: created?.id, outcome: 'existing', state: 'pending', updatedAt: clock.now() },
+      ]);
+      expect(await store.get(TENANT, created?.id ?? '')).toMatchObject({ state: 'pending', input: { accountId: 'acct-fixed' } });
+      expect(await store.counts(TENANT)).toMatchObject({ dead: 0, pending: 1 });
+    });
+
+    // Found by the outbox model test: SQLite, Redis and PostgreSQL leased it under the source of the corrected payload.
+    it("revives a dead letter leased to the caller under the record's own source, the one its ledger shows", async () => {
+      const original = outboxEvent();
+      const [created] = await store.enqueue([original]);
+      await lease(1);
+      await store.settle([{ id: created?.id ?? '', owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' }]);
+      const fromElsewhere = { ...original, source: 'segment', input: { ...original.input, accountId: 'acct-fixed' } };
+      const [revived] = await store.enqueue([fromElsewhere], { lease: { owner: 'producer', leaseMs: LEASE_MS } });
+      expect(revived).toMatchObject({ outcome: 'revived', leased: { source: 'import', sourceId: original.sourceId } });
+      expect(await store.get(TENANT, created?.id ?? '')).toMatchObject({ source: 'import' });
+      expect(await store.counts(TENANT, { source: 'import' })).toMatchObject({ leased: 1 });
+    });
+
     it('keeps tenants apart: the same dedupKey in two tenants is two events, and a lease sees only its tenant', async () => {
       const event = outboxEvent();
       const [a] = await store.enqueue([event]);
