@@ -216,9 +216,9 @@ export function describeOutboxStoreContract(
       const corrected = { ...original, input: { ...original.input, accountId: 'acct-fixed' } };
       const again = { ...original, input: { ...original.input, accountId: 'acct-fixed-again' } };
       expect(await store.enqueue([original, corrected, again])).toEqual([
-        { id: created?.id, outcome: 'existing', state: 'dead', updatedAt: diedAt },
-        { id: created?.id, outcome: 'revived', state: 'pending', updatedAt: clock.now() },
-        { id: created?.id, outcome: 'existing', state: 'pending', updatedAt: clock.now() },
+        { id: created?.id, outcome: 'existing', state: 'dead', updatedAt: diedAt, mayHaveLanded: false },
+        { id: created?.id, outcome: 'revived', state: 'pending', updatedAt: clock.now(), mayHaveLanded: false },
+        { id: created?.id, outcome: 'existing', state: 'pending', updatedAt: clock.now(), mayHaveLanded: false },
       ]);
       expect(await store.get(TENANT, created?.id ?? '')).toMatchObject({ state: 'pending', input: { accountId: 'acct-fixed' } });
       expect(await store.counts(TENANT)).toMatchObject({ dead: 0, pending: 1 });
