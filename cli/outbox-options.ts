@@ -7,11 +7,20 @@ import { jsonLineLogger, type Logger } from '../shared/log.js';
 import { type OutboxDeliveryConfig, outboxDeliveryConfig } from '../shared/outbox/config.js';
 import type { OutboxStore } from '../shared/outbox/types.js';
 import type { OutboxTarget } from '../shared/outbox/worker.js';
-import { defaultStoreLocation, parseStoreLocation, type StoreLocation } from '../shared/state/location.js';
+import { defaultStoreLocation, describeStoreLocation, parseStoreLocation, type StoreLocation } from '../shared/state/location.js';
 import { openState } from '../shared/state/open-state.js';
 import { redisAllowVolatileFromEnv } from '../shared/state/redis/connection.js';
 import { undiciTransport } from '../shared/target/transport-undici.js';
-import { targetSettings } from './target-env.js';
+import {
+  type GivenTargetSettings,
+  givenTargetSettings,
+  type StoredScope,
+  TARGET_URL_SETTING,
+  TENANT_SETTING,
+  targetSettings,
+  targetUrlFromStore,
+  tenantFromStore,
+} from './target-env.js';
 import { integerOption, parseOptions, UsageError } from './usage.js';
 
 export interface StoreOptions {
@@ -48,7 +57,7 @@ export function redisStoreSettingsFrom(env: NodeJS.ProcessEnv): { redisKeyPrefix
 
 export function addStoreOptions(command: Command): Command {
   return command
-    .option('--tenant <alias>', 'the tenant alias (env ONCEKIT_TENANT)')
+    .option('--tenant <alias>', 'the tenant alias (env ONCEKIT_TENANT; default: the only tenant the store holds events for)')
     .option(
       '--store <location>',
       'where the outbox and ledger live: sqlite:PATH, redis://HOST:PORT, postgres://USER@HOST:PORT/DB or memory (env ONCEKIT_STORE; default sqlite:.oncekit/oncekit.db)',
@@ -56,7 +65,10 @@ export function addStoreOptions(command: Command): Command {
 }
 
 export function addDeliveryOptions(command: Command): Command {
-  command.option('--target-url <url>', 'the API base URL (env ONCEKIT_TARGET_URL; default https://app.referralsaasquatch.com)');
+  command.option(
+    '--target-url <url>',
+    "the API base URL (env ONCEKIT_TARGET_URL; default: the only target the store holds the tenant's events for, else https://app.referralsaasquatch.com)",
+  );
   return addDeliverySettingOptions(command);
 }
 
@@ -88,11 +100,47 @@ export function deliverySettingValues(options: DeliveryOptions): DeliverySetting
   };
 }
 
-/** The tenant, required: keys, the outbox and the ledger are all per tenant. */
-export function requireTenant(options: StoreOptions): string {
-  const tenant = targetSettings(options).tenant;
-  if (!tenant) throw new UsageError([{ field: '--tenant (or ONCEKIT_TENANT)', reason: 'required' }]);
-  return tenant;
+/**
+ * The tenant of a command that reads a store (keys, the outbox and the ledger are all per tenant): --tenant, else
+ * ONCEKIT_TENANT, else the only tenant the store holds events for (see tenantFromStore).
+ */
+export async function tenantOf(given: GivenTargetSettings, store: OutboxStore, location: StoreLocation): Promise<string> {
+  if (given.tenant !== undefined) return given.tenant;
+  return tenantFromStore(given, await storedScope(store, location));
+}
+
+/** The target URL of a command that reads a store and delivers: --target-url, else ONCEKIT_TARGET_URL, else the store's. */
+export async function targetUrlOf(
+  given: GivenTargetSettings,
+  tenant: string,
+  store: OutboxStore,
+  location: StoreLocation,
+): Promise<string> {
+  if (given.targetUrl !== undefined) return given.targetUrl;
+  return targetUrlFromStore(given, tenant, await storedScope(store, location));
+}
+
+/** Enough to list what a store has in an error; more would not be read. */
+const LISTED_PAIRS = 1000;
+
+async function storedScope(store: OutboxStore, location: StoreLocation): Promise<StoredScope> {
+  return { pairs: await store.listTenantTargets({ limit: LISTED_PAIRS }), where: `the store ${describeStoreLocation(location)}` };
+}
+
+/**
+ * The tenant and target URL for a command that writes a store (import), by the same rule, without creating the store:
+ * one that does not exist yet holds nothing, so the tenant must be given and the URL defaults to production.
+ */
+export async function tenantAndTargetUrlFor(options: TargetOptions): Promise<{ tenant: string; targetUrl: string }> {
+  const given = givenTargetSettings(options);
+  if (given.tenant !== undefined && given.targetUrl !== undefined) return { tenant: given.tenant, targetUrl: given.targetUrl };
+  const location = storeLocationFrom(options.store);
+  const stored: StoredScope =
+    location.kind === 'sqlite' && !existsSync(location.path)
+      ? { pairs: [], where: `the store ${describeStoreLocation(location)} (not created yet)` }
+      : await openAndRun(location, (store) => storedScope(store, location));
+  const tenant = tenantFromStore(given, stored);
+  return { tenant, targetUrl: targetUrlFromStore(given, tenant, stored) };
 }
 
 /** The delivery config from the options, else ONCEKIT_*; a broken rule (the horizon vs the key window) names its source. */
@@ -112,12 +160,15 @@ const targetSchema = z.object({
 });
 
 const TARGET_OPTION_NAMES: Record<string, string> = {
-  targetUrl: '--target-url (or ONCEKIT_TARGET_URL)',
-  tenant: '--tenant (or ONCEKIT_TENANT)',
+  targetUrl: TARGET_URL_SETTING,
+  tenant: TENANT_SETTING,
   apiKey: 'ONCEKIT_API_KEY',
 };
 
-/** Where to deliver, from options and ONCEKIT_* (the API key only from the environment), plus a transport to close. */
+/**
+ * Where to deliver, from options and ONCEKIT_* (the API key only from the environment), plus a transport to close.
+ * Commands that read a store pass the tenant and URL they found by the rule (tenantOf, targetUrlOf) as the options.
+ */
 export function outboxTargetFrom(options: TargetOptions, connections: number): { target: OutboxTarget; close(): Promise<void> } {
   const settings = parseOptions(targetSchema, targetSettings(options), (field) => TARGET_OPTION_NAMES[field] ?? field);
   const transport = undiciTransport({ connections });
@@ -139,10 +190,26 @@ export async function withStore<T>(options: StoreOptions, work: (store: OutboxSt
 }
 
 /**
+ * For commands that read what others stored (ledger, dead letters): the existing store (see withExistingStore) and the
+ * tenant by the rule (tenantOf), for the duration of `work`; `given` has the options and variables, checked before
+ * the store is opened.
+ */
+export async function withStoreTenant<T>(
+  options: StoreOptions & { readonly targetUrl?: string },
+  work: (store: OutboxStore, tenant: string, given: GivenTargetSettings, location: StoreLocation) => Promise<T>,
+): Promise<T> {
+  const given = givenTargetSettings(options);
+  return withExistingStore(options, async (store, location) => work(store, await tenantOf(given, store, location), given, location));
+}
+
+/**
  * For commands that read what others stored (ledger, dead letters): a SQLite file that does not exist is a mistyped
  * path, not a store to create, so it is an error naming the path.
  */
-export async function withExistingStore<T>(options: StoreOptions, work: (store: OutboxStore) => Promise<T>): Promise<T> {
+export async function withExistingStore<T>(
+  options: StoreOptions,
+  work: (store: OutboxStore, location: StoreLocation) => Promise<T>,
+): Promise<T> {
   const location = storeLocationFrom(options.store);
   if (location.kind === 'sqlite' && !existsSync(location.path)) {
     throw new StoreNotFoundError(
@@ -160,10 +227,10 @@ export class StoreNotFoundError extends OncekitError {
   }
 }
 
-async function openAndRun<T>(location: StoreLocation, work: (store: OutboxStore) => Promise<T>): Promise<T> {
+async function openAndRun<T>(location: StoreLocation, work: (store: OutboxStore, location: StoreLocation) => Promise<T>): Promise<T> {
   const state = await openState(location, redisStoreSettingsFrom(process.env));
   try {
-    return await work(state.outbox);
+    return await work(state.outbox, location);
   } finally {
     await state.close();
   }

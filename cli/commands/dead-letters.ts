@@ -9,9 +9,9 @@ import {
   type DeliveryOptions,
   deliveryConfigFrom,
   outboxTargetFrom,
-  requireTenant,
   type StoreOptions,
-  withExistingStore,
+  targetUrlOf,
+  withStoreTenant,
 } from '../outbox-options.js';
 import { EXIT_FAILURE, EXIT_OK, integerOption, printJson, UsageError } from '../usage.js';
 
@@ -49,8 +49,10 @@ export function registerDeadLettersCommand(program: Command): void {
         '"unmappable": the event could not be mapped to a user event; its raw payload (the first 16 KiB) is shown, and it is never retried.',
     )
     .action(async (options: ListOptions) => {
-      const tenant = requireTenant(options);
-      const entries = await withExistingStore(options, (store) => store.listDead(tenant, { limit: options.limit, offset: options.offset }));
+      const { tenant, entries } = await withStoreTenant(options, async (store, tenant) => ({
+        tenant,
+        entries: await store.listDead(tenant, { limit: options.limit, offset: options.offset }),
+      }));
       if (options.json) {
         printJson({ deadLetters: entries.map((entry) => ({ ...entry, mayHaveLanded: mayHaveLanded(entry) })) });
         return;
@@ -85,12 +87,13 @@ export function registerDeadLettersCommand(program: Command): void {
     .action(async (ids: string[], options: RetryOptions) => {
       if (ids.length > 0 === (options.all === true))
         throw new UsageError([{ field: 'IDS|--all', reason: 'give dead-letter ids, or --all' }]);
-      const tenant = requireTenant(options);
       const config = deliveryConfigFrom(options);
-      const delivery = options.enqueueOnly ? null : outboxTargetFrom(options, config.concurrency);
-      try {
-        const result = await withExistingStore(options, async (store) => {
-          // Delivering here: only this target's dead letters (another target's would wait for its own relay).
+      const result = await withStoreTenant(options, async (store, tenant, given, location) => {
+        // Delivering here: to the tenant's target by the same rule, and only its dead letters (another target's would
+        // wait for its own relay).
+        const targetUrl = options.enqueueOnly ? null : await targetUrlOf(given, tenant, store, location);
+        const delivery = targetUrl === null ? null : outboxTargetFrom({ ...options, tenant, targetUrl }, config.concurrency);
+        try {
           const target = delivery ? { target: outboxTargetId(delivery.target) } : {};
           const found = options.all ? await allDeadLetters(store, tenant, target.target) : await entriesOf(store, tenant, ids);
           // An unmappable dead letter has nothing to send: never requeued, listed apart with what to do instead.
@@ -105,20 +108,20 @@ export function registerDeadLettersCommand(program: Command): void {
           const unmappableIds = unmappable.map((entry) => entry.id);
           const notRequeued = ids.filter((id) => !requeued.includes(id) && !refused.includes(id) && !unmappableIds.includes(id));
           return { requeued, entries, notRequeued, refused, unmappable };
-        });
-        report(result.entries, result.notRequeued, result.unmappable, options);
-        const settledWell = (state: OutboxState): boolean =>
-          state === 'delivered' || state === 'duplicate' || (options.enqueueOnly === true && state === 'pending');
-        // Named unmappable ids could not be retried as asked; with --all they are only reported.
-        const ok =
-          result.notRequeued.length === 0 &&
-          result.refused.length === 0 &&
-          (options.all === true || result.unmappable.length === 0) &&
-          result.entries.every((entry) => settledWell(entry.state));
-        process.exitCode = ok ? EXIT_OK : EXIT_FAILURE;
-      } finally {
-        await delivery?.close();
-      }
+        } finally {
+          await delivery?.close();
+        }
+      });
+      report(result.entries, result.notRequeued, result.unmappable, options);
+      const settledWell = (state: OutboxState): boolean =>
+        state === 'delivered' || state === 'duplicate' || (options.enqueueOnly === true && state === 'pending');
+      // Named unmappable ids could not be retried as asked; with --all they are only reported.
+      const ok =
+        result.notRequeued.length === 0 &&
+        result.refused.length === 0 &&
+        (options.all === true || result.unmappable.length === 0) &&
+        result.entries.every((entry) => settledWell(entry.state));
+      process.exitCode = ok ? EXIT_OK : EXIT_FAILURE;
     });
 }
 

@@ -9,6 +9,7 @@ import {
   type DeliveryOptions,
   deliveryConfigFrom,
   outboxTargetFrom,
+  tenantAndTargetUrlFor,
   withStore,
 } from '../outbox-options.js';
 import { choiceOption, EXIT_FAILURE, EXIT_OK, printJson } from '../usage.js';
@@ -89,7 +90,9 @@ export function registerImportCommand(program: Command): void {
       if (options.dryRun) {
         summary = await runImport({ ...common, delivery: null, signal: controller.signal, ...(bar ? { onProgress: bar.update } : {}) });
       } else {
-        const { target, close } = outboxTargetFrom(options, config.concurrency);
+        // The tenant and target by the rule every command follows; a store that exists may give them.
+        const scope = await tenantAndTargetUrlFor(options);
+        const { target, close } = outboxTargetFrom({ ...options, ...scope }, config.concurrency);
         try {
           summary = await withStore(options, (store) =>
             runImport({

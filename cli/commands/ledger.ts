@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { describeLedgerEntry, isPossibleDuplicate, mayHaveLanded } from '../../shared/outbox/ledger.js';
-import { addStoreOptions, requireTenant, type StoreOptions, withExistingStore } from '../outbox-options.js';
+import { addStoreOptions, type StoreOptions, withStoreTenant } from '../outbox-options.js';
 import { EXIT_FAILURE, EXIT_OK, printJson, UsageError } from '../usage.js';
 
 interface LedgerShowOptions extends StoreOptions {
@@ -27,10 +27,10 @@ export function registerLedgerCommand(program: Command): void {
       if ((key === undefined) === (options.sourceId === undefined)) {
         throw new UsageError([{ field: 'KEY|--source-id', reason: 'give exactly one: an idempotency key or --source-id ID' }]);
       }
-      const tenant = requireTenant(options);
-      const entries = await withExistingStore(options, (store) =>
-        key !== undefined ? store.findByKey(tenant, key) : store.findBySourceId(tenant, options.sourceId ?? ''),
-      );
+      const { tenant, entries } = await withStoreTenant(options, async (store, tenant) => ({
+        tenant,
+        entries: key !== undefined ? await store.findByKey(tenant, key) : await store.findBySourceId(tenant, options.sourceId ?? ''),
+      }));
       if (options.json)
         printJson({
           entries: entries.map((entry) => ({

@@ -97,13 +97,15 @@ export const RELAY_SETTING_NAMES = {
 
 const blankToUndefined = (value: unknown): unknown => (value === '' ? undefined : value);
 const optionalText = z.preprocess(blankToUndefined, z.string().optional());
+/** The target's URL and tenant, as for every command: set but empty is an error, not unset (the built-in sandbox). */
+const notBlank = z.string().refine((value) => value.trim() !== '', 'is set but empty: give it a value, or unset it for the default');
 
 const settingsSchema = z
   .object({
     host: z.string().min(1),
     port: z.coerce.number().int('a whole number').min(0).max(65_535),
-    targetUrl: z.preprocess(blankToUndefined, z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
-    tenant: optionalText,
+    targetUrl: notBlank.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })).optional(),
+    tenant: notBlank.optional(),
     apiKey: optionalText,
     store: optionalText,
     relaySecret: z.preprocess(blankToUndefined, z.string().min(16, 'must be at least 16 characters').optional()),

@@ -1,7 +1,12 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { KeyDecision } from '../../shared/keys/decide.js';
 
-/** The relay's Prometheus metrics, on a registry of its own so several relays can live in one process (tests). */
+/**
+ * The relay's Prometheus metrics, on a registry of its own so several relays can live in one process (tests). Names
+ * follow Prometheus' conventions: `oncekit_` first, the unit last (`_seconds`, `_events`), `_total` on counters, and
+ * no empty label value (a label that does not apply is left out). Node's default process metrics (`process_*`,
+ * `nodejs_*`) are on the same registry under their usual names, so stock Node.js dashboards read them.
+ */
 export interface RelayMetrics {
   readonly registry: Registry;
   readonly received: Counter<'source'>;
@@ -10,7 +15,7 @@ export interface RelayMetrics {
   readonly retries: Counter<'source'>;
   readonly deadLetters: Counter<'source' | 'reason'>;
   readonly unmappable: Counter<'source'>;
-  readonly outboxDepth: Gauge<'state'>;
+  readonly outboxEvents: Gauge<'state'>;
   readonly possibleDuplicates: Gauge;
   readonly httpDuration: Histogram<'route' | 'method' | 'status'>;
   readonly deliveryLatency: Histogram<'source' | 'outcome'>;
@@ -19,12 +24,13 @@ export interface RelayMetrics {
 
 /** What the metrics read from the store when scraped, so every instance on one store reports the same numbers. */
 export interface RelayMetricsSources {
-  readonly outboxDepth: () => Promise<Readonly<Record<string, number>>>;
+  readonly outboxEvents: () => Promise<Readonly<Record<string, number>>>;
   readonly possibleDuplicates: () => Promise<number>;
 }
 
 export function createRelayMetrics(sources: RelayMetricsSources): RelayMetrics {
   const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
   const received = new Counter({
     name: 'oncekit_events_received_total',
     help: 'Events accepted into the outbox, per source',
@@ -33,7 +39,7 @@ export function createRelayMetrics(sources: RelayMetricsSources): RelayMetrics {
   });
   const keyDecisions = new Counter({
     name: 'oncekit_key_decisions_total',
-    help: 'Idempotency key decisions: kept, hashed, dropped (with the reason), none',
+    help: 'Idempotency key decisions: kept, hashed, dropped, rejected (with the reason), none (no key given)',
     labelNames: ['source', 'decision', 'reason'],
     registers: [registry],
   });
@@ -61,18 +67,18 @@ export function createRelayMetrics(sources: RelayMetricsSources): RelayMetrics {
     labelNames: ['source'],
     registers: [registry],
   });
-  const outboxDepth = new Gauge({
-    name: 'oncekit_outbox_depth',
-    help: 'Events in the outbox by state',
+  const outboxEvents = new Gauge({
+    name: 'oncekit_outbox_events',
+    help: "Events of the relay's tenant and target in the outbox and its ledger, by state (read from the store)",
     labelNames: ['state'],
     registers: [registry],
     async collect() {
-      const counts = await sources.outboxDepth();
+      const counts = await sources.outboxEvents();
       for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
     },
   });
   const possibleDuplicates = new Gauge({
-    name: 'oncekit_possible_duplicates',
+    name: 'oncekit_possible_duplicate_events',
     help:
       'Events sent without an idempotency key and delivered after an attempt or request whose outcome was unknown ' +
       '(a lost answer, a timeout, a 5xx): the target may have recorded them twice. Read from the store (its retention)',
@@ -103,12 +109,14 @@ export function createRelayMetrics(sources: RelayMetricsSources): RelayMetrics {
     retries,
     deadLetters,
     unmappable,
-    outboxDepth,
+    outboxEvents,
     possibleDuplicates,
     httpDuration,
     deliveryLatency,
     countKeyDecision(source, decision) {
-      keyDecisions.inc({ source, decision: decision?.decision ?? 'none', reason: decision?.reason ?? '' });
+      // A kept key (or none at all) has no reason: the label is left out rather than empty.
+      const reason = decision?.reason;
+      keyDecisions.inc({ source, decision: decision?.decision ?? 'none', ...(reason ? { reason } : {}) });
     },
   };
 }

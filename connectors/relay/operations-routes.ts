@@ -1,5 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ReadinessCheck } from '../../shared/http/readiness.js';
 import { isPossibleDuplicate } from '../../shared/outbox/ledger.js';
@@ -42,21 +43,18 @@ function sameSecret(given: string, secret: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** Every value sent for the cookie `name` (a browser may send several); a malformed one is skipped, never a 500. */
-function cookieValues(request: FastifyRequest, name: string): string[] {
+/**
+ * Every value sent for the cookie `name`. The parser keeps only the first cookie of a name, and a browser may send
+ * several (other paths, a sibling subdomain's), so each pair is parsed on its own. A malformed value comes back as
+ * sent and simply does not match; nothing here throws.
+ */
+function cookieValues(app: FastifyInstance, request: FastifyRequest, name: string): string[] {
   const header = request.headers.cookie;
   if (!header) return [];
-  const values: string[] = [];
-  for (const part of header.split(';')) {
-    const [key, ...value] = part.trim().split('=');
-    if (key !== name) continue;
-    try {
-      values.push(decodeURIComponent(value.join('=')));
-    } catch {
-      // not percent-decodable: not our cookie
-    }
-  }
-  return values;
+  return header.split(';').flatMap((pair) => {
+    const value = app.parseCookie(pair)[name];
+    return value === undefined ? [] : [value];
+  });
 }
 
 /** The target's address without any user name or password it may carry. */
@@ -83,6 +81,7 @@ const ledgerQuerySchema = z.union([
  * from the `?token=` link the relay prints at start-up, as Jupyter does.
  */
 export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = async (app, options) => {
+  await app.register(fastifyCookie);
   // The browser keeps a token derived from the secret, never the secret itself.
   const sessionToken = createHmac('sha256', options.secret).update('oncekit status page session').digest('base64url');
   const cookieName = `${SESSION_COOKIE}_${createHash('sha256').update(sessionToken).digest('hex').slice(0, 12)}`;
@@ -90,7 +89,7 @@ export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = asy
     const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1];
     return (
       (bearer !== undefined && sameSecret(bearer.trim(), options.secret)) ||
-      cookieValues(request, cookieName).some((session) => sameSecret(session, sessionToken))
+      cookieValues(app, request, cookieName).some((session) => sameSecret(session, sessionToken))
     );
   };
   const refuse = (reply: FastifyReply) =>
@@ -126,7 +125,7 @@ export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = asy
     if (typeof token === 'string' && sameSecret(token, options.secret)) {
       // Trade the link's token for a cookie and drop it from the address bar and history.
       return reply
-        .header('set-cookie', `${cookieName}=${sessionToken}; HttpOnly; SameSite=Strict; Path=/`)
+        .setCookie(cookieName, sessionToken, { httpOnly: true, sameSite: 'strict', path: '/' })
         .header('cache-control', 'no-store')
         .header('referrer-policy', 'no-referrer')
         .redirect('/', 303);

@@ -90,7 +90,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     const recent = recentEvents();
     const targetKey = target.id ?? targetId(target.url);
     const metrics = createRelayMetrics({
-      outboxDepth: () => outbox.counts(target.tenant, { target: targetKey }),
+      outboxEvents: () => outbox.counts(target.tenant, { target: targetKey }),
       possibleDuplicates: () => outbox.countPossibleDuplicates(target.tenant, { target: targetKey }),
     });
     const worker = createOutboxWorker({

@@ -219,6 +219,13 @@ export interface LedgerEntryBase {
 
 export type OutboxCounts = Readonly<Record<OutboxState, number>>;
 
+/** A tenant and a target the store holds events for (see OutboxStore.listTenantTargets). */
+export interface TenantTarget {
+  readonly tenant: string;
+  /** '' for events stored before targets were recorded. */
+  readonly target: string;
+}
+
 export interface OutboxCountFilter {
   readonly source?: string;
   readonly target?: string;
@@ -271,6 +278,11 @@ export interface OutboxStore {
   findBySourceId(tenant: string, sourceId: string): Promise<LedgerEntry[]>;
   /** Dead letters of the tenant, oldest death first. */
   listDead(tenant: string, page?: { readonly limit?: number; readonly offset?: number }): Promise<LedgerEntry[]>;
+  /**
+   * The tenants and targets the store holds events for, sorted by tenant then target, at most `limit` (default 100) of
+   * them: how a command finds its tenant and target when none is given. A pair whose events were all pruned is gone.
+   */
+  listTenantTargets(options?: { readonly limit?: number }): Promise<TenantTarget[]>;
   /** Events per state, for metrics and for knowing when a run is drained; narrowed to one source and/or target. */
   counts(tenant: string, filter?: OutboxCountFilter): Promise<OutboxCounts>;
   /**

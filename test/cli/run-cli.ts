@@ -10,11 +10,15 @@ export interface CliRun {
 /** Runs the built `oncekit` binary as a user would, with its own environment and optional stdin. */
 export function runCli(
   args: readonly string[],
-  options: { env?: Record<string, string | undefined>; input?: string } = {},
+  options: { env?: Record<string, string | undefined>; input?: string; cwd?: string } = {},
 ): Promise<CliRun> {
   const env: Record<string, string | undefined> = { PATH: process.env.PATH, ...options.env };
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ONCEKIT_BIN, ...args], { env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [ONCEKIT_BIN, ...args], {
+      env: env as NodeJS.ProcessEnv,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => {

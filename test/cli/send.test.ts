@@ -91,7 +91,10 @@ describe('oncekit send', () => {
     [['--fields', '{not json'], { ...{} }, '--fields: not valid JSON'],
     [['--fields', '[1,2]'], {}, '--fields: must be a JSON object'],
     [['--date', 'yesterday'], {}, '--date: expected an ISO-8601 date or epoch milliseconds'],
-    [[], { ONCEKIT_TENANT: '' }, '--tenant (or ONCEKIT_TENANT): required'],
+    [[], { ONCEKIT_TENANT: undefined }, '--tenant (or ONCEKIT_TENANT): required'],
+    [[], { ONCEKIT_TENANT: '' }, 'ONCEKIT_TENANT: is set but empty'],
+    [['--tenant', ''], {}, '--tenant: must not be empty'],
+    [[], { ONCEKIT_TARGET_URL: '' }, 'ONCEKIT_TARGET_URL: is set but empty'],
     [[], { ONCEKIT_API_KEY: '' }, 'ONCEKIT_API_KEY: required'],
     [['--target-url', 'not a url'], {}, '--target-url (or ONCEKIT_TARGET_URL): must be an http(s) URL'],
   ])('exits 2 for bad usage %j, naming the option', async (extra, envOverride, message) => {

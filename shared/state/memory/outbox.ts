@@ -28,6 +28,7 @@ import type {
   RecordUnmappableResult,
   RequeueRequest,
   Settlement,
+  TenantTarget,
   UnmappableEvent,
   UnmappableRaw,
 } from '../../outbox/types.js';
@@ -318,6 +319,14 @@ export class MemoryOutboxStore implements OutboxStore {
     return dead.slice(offset, offset + limit).map(ledgerView);
   }
 
+  async listTenantTargets(options: { readonly limit?: number } = {}): Promise<TenantTarget[]> {
+    const { limit } = checkOutboxArgs.page(options);
+    const pairs = new Map<string, TenantTarget>();
+    for (const record of this.#byId.values())
+      pairs.set(dedupName(record.tenant, record.target), { tenant: record.tenant, target: record.target });
+    return [...pairs.values()].sort((a, b) => compareText(a.tenant, b.tenant) || compareText(a.target, b.target)).slice(0, limit);
+  }
+
   async counts(tenant: string, filter: OutboxCountFilter = {}): Promise<OutboxCounts> {
     const counts = emptyCounts();
     for (const record of this.#tenants.get(tenant)?.byDedupKey.values() ?? []) {
@@ -357,6 +366,9 @@ export class MemoryOutboxStore implements OutboxStore {
 }
 
 const dedupName = (target: string, dedupKey: string): string => `${target}\u0000${dedupKey}`;
+
+/** By UTF-16 code units, as the other engines' byte order sorts ASCII names. */
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 const dueTime = (record: MemoryRecord): number =>
   (record.state === 'pending' ? record.dueAt : record.leaseExpiresAt) ?? Number.POSITIVE_INFINITY;

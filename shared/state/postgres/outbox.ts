@@ -30,6 +30,7 @@ import type {
   RecordUnmappableResult,
   RequeueRequest,
   Settlement,
+  TenantTarget,
   UnmappableEvent,
 } from '../../outbox/types.js';
 import type { PostgresStoreLocation } from '../location.js';
@@ -531,6 +532,29 @@ export class PostgresOutboxStore implements OutboxStore {
     );
   }
 
+  /**
+   * A loose index scan of the counts index: one index probe per pair, however many events each has. Sorted here, not in
+   * SQL, so the order does not depend on the database's collation.
+   */
+  async listTenantTargets(options: { readonly limit?: number } = {}): Promise<TenantTarget[]> {
+    const { limit } = checkOutboxArgs.page(options);
+    return this.#read('listTenantTargets', async () => {
+      const result = await this.#db.pool.query<TenantTarget>(
+        `WITH RECURSIVE pairs AS (
+           (SELECT tenant, target FROM outbox_events ORDER BY tenant, target LIMIT 1)
+           UNION ALL
+           SELECT next.tenant, next.target FROM pairs, LATERAL (
+             SELECT tenant, target FROM outbox_events WHERE (tenant, target) > (pairs.tenant, pairs.target)
+             ORDER BY tenant, target LIMIT 1) next)
+         SELECT tenant, target FROM pairs LIMIT $1`,
+        [limit],
+      );
+      return result.rows
+        .map((row) => ({ tenant: row.tenant, target: row.target }))
+        .sort((a, b) => compareText(a.tenant, b.tenant) || compareText(a.target, b.target));
+    });
+  }
+
   async counts(tenant: string, filter: OutboxCountFilter = {}): Promise<OutboxCounts> {
     return this.#read('counts', async () => {
       // Only the conditions asked for, so a target's counts are a range of the counts index.
@@ -710,3 +734,5 @@ async function insertAttempts(client: pg.PoolClient, items: readonly { seq: numb
     ],
   );
 }
+
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

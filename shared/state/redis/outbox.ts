@@ -33,6 +33,7 @@ import {
   type RecordUnmappableResult,
   type RequeueRequest,
   type Settlement,
+  type TenantTarget,
   type UnmappableEvent,
   type UnmappableRaw,
 } from '../../outbox/types.js';
@@ -592,6 +593,42 @@ export class RedisOutboxStore implements OutboxStore {
     });
   }
 
+  /**
+   * The targets' counts hashes (`P n:{t}:{g}`) name every pair; those whose counts are all zero (pruned) are left out.
+   * Found with SCAN, which walks the keyspace in steps: fine for a command line's one call, not for a hot path.
+   */
+  async listTenantTargets(options: { readonly limit?: number } = {}): Promise<TenantTarget[]> {
+    const { limit } = checkOutboxArgs.page(options);
+    return this.#call('listTenantTargets', async () => {
+      const head = `${this.#prefix}n:`;
+      const pattern = `${head.replace(/[*?[\]\\^]/g, '\\$&')}*:*`;
+      const keys = new Set<string>();
+      let cursor = '0';
+      do {
+        const [next, found] = await this.#client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        for (const key of found) if (key.slice(head.length).split(':').length === 2) keys.add(key);
+      } while (cursor !== '0');
+      const names = [...keys];
+      // With the marker check, so a wiped Redis fails rather than showing no tenant.
+      const replies = await this.#read((multi) => {
+        for (const key of names) multi.hmget(key, ...outboxStates);
+      });
+      const pairs: TenantTarget[] = [];
+      names.forEach((key, index) => {
+        const counts = replies[index] as (string | null)[];
+        if (!counts.some((count) => Number(count ?? 0) > 0)) return;
+        const [tenant = '', target = ''] = key
+          .slice(head.length)
+          .split(':')
+          .map((part) => decodeURIComponent(part));
+        pairs.push({ tenant, target });
+      });
+      pairs.sort((a, b) => compareText(a.tenant, b.tenant) || compareText(a.target, b.target));
+      return pairs.slice(0, limit);
+    });
+  }
+
   /** One HMGET: the tenant's counts hash, or its target's when the filter names a target. */
   async counts(tenant: string, filter?: OutboxCountFilter): Promise<OutboxCounts> {
     return this.#call('counts', async () => {
@@ -690,3 +727,5 @@ function ledgerEntry(id: string, f: Record<string, string>, attempts: readonly s
     }),
   };
 }
+
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

@@ -28,6 +28,7 @@ import type {
   RecordUnmappableResult,
   RequeueRequest,
   Settlement,
+  TenantTarget,
   UnmappableEvent,
 } from '../../outbox/types.js';
 import {
@@ -562,6 +563,19 @@ export class SqliteOutboxStore implements OutboxStore {
   async listDead(tenant: string, page?: { readonly limit?: number; readonly offset?: number }): Promise<LedgerEntry[]> {
     const { limit, offset } = checkOutboxArgs.page(page);
     return this.#read('listDead', () => this.#sql.dead.all(tenant, limit, offset).map((row) => this.#entry(row)));
+  }
+
+  /** From the counts table (a few rows per tenant and target), not the events. */
+  async listTenantTargets(options: { readonly limit?: number } = {}): Promise<TenantTarget[]> {
+    const { limit } = checkOutboxArgs.page(options);
+    return this.#read('listTenantTargets', () =>
+      this.#db
+        .prepare<[number], TenantTarget>(
+          'SELECT tenant, target FROM outbox_counts WHERE count > 0 GROUP BY tenant, target ORDER BY tenant, target LIMIT ?',
+        )
+        .all(limit)
+        .map((row) => ({ tenant: row.tenant, target: row.target })),
+    );
   }
 
   async counts(tenant: string, filter: OutboxCountFilter = {}): Promise<OutboxCounts> {

@@ -78,6 +78,20 @@ describe('readRelayConfig', () => {
     expect(error.message).toContain(missing[0]);
   });
 
+  it.each([
+    ['an empty ONCEKIT_TARGET_URL', { ONCEKIT_TARGET_URL: '' }, '--target-url (or ONCEKIT_TARGET_URL)'],
+    [
+      'a blank ONCEKIT_TARGET_URL beside a whole target',
+      { ONCEKIT_TARGET_URL: ' ', ONCEKIT_TENANT: 't', ONCEKIT_API_KEY: 'k' },
+      '--target-url (or ONCEKIT_TARGET_URL)',
+    ],
+    ['an empty ONCEKIT_TENANT', { ONCEKIT_TENANT: '' }, '--tenant (or ONCEKIT_TENANT)'],
+  ])('%s is an error, not the built-in sandbox', (_name, env, field) => {
+    const error = failure({}, env);
+    expect(fields(error)).toContain(field);
+    expect(error.message).toContain(`${field}: is set but empty`);
+  });
+
   it('a short relay secret names ONCEKIT_RELAY_SECRET and does not echo it', () => {
     const error = failure({}, { ONCEKIT_RELAY_SECRET: 'short-Zx81' });
     expect(fields(error)).toEqual(['ONCEKIT_RELAY_SECRET']);

@@ -159,7 +159,7 @@ describe('health, readiness and metrics', () => {
       'oncekit_key_decisions_total',
       'oncekit_delivery_retries_total',
       'oncekit_dead_letters_total',
-      'oncekit_outbox_depth',
+      'oncekit_outbox_events',
       'oncekit_http_request_duration_seconds',
       'oncekit_delivery_latency_seconds',
     ]) {
@@ -168,7 +168,7 @@ describe('health, readiness and metrics', () => {
     expect(metrics.text).toMatch(/^oncekit_events_received_total\{source="salesforce"\} 2$/m);
     expect(metrics.text).toMatch(/^oncekit_events_settled_total\{source="salesforce",outcome="forwarded"\} 2$/m);
     expect(metrics.text).toMatch(/^oncekit_key_decisions_total\{source="salesforce",decision="dropped",reason="bad_characters"\} 1$/m);
-    expect(metrics.text).toMatch(/^oncekit_outbox_depth\{state="delivered"\} 2$/m);
+    expect(metrics.text).toMatch(/^oncekit_outbox_events\{state="delivered"\} 2$/m);
   });
 
   it('the status API needs the secret; with it, it shows counters and looks events up by key and source id', async () => {
@@ -225,8 +225,8 @@ describe('possible duplicates', () => {
       started.push(second);
       const auth = { authorization: `Bearer ${RELAY_SECRET}` };
       const gauge = async (relay: TestRelay): Promise<string> =>
-        ((await request(`${relay.relay.url}/metrics`, { headers: auth })).text.match(/^oncekit_possible_duplicates (\d+)$/m) ?? [])[1] ??
-        'absent';
+        ((await request(`${relay.relay.url}/metrics`, { headers: auth })).text.match(/^oncekit_possible_duplicate_events (\d+)$/m) ??
+          [])[1] ?? 'absent';
       expect(await gauge(first)).toBe('0');
 
       // The target records the batch, then the answer is lost: the keyed event's resend is deduplicated (409), the

@@ -772,6 +772,25 @@ export function describeOutboxStoreContract(
       expect(await store.counts('globex')).toEqual({ pending: 0, leased: 0, delivered: 0, duplicate: 0, dead: 0 });
     });
 
+    it('lists the tenants and targets it holds events for, sorted, up to a limit; a pair whose events were pruned leaves it', async () => {
+      expect(await store.listTenantTargets()).toEqual([]);
+      const other = 'https://b.target.test:8443/api';
+      await store.enqueue([outboxEvent(), outboxEvent({ tenant: 'beta:west' }), outboxEvent({ target: other }), outboxEvent()]);
+      await store.recordUnmappable([unmappableEvent({ tenant: 'gamma', target: 'https://g.target.test' })]);
+      const live = [
+        { tenant: TENANT, target: TARGET },
+        { tenant: TENANT, target: other },
+        { tenant: 'beta:west', target: TARGET },
+      ];
+      expect(await store.listTenantTargets()).toEqual([...live, { tenant: 'gamma', target: 'https://g.target.test' }]);
+      expect(await store.listTenantTargets({ limit: 2 })).toEqual(live.slice(0, 2));
+      // The unmappable dead letter is the only event of gamma: once pruned, gamma is gone.
+      clock.advance(10_000);
+      expect(await store.pruneSettled(5_000)).toBe(1);
+      expect(await store.listTenantTargets()).toEqual(live);
+      await expect(store.listTenantTargets({ limit: 0 })).rejects.toBeInstanceOf(OutboxStoreError);
+    });
+
     it('refuses malformed calls with typed errors', async () => {
       await expect(store.enqueue([outboxEvent({ tenant: '' })])).rejects.toBeInstanceOf(OutboxStoreError);
       await expect(store.enqueue([outboxEvent({ target: '' })])).rejects.toBeInstanceOf(OutboxStoreError);
