@@ -58,6 +58,13 @@ function summaryOf(run: CliRun): Record<string, unknown> {
 
 const recorded = (target: Sandbox = sandbox) => target.inspect(tenant).events;
 
+/** The errors file of a JSONL import, line by line. */
+const errorLines = (path: string): Record<string, unknown>[] =>
+  readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .map((text) => JSON.parse(text) as Record<string, unknown>);
+
 const jsonError = (text: string): string => {
   try {
     JSON.parse(text);
@@ -68,21 +75,19 @@ const jsonError = (text: string): string => {
 };
 
 describe('oncekit import (JSONL)', () => {
-  it('imports valid lines, writes bad ones to the errors file in the target’s shape, and goes on', async () => {
-    const path = file(
-      'events.jsonl',
-      [
-        line(purchase(1, { idempotencyKey: 'order-0000001' })),
-        line(purchase(2)),
-        'not json\n',
-        '\n',
-        line({ userId: '', accountId: 'a4', event: { key: 'x' } }),
-        line({ ...purchase(6), extra: true }),
-        line({ userId: 'u7', accountId: 'a7', event: { key: 'purchase', dateTriggered: 'yesterday' } }),
-        line({ userId: 'u8', accountId: 'a8', event: { key: 'purchase', fields: { note: 'x'.repeat(1501) } } }),
-        line(purchase(9, { idempotencyKey: 'order-0000009' })),
-      ].join(''),
-    );
+  it('imports valid lines, writes bad ones as they were to a JSONL errors file with why, and goes on', async () => {
+    const lines = [
+      line(purchase(1, { idempotencyKey: 'order-0000001' })),
+      line(purchase(2)),
+      'not json\n',
+      '\n',
+      line({ userId: '', accountId: 'a4', event: { key: 'x' } }),
+      line({ ...purchase(6), extra: true }),
+      line({ userId: 'u7', accountId: 'a7', event: { key: 'purchase', dateTriggered: 'yesterday' } }),
+      line({ userId: 'u8', accountId: 'a8', event: { key: 'purchase', fields: { note: 'x'.repeat(1501) } } }),
+      line(purchase(9, { idempotencyKey: 'order-0000009' })),
+    ];
+    const path = file('events.jsonl', lines.join(''));
     const run = await runCli(['import', path, '--json'], { env: env() });
     expect(run.code).toBe(1);
     expect(summaryOf(run)).toEqual({
@@ -105,20 +110,22 @@ describe('oncekit import (JSONL)', () => {
       keysDropped: 1,
       pending: 0,
       interrupted: false,
-      errorsFile: `${path}.errors.csv`,
+      errorsFile: `${path}.errors.jsonl`,
       elapsedMs: expect.any(Number),
     });
-    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
+    // Each line as written (its members' text untouched), after its record number and why.
+    const kept = (index: number, error: string) =>
+      `{"recordNumber":${index + 1},"error":${JSON.stringify(error)},${lines[index]?.slice(1)}`;
+    expect(readFileSync(`${path}.errors.jsonl`, 'utf8')).toBe(
       [
-        'recordNumber,message,apiErrorCode,statusCode',
-        `3,"not valid JSON: ${jsonError('not json').replaceAll('"', '""')}",,`,
-        '5,userId: must not be empty,,',
-        '6,"extra: not part of the import line (userId, accountId, idempotencyKey, event)",,',
-        '7,"event.dateTriggered: expected an ISO-8601 date or epoch milliseconds, got ""yesterday""",,',
-        '8,event.fields.note: string is 1501 UTF-8 bytes; the target accepts at most 1500,,',
-        '',
-      ].join('\n'),
+        `{"recordNumber":3,"error":${JSON.stringify(`not valid JSON: ${jsonError('not json')}`)},"line":"not json"}\n`,
+        kept(4, 'userId: must not be empty'),
+        kept(5, 'extra: not part of the import line (userId, accountId, idempotencyKey, event)'),
+        kept(6, 'event.dateTriggered: expected an ISO-8601 date or epoch milliseconds, got "yesterday"'),
+        kept(7, 'event.fields.note: string is 1501 UTF-8 bytes; the target accepts at most 1500'),
+      ].join(''),
     );
+    expect(existsSync(`${path}.errors.csv`)).toBe(false);
     expect(recorded().map((event) => [event.userId, event.idempotencyKey, event.fields, event.dateTriggered])).toEqual([
       ['u1', 'order-0000001', { order_id: 'o-1', revenue: 1 }, 1_700_000_000_001],
       ['u2', null, { order_id: 'o-2', revenue: 2 }, 1_700_000_000_002],
@@ -132,7 +139,7 @@ describe('oncekit import (JSONL)', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`imported ${path} (jsonl) into tenant ${tenant}`);
     expect(run.stdout).toContain('1 accepted, 0 duplicate, 0 rejected, 0 dead letters');
-    expect(existsSync(`${path}.errors.csv`)).toBe(false);
+    expect(existsSync(`${path}.errors.jsonl`)).toBe(false);
   });
 
   it('resumes: a re-run skips what the ledger has, sends nothing twice, and picks up rows appended since', async () => {
@@ -183,8 +190,8 @@ describe('oncekit import (JSONL)', () => {
       keysHashed: 1,
       keysDropped: 1,
     });
-    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
-      'recordNumber,message,apiErrorCode,statusCode\n3,"accountId: required, a string; event: required, an object {key, dateTriggered?, fields?}",,\n',
+    expect(readFileSync(`${path}.errors.jsonl`, 'utf8')).toBe(
+      '{"recordNumber":3,"error":"accountId: required, a string; event: required, an object {key, dateTriggered?, fields?}","userId":"u3"}\n',
     );
     expect(existsSync(join(dir, 'store.db'))).toBe(false);
     expect(recorded()).toEqual([]);
@@ -195,12 +202,17 @@ describe('oncekit import (JSONL)', () => {
     const path = file('policy.jsonl', rows);
     const rejected = await runCli(['import', path, '--policy', 'reject', '--json'], { env: env() });
     expect(summaryOf(rejected)).toMatchObject({ invalid: 1, accepted: 1, keysKept: 1 });
-    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
-      'recordNumber,message,apiErrorCode,statusCode\n1,idempotencyKey: refused under --policy reject (bad_characters): it contains characters outside 8 to 64 characters of A-Z a-z 0-9 - _ .,,\n',
-    );
+    expect(errorLines(`${path}.errors.jsonl`)).toEqual([
+      {
+        recordNumber: 1,
+        error:
+          'idempotencyKey: refused under --policy reject (bad_characters): it contains characters outside 8 to 64 characters of A-Z a-z 0-9 - _ .',
+        ...purchase(1, { idempotencyKey: 'order:1' }),
+      },
+    ]);
     const hashed = await runCli(['import', path, '--policy', 'hash', '--json'], { env: env() });
     expect(summaryOf(hashed)).toMatchObject({ invalid: 0, enqueued: 1, skipped: 1, keysHashed: 1 });
-    expect(existsSync(`${path}.errors.csv`)).toBe(false);
+    expect(existsSync(`${path}.errors.jsonl`)).toBe(false);
     expect(recorded().find((event) => event.userId === 'u1')?.idempotencyKey).toMatch(/^oncekit-sha256-[A-Za-z0-9_-]{43}$/);
   });
 });
@@ -226,12 +238,13 @@ describe('oncekit import (CSV)', () => {
     const run = await runCli(['import', path, '--json'], { env: env() });
     expect(run.code).toBe(1);
     expect(summaryOf(run)).toMatchObject({ format: 'csv', rows: 6, valid: 3, invalid: 3, accepted: 3, keysKept: 2, keysDropped: 1 });
+    // Each bad row as it was, after its record number and why: a short row stays short.
     expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
       [
-        'recordNumber,message,apiErrorCode,statusCode',
-        '3,"expected 8 columns as in the header, got 3",,',
-        '4,userId: must not be empty,,',
-        '5,"event.dateTriggered: expected an ISO-8601 date or epoch milliseconds, got ""soon""",,',
+        `recordNumber,error,${header}`,
+        '3,"expected 8 columns as in the header, got 3",a3,u3,purchase',
+        '4,userId: must not be empty,a4,,purchase,,9,,,',
+        '5,"event.dateTriggered: expected an ISO-8601 date or epoch milliseconds, got ""soon""",a5,u5,purchase,soon,10,,,',
         '',
       ].join('\n'),
     );
@@ -367,9 +380,13 @@ describe('dead letters and the ledger', () => {
     const run = await runCli(['import', path, '--json'], { env: env(strict) });
     expect(run.code).toBe(1);
     expect(summaryOf(run)).toMatchObject({ accepted: 1, rejected: 1, deadLetters: 1 });
-    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
-      'recordNumber,message,apiErrorCode,statusCode\n1,"rejected by the target: HTTP 404 RS042: No user found with id ""u1"" in account ""a1""",,404\n',
-    );
+    expect(errorLines(`${path}.errors.jsonl`)).toEqual([
+      {
+        recordNumber: 1,
+        error: 'rejected by the target: HTTP 404 RS042: No user found with id "u1" in account "a1"',
+        ...purchase(1, { idempotencyKey: 'strict-key-0001' }),
+      },
+    ]);
 
     const list = await runCli(['dead-letters', 'list', '--json'], { env: env(strict) });
     expect(list.code).toBe(0);
@@ -385,7 +402,7 @@ describe('dead letters and the ledger', () => {
     // A re-run does not resend the dead letter, and still reports it.
     const rerun = await runCli(['import', path, '--json'], { env: env(strict) });
     expect(summaryOf(rerun)).toMatchObject({ skipped: 2, accepted: 1, rejected: 1, deadLetters: 1 });
-    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toContain('1,"rejected by the target: HTTP 404 RS042');
+    expect(readFileSync(`${path}.errors.jsonl`, 'utf8')).toContain('{"recordNumber":1,"error":"rejected by the target: HTTP 404 RS042');
 
     const stillMissing = await runCli(['dead-letters', 'retry', dead?.id ?? '', '--json'], { env: env(strict) });
     expect(stillMissing.code).toBe(1);
@@ -521,7 +538,7 @@ describe('usage', () => {
     const wrongKey = await runCli(['import', path, '--json'], { env: { ...env(), ONCEKIT_API_KEY: secret } });
     expect(wrongKey.code).toBe(1);
     expect(summaryOf(wrongKey)).toMatchObject({ rejected: 1, deadLetters: 1 });
-    expect(wrongKey.stdout + wrongKey.stderr + readFileSync(`${path}.errors.csv`, 'utf8')).not.toContain(secret);
+    expect(wrongKey.stdout + wrongKey.stderr + readFileSync(`${path}.errors.jsonl`, 'utf8')).not.toContain(secret);
     const ledger = await runCli(['dead-letters', 'list', '--json'], { env: env() });
     expect(ledger.stdout).not.toContain(secret);
   });
