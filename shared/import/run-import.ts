@@ -153,7 +153,9 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     const done = delivery ? settled + n.invalid : n.rows;
     // Until the end of the file, the rows so far scaled by the bytes so far: rows are about the same size throughout.
     const estimate = bytesRead > 0 ? Math.round((n.rows * source.totalBytes) / bytesRead) : n.rows;
-    const total = readToEnd ? Math.max(n.rows, done) : Math.max(n.rows, done, estimate);
+    // Every byte behind a row handed out: the rows are all counted, even before the reader learns the file ended.
+    const exact = readToEnd || bytesRead >= source.totalBytes;
+    const total = exact ? Math.max(n.rows, done) : Math.max(n.rows, done, estimate);
     options.onProgress({
       bytesRead,
       totalBytes: source.totalBytes,
@@ -164,7 +166,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       settled,
       done,
       total,
-      totalExact: readToEnd,
+      totalExact: exact,
     });
   };
 

@@ -1,7 +1,9 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ONCEKIT_BIN } from '../../cli/spawn-self.js';
 import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../sandbox/target/index.js';
 import { decideKey, fieldsCandidate } from '../../shared/keys/index.js';
 import { type CliRun, runCli } from './run-cli.js';
@@ -506,6 +508,234 @@ describe('dead letters and the ledger', () => {
     expect((await runCli(['ledger', 'show'], { env: env() })).code).toBe(2);
     expect((await runCli(['ledger', 'show', 'k', '--source-id', 'x:1'], { env: env() })).code).toBe(2);
     expect((await runCli(['dead-letters', 'retry'], { env: env() })).code).toBe(2);
+  });
+});
+
+describe('messages in plain words', () => {
+  it('names the field and says what was expected and what came, never the schema’s own text', async () => {
+    const path = file(
+      'words.jsonl',
+      [
+        '[1,2]',
+        '"text"',
+        'null',
+        '{"userId":5,"accountId":"a","event":{"key":"k"}}',
+        '{"userId":"u","accountId":"a","event":[]}',
+        '{"userId":"u","accountId":"a","event":{"key":"k","fields":[1]}}',
+        '{"userId":"u","accountId":"a","event":{"key":"k","dateTriggered":true}}',
+        '{"userId":"u","accountId":"a","idempotencyKey":7,"event":{"key":""}}',
+        '{}',
+      ].join('\n'),
+    );
+    const run = await runCli(['import', path, '--dry-run', '--json'], { env: env() });
+    expect(summaryOf(run)).toMatchObject({ rows: 9, invalid: 9 });
+    const line = 'expected an object {userId, accountId, idempotencyKey?, event}';
+    expect(errorLines(`${path}.errors.jsonl`).map((row) => row.error)).toEqual([
+      `the line is a list; ${line}`,
+      `the line is text; ${line}`,
+      `the line is null; ${line}`,
+      'userId: expected a string, got a number',
+      'event: expected an object {key, dateTriggered?, fields?}, got a list',
+      'event.fields: expected an object of fields, got a list',
+      'event.dateTriggered: expected epoch milliseconds or an ISO-8601 date, got true',
+      'idempotencyKey: expected a string, got a number; event.key: must not be empty',
+      'userId: required, a string; accountId: required, a string; event: required, an object {key, dateTriggered?, fields?}',
+    ]);
+    expect(readFileSync(`${path}.errors.jsonl`, 'utf8')).not.toMatch(/\(root\)|Invalid input|received/);
+  });
+});
+
+describe('fixing the errors file and importing it again', () => {
+  const upsert = (user: string, account: string) =>
+    fetch(`${strict.url}/api/v1/${tenant}/open/account/${account}/user/${user}`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Basic ${Buffer.from(`:${DEFAULT_SANDBOX_API_KEY}`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ id: user, accountId: account }),
+    });
+  const attemptsOf = async (key: string): Promise<number> => {
+    const show = await runCli(['ledger', 'show', key, '--json'], { env: env(strict) });
+    return (JSON.parse(show.stdout) as { entries: { attempts: unknown[] }[] }).entries[0]?.attempts.length ?? -1;
+  };
+
+  it('CSV: the fixed rows are delivered, an unfixed dead row is not resent, and the original file resends nothing', async () => {
+    for (const n of [1, 2, 3, 4, 5, 6]) await upsert(`u${n}`, `a${n}`);
+    const header = 'accountId,userId,event.key,event.fields.order_id,idempotencyKey';
+    const path = file(
+      'events.csv',
+      [
+        header,
+        'a1,u1,purchase,o-1,rt-key-0001',
+        'a2,u2,purchase,o-2,',
+        'a3,,purchase,o-3,',
+        'a4,u4,purchase',
+        'a9,ghost,purchase,o-5,rt-key-0005',
+        'a9,ghost,purchase,o-6,',
+        'a9,ghost,purchase,o-7,rt-key-0007',
+        '',
+      ].join('\n'),
+    );
+    const first = await runCli(['import', path, '--json'], { env: env(strict) });
+    expect(summaryOf(first)).toMatchObject({ rows: 7, invalid: 2, accepted: 2, rejected: 3, deadLetters: 3 });
+    const errorsPath = `${path}.errors.csv`;
+    const rejected = (row: string, user: string) =>
+      `${row},"rejected by the target: HTTP 404 RS042: No user found with id ""${user}"" in account ""a9""",`;
+    const [errorsHeader, ...errorRows] = readFileSync(errorsPath, 'utf8').trim().split('\n');
+    expect(errorsHeader).toBe(`recordNumber,error,${header}`);
+    expect(errorRows.sort()).toEqual([
+      '3,userId: must not be empty,a3,,purchase,o-3,',
+      '4,"expected 5 columns as in the header, got 3",a4,u4,purchase',
+      `${rejected('5', 'ghost')}a9,ghost,purchase,o-5,rt-key-0005`,
+      `${rejected('6', 'ghost')}a9,ghost,purchase,o-6,`,
+      `${rejected('7', 'ghost')}a9,ghost,purchase,o-7,rt-key-0007`,
+    ]);
+
+    // Fixed in place as a user would, the recordNumber and error columns left as they are; row 7 is not fixed.
+    writeFileSync(
+      errorsPath,
+      readFileSync(errorsPath, 'utf8')
+        .replace(',a3,,purchase,', ',a3,u3,purchase,')
+        .replace(',a4,u4,purchase\n', ',a4,u4,purchase,o-4,\n')
+        .replace(',a9,ghost,purchase,o-5,', ',a5,u5,purchase,o-5,')
+        .replace(',a9,ghost,purchase,o-6,', ',a6,u6,purchase,o-6,'),
+    );
+    const requestsBefore = strict.inspect(tenant).requests.total;
+    const again = await runCli(['import', errorsPath, '--json'], { env: env(strict) });
+    expect(summaryOf(again)).toMatchObject({ rows: 5, valid: 5, invalid: 0, enqueued: 4, skipped: 1, accepted: 4, deadLetters: 1 });
+    expect(recorded(strict).map((event) => [event.userId, event.fields?.order_id])).toEqual([
+      ['u1', 'o-1'],
+      ['u2', 'o-2'],
+      ['u3', 'o-3'],
+      ['u4', 'o-4'],
+      ['u5', 'o-5'],
+      ['u6', 'o-6'],
+    ]);
+    expect(await attemptsOf('rt-key-0007')).toBe(1);
+    // Its errors file has the same shape: the unfixed row, once.
+    expect(readFileSync(`${errorsPath}.errors.csv`, 'utf8')).toBe(
+      `recordNumber,error,${header}\n${rejected('5', 'ghost')}a9,ghost,purchase,o-7,rt-key-0007\n`,
+    );
+
+    const requestsAfter = strict.inspect(tenant).requests.total;
+    expect(requestsAfter).toBeGreaterThan(requestsBefore);
+    const original = await runCli(['import', path, '--json'], { env: env(strict) });
+    expect(summaryOf(original)).toMatchObject({ rows: 7, enqueued: 0, skipped: 5, invalid: 2 });
+    expect(strict.inspect(tenant).requests.total).toBe(requestsAfter);
+  });
+
+  it('JSONL: a line that was not JSON can be replaced, fixed lines are delivered, and nothing else is resent', async () => {
+    for (const n of [1, 2, 3, 4]) await upsert(`u${n}`, `a${n}`);
+    const rows = [
+      line(purchase(1, { idempotencyKey: 'rt-key-0001' })),
+      'not json\n',
+      line(purchase(3, { userId: '' })),
+      line(purchase(4, { userId: 'ghost', idempotencyKey: 'rt-key-0004' })),
+      line(purchase(5, { userId: 'ghost' })),
+    ];
+    const path = file('events.jsonl', rows.join(''));
+    const first = await runCli(['import', path, '--json'], { env: env(strict) });
+    expect(summaryOf(first)).toMatchObject({ rows: 5, invalid: 2, accepted: 1, deadLetters: 2 });
+    const errorsPath = `${path}.errors.jsonl`;
+    const errors = errorLines(errorsPath).sort((a, b) => Number(a.recordNumber) - Number(b.recordNumber));
+    expect(errors.map((row) => [row.recordNumber, row.line ?? row.userId])).toEqual([
+      [2, 'not json'],
+      [3, ''],
+      [4, 'ghost'],
+      [5, 'ghost'],
+    ]);
+    const fixed = errors.map((row) => {
+      if (row.recordNumber === 2) return { recordNumber: 2, error: row.error, ...purchase(2) };
+      if (row.recordNumber === 3) return { ...row, userId: 'u3' };
+      if (row.recordNumber === 4) return { ...row, userId: 'u4', accountId: 'a4' };
+      return row;
+    });
+    writeFileSync(errorsPath, fixed.map(line).join(''));
+    const again = await runCli(['import', errorsPath, '--json'], { env: env(strict) });
+    expect(summaryOf(again)).toMatchObject({ rows: 4, invalid: 0, enqueued: 3, skipped: 1, accepted: 3, deadLetters: 1 });
+    expect(recorded(strict).map((event) => event.userId)).toEqual(['u1', 'u2', 'u3', 'u4']);
+    expect(errorLines(`${errorsPath}.errors.jsonl`)).toEqual([
+      { ...purchase(5, { userId: 'ghost' }), recordNumber: 4, error: expect.stringContaining('rejected by the target: HTTP 404') },
+    ]);
+    const requests = strict.inspect(tenant).requests.total;
+    expect(summaryOf(await runCli(['import', path, '--json'], { env: env(strict) }))).toMatchObject({ enqueued: 0, skipped: 3 });
+    expect(strict.inspect(tenant).requests.total).toBe(requests);
+  });
+});
+
+const hasScript = spawnSync('script', ['--version']).status === 0;
+const shellQuote = (arg: string): string => `'${arg.replaceAll("'", "'\\''")}'`;
+
+/** Runs the built CLI with stdout and stderr on a terminal (util-linux `script`), as a user at a shell would. */
+function runCliOnTerminal(args: readonly string[], runEnv: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const command = [process.execPath, ONCEKIT_BIN, ...args].map(shellQuote).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {
+      env: { PATH: process.env.PATH, ...runEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+/** The progress frames drawn: percentage, done, total. */
+function framesOf(output: string, unit: string): { percent: number; done: number; total: number }[] {
+  const pattern = new RegExp(`(\\d+)% \\| (\\d+)/~?(\\d+) ${unit}`, 'g');
+  return [...output.matchAll(pattern)].map((match) => ({ percent: Number(match[1]), done: Number(match[2]), total: Number(match[3]) }));
+}
+
+describe.skipIf(!hasScript)('progress on a terminal', () => {
+  it('import: the bar follows settled rows (not bytes read) with an ETA in time; none with --json or off a terminal', async () => {
+    const path = file('paced.jsonl', Array.from({ length: 300 }, (_, index) => line(purchase(index + 1))).join(''));
+    const paced = ['--max-rate', '150', '--batch-size', '10'];
+    const run = await runCliOnTerminal(['import', path, ...paced], env());
+    expect(run.code).toBe(0);
+    const frames = framesOf(run.output, 'rows settled');
+    // The whole file is read at once (300 rows fit the window), yet the bar stays below 100 % until rows settle.
+    expect(frames.some((frame) => frame.done < 300 && frame.percent < 100)).toBe(true);
+    for (const frame of frames) {
+      expect(frame.total).toBe(300);
+      expect(frame.percent).toBe(Math.floor((frame.done / frame.total) * 100));
+    }
+    const etas = [...run.output.matchAll(/ETA ([^\s\u001b]+)/g)].map((match) => match[1]);
+    expect(etas.length).toBeGreaterThan(0);
+    for (const eta of etas) expect(eta).toMatch(/^(--|\d+s|\d+m\d\ds|\d+h\d\dm)$/);
+    expect(run.output).toContain('300 accepted');
+
+    const json = await runCliOnTerminal(['import', path, '--json'], env());
+    expect(json.output).not.toContain('importing [');
+    const plain = await runCli(['import', path], { env: env() });
+    expect(plain.stderr).not.toContain('importing [');
+    expect(plain.stdout).toContain('300 accepted');
+  });
+
+  it('dead-letters retry: a bar follows the retried events as they settle; none with --json or off a terminal', async () => {
+    const rows = Array.from({ length: 30 }, (_, index) => line(purchase(index + 1, { idempotencyKey: `retry-key-${1000 + index}` })));
+    const path = file('retry.jsonl', rows.join(''));
+    expect(summaryOf(await runCli(['import', path, '--json'], { env: env(strict) }))).toMatchObject({ deadLetters: 30 });
+    const run = await runCliOnTerminal(['dead-letters', 'retry', '--all', '--max-rate', '20', '--batch-size', '5'], env(strict));
+    expect(run.code).toBe(1);
+    const frames = framesOf(run.output, 'events settled');
+    expect(frames.length).toBeGreaterThan(0);
+    expect(frames.some((frame) => frame.done < 30)).toBe(true);
+    for (const frame of frames) expect(frame).toMatchObject({ total: 30, percent: Math.floor((frame.done / 30) * 100) });
+    expect(run.output).toContain('requeued 30 dead letters');
+
+    const json = await runCliOnTerminal(['dead-letters', 'retry', '--all', '--json'], env(strict));
+    expect(json.output).not.toContain('retrying [');
+    expect(json.output).toContain('"requeued":30');
+    const plain = await runCli(['dead-letters', 'retry', '--all'], { env: env(strict) });
+    expect(plain.stderr).not.toContain('retrying [');
+    expect(plain.stdout).toContain('requeued 30 dead letters');
   });
 });
 
