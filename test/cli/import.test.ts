@@ -706,7 +706,7 @@ describe.skipIf(!hasScript)('progress on a terminal', () => {
       expect(frame.total).toBe(300);
       expect(frame.percent).toBe(Math.floor((frame.done / frame.total) * 100));
     }
-    const etas = [...run.output.matchAll(/ETA ([^\s\u001b]+)/g)].map((match) => match[1]);
+    const etas = [...run.output.matchAll(/ETA ([-\dhms]+)/g)].map((match) => match[1]);
     expect(etas.length).toBeGreaterThan(0);
     for (const eta of etas) expect(eta).toMatch(/^(--|\d+s|\d+m\d\ds|\d+h\d\dm)$/);
     expect(run.output).toContain('300 accepted');
