@@ -708,6 +708,8 @@ describe.skipIf(!hasScript)('progress on a terminal', () => {
     }
     const etas = [...run.output.matchAll(/ETA ([-\dhms]+)/g)].map((match) => match[1]);
     expect(etas.length).toBeGreaterThan(0);
+    // Every ETA drawn is a time or `--` (unknown yet), never `LLs`, `NULL` or `INF`.
+    expect(run.output.split('ETA ').length - 1).toBe(etas.length);
     for (const eta of etas) expect(eta).toMatch(/^(--|\d+s|\d+m\d\ds|\d+h\d\dm)$/);
     expect(run.output).toContain('300 accepted');
 
