@@ -93,6 +93,7 @@ function openJsonl(stream: ReadStream, totalBytes: number): RecordSource {
           carry = [];
           carryBytes = 0;
           lineNumber += 1;
+          if (bytes.length > MAX_LINE_BYTES) throw lineTooLong(lineNumber);
           pushLine(out, bytes, lineNumber);
           start = end + 1;
           end = chunk.indexOf(0x0a, start);
@@ -101,7 +102,7 @@ function openJsonl(stream: ReadStream, totalBytes: number): RecordSource {
           carry.push(chunk.subarray(start));
           carryBytes += chunk.length - start;
         }
-        if (carryBytes > MAX_LINE_BYTES) throw new UnreadableFileError(`line ${lineNumber + 1} is longer than ${MAX_LINE_BYTES} bytes`);
+        if (carryBytes > MAX_LINE_BYTES) throw lineTooLong(lineNumber + 1);
         offset += chunk.length;
         if (out.length > 0) {
           consumed = offset - carryBytes;
@@ -114,6 +115,10 @@ function openJsonl(stream: ReadStream, totalBytes: number): RecordSource {
       if (out.length > 0) yield out;
     },
   };
+}
+
+function lineTooLong(lineNumber: number): UnreadableFileError {
+  return new UnreadableFileError(`line ${lineNumber} is longer than ${MAX_LINE_BYTES} bytes`);
 }
 
 function pushLine(out: RawRecord[], bytes: Buffer, lineNumber: number): void {
