@@ -37,8 +37,8 @@ CSV columns: accountId, userId, event.key, event.dateTriggered, event.fields.NAM
 Every row is persisted to the outbox before it counts as taken, so a re-run of the same file (after a crash or
 Ctrl-C) skips what the ledger already has and delivers the rest. Bad rows go to the errors file and the run goes on.
 The errors file holds each failed row as it was, in the file's format, with recordNumber and error (why) in front:
-fix the rows there and import the errors file itself; its recordNumber and error columns are ignored, and rows that
-were already delivered are skipped.
+fix the rows there and import the errors file itself: its recordNumber and error columns are ignored, the fixed rows
+are delivered, and a row left as it was is not sent again.
 The API key is read from ONCEKIT_API_KEY only.
 Exit status: 0 when every row was delivered (accepted or duplicate), 1 when some row was invalid, became a dead letter
 or is still pending, 2 for bad usage. Accepted rows sent without a key after a lost answer may have been recorded twice:
