@@ -13,6 +13,7 @@ import {
   targetUrlOf,
   withStoreTenant,
 } from '../outbox-options.js';
+import { createProgressBar } from '../progress.js';
 import { EXIT_FAILURE, EXIT_OK, integerOption, printJson, UsageError } from '../usage.js';
 
 interface ListOptions extends StoreOptions {
@@ -101,7 +102,17 @@ export function registerDeadLettersCommand(program: Command): void {
           const candidates = found.filter((entry) => !unmappable.includes(entry));
           const { resend, refused } = guardKeyWindow(candidates, config.keyWindowMs, options.forcePastWindow === true);
           const requeued = resend.length === 0 ? [] : await store.requeueDead({ tenant, ...target, ids: resend.map((entry) => entry.id) });
-          if (delivery && requeued.length > 0) await deliver(store, delivery.target, config, requeued, options.verbose === true);
+          if (delivery && requeued.length > 0) {
+            // On a terminal only, and never with --json: the bar follows the requeued events as they settle.
+            const bar = process.stderr.isTTY && !options.json ? createProgressBar('retrying', 'events settled') : null;
+            try {
+              await deliver(store, delivery.target, config, requeued, options.verbose === true, (done) =>
+                bar?.update({ done, total: requeued.length }),
+              );
+            } finally {
+              bar?.stop();
+            }
+          }
           const entries = (await Promise.all(requeued.map((id) => store.get(tenant, id)))).filter(
             (entry): entry is LedgerEntry => entry !== undefined,
           );
@@ -181,8 +192,11 @@ async function deliver(
   config: ReturnType<typeof deliveryConfigFrom>,
   ids: readonly string[],
   verbose: boolean,
+  onProgress: (settled: number) => void,
 ): Promise<void> {
   const waiting = new Set(ids);
+  const progress = (): void => onProgress(ids.length - waiting.size);
+  progress();
   let wake: (() => void) | null = null;
   const worker = createOutboxWorker({
     store,
@@ -192,7 +206,10 @@ async function deliver(
     logger: commandLogger(verbose),
     maxConsecutiveErrors: 5,
     onSettled: ({ event, settlement }) => {
-      if (settlement.to !== 'pending' && waiting.delete(event.id)) wake?.();
+      if (settlement.to !== 'pending' && waiting.delete(event.id)) {
+        progress();
+        wake?.();
+      }
     },
   });
   worker.start();
@@ -213,6 +230,7 @@ async function deliver(
           const state = (await store.get(target.tenant, id))?.state;
           if (state !== 'pending' && state !== 'leased') waiting.delete(id);
         }
+        progress();
       }
     }
   } finally {

@@ -1,4 +1,3 @@
-import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { type ImportFormat, type ImportProgress, type ImportSummary, importFormats, runImport } from '../../shared/import/index.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/index.js';
@@ -12,6 +11,7 @@ import {
   tenantAndTargetUrlFor,
   withStore,
 } from '../outbox-options.js';
+import { createProgressBar } from '../progress.js';
 import { choiceOption, EXIT_FAILURE, EXIT_OK, printJson } from '../usage.js';
 
 interface ImportCommandOptions extends DeliveryOptions {
@@ -37,6 +37,9 @@ JSONL lines are the target's import lines: {"userId","accountId","idempotencyKey
 CSV columns: accountId, userId, event.key, event.dateTriggered, event.fields.NAME..., idempotencyKey.
 Every row is persisted to the outbox before it counts as taken, so a re-run of the same file (after a crash or
 Ctrl-C) skips what the ledger already has and delivers the rest. Bad rows go to the errors file and the run goes on.
+The errors file holds each failed row as it was, in the file's format, with recordNumber and error (why) in front:
+fix the rows there and import the errors file itself: its recordNumber and error columns are ignored, the fixed rows
+are delivered, and a row left as it was is not sent again.
 The API key is read from ONCEKIT_API_KEY only.
 Exit status: 0 when every row was delivered (accepted or duplicate), 1 when some row was invalid, became a dead letter
 or is still pending, 2 for bad usage. Accepted rows sent without a key after a lost answer may have been recorded twice:
@@ -55,7 +58,10 @@ export function registerImportCommand(program: Command): void {
       choiceOption(invalidKeyPolicies),
       'drop',
     )
-    .option('--errors-file <path>', 'where to write rows that failed (default: FILE.errors.csv)')
+    .option(
+      '--errors-file <path>',
+      'where to write rows that failed, in the format of FILE (default: FILE.errors.csv or FILE.errors.jsonl)',
+    )
     .option('--dry-run', 'validate every row and decide its key; store nothing, send nothing')
     .option('--json', 'print the summary as JSON on the last line of stdout')
     .option('--no-progress', 'no progress bar, even on a terminal')
@@ -76,7 +82,7 @@ export function registerImportCommand(program: Command): void {
       ...(options.errorsFile ? { errorsFile: options.errorsFile } : {}),
       logger: commandLogger(options.verbose === true),
     };
-    const bar = options.progress && process.stderr.isTTY && !options.json ? progressBar() : null;
+    const bar = options.progress && process.stderr.isTTY && !options.json ? importProgressBar(options.dryRun === true) : null;
     const controller = new AbortController();
     const interrupt = (): void => {
       if (controller.signal.aborted) process.exit(130); // a second Ctrl-C: leave now; leases expire and the next run resumes
@@ -120,28 +126,18 @@ export function registerImportCommand(program: Command): void {
   });
 }
 
-function progressBar(): { update: (progress: ImportProgress) => void; stop: () => void } {
-  const bar = new SingleBar(
-    {
-      format: 'importing [{bar}] {percentage}% | {rows} rows, {settled} settled, {invalid} invalid, {skipped} skipped | {eta_formatted}',
-      hideCursor: true,
-      clearOnComplete: true,
-      stream: process.stderr,
-    },
-    undefined,
-  );
-  let started = false;
+/** The bar follows rows done with (settled by the target, or invalid), not bytes read: reading runs ahead of delivery. */
+function importProgressBar(dryRun: boolean): { update: (progress: ImportProgress) => void; stop: () => void } {
+  const bar = dryRun ? createProgressBar('checking', 'rows checked') : createProgressBar('importing', 'rows settled');
   return {
     update: (progress) => {
-      const payload = { rows: progress.rows, settled: progress.settled, invalid: progress.invalid, skipped: progress.skipped };
-      if (!started) {
-        bar.start(Math.max(1, progress.totalBytes), progress.bytesRead, payload);
-        started = true;
-      } else bar.update(progress.bytesRead, payload);
+      const detail = [
+        progress.invalid > 0 ? `${progress.invalid} invalid` : '',
+        progress.skipped > 0 ? `${progress.skipped} skipped` : '',
+      ].filter(Boolean);
+      bar.update({ done: progress.done, total: progress.total, totalExact: progress.totalExact, detail: detail.join(', ') });
     },
-    stop: () => {
-      if (started) bar.stop();
-    },
+    stop: bar.stop,
   };
 }
 

@@ -1,165 +1,126 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
+import { type CsvError, type Info, parse } from 'csv-parse';
 import { OncekitError } from '../errors.js';
 
-const QUOTE = 0x22;
-const COMMA = 0x2c;
-const CR = 0x0d;
-const LF = 0x0a;
+/** The longest record read, in bytes: a longer one almost always follows a quote that is never closed. */
+export const MAX_CSV_RECORD_BYTES = 1_048_576;
 
-enum State {
-  FieldStart,
-  Unquoted,
-  Quoted,
-  /** A `"` inside a quoted field: either the first of an escaped `""` or the closing quote. */
-  QuoteInQuoted,
-}
-
-/** A record longer than the parser will hold: almost always a quote that is never closed. */
+/** A record longer than the reader will hold. */
 export class CsvRecordTooLongError extends OncekitError {
-  constructor(maxChars: number) {
-    super('csv_record_too_long', `a CSV record is longer than ${maxChars} characters; is a quote left open?`);
+  constructor(maxBytes: number, line: number) {
+    super('csv_record_too_long', `the CSV record near line ${line} is longer than ${maxBytes} bytes; is a quote left open?`);
   }
 }
 
-export interface CsvEnd {
-  readonly records: string[][];
-  /** The file ended inside a quoted field; the last record holds everything after the opening quote. */
-  readonly unterminatedQuote: boolean;
-}
+/** One CSV record as read, with where it is in the file. */
+export type CsvItem =
+  | {
+      readonly kind: 'record';
+      readonly cells: string[];
+      /** The line it starts on, from 1; blank lines count, a quoted field may span lines. */
+      readonly line: number;
+      /** Bytes of the file up to the end of this record. */
+      readonly endByte: number;
+    }
+  | {
+      /** The file ends inside a quoted field: the last record swallowed everything after its opening quote. */
+      readonly kind: 'unterminated';
+      readonly line: number;
+      readonly endByte: number;
+    };
 
 /**
- * RFC 4180 CSV, fed in chunks of any size: quoted fields with `""` escapes, commas and line breaks inside quotes,
- * CRLF, LF or CR line ends, a leading BOM. Blank lines are skipped. Lenient where files in the wild are: a stray quote
- * inside an unquoted field and text after a closing quote are kept as text. Memory is bounded by `maxRecordChars`.
+ * RFC 4180 CSV by csv-parse, streamed: quoted fields with `""` escapes, commas and line breaks inside quotes, CRLF,
+ * LF or CR line ends (mixed too), a leading BOM; blank lines are skipped. Lenient where files in the wild are: a stray
+ * quote inside an unquoted field is text. Memory is bounded by `maxRecordBytes`. Yields the records a chunk of the file
+ * completed, in order; the consumer's pace sets the reading pace.
  */
-export class CsvParser {
-  #state: State = State.FieldStart;
-  #field = '';
-  #record: string[] = [];
-  /** Whether the current record has any content (tells a blank line from a record of one empty field). */
-  #started = false;
-  #skipLf = false;
-  #first = true;
-  #recordChars = 0;
-  readonly #maxRecordChars: number;
-
-  constructor(options: { readonly maxRecordChars?: number } = {}) {
-    this.#maxRecordChars = options.maxRecordChars ?? 1_048_576;
-  }
-
-  /** Parses `chunk` and returns the records it completed. */
-  push(chunk: string): string[][] {
-    const out: string[][] = [];
-    let text = chunk;
-    if (this.#first && text.length > 0) {
-      this.#first = false;
-      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-    }
-    const n = text.length;
-    let i = 0;
-    if (this.#skipLf && n > 0) {
-      if (text.charCodeAt(0) === LF) i = 1;
-      this.#skipLf = false;
-    }
-    // Text of the current field not yet copied into #field starts here (Unquoted and Quoted states).
-    let start = i;
-    for (; i < n; i += 1) {
-      const c = text.charCodeAt(i);
-      switch (this.#state) {
-        case State.FieldStart:
-          if (c === QUOTE) {
-            this.#state = State.Quoted;
-            this.#started = true;
-            start = i + 1;
-          } else if (c === COMMA) {
-            this.#started = true;
-            this.#endField();
-          } else if (c === CR || c === LF) {
-            this.#endRecord(out);
-            i = this.#afterLineEnd(text, i, c);
-          } else {
-            this.#state = State.Unquoted;
-            this.#started = true;
-            start = i;
-          }
-          break;
-        case State.Unquoted:
-          if (c === COMMA) {
-            this.#field += text.slice(start, i);
-            this.#endField();
-            this.#state = State.FieldStart;
-          } else if (c === CR || c === LF) {
-            this.#field += text.slice(start, i);
-            this.#endRecord(out);
-            this.#state = State.FieldStart;
-            i = this.#afterLineEnd(text, i, c);
-          }
-          break;
-        case State.Quoted:
-          if (c === QUOTE) {
-            this.#field += text.slice(start, i);
-            this.#state = State.QuoteInQuoted;
-          }
-          break;
-        case State.QuoteInQuoted:
-          if (c === QUOTE) {
-            this.#field += '"';
-            this.#state = State.Quoted;
-            start = i + 1;
-          } else if (c === COMMA) {
-            this.#endField();
-            this.#state = State.FieldStart;
-          } else if (c === CR || c === LF) {
-            this.#endRecord(out);
-            this.#state = State.FieldStart;
-            i = this.#afterLineEnd(text, i, c);
-          } else {
-            this.#state = State.Unquoted;
-            start = i;
-          }
-          break;
+export async function* readCsv(
+  file: Readable,
+  options: { readonly maxRecordBytes?: number } = {},
+): AsyncGenerator<CsvItem[], void, undefined> {
+  const maxRecordBytes = options.maxRecordBytes ?? MAX_CSV_RECORD_BYTES;
+  let unterminated: CsvError | null = null;
+  const parser = parse({
+    bom: true,
+    info: true,
+    relax_quotes: true,
+    relax_column_count: true,
+    skip_empty_lines: true,
+    record_delimiter: ['\r\n', '\n', '\r'],
+    max_record_size: maxRecordBytes,
+    // Only to learn of a quote left open at the end while keeping the records before it; anything else ends the read.
+    skip_records_with_error: true,
+    on_skip: (error) => {
+      if (error?.code !== 'CSV_QUOTE_NOT_CLOSED') throw error;
+      unterminated = error;
+    },
+  });
+  pipeline(file, parser, () => {});
+  // The line where the previous record ended, and the blank lines csv-parse had skipped by then.
+  let lastLine = 0;
+  let lastEmptyLines = 0;
+  let endByte = 0;
+  const iterator = parser[Symbol.asyncIterator]() as AsyncIterator<{ record: string[]; info: Info }>;
+  try {
+    let batch: CsvItem[] = [];
+    for (;;) {
+      let next: IteratorResult<{ record: string[]; info: Info }>;
+      try {
+        next = await iterator.next();
+      } catch (error) {
+        throw readError(error, maxRecordBytes);
+      }
+      if (next.done) break;
+      const { record, info } = next.value;
+      const line = lastLine + 1 + (info.empty_lines - lastEmptyLines);
+      lastLine = line + lineBreaks(record);
+      lastEmptyLines = info.empty_lines;
+      endByte = info.bytes;
+      batch.push({ kind: 'record', cells: record, line, endByte });
+      // Everything the last chunk completed: hand it over before reading on.
+      if (parser.readableLength === 0) {
+        yield batch;
+        batch = [];
       }
     }
-    if (this.#state === State.Unquoted || this.#state === State.Quoted) {
-      this.#field += text.slice(start, n);
-      if (this.#recordChars + this.#field.length > this.#maxRecordChars) throw new CsvRecordTooLongError(this.#maxRecordChars);
+    const open = unterminated as CsvError | null;
+    if (open !== null) {
+      const emptyLines = typeof open.empty_lines === 'number' ? open.empty_lines : lastEmptyLines;
+      batch.push({ kind: 'unterminated', line: lastLine + 1 + (emptyLines - lastEmptyLines), endByte: numberOr(open.bytes, endByte) });
     }
-    return out;
+    if (batch.length > 0) yield batch;
+  } finally {
+    parser.destroy();
+    file.destroy();
   }
+}
 
-  /** Completes the last record (a file need not end with a line break). */
-  end(): CsvEnd {
-    const unterminatedQuote = this.#state === State.Quoted;
-    const out: string[][] = [];
-    if (this.#started || this.#record.length > 0) this.#endRecord(out);
-    this.#state = State.FieldStart;
-    return { records: out, unterminatedQuote };
-  }
+function readError(error: unknown, maxRecordBytes: number): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'CSV_MAX_RECORD_SIZE') return new CsvRecordTooLongError(maxRecordBytes, numberOr((error as CsvError).lines, 0));
+  return error;
+}
 
-  #endField(): void {
-    this.#record.push(this.#field);
-    this.#recordChars += this.#field.length;
-    if (this.#recordChars > this.#maxRecordChars) throw new CsvRecordTooLongError(this.#maxRecordChars);
-    this.#field = '';
-  }
+function numberOr(value: unknown, fallback: number): number {
+  return typeof value === 'number' ? value : fallback;
+}
 
-  #endRecord(out: string[][]): void {
-    if (this.#started || this.#record.length > 0) {
-      this.#endField();
-      out.push(this.#record);
+/** Line breaks inside a record's cells (CRLF counts once): how many lines the record spans beyond its first. */
+function lineBreaks(cells: readonly string[]): number {
+  let count = 0;
+  for (const cell of cells) {
+    for (let i = 0; i < cell.length; i += 1) {
+      const c = cell.charCodeAt(i);
+      if (c === 0x0a) count += 1;
+      else if (c === 0x0d) {
+        count += 1;
+        if (cell.charCodeAt(i + 1) === 0x0a) i += 1;
+      }
     }
-    this.#record = [];
-    this.#field = '';
-    this.#started = false;
-    this.#recordChars = 0;
   }
-
-  /** After a line end at `i`: a CR followed by LF is one line end, also when the LF opens the next chunk. */
-  #afterLineEnd(text: string, i: number, c: number): number {
-    if (c !== CR) return i;
-    if (i + 1 < text.length) return text.charCodeAt(i + 1) === LF ? i + 1 : i;
-    this.#skipLf = true;
-    return i;
-  }
+  return count;
 }
 
 /** One CSV field for writing: quoted when it holds a comma, a quote or a line break. */

@@ -1,8 +1,8 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { InvalidInputError, OncekitError } from '../errors.js';
-import { CsvParser } from './csv.js';
+import { type CsvItem, readCsv } from './csv.js';
 
 export type ImportFormat = 'jsonl' | 'csv';
 export const importFormats = ['jsonl', 'csv'] as const satisfies readonly ImportFormat[];
@@ -22,6 +22,8 @@ export function importFormatOf(path: string, explicit?: ImportFormat): ImportFor
 export interface RawRecord {
   /** JSONL: the line number (blank lines count but yield nothing). CSV: the data row number, the header not counted. */
   readonly recordNumber: number;
+  /** The line of the file it starts on (JSONL: its line number; CSV: a quoted field may span lines). */
+  readonly lineNumber: number;
   /** JSONL: the line. */
   readonly line?: string;
   /** CSV: the cells. */
@@ -33,8 +35,8 @@ export interface RawRecord {
 export interface RecordSource {
   readonly format: ImportFormat;
   readonly totalBytes: number;
-  /** Bytes read so far (ahead of the records handed out by at most one chunk). */
-  bytesRead(): number;
+  /** Bytes of the file up to the end of the last record handed out. */
+  bytesConsumed(): number;
   /** CSV: the header row; read by `open`, before any record. */
   readonly header: readonly string[] | null;
   /** The records, a chunk's worth at a time; the file is only read as fast as these are consumed. */
@@ -43,7 +45,7 @@ export interface RecordSource {
 }
 
 const CHUNK_BYTES = 64 * 1024;
-const MAX_LINE_CHARS = 1_048_576;
+export const MAX_LINE_BYTES = 1_048_576;
 
 export class UnreadableFileError extends OncekitError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -62,126 +64,119 @@ export async function openRecordSource(path: string, format: ImportFormat): Prom
     if (error instanceof OncekitError) throw error;
     throw new UnreadableFileError(`cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: CHUNK_BYTES });
-  const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<string>;
-  const nextChunk = async (): Promise<string | null> => {
-    const next = await chunks.next();
-    return next.done ? null : next.value;
-  };
-  const bytesRead = (): number => stream.bytesRead;
-  const close = (): void => {
-    stream.destroy();
-  };
-  return format === 'csv' ? openCsv(nextChunk, totalBytes, bytesRead, close) : openJsonl(nextChunk, totalBytes, bytesRead, close);
+  const stream = createReadStream(path, { highWaterMark: CHUNK_BYTES });
+  return format === 'csv' ? openCsv(stream, totalBytes) : openJsonl(stream, totalBytes);
 }
 
-function openJsonl(nextChunk: () => Promise<string | null>, totalBytes: number, bytesRead: () => number, close: () => void): RecordSource {
+function openJsonl(stream: ReadStream, totalBytes: number): RecordSource {
+  let consumed = 0;
   return {
     format: 'jsonl',
     totalBytes,
-    bytesRead,
+    bytesConsumed: () => consumed,
     header: null,
-    close,
+    close: () => {
+      stream.destroy();
+    },
     async *records() {
-      let carry = '';
+      // The start of a line that continues in the next chunk.
+      let carry: Buffer[] = [];
+      let carryBytes = 0;
       let lineNumber = 0;
-      let first = true;
-      for (let chunk = await nextChunk(); chunk !== null; chunk = await nextChunk()) {
-        if (first && chunk.charCodeAt(0) === 0xfeff) chunk = chunk.slice(1);
-        first = false;
+      let offset = 0;
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
         const out: RawRecord[] = [];
         let start = 0;
-        let end = chunk.indexOf('\n');
+        let end = chunk.indexOf(0x0a);
         while (end >= 0) {
-          const line = carry + chunk.slice(start, end);
-          carry = '';
+          const bytes = carryBytes > 0 ? Buffer.concat([...carry, chunk.subarray(start, end)]) : chunk.subarray(start, end);
+          carry = [];
+          carryBytes = 0;
           lineNumber += 1;
-          pushLine(out, line, lineNumber);
+          if (bytes.length > MAX_LINE_BYTES) throw lineTooLong(lineNumber);
+          pushLine(out, bytes, lineNumber);
           start = end + 1;
-          end = chunk.indexOf('\n', start);
+          end = chunk.indexOf(0x0a, start);
         }
-        carry += chunk.slice(start);
-        if (carry.length > MAX_LINE_CHARS)
-          throw new UnreadableFileError(`line ${lineNumber + 1} is longer than ${MAX_LINE_CHARS} characters`);
-        if (out.length > 0) yield out;
+        if (start < chunk.length) {
+          carry.push(chunk.subarray(start));
+          carryBytes += chunk.length - start;
+        }
+        if (carryBytes > MAX_LINE_BYTES) throw lineTooLong(lineNumber + 1);
+        offset += chunk.length;
+        if (out.length > 0) {
+          consumed = offset - carryBytes;
+          yield out;
+        }
       }
-      if (carry.length > 0) {
-        const out: RawRecord[] = [];
-        pushLine(out, carry, lineNumber + 1);
-        if (out.length > 0) yield out;
-      }
+      const out: RawRecord[] = [];
+      if (carryBytes > 0) pushLine(out, Buffer.concat(carry), lineNumber + 1);
+      consumed = offset;
+      if (out.length > 0) yield out;
     },
   };
 }
 
-function pushLine(out: RawRecord[], raw: string, recordNumber: number): void {
-  const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-  if (line.trim() === '') return;
-  out.push({ recordNumber, line });
+function lineTooLong(lineNumber: number): UnreadableFileError {
+  return new UnreadableFileError(`line ${lineNumber} is longer than ${MAX_LINE_BYTES} bytes`);
 }
 
-async function openCsv(
-  nextChunk: () => Promise<string | null>,
-  totalBytes: number,
-  bytesRead: () => number,
-  close: () => void,
-): Promise<RecordSource> {
-  const parser = new CsvParser();
-  // Records parsed along with the header, handed out first.
-  let buffered: string[][] = [];
-  let ended = false;
-  let unterminatedQuote = false;
-  while (buffered.length === 0 && !ended) {
-    const chunk = await nextChunk();
-    if (chunk === null) {
-      const end = parser.end();
-      buffered = end.records;
-      unterminatedQuote = end.unterminatedQuote;
-      ended = true;
-    } else buffered = parser.push(chunk);
+function pushLine(out: RawRecord[], bytes: Buffer, lineNumber: number): void {
+  let raw = bytes.toString('utf8');
+  if (lineNumber === 1 && raw.charCodeAt(0) === 0xfeff) raw = raw.slice(1);
+  const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+  if (line.trim() === '') return;
+  out.push({ recordNumber: lineNumber, lineNumber, line });
+}
+
+async function openCsv(stream: ReadStream, totalBytes: number): Promise<RecordSource> {
+  const items = readCsv(stream);
+  let consumed = 0;
+  const close = (): void => {
+    void items.return(undefined);
+    stream.destroy();
+  };
+  // Items read along with the header, handed out first.
+  let buffered: CsvItem[] = [];
+  let header: string[] | undefined;
+  try {
+    while (header === undefined) {
+      const next = await items.next();
+      if (next.done) break;
+      buffered = next.value;
+      const first = buffered.shift();
+      if (first?.kind === 'record') header = first.cells;
+      else if (first?.kind === 'unterminated')
+        throw new UnreadableFileError(`the CSV header on line ${first.line} opens a quote that is never closed`);
+    }
+  } catch (error) {
+    close();
+    throw error;
   }
-  const header = buffered.shift();
   if (header === undefined) throw new UnreadableFileError('the CSV file is empty: it needs a header row (accountId,userId,event.key,…)');
   return {
     format: 'csv',
     totalBytes,
-    bytesRead,
+    bytesConsumed: () => consumed,
     header,
     close,
     async *records() {
       let recordNumber = 0;
-      const number = (rows: string[][]): RawRecord[] =>
-        rows.map((cells) => {
+      const number = (batch: readonly CsvItem[]): RawRecord[] =>
+        batch.map((item) => {
           recordNumber += 1;
-          return { recordNumber, cells };
+          consumed = item.endByte;
+          return item.kind === 'record'
+            ? { recordNumber, lineNumber: item.line, cells: item.cells }
+            : {
+                recordNumber,
+                lineNumber: item.line,
+                fault: `line ${item.line}: a quoted field opened in this record is never closed (the file ends inside quotes)`,
+              };
         });
-      // The file's last record swallowed everything after an opening quote: report it rather than import it.
-      const finalRecords = (rows: string[][]): RawRecord[] => {
-        const last = number(rows);
-        const broken = last[last.length - 1];
-        if (unterminatedQuote && broken) {
-          last[last.length - 1] = {
-            recordNumber: broken.recordNumber,
-            fault: 'a quoted field is never closed (the file ends inside quotes)',
-          };
-        }
-        return last;
-      };
-      if (buffered.length > 0) yield ended ? finalRecords(buffered) : number(buffered);
+      if (buffered.length > 0) yield number(buffered);
       buffered = [];
-      while (!ended) {
-        const chunk = await nextChunk();
-        if (chunk === null) {
-          const end = parser.end();
-          ended = true;
-          unterminatedQuote = end.unterminatedQuote;
-          const last = finalRecords(end.records);
-          if (last.length > 0) yield last;
-        } else {
-          const rows = parser.push(chunk);
-          if (rows.length > 0) yield number(rows);
-        }
-      }
+      for await (const batch of { [Symbol.asyncIterator]: () => items }) yield number(batch);
     },
   };
 }

@@ -15,27 +15,57 @@ import {
 import { unmappableReason } from '../outbox/unmappable.js';
 import { formatPath, issuesOf } from '../validation.js';
 import { csvField } from './csv.js';
+import { ERRORS_FILE_COLUMNS, isErrorsFileColumn, rowCellsOf } from './errors-file.js';
 import type { ImportFormat, RawRecord } from './records.js';
 
 /** The source name of imported events in the ledger and in key decisions. */
 export const IMPORT_SOURCE = 'import';
 
+/** What a JSON value is, in words: for messages about a value of the wrong kind. */
+export function describeJsonKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return 'text';
+  if (typeof value === 'number') return 'a number';
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  return typeof value;
+}
+
+/** The message for a member of the wrong kind, or a missing one (`required, …`). */
+const expected =
+  (what: string) =>
+  (issue: { readonly input?: unknown }): string =>
+    issue.input === undefined ? `required, ${what}` : `expected ${what}, got ${describeJsonKind(issue.input)}`;
+
 /** The target's import line (`UserEventImportLine.schema.json`): no other members at either level. */
-export const importLineSchema = z.strictObject({
-  userId: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
-  accountId: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
-  // Checked against the key rules by decideKey, so that --policy decides what happens to a bad one.
-  idempotencyKey: z.string({ error: 'expected a string' }).nullable().optional(),
-  event: z.strictObject(
-    {
-      key: z.string({ error: 'required, a string' }).min(1, 'must not be empty'),
-      // Integer epoch ms as the target takes it; ISO-8601 strings are converted (toEpochMillis).
-      dateTriggered: z.union([z.number(), z.string()], { error: 'expected epoch milliseconds or an ISO-8601 date' }).nullable().optional(),
-      fields: z.record(z.string(), z.unknown(), { error: 'expected an object' }).nullable().optional(),
-    },
-    { error: 'required, an object {key, dateTriggered?, fields?}' },
-  ),
-});
+export const importLineSchema = z.strictObject(
+  {
+    userId: z.string({ error: expected('a string') }).min(1, 'must not be empty'),
+    accountId: z.string({ error: expected('a string') }).min(1, 'must not be empty'),
+    // Checked against the key rules by decideKey, so that --policy decides what happens to a bad one.
+    idempotencyKey: z
+      .string({ error: expected('a string') })
+      .nullable()
+      .optional(),
+    event: z.strictObject(
+      {
+        key: z.string({ error: expected('a string') }).min(1, 'must not be empty'),
+        // Integer epoch ms as the target takes it; ISO-8601 strings are converted (toEpochMillis).
+        dateTriggered: z
+          .union([z.number(), z.string()], { error: expected('epoch milliseconds or an ISO-8601 date') })
+          .nullable()
+          .optional(),
+        fields: z
+          .record(z.string(), z.unknown(), { error: expected('an object of fields') })
+          .nullable()
+          .optional(),
+      },
+      { error: expected('an object {key, dateTriggered?, fields?}') },
+    ),
+  },
+  { error: (issue) => `the line is ${describeJsonKind(issue.input)}; expected an object {userId, accountId, idempotencyKey?, event}` },
+);
 
 export type ImportLine = z.output<typeof importLineSchema>;
 
@@ -66,6 +96,8 @@ export type ConvertedRow =
       readonly dedupKey: string;
       readonly input: UserEventInput;
       readonly decision: KeyDecision;
+      /** The record as read, for the errors file should the target refuse it. */
+      readonly record: RawRecord;
     }
   | {
       readonly ok: false;
@@ -81,6 +113,8 @@ export type ConvertedRow =
       readonly dedupKey: string;
       /** The record as it is in the file: the JSONL line, or the CSV row. */
       readonly raw: string;
+      /** The record as read, for the errors file. */
+      readonly record: RawRecord;
     };
 
 /** Checks a CSV header and --key-from names before any row is read; an InvalidInputError names every problem. */
@@ -108,6 +142,8 @@ export function checkImportColumns(
     for (const column of header) {
       if (seen.has(column)) issues.push({ field: 'header', reason: `the column "${column}" appears twice` });
       seen.add(column);
+      // An errors file's own columns: it can be fixed and imported again as it is.
+      if (isErrorsFileColumn(column)) continue;
       const reserved = prototypePart(column);
       if (reserved !== undefined) {
         issues.push({ field: 'header', reason: `the column "${column}" contains "${reserved}", which cannot name a field` });
@@ -135,6 +171,7 @@ export function createRowConverter(options: RowConverterOptions): (record: RawRe
   checkImportColumns(options.format, options.header, options.keyFrom);
   const header = options.header ?? [];
   const keyFrom = options.keyFrom ?? [];
+  const rowCells = rowCellsOf(header);
   // A keyless row is identified by its own content plus how many identical rows came before it: this survives a
   // rename, a copy, rows appended later and edits to other rows, and two identical rows stay two events.
   const seen = new Map<string, number>();
@@ -147,9 +184,9 @@ export function createRowConverter(options: RowConverterOptions): (record: RawRe
     // Set once the line is read: the identity the row has (or would have had), for its dead letter too.
     let identity: string | null = null;
     const fail = (message: string): ConvertedRow => {
-      const raw = record.line ?? (record.cells ? record.cells.map(csvField).join(',') : '');
+      const raw = record.line ?? (record.cells ? rowCells(record.cells).map(csvField).join(',') : '');
       identity ??= `raw:${occurrence(seenRaw, createHash('sha256').update(raw).digest('base64url'))}`;
-      return { ok: false, recordNumber: record.recordNumber, sourceId, message, dedupKey: identity, raw };
+      return { ok: false, recordNumber: record.recordNumber, sourceId, message, dedupKey: identity, raw, record };
     };
     try {
       return convertRecord(record, fail, (line, decision) => {
@@ -177,7 +214,7 @@ export function createRowConverter(options: RowConverterOptions): (record: RawRe
       raw = lineFromCells(header, record.cells);
     } else {
       try {
-        raw = JSON.parse(record.line ?? '');
+        raw = withoutErrorsFileMembers(JSON.parse(record.line ?? ''));
       } catch (error) {
         return fail(`not valid JSON: ${error instanceof Error ? error.message : 'parse error'}`);
       }
@@ -212,6 +249,7 @@ export function createRowConverter(options: RowConverterOptions): (record: RawRe
       dedupKey,
       input,
       decision,
+      record,
     };
   }
 }
@@ -252,6 +290,7 @@ function lineFromCells(header: readonly string[], cells: readonly string[]): Rec
   let fields: Record<string, unknown> | undefined;
   header.forEach((column, index) => {
     const cell = cells[index] ?? '';
+    if (isErrorsFileColumn(column)) return;
     if (column === 'accountId' || column === 'userId') line[column] = cell;
     else if (column === 'idempotencyKey') {
       if (cell !== '') line.idempotencyKey = cell;
@@ -328,5 +367,14 @@ function toLineField(issue: FieldIssue): FieldIssue {
 }
 
 function describeIssues(issues: readonly FieldIssue[]): string {
-  return issues.map((issue) => `${issue.field}: ${issue.reason}`).join('; ');
+  return issues.map((issue) => (issue.field === '(root)' ? issue.reason : `${issue.field}: ${issue.reason}`)).join('; ');
+}
+
+/** A JSONL line from an errors file is the original line plus the errors file's members: those are left out. */
+function withoutErrorsFileMembers(value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  if (!ERRORS_FILE_COLUMNS.some((name) => Object.hasOwn(value, name))) return value;
+  const own: Record<string, unknown> = {};
+  for (const [name, member] of Object.entries(value)) if (!isErrorsFileColumn(name)) defineMember(own, name, member);
+  return own;
 }

@@ -7,8 +7,8 @@ import { attemptMayHaveLanded, isPossibleDuplicate } from '../outbox/ledger.js';
 import type { LeasedEvent, LedgerEntry, NewOutboxEvent, OutboxStore, Settlement } from '../outbox/types.js';
 import { capRawPayload } from '../outbox/unmappable.js';
 import { createOutboxWorker, type OutboxTarget, type OutboxWorker, outboxTargetId, waitUntilDrained } from '../outbox/worker.js';
-import { ErrorsFile } from './errors-file.js';
-import { type ImportFormat, importFormatOf, openRecordSource } from './records.js';
+import { defaultErrorsFilePath, ErrorsFile } from './errors-file.js';
+import { type ImportFormat, importFormatOf, openRecordSource, type RawRecord } from './records.js';
 import { type ConvertedRow, createRowConverter, IMPORT_SOURCE } from './rows.js';
 
 export interface ImportDelivery {
@@ -26,7 +26,7 @@ export interface ImportOptions {
   /** Columns to derive a deterministic key from, for rows without one. */
   readonly keyFrom?: readonly string[];
   readonly policy?: InvalidKeyPolicy;
-  /** Default: `{file}.errors.csv`. */
+  /** Default: `{file}.errors.csv` for CSV, `{file}.errors.jsonl` for JSONL; written in the file's format. */
   readonly errorsFile?: string;
   /** Null for a dry run: every row is validated and its key decided, nothing is stored or sent. */
   readonly delivery: ImportDelivery | null;
@@ -37,14 +37,21 @@ export interface ImportOptions {
 }
 
 export interface ImportProgress {
+  /** Bytes of the file behind the rows read so far. */
   readonly bytesRead: number;
   readonly totalBytes: number;
+  /** Rows read so far. */
   readonly rows: number;
   readonly invalid: number;
   readonly enqueued: number;
   readonly skipped: number;
   /** Rows of this file that reached a final outcome (accepted, duplicate or dead letter). */
   readonly settled: number;
+  /** Rows done with: settled, or invalid (a dry run: every row read). What a progress bar follows. */
+  readonly done: number;
+  /** The rows of the file: counted once it is read to the end (`totalExact`), estimated from the bytes read before. */
+  readonly total: number;
+  readonly totalExact: boolean;
 }
 
 /** The end of a run. Outcomes are those of this file's rows as known at the end, earlier runs' included. */
@@ -116,7 +123,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     source.close();
     throw error;
   }
-  const errors = new ErrorsFile(options.errorsFile ?? `${options.file}.errors.csv`);
+  const errors = new ErrorsFile(options.errorsFile ?? defaultErrorsFilePath(options.file, format), format, source.header);
   const delivery = options.delivery;
   const tenant = delivery?.target.tenant ?? null;
   // The import's events are bound to its target: another target's worker on the same store never sends them.
@@ -137,25 +144,45 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     keysHashed: 0,
     keysDropped: 0,
   };
-  const progress = (): void =>
-    options.onProgress?.({
-      bytesRead: source.bytesRead(),
+  // Set once the last record was read: the row count is known from then on.
+  let readToEnd = false;
+  const progress = (): void => {
+    if (!options.onProgress) return;
+    const bytesRead = source.bytesConsumed();
+    const settled = n.accepted + n.duplicate + n.deadLetters;
+    const done = delivery ? settled + n.invalid : n.rows;
+    // Until the end of the file, the rows so far scaled by the bytes so far: rows are about the same size throughout.
+    const estimate = bytesRead > 0 ? Math.round((n.rows * source.totalBytes) / bytesRead) : n.rows;
+    // Every byte behind a row handed out: the rows are all counted, even before the reader learns the file ended.
+    const exact = readToEnd || bytesRead >= source.totalBytes;
+    const total = exact ? Math.max(n.rows, done) : Math.max(n.rows, done, estimate);
+    options.onProgress({
+      bytesRead,
       totalBytes: source.totalBytes,
       rows: n.rows,
       invalid: n.invalid,
       enqueued: n.enqueued,
       skipped: n.skipped,
-      settled: n.accepted + n.duplicate + n.deadLetters,
+      settled,
+      done,
+      total,
+      totalExact: exact,
     });
+  };
 
-  /** A row of this file reached `to` (in this run, or in an earlier one for a skipped row), whichever worker settled it. */
+  /**
+   * A row of this file reached `to` (in this run, or in an earlier one for a skipped row), whichever worker settled it.
+   * A dead one goes to the errors file as it was read; `record` is null for a row not read yet (a leftover of an earlier
+   * run that this run's worker settled first): the line waits in `settledEarly` until the reader meets the row.
+   */
   const countOutcome = (
     recordNumber: number,
+    record: RawRecord | null,
     to: Settlement['to'],
     deadReason: string | null,
     last: LedgerEntry['attempts'][number] | null,
     possibleDuplicate = false,
-  ) => {
+  ): string | null => {
     if (to === 'delivered') {
       n.accepted += 1;
       if (possibleDuplicate) n.possibleDuplicates += 1;
@@ -163,13 +190,11 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
     else if (to === 'dead') {
       n.deadLetters += 1;
       if (last?.outcome === 'rejected') n.rejected += 1;
-      errors.write({
-        recordNumber,
-        message: deadReason ?? 'dead letter',
-        apiErrorCode: last?.apiErrorCode ?? null,
-        statusCode: last?.status ?? null,
-      });
+      const message = deadReason ?? 'dead letter';
+      if (record === null) return message;
+      errors.write({ recordNumber, message, record });
     }
+    return null;
   };
 
   // Rows that cannot be mapped, waiting to be recorded as dead letters (only when delivering).
@@ -177,14 +202,15 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
   // Rows of this file whose event was on its way when the reader met it, by event id: counted when this run's worker
   // settles the event, else read back from the store at the end (another worker, e.g. a relay on the same store, may
   // have settled it).
-  const awaiting = new Map<string, number[]>();
-  const awaitRow = (id: string, recordNumber: number): void => {
+  const awaiting = new Map<string, RawRecord[]>();
+  const awaitRow = (id: string, record: RawRecord): void => {
     const rows = awaiting.get(id);
-    if (rows) rows.push(recordNumber);
-    else awaiting.set(id, [recordNumber]);
+    if (rows) rows.push(record);
+    else awaiting.set(id, [record]);
   };
-  // Leftovers of an interrupted run that this run's worker settled before the reader met their row: counted then.
-  const settledEarly = new Set<string>();
+  // Leftovers of an interrupted run that this run's worker settled before the reader met their row: counted then, and
+  // for a dead letter, its errors-file line waits for the row (its record number and reason).
+  const settledEarly = new Map<string, { readonly recordNumber: number; readonly deadReason: string | null }>();
 
   // Import events persisted and not yet settled for good, leftovers of interrupted runs included.
   let outstanding = 0;
@@ -219,11 +245,13 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
             const rows = awaiting.get(event.id);
             if (rows) {
               awaiting.delete(event.id);
-              for (const recordNumber of rows) countOutcome(recordNumber, settlement.to, reason, settlement.attempt, possibleDuplicate);
+              for (const record of rows) {
+                countOutcome(record.recordNumber, record, settlement.to, reason, settlement.attempt, possibleDuplicate);
+              }
             } else if (event.sourceId.startsWith(sourcePrefix)) {
-              settledEarly.add(event.id);
               const recordNumber = Number(event.sourceId.slice(sourcePrefix.length));
-              countOutcome(recordNumber, settlement.to, reason, settlement.attempt, possibleDuplicate);
+              const deadReason = countOutcome(recordNumber, null, settlement.to, reason, settlement.attempt, possibleDuplicate);
+              settledEarly.set(event.id, { recordNumber, deadReason });
             }
           }
           progress();
@@ -272,31 +300,34 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         // runs out and the next run (or any worker) picks them up.
         const results = await store.enqueue(events, { lease: { owner: running.owner, leaseMs: running.config.leaseMs } });
         const leased: LeasedEvent[] = [];
-        const deadRows: { recordNumber: number; id: string }[] = [];
+        const deadRows: { record: RawRecord; id: string }[] = [];
         for (const [index, result] of results.entries()) {
           const row = rows[index];
           if (result.outcome !== 'existing') {
             n.enqueued += 1;
             outstanding += 1;
             if (result.leased) leased.push(result.leased);
-            if (row) awaitRow(result.id, row.recordNumber);
+            if (row) awaitRow(result.id, row.record);
             continue;
           }
           n.skipped += 1;
           if (!row) continue;
           // Still on its way: counted when it settles, by whichever worker.
-          if (result.state === 'pending' || result.state === 'leased') awaitRow(result.id, row.recordNumber);
-          // A leftover this run's worker settled and counted already.
-          else if (settledEarly.delete(result.id)) continue;
-          else if (result.state === 'dead') deadRows.push({ recordNumber: row.recordNumber, id: result.id });
+          if (result.state === 'pending' || result.state === 'leased') awaitRow(result.id, row.record);
+          else if (settledEarly.has(result.id)) {
+            // A leftover this run's worker settled and counted already: a dead one's line can be written now.
+            const early = settledEarly.get(result.id);
+            settledEarly.delete(result.id);
+            if (early?.deadReason != null) errors.write({ recordNumber: row.recordNumber, message: early.deadReason, record: row.record });
+          } else if (result.state === 'dead') deadRows.push({ record: row.record, id: result.id });
           else {
             const possibleDuplicate = result.state === 'delivered' && row.input.idempotencyKey === undefined && result.mayHaveLanded;
-            countOutcome(row.recordNumber, result.state, null, null, possibleDuplicate);
+            countOutcome(row.recordNumber, row.record, result.state, null, null, possibleDuplicate);
           }
         }
-        for (const { recordNumber, id } of deadRows) {
+        for (const { record, id } of deadRows) {
           const entry = await store.get(tenant, id);
-          countOutcome(recordNumber, 'dead', entry?.deadReason ?? null, entry?.attempts.at(-1) ?? null);
+          countOutcome(record.recordNumber, record, 'dead', entry?.deadReason ?? null, entry?.attempts.at(-1) ?? null);
         }
         await running.submit(leased);
       };
@@ -325,15 +356,22 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         progress();
         await waitForRoom();
       }
+      readToEnd = !signal?.aborted;
+      progress();
       if (!signal?.aborted) await waitUntilDrained({ store, worker: running, source: IMPORT_SOURCE, ...(signal ? { signal } : {}) });
       await running.stop();
       await countSettledElsewhere(store, tenant);
+      // Dead leftovers whose row this run did not reach (it was interrupted): listed without the row.
+      for (const { recordNumber, deadReason } of settledEarly.values()) {
+        if (deadReason !== null) errors.write({ recordNumber, message: deadReason, record: null });
+      }
     } else {
       for await (const records of source.records()) {
         if (signal?.aborted) break;
         convertAll(records);
         progress();
       }
+      readToEnd = !signal?.aborted;
     }
   } finally {
     signal?.removeEventListener('abort', wake);
@@ -353,8 +391,15 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         if (entry === undefined || entry.state === 'pending' || entry.state === 'leased') return;
         const rows = awaiting.get(id) ?? [];
         awaiting.delete(id);
-        for (const recordNumber of rows) {
-          countOutcome(recordNumber, entry.state, entry.deadReason, entry.attempts.at(-1) ?? null, isPossibleDuplicate(entry));
+        for (const record of rows) {
+          countOutcome(
+            record.recordNumber,
+            record,
+            entry.state,
+            entry.deadReason,
+            entry.attempts.at(-1) ?? null,
+            isPossibleDuplicate(entry),
+          );
         }
       });
     }
@@ -367,7 +412,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
       const row = convert(record);
       if (!row.ok) {
         n.invalid += 1;
-        errors.write({ recordNumber: row.recordNumber, message: row.message });
+        errors.write({ recordNumber: row.recordNumber, message: row.message, record: row.record });
         if (delivery) unmappable.push(row);
         continue;
       }

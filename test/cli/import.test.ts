@@ -1,7 +1,9 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ONCEKIT_BIN } from '../../cli/spawn-self.js';
 import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../sandbox/target/index.js';
 import { decideKey, fieldsCandidate } from '../../shared/keys/index.js';
 import { type CliRun, runCli } from './run-cli.js';
@@ -58,6 +60,13 @@ function summaryOf(run: CliRun): Record<string, unknown> {
 
 const recorded = (target: Sandbox = sandbox) => target.inspect(tenant).events;
 
+/** The errors file of a JSONL import, line by line. */
+const errorLines = (path: string): Record<string, unknown>[] =>
+  readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .map((text) => JSON.parse(text) as Record<string, unknown>);
+
 const jsonError = (text: string): string => {
   try {
     JSON.parse(text);
@@ -68,21 +77,19 @@ const jsonError = (text: string): string => {
 };
 
 describe('oncekit import (JSONL)', () => {
-  it('imports valid lines, writes bad ones to the errors file in the target’s shape, and goes on', async () => {
-    const path = file(
-      'events.jsonl',
-      [
-        line(purchase(1, { idempotencyKey: 'order-0000001' })),
-        line(purchase(2)),
-        'not json\n',
-        '\n',
-        line({ userId: '', accountId: 'a4', event: { key: 'x' } }),
-        line({ ...purchase(6), extra: true }),
-        line({ userId: 'u7', accountId: 'a7', event: { key: 'purchase', dateTriggered: 'yesterday' } }),
-        line({ userId: 'u8', accountId: 'a8', event: { key: 'purchase', fields: { note: 'x'.repeat(1501) } } }),
-        line(purchase(9, { idempotencyKey: 'order-0000009' })),
-      ].join(''),
-    );
+  it('imports valid lines, writes bad ones as they were to a JSONL errors file with why, and goes on', async () => {
+    const lines = [
+      line(purchase(1, { idempotencyKey: 'order-0000001' })),
+      line(purchase(2)),
+      'not json\n',
+      '\n',
+      line({ userId: '', accountId: 'a4', event: { key: 'x' } }),
+      line({ ...purchase(6), extra: true }),
+      line({ userId: 'u7', accountId: 'a7', event: { key: 'purchase', dateTriggered: 'yesterday' } }),
+      line({ userId: 'u8', accountId: 'a8', event: { key: 'purchase', fields: { note: 'x'.repeat(1501) } } }),
+      line(purchase(9, { idempotencyKey: 'order-0000009' })),
+    ];
+    const path = file('events.jsonl', lines.join(''));
     const run = await runCli(['import', path, '--json'], { env: env() });
     expect(run.code).toBe(1);
     expect(summaryOf(run)).toEqual({
@@ -105,20 +112,22 @@ describe('oncekit import (JSONL)', () => {
       keysDropped: 1,
       pending: 0,
       interrupted: false,
-      errorsFile: `${path}.errors.csv`,
+      errorsFile: `${path}.errors.jsonl`,
       elapsedMs: expect.any(Number),
     });
-    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
+    // Each line as written (its members' text untouched), after its record number and why.
+    const kept = (index: number, error: string) =>
+      `{"recordNumber":${index + 1},"error":${JSON.stringify(error)},${lines[index]?.slice(1)}`;
+    expect(readFileSync(`${path}.errors.jsonl`, 'utf8')).toBe(
       [
-        'recordNumber,message,apiErrorCode,statusCode',
-        `3,"not valid JSON: ${jsonError('not json').replaceAll('"', '""')}",,`,
-        '5,userId: must not be empty,,',
-        '6,"extra: not part of the import line (userId, accountId, idempotencyKey, event)",,',
-        '7,"event.dateTriggered: expected an ISO-8601 date or epoch milliseconds, got ""yesterday""",,',
-        '8,event.fields.note: string is 1501 UTF-8 bytes; the target accepts at most 1500,,',
-        '',
-      ].join('\n'),
+        `{"recordNumber":3,"error":${JSON.stringify(`not valid JSON: ${jsonError('not json')}`)},"line":"not json"}\n`,
+        kept(4, 'userId: must not be empty'),
+        kept(5, 'extra: not part of the import line (userId, accountId, idempotencyKey, event)'),
+        kept(6, 'event.dateTriggered: expected an ISO-8601 date or epoch milliseconds, got "yesterday"'),
+        kept(7, 'event.fields.note: string is 1501 UTF-8 bytes; the target accepts at most 1500'),
+      ].join(''),
     );
+    expect(existsSync(`${path}.errors.csv`)).toBe(false);
     expect(recorded().map((event) => [event.userId, event.idempotencyKey, event.fields, event.dateTriggered])).toEqual([
       ['u1', 'order-0000001', { order_id: 'o-1', revenue: 1 }, 1_700_000_000_001],
       ['u2', null, { order_id: 'o-2', revenue: 2 }, 1_700_000_000_002],
@@ -132,7 +141,7 @@ describe('oncekit import (JSONL)', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`imported ${path} (jsonl) into tenant ${tenant}`);
     expect(run.stdout).toContain('1 accepted, 0 duplicate, 0 rejected, 0 dead letters');
-    expect(existsSync(`${path}.errors.csv`)).toBe(false);
+    expect(existsSync(`${path}.errors.jsonl`)).toBe(false);
   });
 
   it('resumes: a re-run skips what the ledger has, sends nothing twice, and picks up rows appended since', async () => {
@@ -183,8 +192,8 @@ describe('oncekit import (JSONL)', () => {
       keysHashed: 1,
       keysDropped: 1,
     });
-    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
-      'recordNumber,message,apiErrorCode,statusCode\n3,"accountId: required, a string; event: required, an object {key, dateTriggered?, fields?}",,\n',
+    expect(readFileSync(`${path}.errors.jsonl`, 'utf8')).toBe(
+      '{"recordNumber":3,"error":"accountId: required, a string; event: required, an object {key, dateTriggered?, fields?}","userId":"u3"}\n',
     );
     expect(existsSync(join(dir, 'store.db'))).toBe(false);
     expect(recorded()).toEqual([]);
@@ -195,12 +204,17 @@ describe('oncekit import (JSONL)', () => {
     const path = file('policy.jsonl', rows);
     const rejected = await runCli(['import', path, '--policy', 'reject', '--json'], { env: env() });
     expect(summaryOf(rejected)).toMatchObject({ invalid: 1, accepted: 1, keysKept: 1 });
-    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
-      'recordNumber,message,apiErrorCode,statusCode\n1,idempotencyKey: refused under --policy reject (bad_characters): it contains characters outside 8 to 64 characters of A-Z a-z 0-9 - _ .,,\n',
-    );
+    expect(errorLines(`${path}.errors.jsonl`)).toEqual([
+      {
+        recordNumber: 1,
+        error:
+          'idempotencyKey: refused under --policy reject (bad_characters): it contains characters outside 8 to 64 characters of A-Z a-z 0-9 - _ .',
+        ...purchase(1, { idempotencyKey: 'order:1' }),
+      },
+    ]);
     const hashed = await runCli(['import', path, '--policy', 'hash', '--json'], { env: env() });
     expect(summaryOf(hashed)).toMatchObject({ invalid: 0, enqueued: 1, skipped: 1, keysHashed: 1 });
-    expect(existsSync(`${path}.errors.csv`)).toBe(false);
+    expect(existsSync(`${path}.errors.jsonl`)).toBe(false);
     expect(recorded().find((event) => event.userId === 'u1')?.idempotencyKey).toMatch(/^oncekit-sha256-[A-Za-z0-9_-]{43}$/);
   });
 });
@@ -226,12 +240,13 @@ describe('oncekit import (CSV)', () => {
     const run = await runCli(['import', path, '--json'], { env: env() });
     expect(run.code).toBe(1);
     expect(summaryOf(run)).toMatchObject({ format: 'csv', rows: 6, valid: 3, invalid: 3, accepted: 3, keysKept: 2, keysDropped: 1 });
+    // Each bad row as it was, after its record number and why: a short row stays short.
     expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
       [
-        'recordNumber,message,apiErrorCode,statusCode',
-        '3,"expected 8 columns as in the header, got 3",,',
-        '4,userId: must not be empty,,',
-        '5,"event.dateTriggered: expected an ISO-8601 date or epoch milliseconds, got ""soon""",,',
+        `recordNumber,error,${header}`,
+        '3,"expected 8 columns as in the header, got 3",a3,u3,purchase',
+        '4,userId: must not be empty,a4,,purchase,,9,,,',
+        '5,"event.dateTriggered: expected an ISO-8601 date or epoch milliseconds, got ""soon""",a5,u5,purchase,soon,10,,,',
         '',
       ].join('\n'),
     );
@@ -367,9 +382,13 @@ describe('dead letters and the ledger', () => {
     const run = await runCli(['import', path, '--json'], { env: env(strict) });
     expect(run.code).toBe(1);
     expect(summaryOf(run)).toMatchObject({ accepted: 1, rejected: 1, deadLetters: 1 });
-    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toBe(
-      'recordNumber,message,apiErrorCode,statusCode\n1,"rejected by the target: HTTP 404 RS042: No user found with id ""u1"" in account ""a1""",,404\n',
-    );
+    expect(errorLines(`${path}.errors.jsonl`)).toEqual([
+      {
+        recordNumber: 1,
+        error: 'rejected by the target: HTTP 404 RS042: No user found with id "u1" in account "a1"',
+        ...purchase(1, { idempotencyKey: 'strict-key-0001' }),
+      },
+    ]);
 
     const list = await runCli(['dead-letters', 'list', '--json'], { env: env(strict) });
     expect(list.code).toBe(0);
@@ -385,7 +404,7 @@ describe('dead letters and the ledger', () => {
     // A re-run does not resend the dead letter, and still reports it.
     const rerun = await runCli(['import', path, '--json'], { env: env(strict) });
     expect(summaryOf(rerun)).toMatchObject({ skipped: 2, accepted: 1, rejected: 1, deadLetters: 1 });
-    expect(readFileSync(`${path}.errors.csv`, 'utf8')).toContain('1,"rejected by the target: HTTP 404 RS042');
+    expect(readFileSync(`${path}.errors.jsonl`, 'utf8')).toContain('{"recordNumber":1,"error":"rejected by the target: HTTP 404 RS042');
 
     const stillMissing = await runCli(['dead-letters', 'retry', dead?.id ?? '', '--json'], { env: env(strict) });
     expect(stillMissing.code).toBe(1);
@@ -492,6 +511,236 @@ describe('dead letters and the ledger', () => {
   });
 });
 
+describe('messages in plain words', () => {
+  it('names the field and says what was expected and what came, never the schema’s own text', async () => {
+    const path = file(
+      'words.jsonl',
+      [
+        '[1,2]',
+        '"text"',
+        'null',
+        '{"userId":5,"accountId":"a","event":{"key":"k"}}',
+        '{"userId":"u","accountId":"a","event":[]}',
+        '{"userId":"u","accountId":"a","event":{"key":"k","fields":[1]}}',
+        '{"userId":"u","accountId":"a","event":{"key":"k","dateTriggered":true}}',
+        '{"userId":"u","accountId":"a","idempotencyKey":7,"event":{"key":""}}',
+        '{}',
+      ].join('\n'),
+    );
+    const run = await runCli(['import', path, '--dry-run', '--json'], { env: env() });
+    expect(summaryOf(run)).toMatchObject({ rows: 9, invalid: 9 });
+    const line = 'expected an object {userId, accountId, idempotencyKey?, event}';
+    expect(errorLines(`${path}.errors.jsonl`).map((row) => row.error)).toEqual([
+      `the line is a list; ${line}`,
+      `the line is text; ${line}`,
+      `the line is null; ${line}`,
+      'userId: expected a string, got a number',
+      'event: expected an object {key, dateTriggered?, fields?}, got a list',
+      'event.fields: expected an object of fields, got a list',
+      'event.dateTriggered: expected epoch milliseconds or an ISO-8601 date, got true',
+      'idempotencyKey: expected a string, got a number; event.key: must not be empty',
+      'userId: required, a string; accountId: required, a string; event: required, an object {key, dateTriggered?, fields?}',
+    ]);
+    expect(readFileSync(`${path}.errors.jsonl`, 'utf8')).not.toMatch(/\(root\)|Invalid input|received/);
+  });
+});
+
+describe('fixing the errors file and importing it again', () => {
+  const upsert = (user: string, account: string) =>
+    fetch(`${strict.url}/api/v1/${tenant}/open/account/${account}/user/${user}`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Basic ${Buffer.from(`:${DEFAULT_SANDBOX_API_KEY}`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ id: user, accountId: account }),
+    });
+  const attemptsOf = async (key: string): Promise<number> => {
+    const show = await runCli(['ledger', 'show', key, '--json'], { env: env(strict) });
+    return (JSON.parse(show.stdout) as { entries: { attempts: unknown[] }[] }).entries[0]?.attempts.length ?? -1;
+  };
+
+  it('CSV: the fixed rows are delivered, an unfixed dead row is not resent, and the original file resends nothing', async () => {
+    for (const n of [1, 2, 3, 4, 5, 6]) await upsert(`u${n}`, `a${n}`);
+    const header = 'accountId,userId,event.key,event.fields.order_id,idempotencyKey';
+    const path = file(
+      'events.csv',
+      [
+        header,
+        'a1,u1,purchase,o-1,rt-key-0001',
+        'a2,u2,purchase,o-2,',
+        'a3,,purchase,o-3,',
+        'a4,u4,purchase',
+        'a9,ghost,purchase,o-5,rt-key-0005',
+        'a9,ghost,purchase,o-6,',
+        'a9,ghost,purchase,o-7,rt-key-0007',
+        '',
+      ].join('\n'),
+    );
+    const first = await runCli(['import', path, '--json'], { env: env(strict) });
+    expect(summaryOf(first)).toMatchObject({ rows: 7, invalid: 2, accepted: 2, rejected: 3, deadLetters: 3 });
+    const errorsPath = `${path}.errors.csv`;
+    const rejected = (row: string, user: string) =>
+      `${row},"rejected by the target: HTTP 404 RS042: No user found with id ""${user}"" in account ""a9""",`;
+    const [errorsHeader, ...errorRows] = readFileSync(errorsPath, 'utf8').trim().split('\n');
+    expect(errorsHeader).toBe(`recordNumber,error,${header}`);
+    expect(errorRows.sort()).toEqual([
+      '3,userId: must not be empty,a3,,purchase,o-3,',
+      '4,"expected 5 columns as in the header, got 3",a4,u4,purchase',
+      `${rejected('5', 'ghost')}a9,ghost,purchase,o-5,rt-key-0005`,
+      `${rejected('6', 'ghost')}a9,ghost,purchase,o-6,`,
+      `${rejected('7', 'ghost')}a9,ghost,purchase,o-7,rt-key-0007`,
+    ]);
+
+    // Fixed in place as a user would, the recordNumber and error columns left as they are; row 7 is not fixed.
+    writeFileSync(
+      errorsPath,
+      readFileSync(errorsPath, 'utf8')
+        .replace(',a3,,purchase,', ',a3,u3,purchase,')
+        .replace(',a4,u4,purchase\n', ',a4,u4,purchase,o-4,\n')
+        .replace(',a9,ghost,purchase,o-5,', ',a5,u5,purchase,o-5,')
+        .replace(',a9,ghost,purchase,o-6,', ',a6,u6,purchase,o-6,'),
+    );
+    const requestsBefore = strict.inspect(tenant).requests.total;
+    const again = await runCli(['import', errorsPath, '--json'], { env: env(strict) });
+    expect(summaryOf(again)).toMatchObject({ rows: 5, valid: 5, invalid: 0, enqueued: 4, skipped: 1, accepted: 4, deadLetters: 1 });
+    expect(recorded(strict).map((event) => [event.userId, event.fields?.order_id])).toEqual([
+      ['u1', 'o-1'],
+      ['u2', 'o-2'],
+      ['u3', 'o-3'],
+      ['u4', 'o-4'],
+      ['u5', 'o-5'],
+      ['u6', 'o-6'],
+    ]);
+    expect(await attemptsOf('rt-key-0007')).toBe(1);
+    // Its errors file has the same shape: the unfixed row, once.
+    expect(readFileSync(`${errorsPath}.errors.csv`, 'utf8')).toBe(
+      `recordNumber,error,${header}\n${rejected('5', 'ghost')}a9,ghost,purchase,o-7,rt-key-0007\n`,
+    );
+
+    const requestsAfter = strict.inspect(tenant).requests.total;
+    expect(requestsAfter).toBeGreaterThan(requestsBefore);
+    const original = await runCli(['import', path, '--json'], { env: env(strict) });
+    expect(summaryOf(original)).toMatchObject({ rows: 7, enqueued: 0, skipped: 5, invalid: 2 });
+    expect(strict.inspect(tenant).requests.total).toBe(requestsAfter);
+  });
+
+  it('JSONL: a line that was not JSON can be replaced, fixed lines are delivered, and nothing else is resent', async () => {
+    for (const n of [1, 2, 3, 4]) await upsert(`u${n}`, `a${n}`);
+    const rows = [
+      line(purchase(1, { idempotencyKey: 'rt-key-0001' })),
+      'not json\n',
+      line(purchase(3, { userId: '' })),
+      line(purchase(4, { userId: 'ghost', idempotencyKey: 'rt-key-0004' })),
+      line(purchase(5, { userId: 'ghost' })),
+    ];
+    const path = file('events.jsonl', rows.join(''));
+    const first = await runCli(['import', path, '--json'], { env: env(strict) });
+    expect(summaryOf(first)).toMatchObject({ rows: 5, invalid: 2, accepted: 1, deadLetters: 2 });
+    const errorsPath = `${path}.errors.jsonl`;
+    const errors = errorLines(errorsPath).sort((a, b) => Number(a.recordNumber) - Number(b.recordNumber));
+    expect(errors.map((row) => [row.recordNumber, row.line ?? row.userId])).toEqual([
+      [2, 'not json'],
+      [3, ''],
+      [4, 'ghost'],
+      [5, 'ghost'],
+    ]);
+    const fixed = errors.map((row) => {
+      if (row.recordNumber === 2) return { recordNumber: 2, error: row.error, ...purchase(2) };
+      if (row.recordNumber === 3) return { ...row, userId: 'u3' };
+      if (row.recordNumber === 4) return { ...row, userId: 'u4', accountId: 'a4' };
+      return row;
+    });
+    writeFileSync(errorsPath, fixed.map(line).join(''));
+    const again = await runCli(['import', errorsPath, '--json'], { env: env(strict) });
+    expect(summaryOf(again)).toMatchObject({ rows: 4, invalid: 0, enqueued: 3, skipped: 1, accepted: 3, deadLetters: 1 });
+    expect(recorded(strict).map((event) => event.userId)).toEqual(['u1', 'u2', 'u3', 'u4']);
+    expect(errorLines(`${errorsPath}.errors.jsonl`)).toEqual([
+      { ...purchase(5, { userId: 'ghost' }), recordNumber: 4, error: expect.stringContaining('rejected by the target: HTTP 404') },
+    ]);
+    const requests = strict.inspect(tenant).requests.total;
+    expect(summaryOf(await runCli(['import', path, '--json'], { env: env(strict) }))).toMatchObject({ enqueued: 0, skipped: 3 });
+    expect(strict.inspect(tenant).requests.total).toBe(requests);
+  });
+});
+
+const hasScript = spawnSync('script', ['--version']).status === 0;
+const shellQuote = (arg: string): string => `'${arg.replaceAll("'", "'\\''")}'`;
+
+/** Runs the built CLI with stdout and stderr on a terminal (util-linux `script`), as a user at a shell would. */
+function runCliOnTerminal(args: readonly string[], runEnv: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const command = [process.execPath, ONCEKIT_BIN, ...args].map(shellQuote).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {
+      env: { PATH: process.env.PATH, ...runEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+/** The progress frames drawn: percentage, done, total. */
+function framesOf(output: string, unit: string): { percent: number; done: number; total: number }[] {
+  const pattern = new RegExp(`(\\d+)% \\| (\\d+)/~?(\\d+) ${unit}`, 'g');
+  return [...output.matchAll(pattern)].map((match) => ({ percent: Number(match[1]), done: Number(match[2]), total: Number(match[3]) }));
+}
+
+describe.skipIf(!hasScript)('progress on a terminal', () => {
+  it('import: the bar follows settled rows (not bytes read) with an ETA in time; none with --json or off a terminal', async () => {
+    const path = file('paced.jsonl', Array.from({ length: 300 }, (_, index) => line(purchase(index + 1))).join(''));
+    const paced = ['--max-rate', '150', '--batch-size', '10'];
+    const run = await runCliOnTerminal(['import', path, ...paced], env());
+    expect(run.code).toBe(0);
+    const frames = framesOf(run.output, 'rows settled');
+    // The whole file is read at once (300 rows fit the window), yet the bar stays below 100 % until rows settle.
+    expect(frames.some((frame) => frame.done < 300 && frame.percent < 100)).toBe(true);
+    for (const frame of frames) {
+      expect(frame.total).toBe(300);
+      expect(frame.percent).toBe(Math.floor((frame.done / frame.total) * 100));
+    }
+    const etas = [...run.output.matchAll(/ETA ([-\dhms]+)/g)].map((match) => match[1]);
+    expect(etas.length).toBeGreaterThan(0);
+    // Every ETA drawn is a time or `--` (unknown yet), never `LLs`, `NULL` or `INF`.
+    expect(run.output.split('ETA ').length - 1).toBe(etas.length);
+    for (const eta of etas) expect(eta).toMatch(/^(--|\d+s|\d+m\d\ds|\d+h\d\dm)$/);
+    expect(run.output).toContain('300 accepted');
+
+    const json = await runCliOnTerminal(['import', path, '--json'], env());
+    expect(json.output).not.toContain('importing [');
+    const plain = await runCli(['import', path], { env: env() });
+    expect(plain.stderr).not.toContain('importing [');
+    expect(plain.stdout).toContain('300 accepted');
+  });
+
+  it('dead-letters retry: a bar follows the retried events as they settle; none with --json or off a terminal', async () => {
+    const rows = Array.from({ length: 30 }, (_, index) => line(purchase(index + 1, { idempotencyKey: `retry-key-${1000 + index}` })));
+    const path = file('retry.jsonl', rows.join(''));
+    expect(summaryOf(await runCli(['import', path, '--json'], { env: env(strict) }))).toMatchObject({ deadLetters: 30 });
+    const run = await runCliOnTerminal(['dead-letters', 'retry', '--all', '--max-rate', '20', '--batch-size', '5'], env(strict));
+    expect(run.code).toBe(1);
+    const frames = framesOf(run.output, 'events settled');
+    expect(frames.length).toBeGreaterThan(0);
+    expect(frames.some((frame) => frame.done < 30)).toBe(true);
+    for (const frame of frames) expect(frame).toMatchObject({ total: 30, percent: Math.floor((frame.done / 30) * 100) });
+    expect(run.output).toContain('requeued 30 dead letters');
+
+    const json = await runCliOnTerminal(['dead-letters', 'retry', '--all', '--json'], env(strict));
+    expect(json.output).not.toContain('retrying [');
+    expect(json.output).toContain('"requeued":30');
+    const plain = await runCli(['dead-letters', 'retry', '--all'], { env: env(strict) });
+    expect(plain.stderr).not.toContain('retrying [');
+    expect(plain.stdout).toContain('requeued 30 dead letters');
+  });
+});
+
 describe('usage', () => {
   it.each([
     [['import', 'x.jsonl', '--horizon', '30h'], '--horizon: the retry horizon (30 h) plus the lease (10 s) must stay shorter'],
@@ -521,7 +770,7 @@ describe('usage', () => {
     const wrongKey = await runCli(['import', path, '--json'], { env: { ...env(), ONCEKIT_API_KEY: secret } });
     expect(wrongKey.code).toBe(1);
     expect(summaryOf(wrongKey)).toMatchObject({ rejected: 1, deadLetters: 1 });
-    expect(wrongKey.stdout + wrongKey.stderr + readFileSync(`${path}.errors.csv`, 'utf8')).not.toContain(secret);
+    expect(wrongKey.stdout + wrongKey.stderr + readFileSync(`${path}.errors.jsonl`, 'utf8')).not.toContain(secret);
     const ledger = await runCli(['dead-letters', 'list', '--json'], { env: env() });
     expect(ledger.stdout).not.toContain(secret);
   });

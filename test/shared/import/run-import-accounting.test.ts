@@ -103,14 +103,15 @@ describe('import accounting', () => {
       const rerun = await runImport({ file, delivery: { store: importStore, target: target() } });
       expect(settledByRelay).toBe(interrupted.pending);
       expect(rerun).toMatchObject({ rows: ROWS, enqueued: 0, skipped: ROWS, accepted: 0, rejected: ROWS, deadLetters: ROWS, pending: 0 });
+      // Each dead row as it was in the file, with its record number and the target's answer.
+      expect(rerun.errorsFile).toBe(`${file}.errors.jsonl`);
       const errors = readFileSync(rerun.errorsFile ?? '', 'utf8')
         .trim()
         .split('\n')
-        .slice(1);
-      expect(errors.map((line) => Number(line.split(',')[0])).sort((a, b) => a - b)).toEqual(
-        Array.from({ length: ROWS }, (_, index) => index + 1),
-      );
-      expect(errors.every((line) => line.includes('rejected by the target: HTTP 404'))).toBe(true);
+        .map((line) => JSON.parse(line) as { recordNumber: number; error: string; userId: string });
+      expect(errors.map((row) => row.recordNumber).sort((a, b) => a - b)).toEqual(Array.from({ length: ROWS }, (_, index) => index + 1));
+      expect(errors.every((row) => row.error.startsWith('rejected by the target: HTTP 404'))).toBe(true);
+      expect(errors.every((row) => row.userId === `ghost-${row.recordNumber}`)).toBe(true);
     } finally {
       await relay.stop();
       await relayStore.close();

@@ -63,10 +63,16 @@ describe('import rows that cannot be mapped', () => {
     const first = await run();
     expect(first).toMatchObject({ rows: 5, valid: 2, invalid: 3, accepted: 2, deadLetters: 0, pending: 0 });
     expect(sandbox.inspect(TENANT).events.map((event) => event.userId)).toEqual(['u1', 'u5']);
-    expect(readFileSync(`${path}.errors.csv`, 'utf8').split('\n').slice(1, 4)).toEqual([
-      '2,could not be mapped: TypeError: mapping bug,,',
-      '3,could not be mapped: TypeError: mapping bug,,',
-      expect.stringMatching(/^4,"not valid JSON: /),
+    expect(first.errorsFile).toBe(`${path}.errors.jsonl`);
+    expect(
+      readFileSync(`${path}.errors.jsonl`, 'utf8')
+        .trim()
+        .split('\n')
+        .map((text) => JSON.parse(text)),
+    ).toEqual([
+      { recordNumber: 2, error: 'could not be mapped: TypeError: mapping bug', ...JSON.parse(rows[1] ?? '') },
+      { recordNumber: 3, error: 'could not be mapped: TypeError: mapping bug', ...JSON.parse(rows[2] ?? '') },
+      { recordNumber: 4, error: expect.stringMatching(/^not valid JSON: /), line: 'not json' },
     ]);
     const dead = await store.listDead(TENANT);
     expect(dead.map((entry) => [entry.sourceId, entry.deadReason, entry.unmappable?.text])).toEqual([
