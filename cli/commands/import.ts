@@ -1,5 +1,12 @@
 import type { Command } from 'commander';
-import { type ImportFormat, type ImportProgress, type ImportSummary, importFormats, runImport } from '../../shared/import/index.js';
+import {
+  type ImportFormat,
+  type ImportProgress,
+  type ImportSummary,
+  importFormats,
+  readableFileSize,
+  runImport,
+} from '../../shared/import/index.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/index.js';
 import {
   addDeliveryOptions,
@@ -69,6 +76,8 @@ export function registerImportCommand(program: Command): void {
   addStoreOptions(command);
   addDeliveryOptions(command);
   command.addHelpText('after', EXAMPLES).action(async (file: string, options: ImportCommandOptions) => {
+    // A mistyped path is said first, before any store is opened (or created) for it.
+    await readableFileSize(file);
     const config = deliveryConfigFrom(options);
     const keyFrom = options.keyFrom
       ?.split(',')

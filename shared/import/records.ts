@@ -1,5 +1,5 @@
-import { createReadStream, type ReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { constants, createReadStream, type ReadStream } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { InvalidInputError, OncekitError } from '../errors.js';
 import { type CsvItem, readCsv } from './csv.js';
@@ -53,17 +53,22 @@ export class UnreadableFileError extends OncekitError {
   }
 }
 
-/** Opens `path` for streaming; for CSV the header row is read before this resolves. */
-export async function openRecordSource(path: string, format: ImportFormat): Promise<RecordSource> {
-  let totalBytes: number;
+/** The size of `path`, or an UnreadableFileError naming it: checked before anything is opened or created for it. */
+export async function readableFileSize(path: string): Promise<number> {
   try {
     const info = await stat(path);
     if (!info.isFile()) throw new UnreadableFileError(`${path} is not a file`);
-    totalBytes = info.size;
+    await access(path, constants.R_OK);
+    return info.size;
   } catch (error) {
     if (error instanceof OncekitError) throw error;
     throw new UnreadableFileError(`cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
+}
+
+/** Opens `path` for streaming; for CSV the header row is read before this resolves. */
+export async function openRecordSource(path: string, format: ImportFormat): Promise<RecordSource> {
+  const totalBytes = await readableFileSize(path);
   const stream = createReadStream(path, { highWaterMark: CHUNK_BYTES });
   return format === 'csv' ? openCsv(stream, totalBytes) : openJsonl(stream, totalBytes);
 }

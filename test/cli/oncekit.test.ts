@@ -36,3 +36,18 @@ describe('read-only commands never create a store', () => {
     }
   });
 });
+
+describe('an unreadable import file', () => {
+  it('is one line naming the file, exit 1, said before any store is created', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oncekit-unreadable-'));
+    try {
+      const missing = join(dir, 'no-such-file.csv');
+      const run = await runCli(['import', missing, '--tenant', 't1'], { env: { ONCEKIT_API_KEY: 'k-123', HOME: dir }, cwd: dir });
+      expect(run.code).toBe(1);
+      expect(run.stderr.trim()).toBe(`oncekit: cannot read ${missing}: ENOENT: no such file or directory, stat '${missing}'`);
+      expect(existsSync(join(dir, '.oncekit'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
