@@ -3,6 +3,7 @@ import {
   type ImportFormat,
   type ImportProgress,
   type ImportSummary,
+  importFormatOf,
   importFormats,
   readableFileSize,
   runImport,
@@ -15,6 +16,7 @@ import {
   type DeliveryOptions,
   deliveryConfigFrom,
   outboxTargetFrom,
+  storeLocationFrom,
   tenantAndTargetUrlFor,
   withStore,
 } from '../outbox-options.js';
@@ -76,9 +78,11 @@ export function registerImportCommand(program: Command): void {
   addStoreOptions(command);
   addDeliveryOptions(command);
   command.addHelpText('after', EXAMPLES).action(async (file: string, options: ImportCommandOptions) => {
-    // A mistyped path is said first, before any store is opened (or created) for it.
-    await readableFileSize(file);
     const config = deliveryConfigFrom(options);
+    // Usage first (the format, the store), then a mistyped path, before any store is opened (or created) for it.
+    importFormatOf(file, options.format);
+    storeLocationFrom(options.store);
+    await readableFileSize(file);
     const keyFrom = options.keyFrom
       ?.split(',')
       .map((name) => name.trim())
