@@ -1,6 +1,7 @@
 import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
 import type { KeyDecision } from '../../keys/decide.js';
+import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
 import { isPossibleDuplicate, mayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
@@ -13,23 +14,29 @@ import {
   UNMAPPABLE_OUTCOME,
   UNMAPPABLE_STORED_INPUT,
 } from '../../outbox/store-support.js';
-import type {
-  AttemptRecord,
-  EnqueueOptions,
-  EnqueueResult,
-  LeasedEvent,
-  LeaseRequest,
-  LedgerEntry,
-  NewOutboxEvent,
-  OutboxCountFilter,
-  OutboxCounts,
-  OutboxState,
-  OutboxStore,
-  RecordUnmappableResult,
-  RequeueRequest,
-  Settlement,
-  UnmappableEvent,
-  UnmappableRaw,
+import {
+  type ActivityQuery,
+  type ActivityRow,
+  type ActivitySeries,
+  type AttemptRecord,
+  type EventListQuery,
+  type EventPage,
+  MAX_ACTIVITY_ROWS,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type LeasedEvent,
+  type LeaseRequest,
+  type LedgerEntry,
+  type NewOutboxEvent,
+  type OutboxCountFilter,
+  type OutboxCounts,
+  type OutboxState,
+  type OutboxStore,
+  type RecordUnmappableResult,
+  type RequeueRequest,
+  type Settlement,
+  type UnmappableEvent,
+  type UnmappableRaw,
 } from '../../outbox/types.js';
 
 interface MemoryRecord {
@@ -316,6 +323,40 @@ export class MemoryOutboxStore implements OutboxStore {
     const dead = [...(this.#tenants.get(tenant)?.byDedupKey.values() ?? [])].filter((record) => record.state === 'dead');
     dead.sort((a, b) => (a.deadAt ?? 0) - (b.deadAt ?? 0) || a.seq - b.seq);
     return dead.slice(offset, offset + limit).map(ledgerView);
+  }
+
+  async listEvents(tenant: string, query?: EventListQuery): Promise<EventPage> {
+    const { limit, offset, ...filter } = checkOutboxArgs.listEvents(query);
+    const found = [...(this.#tenants.get(tenant)?.byDedupKey.values() ?? [])].filter(
+      (record) =>
+        (filter.source === undefined || record.source === filter.source) &&
+        (filter.state === undefined || record.state === filter.state) &&
+        (filter.target === undefined || record.target === filter.target) &&
+        (filter.key === undefined || record.input?.idempotencyKey === filter.key) &&
+        (filter.sourceId === undefined || record.sourceId === filter.sourceId) &&
+        (filter.since === undefined || record.enqueuedAt >= filter.since) &&
+        (filter.until === undefined || record.enqueuedAt < filter.until),
+    );
+    found.sort((a, b) => b.enqueuedAt - a.enqueuedAt || b.seq - a.seq);
+    return { entries: found.slice(offset, offset + limit).map(ledgerView), hasMore: found.length > offset + limit };
+  }
+
+  async activity(tenant: string, query: ActivityQuery): Promise<ActivitySeries> {
+    const checked = checkOutboxArgs.activity(query);
+    const rows: ActivityRow[] = [];
+    let truncated = false;
+    for (const record of this.#tenants.get(tenant)?.byDedupKey.values() ?? []) {
+      if (checked.source !== undefined && record.source !== checked.source) continue;
+      if (checked.target !== undefined && record.target !== checked.target) continue;
+      const settledAt = settledAtOf(record.state, record.updatedAt, record.deadAt);
+      if (record.enqueuedAt >= checked.until || (settledAt !== null && settledAt < checked.since)) continue;
+      if (rows.length >= MAX_ACTIVITY_ROWS) {
+        truncated = true;
+        break;
+      }
+      rows.push({ state: record.state, enqueuedAt: record.enqueuedAt, settledAt });
+    }
+    return summarizeActivity(rows, checked, truncated);
   }
 
   async counts(tenant: string, filter: OutboxCountFilter = {}): Promise<OutboxCounts> {

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Clock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
+import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
 import { attemptMayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
@@ -15,26 +16,32 @@ import {
   UNMAPPABLE_OUTCOME,
   UNMAPPABLE_STORED_INPUT,
 } from '../../outbox/store-support.js';
-import type {
-  AttemptRecord,
-  EnqueueOptions,
-  EnqueueResult,
-  LeasedEvent,
-  LeaseRequest,
-  LedgerEntry,
-  NewOutboxEvent,
-  OutboxCountFilter,
-  OutboxCounts,
-  OutboxState,
-  OutboxStore,
-  RecordUnmappableResult,
-  RequeueRequest,
-  Settlement,
-  UnmappableEvent,
+import {
+  type ActivityQuery,
+  type ActivitySeries,
+  type EventListQuery,
+  type EventPage,
+  MAX_ACTIVITY_ROWS,
+  type AttemptRecord,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type LeasedEvent,
+  type LeaseRequest,
+  type LedgerEntry,
+  type NewOutboxEvent,
+  type OutboxCountFilter,
+  type OutboxCounts,
+  type OutboxState,
+  type OutboxStore,
+  type RecordUnmappableResult,
+  type RequeueRequest,
+  type Settlement,
+  type UnmappableEvent,
 } from '../../outbox/types.js';
 import type { PostgresStoreLocation } from '../location.js';
 import {
   attemptOfRow,
+  eventFilterSql,
   type LedgerAttemptRow,
   ledgerEntryOfRow,
   type OutboxEventRow,
@@ -116,6 +123,8 @@ const MIGRATIONS: readonly Migration[] = [
   ],
   // Version 3: an unmappable dead letter keeps its raw payload (UnmappableRaw as JSON); null for every mapped event.
   ['ALTER TABLE outbox_events ADD COLUMN unmappable text'],
+  // Version 4: the ledger's listing (newest first) and the activity charts read a tenant's events by enqueue time.
+  ['CREATE INDEX outbox_events_enqueued ON outbox_events (tenant, enqueued_at, seq)'],
 ];
 
 /** How many settled events one `pruneSettled` call deletes unless told: one short statement, repeated until none are left. */
@@ -496,6 +505,46 @@ export class PostgresOutboxStore implements OutboxStore {
       `SELECT * FROM outbox_events WHERE tenant = $1 AND state = 'dead' ORDER BY dead_at, seq LIMIT $2 OFFSET $3`,
       [tenant, limit, offset],
     );
+  }
+
+  async listEvents(tenant: string, query?: EventListQuery): Promise<EventPage> {
+    const { limit, offset, ...filter } = checkOutboxArgs.listEvents(query);
+    const { where, params } = eventFilterSql(tenant, filter, (position) => `$${position}`);
+    const at = params.length;
+    const entries = await this.#entries(
+      'listEvents',
+      `SELECT * FROM outbox_events WHERE ${where} ORDER BY enqueued_at DESC, seq DESC LIMIT $${at + 1} OFFSET $${at + 2}`,
+      [...params, limit + 1, offset],
+    );
+    return { entries: entries.slice(0, limit), hasMore: entries.length > limit };
+  }
+
+  async activity(tenant: string, query: ActivityQuery): Promise<ActivitySeries> {
+    const checked = checkOutboxArgs.activity(query);
+    const { where, params } = eventFilterSql(
+      tenant,
+      { source: checked.source, target: checked.target, until: checked.until },
+      (position) => `$${position}`,
+    );
+    const at = params.length;
+    return this.#read('activity', async () => {
+      const rows = (
+        await this.#db.pool.query<{ state: OutboxState; enqueued_at: string; updated_at: string; dead_at: string | null }>(
+          `SELECT state, enqueued_at, updated_at, dead_at FROM outbox_events
+           WHERE ${where} AND (state IN ('pending', 'leased') OR updated_at >= $${at + 1}) LIMIT $${at + 2}`,
+          [...params, checked.since, MAX_ACTIVITY_ROWS + 1],
+        )
+      ).rows;
+      return summarizeActivity(
+        rows.slice(0, MAX_ACTIVITY_ROWS).map((row) => ({
+          state: row.state,
+          enqueuedAt: Number(row.enqueued_at),
+          settledAt: settledAtOf(row.state, Number(row.updated_at), row.dead_at === null ? null : Number(row.dead_at)),
+        })),
+        checked,
+        rows.length > MAX_ACTIVITY_ROWS,
+      );
+    });
   }
 
   async counts(tenant: string, filter: OutboxCountFilter = {}): Promise<OutboxCounts> {

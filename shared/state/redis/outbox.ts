@@ -2,6 +2,7 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
 import type { KeyDecision } from '../../keys/decide.js';
+import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
 import { attemptMayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
@@ -17,6 +18,12 @@ import {
   UNMAPPABLE_STORED_INPUT,
 } from '../../outbox/store-support.js';
 import {
+  type ActivityQuery,
+  type ActivityRow,
+  type ActivitySeries,
+  type EventListQuery,
+  type EventPage,
+  MAX_ACTIVITY_ROWS,
   type AttemptRecord,
   type EnqueueOptions,
   type EnqueueOutcome,
@@ -67,6 +74,9 @@ export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
  *   P n:{t}:{g}         the same counts for one target, so a count by target (and source) is one HMGET too; both also
  *                       count possible duplicates ("pdup", "{source}|pdup": keyless events delivered with mhl set),
  *                       from the settle that delivers them to their pruning (events delivered before are not counted)
+ *   P ev:{t}            zset of the tenant's ids by enqueue time (enq), for the ledger's listing and the activity charts;
+ *                       P tg:{t} the set of the tenant's targets ({g}), so the charts find its due and leased zsets.
+ *                       (Events enqueued before these existed are in neither: the listing and charts skip them.)
  *   P settled           zset of every tenant's settled ids (delivered, duplicate, dead) by their last change (upd):
  *                       settle adds, requeue and revive remove, and pruneSettled takes the oldest from it, so pruning
  *                       never scans. (Events settled before it existed are not in it, so they are never pruned.)
@@ -149,6 +159,8 @@ for i, ev in ipairs(events) do
     redis.call('HSET', P .. 'dedup:' .. sc, ev.dk, ev.id)
     if ev.kix ~= '' then redis.call('ZADD', ev.kix, 0, ev.id) end
     redis.call('ZADD', ev.six, 0, ev.id)
+    redis.call('ZADD', P .. 'ev:' .. ev.tE, now, ev.id)
+    redis.call('SADD', P .. 'tg:' .. ev.tE, ev.gE)
     move(ev.tE, ev.gE, ev.src, nil, state)
     out[i] = {ev.id, 'created', state, now, 0, 0}
   end
@@ -172,6 +184,8 @@ for i, ev in ipairs(cjson.decode(ARGV[4])) do
       'lex', '', 'fat', '', 'lo', '${UNMAPPABLE_OUTCOME}', 'dr', ev.dr, 'dat', nowS, 'kix', '', 'six', ev.six, 'unm', ev.unm)
     redis.call('HSET', P .. 'dedup:' .. sc, ev.dk, ev.id)
     redis.call('ZADD', ev.six, 0, ev.id)
+    redis.call('ZADD', P .. 'ev:' .. ev.tE, nowS, ev.id)
+    redis.call('SADD', P .. 'tg:' .. ev.tE, ev.gE)
     redis.call('ZADD', P .. 'dead:' .. ev.tE, nowS, ev.id)
     redis.call('ZADD', P .. 'dead:' .. sc, nowS, ev.id)
     redis.call('ZADD', P .. 'settled', nowS, ev.id)
@@ -338,6 +352,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', f[7], id)
     redis.call('ZREM', P .. 'dead:' .. tE, id)
     redis.call('ZREM', P .. 'dead:' .. sc, id)
+    redis.call('ZREM', P .. 'ev:' .. tE, id)
     move(tE, gE, src, st, nil)
     local fields = {st, src .. '|' .. st}
     if st == 'delivered' and (f[8] or '') == '' and f[9] == '1' then
@@ -379,6 +394,10 @@ const SCRIPTS = {
   renew: new LuaScript(RENEW),
   prune: new LuaScript(PRUNE),
 };
+
+/** How many events one listEvents call reads at most (its filters are applied here, not in Redis), and per round trip. */
+const REDIS_LISTING_SCAN = 20_000;
+const REDIS_LISTING_CHUNK = 500;
 
 /** How many settled events one pruneSettled call deletes by default (one script, so other operations wait for it). */
 export const DEFAULT_REDIS_PRUNE_LIMIT = 1000;
@@ -588,6 +607,112 @@ export class RedisOutboxStore implements OutboxStore {
     return this.#call('listDead', async () => {
       const [ids] = await this.#read((multi) => multi.zrange(`${this.#prefix}dead:${keyPart(tenant)}`, offset, String(offset + limit - 1)));
       return this.#entries(tenant, ids as string[]);
+    });
+  }
+
+  /**
+   * Walks the tenant's events newest first (or the few with the key or source id asked for), reading only the fields
+   * the filters need, at most REDIS_LISTING_SCAN of them per call, then reads the page's entries.
+   */
+  async listEvents(tenant: string, query?: EventListQuery): Promise<EventPage> {
+    const { limit, offset, ...filter } = checkOutboxArgs.listEvents(query);
+    return this.#call('listEvents', async () => {
+      const tE = keyPart(tenant);
+      const wanted = offset + limit + 1;
+      const matched: string[] = [];
+      const matches = (f: (string | null)[]): boolean => {
+        const [t, st, g, src, sid, key, enq] = f;
+        const enqueuedAt = Number(enq);
+        return (
+          t === tenant &&
+          (filter.state === undefined || st === filter.state) &&
+          (filter.target === undefined || g === filter.target) &&
+          (filter.source === undefined || src === filter.source) &&
+          (filter.sourceId === undefined || sid === filter.sourceId) &&
+          (filter.key === undefined || key === filter.key) &&
+          (filter.since === undefined || enqueuedAt >= filter.since) &&
+          (filter.until === undefined || enqueuedAt < filter.until)
+        );
+      };
+      const fieldsOf = async (ids: readonly string[]): Promise<(string | null)[][]> =>
+        (await this.#read((multi) => {
+          for (const id of ids) multi.hmget(`${this.#prefix}e:${id}`, 't', 'st', 'g', 'src', 'sid', 'key', 'enq');
+        })) as (string | null)[][];
+      if (filter.key !== undefined || filter.sourceId !== undefined) {
+        const index =
+          filter.key !== undefined
+            ? `${this.#prefix}key:${tE}:${keyPart(filter.key)}`
+            : `${this.#prefix}src:${tE}:${keyPart(filter.sourceId ?? '')}`;
+        const [ids] = (await this.#read((multi) => multi.zrange(index, 0, String(REDIS_LISTING_SCAN - 1)))) as [string[]];
+        const fields = ids.length === 0 ? [] : await fieldsOf(ids);
+        const found = ids
+          .map((id, at) => ({ id, f: fields[at] ?? [] }))
+          .filter(({ f }) => matches(f))
+          .sort((a, b) => Number(b.f[6]) - Number(a.f[6]) || (a.id < b.id ? 1 : -1));
+        matched.push(...found.map(({ id }) => id));
+      } else {
+        const max = filter.until === undefined ? '+inf' : `(${filter.until}`;
+        const min = filter.since === undefined ? '-inf' : String(filter.since);
+        for (let scanned = 0; scanned < REDIS_LISTING_SCAN && matched.length < wanted; scanned += REDIS_LISTING_CHUNK) {
+          const [ids] = (await this.#read((multi) =>
+            multi.zrevrangebyscore(`${this.#prefix}ev:${tE}`, max, min, 'LIMIT', scanned, REDIS_LISTING_CHUNK),
+          )) as [string[]];
+          if (ids.length === 0) break;
+          const fields = await fieldsOf(ids);
+          ids.forEach((id, at) => {
+            if (matches(fields[at] ?? [])) matched.push(id);
+          });
+          if (ids.length < REDIS_LISTING_CHUNK) break;
+        }
+      }
+      const page = matched.slice(offset, offset + limit);
+      return { entries: await this.#entries(tenant, page), hasMore: matched.length > offset + limit };
+    });
+  }
+
+  /**
+   * The window's events: enqueued in it (P ev:{t}), settled in it (P settled, every tenant's), or still due or leased
+   * (each target's zsets); at most MAX_ACTIVITY_ROWS of them.
+   */
+  async activity(tenant: string, query: ActivityQuery): Promise<ActivitySeries> {
+    const checked = checkOutboxArgs.activity(query);
+    return this.#call('activity', async () => {
+      const tE = keyPart(tenant);
+      const cap = MAX_ACTIVITY_ROWS + 1;
+      const [targets] = (await this.#read((multi) => multi.smembers(`${this.#prefix}tg:${tE}`))) as [string[]];
+      const replies = (await this.#read((multi) => {
+        multi.zrangebyscore(`${this.#prefix}ev:${tE}`, checked.since, `(${checked.until}`, 'LIMIT', 0, cap);
+        multi.zrangebyscore(`${this.#prefix}settled`, checked.since, '+inf', 'LIMIT', 0, cap);
+        for (const gE of targets) {
+          multi.zrange(`${this.#prefix}due:${tE}:${gE}`, 0, String(cap - 1));
+          multi.zrange(`${this.#prefix}lease:${tE}:${gE}`, 0, String(cap - 1));
+        }
+      })) as string[][];
+      const ids = [...new Set(replies.flat())];
+      const rows: ActivityRow[] = [];
+      let truncated = false;
+      for (let at = 0; at < ids.length; at += REDIS_LISTING_CHUNK) {
+        const chunk = ids.slice(at, at + REDIS_LISTING_CHUNK);
+        const fields = (await this.#read((multi) => {
+          for (const id of chunk) multi.hmget(`${this.#prefix}e:${id}`, 't', 'st', 'g', 'src', 'enq', 'upd', 'dat');
+        })) as (string | null)[][];
+        for (const [t, st, g, src, enq, upd, dat] of fields) {
+          if (t !== tenant || st === null || enq === null) continue;
+          if (checked.source !== undefined && src !== checked.source) continue;
+          if (checked.target !== undefined && g !== checked.target) continue;
+          if (Number(enq) >= checked.until) continue;
+          const state = st as OutboxState;
+          const settledAt = settledAtOf(state, Number(upd), dat ? Number(dat) : null);
+          if (settledAt !== null && settledAt < checked.since) continue;
+          if (rows.length >= MAX_ACTIVITY_ROWS) {
+            truncated = true;
+            break;
+          }
+          rows.push({ state, enqueuedAt: Number(enq), settledAt });
+        }
+        if (truncated) break;
+      }
+      return summarizeActivity(rows, checked, truncated);
     });
   }
 

@@ -139,10 +139,10 @@ describe.skipIf(skipRedisTests)(`outbox on Redis at ${redisEnv.url}`, () => {
       // The server's clock: "older than 0 ms" needs a millisecond to pass since the settlements.
       await new Promise((resolve) => setTimeout(resolve, 5));
       expect(await store.pruneSettled(0)).toBe(2);
-      // What is left: the marker, and the count hashes, whose fields other transitions left at 0.
+      // What is left: the marker, the tenant's set of targets, and the count hashes, whose fields other transitions left at 0.
       const keys = (await client.keys(`${keyPrefix}*`)).sort();
       const counts = keys.filter((key) => key.startsWith(`${P}n:`));
-      expect(keys.filter((key) => !counts.includes(key))).toEqual([`${keyPrefix}marker`]);
+      expect(keys.filter((key) => !counts.includes(key))).toEqual([`${keyPrefix}marker`, `${P}tg:t%3A1`]);
       for (const key of counts) expect(new Set(Object.values(await client.hgetall(key)))).toEqual(new Set(['0']));
     });
   });
