@@ -5,6 +5,7 @@ export * from '../state/sqlite/outbox.js';
 export * from './activity.js';
 export * from './config.js';
 export * from './ledger.js';
+export * from './retry-dead.js';
 export {
   canRevive,
   newOutboxId,
