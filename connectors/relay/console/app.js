@@ -32,7 +32,8 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-const time = (ms) => (ms === null || ms === undefined ? '–' : new Date(ms).toLocaleString());
+const time = (ms) =>
+  ms === null || ms === undefined ? '–' : new Date(ms).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' });
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 class SignedOut extends Error {}
@@ -52,7 +53,9 @@ function announce(message) {
 function setView(title, ...children) {
   $('view-title').textContent = title;
   document.title = `${title} · oncekit relay`;
-  $('view').replaceChildren(...children);
+  $('view').replaceChildren(
+    ...children.flat(Number.POSITIVE_INFINITY).filter((child) => child !== null && child !== undefined && child !== false),
+  );
 }
 
 function showSignedOut() {
@@ -152,7 +155,17 @@ function chartOptions(width, series, yLabel) {
     height: 200,
     scales: { x: { time: true } },
     axes: [axis, { ...axis, label: yLabel, size: 50 }],
-    series: [{}, ...series.map(([label, color]) => ({ label, stroke: cssColor(color), width: 2, spanGaps: false }))],
+    series: [
+      {},
+      ...series.map(([label, color]) => ({
+        label,
+        stroke: cssColor(color),
+        fill: undefined,
+        width: 2,
+        spanGaps: false,
+        points: { show: true, size: 5, fill: cssColor(color) },
+      })),
+    ],
     legend: { show: true },
     cursor: { drag: { x: false, y: false } },
   };

@@ -255,6 +255,7 @@ describe.skipIf(!haveChromium && !required)('operator console (headless chromium
     expect(await page.locator('#key-explanation').textContent()).toContain('console-order-2-purchase (from salesforce, valid as given)');
     expect(await page.locator('#event-state').textContent()).toBe('delivered');
     expect(await page.locator('#payload').textContent()).toContain('"userId": "ann@example.com"');
+    expect(await page.locator('main').textContent()).not.toMatch(/\[object|undefined|null/);
     await shot('event-page', 'one event: facts, key decision, its attempt (accepted, 200) and the payload sent');
   });
 
