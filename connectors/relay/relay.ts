@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { StateLostError } from '../../shared/errors.js';
 import { registerErrorHandler, registerRawJsonParser } from '../../shared/http/http-basics.js';
@@ -22,7 +21,7 @@ import { RELAY_SETTING_NAMES, type RelayConfig } from './config.js';
 import { consolePage } from './console-routes.js';
 import { startHousekeeping } from './housekeeping.js';
 import { createIngest } from './ingest.js';
-import { instanceRegistry, RELAY_VERSION, startHeartbeat } from './instances.js';
+import { type Heartbeat, instanceRegistry, RELAY_VERSION, startHeartbeat } from './instances.js';
 import { createRelayLogger } from './logger.js';
 import { createRelayMetrics, type RelayMetrics } from './metrics.js';
 import { operationsRoutes } from './operations-routes.js';
@@ -97,16 +96,8 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
       possibleDuplicates: () => outbox.countPossibleDuplicates(target.tenant, { target: targetKey }),
     });
     const workerConfig = outboxDeliveryConfig({ ...config.delivery, ...dependencies.outbox });
-    const heartbeat = startHeartbeat({
-      checkpoints: state.checkpoints,
-      tenant: target.tenant,
-      target: targetKey,
-      id: `relay-${randomUUID()}`,
-      version: RELAY_VERSION,
-      onError: (error) =>
-        log.warn({ event: 'heartbeat_failed', error: error instanceof Error ? error.message : String(error) }, 'heartbeat not saved'),
-    });
-    closers.push(() => heartbeat.stop());
+    // The instance's id is its worker's owner token: the ledger's attempts name it (handledBy).
+    let heartbeat: Heartbeat | null = null;
     const worker = createOutboxWorker({
       store: outbox,
       target: { baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send, id: targetKey },
@@ -115,9 +106,20 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
       logger: log,
       onSettled: (settled) => {
         recordSettlement(settled, metrics, recent);
-        heartbeat.note(settled.settlement.to);
+        heartbeat?.note(settled.settlement.to);
       },
     });
+    heartbeat = startHeartbeat({
+      checkpoints: state.checkpoints,
+      tenant: target.tenant,
+      target: targetKey,
+      id: worker.owner,
+      version: RELAY_VERSION,
+      onError: (error) =>
+        log.warn({ event: 'heartbeat_failed', error: error instanceof Error ? error.message : String(error) }, 'heartbeat not saved'),
+    });
+    const beating = heartbeat;
+    closers.push(() => beating.stop());
     worker.start();
     closers.push(() => worker.stop());
     const ingest = createIngest({

@@ -222,6 +222,7 @@ export function abandonedAttempt(number: number, startedAt: number, now: number,
     requests: 0,
     uncertainRequests: 0,
     eventIds: [],
+    handledBy: owner,
   };
 }
 

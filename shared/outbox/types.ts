@@ -159,6 +159,11 @@ export interface AttemptRecord {
   readonly uncertainRequests: number;
   /** Ids of the events the target recorded, when it said. */
   readonly eventIds: readonly string[];
+  /**
+   * The worker (its owner token, e.g. `relay-…`) that made the attempt, as the store recorded it from the settlement;
+   * absent for attempts recorded before the ledger kept it. Callers settling an attempt need not set it.
+   */
+  readonly handledBy?: string;
 }
 
 interface SettlementBase {

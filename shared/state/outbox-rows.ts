@@ -44,6 +44,8 @@ export interface LedgerAttemptRow {
   requests: number;
   uncertain_requests: number;
   event_ids: string;
+  /** Absent or null for attempts recorded before the ledger kept who made them. */
+  handled_by?: string | null;
 }
 
 // Ids are the row's sequence number in base 36, fixed width so they sort as they were created. The database's
@@ -69,6 +71,7 @@ export function attemptOfRow(row: LedgerAttemptRow): AttemptRecord {
     requests: row.requests,
     uncertainRequests: row.uncertain_requests,
     eventIds: JSON.parse(row.event_ids) as string[],
+    ...(row.handled_by ? { handledBy: row.handled_by } : {}),
   };
 }
 

@@ -623,8 +623,8 @@ async function eventPage(id) {
             el(
               'tr',
               {},
-              ['#', 'started', 'finished', 'outcome', 'status', 'target’s message', 'requests', 'target event ids'].map((name) =>
-                el('th', { scope: 'col' }, name),
+              ['#', 'started', 'finished', 'outcome', 'status', 'target’s message', 'requests', 'target event ids', 'instance'].map(
+                (name) => el('th', { scope: 'col' }, name),
               ),
             ),
           ),
@@ -643,6 +643,7 @@ async function eventPage(id) {
                 el('td', {}, attempt.message ?? '–', attempt.apiErrorCode ? ` (${attempt.apiErrorCode})` : ''),
                 el('td', { class: 'num' }, attempt.requests, attempt.uncertainRequests ? ` (${attempt.uncertainRequests} unknown)` : ''),
                 el('td', {}, attempt.eventIds.length ? attempt.eventIds.join(', ') : '–'),
+                el('td', {}, attempt.handledBy ?? 'not recorded'),
               ),
             ),
           ),

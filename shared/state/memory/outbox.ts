@@ -269,7 +269,7 @@ export class MemoryOutboxStore implements OutboxStore {
       const record = this.#byId.get(settlement.id);
       if (record === undefined || record.state !== 'leased' || record.owner !== settlement.owner) return false;
       if (settlement.attempt !== null) {
-        record.attempts.push({ ...settlement.attempt, number: record.attempts.length + 1 });
+        record.attempts.push({ ...settlement.attempt, number: record.attempts.length + 1, handledBy: settlement.owner });
         record.lastOutcome = settlement.attempt.outcome;
       }
       record.state = settlement.to;

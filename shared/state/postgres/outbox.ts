@@ -123,8 +123,12 @@ const MIGRATIONS: readonly Migration[] = [
   ],
   // Version 3: an unmappable dead letter keeps its raw payload (UnmappableRaw as JSON); null for every mapped event.
   ['ALTER TABLE outbox_events ADD COLUMN unmappable text'],
-  // Version 4: the ledger's listing (newest first) and the activity charts read a tenant's events by enqueue time.
-  ['CREATE INDEX outbox_events_enqueued ON outbox_events (tenant, enqueued_at, seq)'],
+  // Version 4: the ledger's listing (newest first) and the activity charts read a tenant's events by enqueue time; each
+  // attempt records the worker that made it (null for older attempts).
+  [
+    'CREATE INDEX outbox_events_enqueued ON outbox_events (tenant, enqueued_at, seq)',
+    'ALTER TABLE ledger_attempts ADD COLUMN handled_by text',
+  ],
 ];
 
 /** How many settled events one `pruneSettled` call deletes unless told: one short statement, repeated until none are left. */
@@ -453,7 +457,10 @@ export class PostgresOutboxStore implements OutboxStore {
           applied[row.ord] = true;
           const settlement = settlements[row.ord];
           if (settlement?.attempt)
-            attempts.push({ seq: outboxSeqOfId(settlement.id) ?? 0, attempt: { ...settlement.attempt, number: row.attempt_count } });
+            attempts.push({
+              seq: outboxSeqOfId(settlement.id) ?? 0,
+              attempt: { ...settlement.attempt, number: row.attempt_count, handledBy: settlement.owner },
+            });
         }
         await insertAttempts(client, attempts);
       }
@@ -707,9 +714,9 @@ async function insertAttempts(client: pg.PoolClient, items: readonly { seq: numb
   if (items.length === 0) return;
   await client.query(
     `INSERT INTO ledger_attempts (event_seq, number, started_at, finished_at, outcome, status, message, api_error_code, rs_code, requests, event_ids,
-       uncertain_requests)
+       uncertain_requests, handled_by)
      SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[],
-       $10::int[], $11::text[], $12::int[])`,
+       $10::int[], $11::text[], $12::int[], $13::text[])`,
     [
       items.map(({ seq }) => seq),
       items.map(({ attempt }) => attempt.number),
@@ -723,6 +730,7 @@ async function insertAttempts(client: pg.PoolClient, items: readonly { seq: numb
       items.map(({ attempt }) => attempt.requests),
       items.map(({ attempt }) => JSON.stringify(attempt.eventIds)),
       items.map(({ attempt }) => attempt.uncertainRequests),
+      items.map(({ attempt }) => attempt.handledBy ?? null),
     ],
   );
 }

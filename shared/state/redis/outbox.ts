@@ -556,7 +556,7 @@ export class RedisOutboxStore implements OutboxStore {
       dueIn: settlement.to === 'pending' ? settlement.dueAt - localNow : 0,
       reason: settlement.to === 'dead' ? settlement.reason : '',
       // The number is left out: an attempt's number is its position in the list.
-      attempt: settlement.attempt === null ? '' : JSON.stringify({ ...settlement.attempt, number: undefined }),
+      attempt: settlement.attempt === null ? '' : JSON.stringify({ ...settlement.attempt, number: undefined, handledBy: settlement.owner }),
       outcome: settlement.attempt?.outcome ?? '',
       landed: settlement.attempt !== null && attemptMayHaveLanded(settlement.attempt),
     }));

@@ -204,12 +204,17 @@ function upgradeToVersion5(db: SqliteDatabase): void {
   }).immediate();
 }
 
-/** Version 6: the listing (newest first, per tenant) and the activity window read events by enqueue time. */
+/**
+ * Version 6: the listing (newest first, per tenant) and the activity window read events by enqueue time, and each
+ * attempt records the worker that made it (ledger_attempts.handled_by; null for older attempts).
+ */
 function upgradeToVersion6(db: SqliteDatabase): void {
   db.transaction(() => {
     const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
     if (current !== undefined && current.version >= LISTING_SCHEMA_VERSION) return;
     db.exec('CREATE INDEX IF NOT EXISTS outbox_events_enqueued ON outbox_events (tenant, enqueued_at, seq)');
+    const columns = db.prepare<[], { name: string }>('PRAGMA table_info(ledger_attempts)').all();
+    if (!columns.some((column) => column.name === 'handled_by')) db.exec('ALTER TABLE ledger_attempts ADD COLUMN handled_by TEXT');
     db.prepare("UPDATE oncekit_schema SET version = ? WHERE module = 'outbox'").run(LISTING_SCHEMA_VERSION);
   }).immediate();
 }
@@ -308,8 +313,8 @@ export class SqliteOutboxStore implements OutboxStore {
       ),
       addAttempt: db.prepare(
         `INSERT INTO ledger_attempts (event_seq, number, started_at, finished_at, outcome, status, message, api_error_code, rs_code, requests,
-           event_ids, uncertain_requests)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           event_ids, uncertain_requests, handled_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       abandon: db.prepare(
         `UPDATE outbox_events SET attempt_count = attempt_count + 1, last_outcome = 'abandoned', may_have_landed = 1 WHERE seq = ?`,
@@ -540,7 +545,7 @@ export class SqliteOutboxStore implements OutboxStore {
         );
         if (updated === undefined) return false;
         counts.move(updated, 'leased', settlement.to);
-        if (attempt !== null) this.#insertAttempt(seq, { ...attempt, number: updated.attempt_count });
+        if (attempt !== null) this.#insertAttempt(seq, { ...attempt, number: updated.attempt_count, handledBy: settlement.owner });
         return true;
       }),
     );
@@ -665,6 +670,7 @@ export class SqliteOutboxStore implements OutboxStore {
       attempt.requests,
       JSON.stringify(attempt.eventIds),
       attempt.uncertainRequests,
+      attempt.handledBy ?? null,
     );
   }
 

@@ -255,7 +255,9 @@ describe.skipIf(!haveChromium && !required)('operator console (headless chromium
     expect(await page.locator('#key-explanation').textContent()).toContain('console-order-2-purchase (from salesforce, valid as given)');
     expect(await page.locator('#event-state').textContent()).toBe('delivered');
     expect(await page.locator('#payload').textContent()).toContain('"userId": "ann@example.com"');
-    expect(await page.locator('main').textContent()).not.toMatch(/\[object|undefined|null/);
+    expect(await page.locator('main').textContent()).not.toMatch(/\[object|undefined/);
+    expect(await page.locator('dl.facts').textContent()).not.toContain('null');
+    expect(await page.locator('#attempts tbody tr').first().textContent()).toMatch(/relay-\d+-[0-9a-f]+/);
     await shot('event-page', 'one event: facts, key decision, its attempt (accepted, 200) and the payload sent');
   });
 

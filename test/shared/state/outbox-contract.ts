@@ -383,6 +383,8 @@ export function describeOutboxStoreContract(
         attempts: [{ status: null, message: 'ECONNRESET' }],
       });
       expect(await store.counts(TENANT)).toEqual({ pending: 1, leased: 0, delivered: 1, duplicate: 1, dead: 1 });
+      // Each attempt says which worker made it (the settlement's owner, whatever the attempt object said).
+      for (const id of [a.id, b.id, c.id, d.id]) expect((await store.get(TENANT, id))?.attempts[0]?.handledBy).toBe('worker-a');
     });
 
     it('leases a rescheduled event only once its due time comes, numbering its attempts, and keeps its first-attempt time', async () => {
@@ -433,6 +435,7 @@ export function describeOutboxStoreContract(
           requests: 0,
           uncertainRequests: 0,
           eventIds: [],
+          handledBy: 'crashed-worker',
         },
       ]);
       expect(

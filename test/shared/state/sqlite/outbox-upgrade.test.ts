@@ -140,10 +140,11 @@ describe('SQLite outbox upgrade from version 3 (requests with an unknown outcome
     const dir = tempDir();
     dirs.push(dir);
     const path = join(dir.path, 'oncekit.db');
-    // A version 3 database: today's tables without the version 4 columns.
+    // A version 3 database: today's tables without the version 4 (and 6) columns.
     const fresh = new SqliteOutboxStore({ path });
     await fresh.close();
     const old = new Database(path);
+    old.exec('ALTER TABLE ledger_attempts DROP COLUMN handled_by');
     old.exec('DROP INDEX outbox_events_possible_duplicates');
     old.exec('ALTER TABLE outbox_events DROP COLUMN may_have_landed');
     old.exec('ALTER TABLE ledger_attempts DROP COLUMN uncertain_requests');
