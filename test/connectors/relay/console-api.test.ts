@@ -128,6 +128,52 @@ describe('console JSON API', () => {
     expect(all.json).toMatchObject({ requeued: [] });
   });
 
+  it('does not resend a dead letter that may have landed longer ago than the key window, and says why', async () => {
+    const target = running.target.id;
+    const [created] = await running.outbox.enqueue(
+      [
+        {
+          tenant: 'demo',
+          target,
+          source: 'import',
+          sourceId: 'old.csv:1',
+          dedupKey: 'key:console-api-old-0001',
+          input: { userId: 'ann', accountId: 'ann', idempotencyKey: 'console-api-old-0001', events: [{ key: 'purchase' }] },
+          keyDecision: null,
+        },
+      ],
+      // Enqueued already leased to a worker that is not the relay's, so the relay cannot send it meanwhile.
+      { lease: { owner: 'old-worker', leaseMs: 60_000 } },
+    );
+    const held = created?.id;
+    const startedAt = Date.now() - 30 * 3_600_000;
+    await running.outbox.settle([
+      {
+        id: held ?? '',
+        owner: 'old-worker',
+        to: 'dead',
+        reason: 'gave up',
+        attempt: {
+          number: 1,
+          startedAt,
+          finishedAt: startedAt + 10_000,
+          outcome: 'failed',
+          status: null,
+          message: 'timeout',
+          apiErrorCode: null,
+          rsCode: null,
+          requests: 1,
+          uncertainRequests: 1,
+          eventIds: [],
+        },
+      },
+    ]);
+    const retry = await postJson(`${url}/api/dead-letters/retry`, { ids: [held] });
+    expect(retry.status).toBe(200);
+    expect(retry.json).toMatchObject({ requeued: [], refused: [{ id: held, why: expect.stringContaining('key window') }] });
+    expect((await running.outbox.get('demo', held ?? ''))?.state).toBe('dead');
+  });
+
   it('answers 400 naming the parameter for a bad query or body', async () => {
     const cases: [string, string][] = [
       ['/api/events?limit=0', 'limit'],
@@ -194,11 +240,11 @@ describe('console JSON API', () => {
 
   it('reads the overview, the activity series and the instances from the store', async () => {
     const overview = await request(`${url}/api/overview`, { headers: auth });
-    expect(overview.json).toMatchObject({ tenant: 'demo', counts: { delivered: 2, dead: 1 }, possibleDuplicates: 0 });
+    expect(overview.json).toMatchObject({ tenant: 'demo', counts: { delivered: 2, dead: 2 }, possibleDuplicates: 0 });
     const activity = await request(`${url}/api/activity?window=1h`, { headers: auth });
     const series = activity.json as { starts: number[]; received: number[]; delivered: number[] };
     expect(series.starts).toHaveLength(60);
-    expect(series.received.reduce((a, b) => a + b, 0)).toBe(3);
+    expect(series.received.reduce((a, b) => a + b, 0)).toBe(4);
     expect(series.delivered.reduce((a, b) => a + b, 0)).toBe(2);
     const instances = await request(`${url}/api/instances`, { headers: auth });
     expect(instances.json).toMatchObject({ instances: [{ alive: true, version: expect.any(String), stoppedAt: null }] });
