@@ -148,7 +148,7 @@ function cssColor(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
 }
 
-function chartOptions(width, series, yLabel) {
+function chartOptions(width, series, yLabel, points) {
   const axis = { stroke: cssColor('--text'), grid: { stroke: cssColor('--line'), width: 1 }, ticks: { stroke: cssColor('--line') } };
   return {
     width,
@@ -163,7 +163,7 @@ function chartOptions(width, series, yLabel) {
         fill: undefined,
         width: 2,
         spanGaps: false,
-        points: { show: true, size: 5, fill: cssColor(color) },
+        points: { show: points, size: 5, fill: cssColor(color) },
       })),
     ],
     legend: { show: true },
@@ -273,7 +273,7 @@ async function overviewPage(params) {
   if (typeof uPlot === 'function') {
     specs.forEach(([name, , series, yLabel], index) => {
       const holder = figures[index].querySelector('.chart');
-      charts.push(new uPlot(chartOptions(Math.max(200, holder.clientWidth), series, yLabel), data[name], holder));
+      charts.push(new uPlot(chartOptions(Math.max(200, holder.clientWidth), series, yLabel, name === 'latency'), data[name], holder));
     });
   }
   refreshTimer = setInterval(async () => {
