@@ -76,7 +76,7 @@ export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
  *                       from the settle that delivers them to their pruning (events delivered before are not counted)
  *   P ev:{t}            zset of the tenant's ids by enqueue time (enq), for the ledger's listing and the activity charts;
  *                       P tg:{t} the set of the tenant's targets ({g}), so the charts find its due and leased zsets.
- *                       (Events enqueued before these existed are in neither: the listing and charts skip them.)
+ *                       (Events enqueued before these existed are added once when a store opens; P ev-indexed marks it.)
  *   P settled           zset of every tenant's settled ids (delivered, duplicate, dead) by their last change (upd):
  *                       settle adds, requeue and revive remove, and pruneSettled takes the oldest from it, so pruning
  *                       never scans. (Events settled before it existed are not in it, so they are never pruned.)
@@ -424,9 +424,38 @@ export class RedisOutboxStore implements OutboxStore {
     this.#clock = options.clock;
   }
 
-  /** Writes (or reads) the marker now rather than at the first operation; the openers call it. */
+  /** Writes (or reads) the marker now rather than at the first operation, and indexes older events; the openers call it. */
   async ready(): Promise<void> {
     await this.#call('open', () => this.#guard.markerId());
+    await this.#call('open', () => this.#indexOlderEvents());
+  }
+
+  /**
+   * Events enqueued before P ev:{t} and P tg:{t} existed are added to them once (P ev-indexed says it is done), SCAN by
+   * SCAN, so the listing and the charts include them. Idempotent: two instances doing it at once add the same members.
+   */
+  async #indexOlderEvents(): Promise<void> {
+    const P = this.#prefix;
+    if ((await this.#client.exists(`${P}ev-indexed`)) === 1) return;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#client.scan(cursor, 'MATCH', `${P}e:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) {
+        const pipeline = this.#client.pipeline();
+        for (const key of keys) pipeline.hmget(key, 'tE', 'gE', 'enq');
+        const replies = (await pipeline.exec()) ?? [];
+        const writes = this.#client.pipeline();
+        keys.forEach((key, at) => {
+          const [tE, gE, enq] = (replies[at]?.[1] ?? []) as (string | null)[];
+          if (!tE || !gE || !enq) return;
+          writes.zadd(`${P}ev:${tE}`, enq, key.slice(`${P}e:`.length));
+          writes.sadd(`${P}tg:${tE}`, gE);
+        });
+        await writes.exec();
+      }
+    } while (cursor !== '0');
+    await this.#client.set(`${P}ev-indexed`, '1');
   }
 
   /** The caller's time: a test's clock, else this host's (used only for ids and to turn absolute times into delays). */
