@@ -319,13 +319,56 @@ describe.skipIf(!haveChromium && !required)('operator console (headless chromium
     await shot('instances', 'after a restart: the running relay (alive) and the stopped one, with what each delivered');
   });
 
+  it('retries a selection, then all that match a filter, and leaves the rest dead', async () => {
+    const target = relay.target.id;
+    const dead = async (source: string, key: string): Promise<string> => {
+      const [created] = await relay.outbox.enqueue(
+        [
+          {
+            tenant: 'demo',
+            target,
+            source,
+            sourceId: `${source}:${key}`,
+            dedupKey: `key:${key}`,
+            input: { userId: 'ann@example.com', accountId: 'ann@example.com', idempotencyKey: key, events: [{ key: 'purchase' }] },
+            keyDecision: null,
+          },
+        ],
+        // Held by another worker, so this relay's worker does not send it before it is a dead letter.
+        { lease: { owner: 'test-worker', leaseMs: 60_000 } },
+      );
+      const id = created?.id ?? '';
+      await relay.outbox.settle([{ id, owner: 'test-worker', attempt: null, to: 'dead', reason: `rejected in the test (${source})` }]);
+      return id;
+    };
+    const first = await dead('import', 'console-dead-import-1');
+    const second = await dead('import', 'console-dead-import-2');
+    const third = await dead('segment', 'console-dead-segment-1');
+    await open('#/dead-letters');
+    const rows = page.locator('#dead-table tbody tr');
+    await rows.nth(2).waitFor(WAIT);
+    await page.getByLabel(`Select ${first}`).check();
+    await page.getByRole('button', { name: 'Retry selected' }).click();
+    await page.locator('#retry-result').filter({ hasText: '1 dead letter requeued' }).waitFor(WAIT);
+    await page.getByLabel('Source', { exact: true }).fill('import');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('button', { name: 'Retry all matching' }).click();
+    await page.locator('#retry-result').filter({ hasText: '1 dead letter requeued' }).waitFor(WAIT);
+    for (const id of [first, second]) {
+      for (let tries = 0; tries < 100 && (await relay.outbox.get('demo', id))?.state !== 'delivered'; tries += 1)
+        await page.waitForTimeout(100);
+      expect((await relay.outbox.get('demo', id))?.state).toBe('delivered');
+    }
+    expect((await relay.outbox.get('demo', third))?.state).toBe('dead');
+  });
+
   it('fits 375 px without sideways scrolling on every view', async () => {
     await page.setViewportSize({ width: 375, height: 800 });
     for (const hash of ['#/overview', '#/events', '#/dead-letters', '#/instances']) {
       await open(hash);
       expect(await scrollsSideways(), hash).toBe(false);
     }
-    await page.goto(`${relay.url}/#/events`);
+    await page.goto(`${relay.url}/#/events?key=console-order-2-purchase`);
     await page.locator('#events-table tbody tr a').first().click();
     await page.locator('#attempts').waitFor(WAIT);
     expect(await scrollsSideways()).toBe(false);
@@ -342,7 +385,7 @@ describe.skipIf(!haveChromium && !required)('operator console (headless chromium
         await open(hash);
         expect(await lowContrastText(), `${scheme} ${hash}`).toEqual([]);
       }
-      await page.goto(`${relay.url}/#/events`);
+      await page.goto(`${relay.url}/#/events?key=console-order-2-purchase`);
       await page.locator('#events-table tbody tr a').first().click();
       await page.locator('#attempts').waitFor(WAIT);
       expect(await lowContrastText(), `${scheme} event page`).toEqual([]);
