@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { describeRawPayload, landedPastKeyWindow, mayHaveLanded, UNMAPPABLE_ADVICE } from '../../shared/outbox/ledger.js';
+import { describeRawPayload, mayHaveLanded, UNMAPPABLE_ADVICE } from '../../shared/outbox/ledger.js';
+import { retryDeadLetters } from '../../shared/outbox/retry-dead.js';
 import type { LedgerEntry, OutboxState, OutboxStore } from '../../shared/outbox/types.js';
 import { createOutboxWorker, type OutboxTarget, outboxTargetId } from '../../shared/outbox/worker.js';
 import {
@@ -96,12 +97,22 @@ export function registerDeadLettersCommand(program: Command): void {
         const delivery = targetUrl === null ? null : outboxTargetFrom({ ...options, tenant, targetUrl }, config.concurrency);
         try {
           const target = delivery ? { target: outboxTargetId(delivery.target) } : {};
-          const found = options.all ? await allDeadLetters(store, tenant, target.target) : await entriesOf(store, tenant, ids);
-          // An unmappable dead letter has nothing to send: never requeued, listed apart with what to do instead.
-          const unmappable = found.filter((entry) => entry.input === null && entry.state === 'dead');
-          const candidates = found.filter((entry) => !unmappable.includes(entry));
-          const { resend, refused } = guardKeyWindow(candidates, config.keyWindowMs, options.forcePastWindow === true);
-          const requeued = resend.length === 0 ? [] : await store.requeueDead({ tenant, ...target, ids: resend.map((entry) => entry.id) });
+          const retried = await retryDeadLetters(store, {
+            tenant,
+            ...target,
+            select: options.all ? { matching: {} } : { ids },
+            keyWindowMs: config.keyWindowMs,
+            forcePastWindow: options.forcePastWindow === true,
+          });
+          for (const item of retried.forced) {
+            process.stderr.write(`warning: resending anyway (--force-past-window) ${item.id} (key ${item.key ?? 'none'}): ${item.why}\n`);
+          }
+          for (const item of retried.refused) {
+            process.stderr.write(
+              `not resent: ${item.id} (key ${item.key ?? 'none'}): ${item.why}. Check the target first (oncekit ledger show ${item.id}); --force-past-window sends it anyway\n`,
+            );
+          }
+          const { requeued } = retried;
           if (delivery && requeued.length > 0) {
             // On a terminal only, and never with --json: the bar follows the requeued events as they settle.
             const bar = process.stderr.isTTY && !options.json ? createProgressBar('retrying', 'events settled') : null;
@@ -116,9 +127,7 @@ export function registerDeadLettersCommand(program: Command): void {
           const entries = (await Promise.all(requeued.map((id) => store.get(tenant, id)))).filter(
             (entry): entry is LedgerEntry => entry !== undefined,
           );
-          const unmappableIds = unmappable.map((entry) => entry.id);
-          const notRequeued = ids.filter((id) => !requeued.includes(id) && !refused.includes(id) && !unmappableIds.includes(id));
-          return { requeued, entries, notRequeued, refused, unmappable };
+          return { entries, notRequeued: retried.notRequeued, refused: retried.refused, unmappable: retried.unmappable };
         } finally {
           await delivery?.close();
         }
@@ -134,55 +143,6 @@ export function registerDeadLettersCommand(program: Command): void {
         result.entries.every((entry) => settledWell(entry.state));
       process.exitCode = ok ? EXIT_OK : EXIT_FAILURE;
     });
-}
-
-/** Every dead letter of the tenant (of one target, when given), page by page. */
-async function allDeadLetters(store: OutboxStore, tenant: string, target: string | undefined): Promise<LedgerEntry[]> {
-  const all: LedgerEntry[] = [];
-  for (let offset = 0; ; offset += 1000) {
-    const page = await store.listDead(tenant, { limit: 1000, offset });
-    all.push(...page.filter((entry) => target === undefined || entry.target === target || entry.target === ''));
-    if (page.length < 1000) return all;
-  }
-}
-
-async function entriesOf(store: OutboxStore, tenant: string, ids: readonly string[]): Promise<LedgerEntry[]> {
-  return (await Promise.all(ids.map((id) => store.get(tenant, id)))).filter((entry): entry is LedgerEntry => entry !== undefined);
-}
-
-/**
- * The 24 h window guard, before anything is sent: an event that may have landed longer ago than the target's key window
- * (minus a margin) is not resent, since the target no longer remembers its key; `force` resends it after a warning.
- */
-function guardKeyWindow(
-  entries: readonly LedgerEntry[],
-  keyWindowMs: number,
-  force: boolean,
-): { readonly resend: LedgerEntry[]; readonly refused: string[] } {
-  const now = Date.now();
-  const resend: LedgerEntry[] = [];
-  const refused: string[] = [];
-  for (const entry of entries) {
-    const past = landedPastKeyWindow(entry, now, keyWindowMs);
-    if (past === null) {
-      resend.push(entry);
-      continue;
-    }
-    const what =
-      `${entry.id} (key ${entry.key ?? 'none'}): an attempt may have landed, and the first one started at ` +
-      `${iso(past.firstAttemptAt)}, longer ago than the target's key window allows; the target no longer remembers the key, ` +
-      'so a resend could record the event twice';
-    if (force) {
-      process.stderr.write(`warning: resending anyway (--force-past-window) ${what}\n`);
-      resend.push(entry);
-    } else {
-      process.stderr.write(
-        `not resent: ${what}. Check the target first (oncekit ledger show ${entry.id}); --force-past-window sends it anyway\n`,
-      );
-      refused.push(entry.id);
-    }
-  }
-  return { resend, refused };
 }
 
 /** Runs a worker until every requeued event has settled for good (delivered, duplicate or dead again). */

@@ -5,6 +5,8 @@ import { z } from 'zod';
 import type { ReadinessCheck } from '../../shared/http/readiness.js';
 import { isPossibleDuplicate } from '../../shared/outbox/ledger.js';
 import type { OutboxStore } from '../../shared/outbox/types.js';
+import { expiredLinkPage, registerConsoleRoutes } from './console-routes.js';
+import type { InstanceRegistry } from './instances.js';
 import type { RelayMetrics } from './metrics.js';
 import type { RecentEvents } from './recent-events.js';
 
@@ -33,8 +35,13 @@ export interface OperationsRoutesOptions {
   readonly recent: RecentEvents;
   readonly readiness: readonly ReadinessCheck[];
   readonly snapshot: () => StatusSnapshot;
-  /** The status page's HTML. */
+  /** The console's HTML. */
   readonly page: string;
+  /** The target's key window: the console's retries refuse events that may have landed longer ago. */
+  readonly keyWindowMs: number;
+  readonly instances: InstanceRegistry;
+  /** Wakes the delivery worker (after a retry from the console). */
+  readonly wake: () => void;
 }
 
 function sameSecret(given: string, secret: string): boolean {
@@ -85,18 +92,27 @@ export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = asy
   // The browser keeps a token derived from the secret, never the secret itself.
   const sessionToken = createHmac('sha256', options.secret).update('oncekit status page session').digest('base64url');
   const cookieName = `${SESSION_COOKIE}_${createHash('sha256').update(sessionToken).digest('hex').slice(0, 12)}`;
-  const authorized = (request: FastifyRequest): boolean => {
+  const authorizedBy = (request: FastifyRequest): 'bearer' | 'cookie' | null => {
     const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1];
-    return (
-      (bearer !== undefined && sameSecret(bearer.trim(), options.secret)) ||
-      cookieValues(app, request, cookieName).some((session) => sameSecret(session, sessionToken))
-    );
+    if (bearer !== undefined && sameSecret(bearer.trim(), options.secret)) return 'bearer';
+    return cookieValues(app, request, cookieName).some((session) => sameSecret(session, sessionToken)) ? 'cookie' : null;
   };
+  const authorized = (request: FastifyRequest): boolean => authorizedBy(request) !== null;
   const refuse = (reply: FastifyReply) =>
     reply.code(401).header('www-authenticate', 'Bearer realm="oncekit"').send({
       error: 'unauthorized',
       message: 'open the link with ?token= that the relay printed at start-up, or send Authorization: Bearer <relay secret>',
     });
+  // A person's browser asking for a page gets a page saying what to do; scripts get the JSON above.
+  const refusePage = (request: FastifyRequest, reply: FastifyReply) =>
+    /text\/html/.test(request.headers.accept ?? '') && !request.url.startsWith('/api/')
+      ? reply
+          .code(401)
+          .header('www-authenticate', 'Bearer realm="oncekit"')
+          .header('content-type', 'text/html; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .send(expiredLinkPage())
+      : refuse(reply);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -130,13 +146,32 @@ export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = asy
         .header('referrer-policy', 'no-referrer')
         .redirect('/', 303);
     }
-    if (!authorized(request)) return refuse(reply);
+    if (!authorized(request)) return refusePage(request, reply);
     return reply
       .header('content-type', 'text/html; charset=utf-8')
+      .header(
+        'content-security-policy',
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      )
       .header('cache-control', 'no-store')
       .header('referrer-policy', 'no-referrer')
       .header('x-frame-options', 'DENY')
       .send(options.page);
+  });
+
+  registerConsoleRoutes(app, {
+    tenant: options.tenant,
+    target: options.target,
+    outbox: options.outbox,
+    keyWindowMs: options.keyWindowMs,
+    instances: options.instances,
+    authorized: authorizedBy,
+    refuse: refusePage,
+    wake: options.wake,
+    about: () => {
+      const snapshot = options.snapshot();
+      return { ...snapshot, target: { ...snapshot.target, url: withoutCredentials(snapshot.target.url) } };
+    },
   });
 
   app.get('/status/api/summary', async (request, reply) => {

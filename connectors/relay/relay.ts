@@ -4,6 +4,7 @@ import { registerErrorHandler, registerRawJsonParser } from '../../shared/http/h
 import { Inbox } from '../../shared/inbox/inbox.js';
 import type { DecideKeyOptions } from '../../shared/keys/decide.js';
 import type { Logger } from '../../shared/log.js';
+import { outboxDeliveryConfig } from '../../shared/outbox/config.js';
 import { groupCommit } from '../../shared/outbox/group-commit.js';
 import type { Ingest } from '../../shared/outbox/ingest.js';
 import type { OutboxStore } from '../../shared/outbox/types.js';
@@ -17,14 +18,15 @@ import { keygenWebhookPlugin } from '../keygen/webhook-plugin.js';
 import { createSalesforceConnector, type PlatformEventSubscriber, type SalesforceConnector } from '../salesforce/relay-plugin.js';
 import { segmentWebhookPlugin } from '../segment/webhook-plugin.js';
 import { RELAY_SETTING_NAMES, type RelayConfig } from './config.js';
+import { consolePage } from './console-routes.js';
 import { startHousekeeping } from './housekeeping.js';
 import { createIngest } from './ingest.js';
+import { type Heartbeat, instanceRegistry, RELAY_VERSION, startHeartbeat } from './instances.js';
 import { createRelayLogger } from './logger.js';
 import { createRelayMetrics, type RelayMetrics } from './metrics.js';
 import { operationsRoutes } from './operations-routes.js';
 import { recentEvents } from './recent-events.js';
 import { recordSettlement } from './settlements.js';
-import { STATUS_PAGE_HTML } from './status-page.js';
 
 /** Where the relay forwards: the configured target, or a sandbox its caller started (then `sandbox` is true). */
 export interface RelayTarget {
@@ -93,14 +95,31 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
       outboxEvents: () => outbox.counts(target.tenant, { target: targetKey }),
       possibleDuplicates: () => outbox.countPossibleDuplicates(target.tenant, { target: targetKey }),
     });
+    const workerConfig = outboxDeliveryConfig({ ...config.delivery, ...dependencies.outbox });
+    // The instance's id is its worker's owner token: the ledger's attempts name it (handledBy).
+    let heartbeat: Heartbeat | null = null;
     const worker = createOutboxWorker({
       store: outbox,
       target: { baseUrl: target.url, tenant: target.tenant, apiKey: target.apiKey, transport: transport.send, id: targetKey },
       config: { ...config.delivery, ...dependencies.outbox },
       label: 'relay',
       logger: log,
-      onSettled: (settled) => recordSettlement(settled, metrics, recent),
+      onSettled: (settled) => {
+        recordSettlement(settled, metrics, recent);
+        heartbeat?.note(settled.settlement.to);
+      },
     });
+    heartbeat = startHeartbeat({
+      checkpoints: state.checkpoints,
+      tenant: target.tenant,
+      target: targetKey,
+      id: worker.owner,
+      version: RELAY_VERSION,
+      onError: (error) =>
+        log.warn({ event: 'heartbeat_failed', error: error instanceof Error ? error.message : String(error) }, 'heartbeat not saved'),
+    });
+    const beating = heartbeat;
+    closers.push(() => beating.stop());
     worker.start();
     closers.push(() => worker.stop());
     const ingest = createIngest({
@@ -145,7 +164,10 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
         { name: 'target', check: async () => requireTargetAnswers(await probe.checkCredentials({ timeoutMs: 2000 })) },
         ...salesforce.readiness,
       ],
-      page: STATUS_PAGE_HTML,
+      page: consolePage(),
+      keyWindowMs: workerConfig.keyWindowMs,
+      instances: instanceRegistry(state.checkpoints, target.tenant),
+      wake: () => worker.notify(),
       snapshot: () => ({
         tenant: target.tenant,
         target: { url: target.url, sandbox: target.sandbox === true },

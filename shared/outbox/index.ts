@@ -2,8 +2,10 @@ export * from '../state/memory/outbox.js';
 export * from '../state/postgres/outbox.js';
 export * from '../state/redis/outbox.js';
 export * from '../state/sqlite/outbox.js';
+export * from './activity.js';
 export * from './config.js';
 export * from './ledger.js';
+export * from './retry-dead.js';
 export {
   canRevive,
   newOutboxId,

@@ -5,16 +5,21 @@ import type { Clock } from '../clock.js';
 import { OncekitError } from '../errors.js';
 import type { UserEventInput } from '../events/user-event.js';
 import { parseInput } from '../validation.js';
-import type {
-  AttemptRecord,
-  EnqueueOptions,
-  LeasedEvent,
-  LeaseRequest,
-  NewOutboxEvent,
-  OutboxCounts,
-  OutboxState,
-  RequeueRequest,
-  UnmappableEvent,
+import {
+  type ActivityQuery,
+  type AttemptRecord,
+  type EnqueueOptions,
+  type EventListQuery,
+  type LeasedEvent,
+  type LeaseRequest,
+  MAX_ACTIVITY_BUCKETS,
+  MAX_EVENT_PAGE,
+  type NewOutboxEvent,
+  type OutboxCounts,
+  type OutboxState,
+  outboxStates,
+  type RequeueRequest,
+  type UnmappableEvent,
 } from './types.js';
 
 export type { Clock } from '../clock.js';
@@ -114,6 +119,38 @@ const requeueSchema = z.object({
   ids: z.array(nonEmpty('id')).optional(),
 });
 
+const optionalText = (field: string) => nonEmpty(field).optional();
+const time = (field: string) => z.number().int(`${field} must be a whole number of ms`).min(0, `${field} must be ≥ 0`);
+
+const eventListSchema = z.object({
+  source: optionalText('source'),
+  state: z.enum(outboxStates).optional(),
+  target: optionalText('target'),
+  key: optionalText('key'),
+  sourceId: optionalText('sourceId'),
+  since: time('since').optional(),
+  until: time('until').optional(),
+  limit: z.number().int().min(1, 'limit must be at least 1').max(MAX_EVENT_PAGE, `limit must be at most ${MAX_EVENT_PAGE}`).default(50),
+  offset: z.number().int().min(0, 'offset must be ≥ 0').max(1_000_000, 'offset must be at most 1000000').default(0),
+});
+
+const activitySchema = z
+  .object({
+    since: time('since'),
+    until: time('until'),
+    bucketMs: z.number().int().min(1000, 'bucketMs must be at least 1000'),
+    source: optionalText('source'),
+    target: optionalText('target'),
+  })
+  .refine((query) => query.until > query.since, { message: 'until must be after since', path: ['until'] })
+  .refine((query) => (query.until - query.since) / query.bucketMs <= MAX_ACTIVITY_BUCKETS, {
+    message: `the window holds at most ${MAX_ACTIVITY_BUCKETS} buckets`,
+    path: ['bucketMs'],
+  });
+
+/** A checked EventListQuery, with its page filled in. */
+export type CheckedEventListQuery = z.output<typeof eventListSchema>;
+
 /** Argument checks every store applies, so a bad call fails the same way everywhere. */
 export const checkOutboxArgs = {
   lease: (request: LeaseRequest): LeaseRequest => parseInput(leaseRequestSchema, request, 'invalid lease request'),
@@ -157,6 +194,11 @@ export const checkOutboxArgs = {
       }
     }
   },
+  listEvents: (query: EventListQuery = {}): CheckedEventListQuery => parseInput(eventListSchema, query, 'invalid event list query'),
+  activity: (query: ActivityQuery): ActivityQuery => {
+    const { source, target, ...window } = parseInput(activitySchema, query, 'invalid activity query');
+    return { ...window, ...(source === undefined ? {} : { source }), ...(target === undefined ? {} : { target }) };
+  },
   page(page: { readonly limit?: number; readonly offset?: number } = {}): { limit: number; offset: number } {
     const limit = page.limit ?? 100;
     const offset = page.offset ?? 0;
@@ -180,6 +222,7 @@ export function abandonedAttempt(number: number, startedAt: number, now: number,
     requests: 0,
     uncertainRequests: 0,
     eventIds: [],
+    handledBy: owner,
   };
 }
 

@@ -159,6 +159,11 @@ export interface AttemptRecord {
   readonly uncertainRequests: number;
   /** Ids of the events the target recorded, when it said. */
   readonly eventIds: readonly string[];
+  /**
+   * The worker (its owner token, e.g. `relay-…`) that made the attempt, as the store recorded it from the settlement;
+   * absent for attempts recorded before the ledger kept it. Callers settling an attempt need not set it.
+   */
+  readonly handledBy?: string;
 }
 
 interface SettlementBase {
@@ -283,6 +288,10 @@ export interface OutboxStore {
    * them: how a command finds its tenant and target when none is given. A pair whose events were all pruned is gone.
    */
   listTenantTargets(options?: { readonly limit?: number }): Promise<TenantTarget[]>;
+  /** A filtered page of the tenant's events, newest first (see EventListQuery); bad filters throw OutboxStoreError. */
+  listEvents(tenant: string, query?: EventListQuery): Promise<EventPage>;
+  /** Received, delivered, duplicate and dead per bucket, latency and backlog, over a window (see summarizeActivity). */
+  activity(tenant: string, query: ActivityQuery): Promise<ActivitySeries>;
   /** Events per state, for metrics and for knowing when a run is drained; narrowed to one source and/or target. */
   counts(tenant: string, filter?: OutboxCountFilter): Promise<OutboxCounts>;
   /**
@@ -306,4 +315,70 @@ export interface OutboxStore {
   pruneSettled(olderThanMs: number, limit?: number): Promise<number>;
   /** Closes what the store opened (a database or a client it was given stays open). */
   close(): Promise<void>;
+}
+
+/** The most events one page of `listEvents` holds. */
+export const MAX_EVENT_PAGE = 200;
+
+/** A filtered page of the ledger, newest first (by when the event was enqueued). Every filter is an exact match. */
+export interface EventListQuery {
+  readonly source?: string;
+  readonly state?: OutboxState;
+  readonly target?: string;
+  /** The idempotency key sent. */
+  readonly key?: string;
+  readonly sourceId?: string;
+  /** Enqueued at or after this time (ms since the epoch). */
+  readonly since?: number;
+  /** Enqueued before this time. */
+  readonly until?: number;
+  /** 1 to MAX_EVENT_PAGE; default 50. */
+  readonly limit?: number;
+  readonly offset?: number;
+}
+
+export interface EventPage {
+  readonly entries: readonly LedgerEntry[];
+  /** Whether a next page (offset + limit) has events. */
+  readonly hasMore: boolean;
+}
+
+/** What the activity charts need of one event: read from what the ledger keeps anyway. */
+export interface ActivityRow {
+  readonly state: OutboxState;
+  readonly enqueuedAt: number;
+  /** When it was delivered, found a duplicate or died; null while pending or leased. */
+  readonly settledAt: number | null;
+}
+
+/** The window of `activity`: events enqueued, settled, or still unsettled within [since, until). */
+export interface ActivityQuery {
+  readonly since: number;
+  readonly until: number;
+  /** Bucket width in ms, ≥ 1000; (until - since) / bucketMs buckets at most MAX_ACTIVITY_BUCKETS. */
+  readonly bucketMs: number;
+  readonly source?: string;
+  readonly target?: string;
+}
+
+export const MAX_ACTIVITY_BUCKETS = 1440;
+/** The most events one `activity` call reads; past it, the series say `truncated`. */
+export const MAX_ACTIVITY_ROWS = 200_000;
+
+/** Per-bucket series, each as long as `starts`. */
+export interface ActivitySeries {
+  readonly bucketMs: number;
+  /** Each bucket's start (ms). */
+  readonly starts: readonly number[];
+  readonly received: readonly number[];
+  readonly delivered: readonly number[];
+  readonly duplicate: readonly number[];
+  readonly dead: readonly number[];
+  /** Time from enqueue to delivery (or duplicate) of the events settled in the bucket; null when none were. */
+  readonly latencyP50: readonly (number | null)[];
+  readonly latencyP99: readonly (number | null)[];
+  /** Events enqueued and not yet settled at the bucket's end. */
+  readonly backlog: readonly number[];
+  /** Whether more than MAX_ACTIVITY_ROWS events fell in the window, so the series count only some. */
+  readonly truncated: boolean;
 }

@@ -7,4 +7,6 @@ export interface CheckpointStore {
   load(scope: string, stream: string): Promise<string | null>;
   /** Replaces the position of `stream` in `scope`; resolves once it is durable. */
   save(scope: string, stream: string, position: string): Promise<void>;
+  /** Every stream of `scope` with its position, by stream name; at most `limit` (default 1000). */
+  list(scope: string, limit?: number): Promise<{ readonly stream: string; readonly position: string }[]>;
 }

@@ -44,6 +44,8 @@ export interface LedgerAttemptRow {
   requests: number;
   uncertain_requests: number;
   event_ids: string;
+  /** Absent or null for attempts recorded before the ledger kept who made them. */
+  handled_by?: string | null;
 }
 
 // Ids are the row's sequence number in base 36, fixed width so they sort as they were created. The database's
@@ -69,6 +71,7 @@ export function attemptOfRow(row: LedgerAttemptRow): AttemptRecord {
     requests: row.requests,
     uncertainRequests: row.uncertain_requests,
     eventIds: JSON.parse(row.event_ids) as string[],
+    ...(row.handled_by ? { handledBy: row.handled_by } : {}),
   };
 }
 
@@ -97,4 +100,35 @@ export function ledgerEntryOfRow(row: OutboxEventRow, attempts: readonly Attempt
     deadAt: row.dead_at,
     attempts,
   };
+}
+
+/** The WHERE clause and parameters of an event listing or activity read, for both SQL engines (`?` or `$n`). */
+export function eventFilterSql(
+  tenant: string,
+  filter: {
+    readonly source?: string | undefined;
+    readonly state?: OutboxState | undefined;
+    readonly target?: string | undefined;
+    readonly key?: string | undefined;
+    readonly sourceId?: string | undefined;
+    readonly since?: number | undefined;
+    readonly until?: number | undefined;
+  },
+  placeholder: (position: number) => string,
+): { where: string; params: (string | number)[] } {
+  const params: (string | number)[] = [tenant];
+  const clauses = [`tenant = ${placeholder(1)}`];
+  const add = (sql: (at: string) => string, value: string | number | undefined): void => {
+    if (value === undefined) return;
+    params.push(value);
+    clauses.push(sql(placeholder(params.length)));
+  };
+  add((at) => `source = ${at}`, filter.source);
+  add((at) => `state = ${at}`, filter.state);
+  add((at) => `target = ${at}`, filter.target);
+  add((at) => `idempotency_key = ${at}`, filter.key);
+  add((at) => `source_id = ${at}`, filter.sourceId);
+  add((at) => `enqueued_at >= ${at}`, filter.since);
+  add((at) => `enqueued_at < ${at}`, filter.until);
+  return { where: clauses.join(' AND '), params };
 }

@@ -1,6 +1,7 @@
 import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
 import type { KeyDecision } from '../../keys/decide.js';
+import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
 import { isPossibleDuplicate, mayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
@@ -13,24 +14,30 @@ import {
   UNMAPPABLE_OUTCOME,
   UNMAPPABLE_STORED_INPUT,
 } from '../../outbox/store-support.js';
-import type {
-  AttemptRecord,
-  EnqueueOptions,
-  EnqueueResult,
-  LeasedEvent,
-  LeaseRequest,
-  LedgerEntry,
-  NewOutboxEvent,
-  OutboxCountFilter,
-  OutboxCounts,
-  OutboxState,
-  OutboxStore,
-  RecordUnmappableResult,
-  RequeueRequest,
-  Settlement,
-  TenantTarget,
-  UnmappableEvent,
-  UnmappableRaw,
+import {
+  type ActivityQuery,
+  type ActivityRow,
+  type ActivitySeries,
+  type AttemptRecord,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type EventListQuery,
+  type EventPage,
+  type LeasedEvent,
+  type LeaseRequest,
+  type LedgerEntry,
+  MAX_ACTIVITY_ROWS,
+  type NewOutboxEvent,
+  type OutboxCountFilter,
+  type OutboxCounts,
+  type OutboxState,
+  type OutboxStore,
+  type RecordUnmappableResult,
+  type RequeueRequest,
+  type Settlement,
+  type TenantTarget,
+  type UnmappableEvent,
+  type UnmappableRaw,
 } from '../../outbox/types.js';
 
 interface MemoryRecord {
@@ -263,7 +270,7 @@ export class MemoryOutboxStore implements OutboxStore {
       const record = this.#byId.get(settlement.id);
       if (record === undefined || record.state !== 'leased' || record.owner !== settlement.owner) return false;
       if (settlement.attempt !== null) {
-        record.attempts.push({ ...settlement.attempt, number: record.attempts.length + 1 });
+        record.attempts.push({ ...settlement.attempt, number: record.attempts.length + 1, handledBy: settlement.owner });
         record.lastOutcome = settlement.attempt.outcome;
       }
       record.state = settlement.to;
@@ -325,6 +332,40 @@ export class MemoryOutboxStore implements OutboxStore {
     for (const record of this.#byId.values())
       pairs.set(dedupName(record.tenant, record.target), { tenant: record.tenant, target: record.target });
     return [...pairs.values()].sort((a, b) => compareText(a.tenant, b.tenant) || compareText(a.target, b.target)).slice(0, limit);
+  }
+
+  async listEvents(tenant: string, query?: EventListQuery): Promise<EventPage> {
+    const { limit, offset, ...filter } = checkOutboxArgs.listEvents(query);
+    const found = [...(this.#tenants.get(tenant)?.byDedupKey.values() ?? [])].filter(
+      (record) =>
+        (filter.source === undefined || record.source === filter.source) &&
+        (filter.state === undefined || record.state === filter.state) &&
+        (filter.target === undefined || record.target === filter.target) &&
+        (filter.key === undefined || record.input?.idempotencyKey === filter.key) &&
+        (filter.sourceId === undefined || record.sourceId === filter.sourceId) &&
+        (filter.since === undefined || record.enqueuedAt >= filter.since) &&
+        (filter.until === undefined || record.enqueuedAt < filter.until),
+    );
+    found.sort((a, b) => b.enqueuedAt - a.enqueuedAt || b.seq - a.seq);
+    return { entries: found.slice(offset, offset + limit).map(ledgerView), hasMore: found.length > offset + limit };
+  }
+
+  async activity(tenant: string, query: ActivityQuery): Promise<ActivitySeries> {
+    const checked = checkOutboxArgs.activity(query);
+    const rows: ActivityRow[] = [];
+    let truncated = false;
+    for (const record of this.#tenants.get(tenant)?.byDedupKey.values() ?? []) {
+      if (checked.source !== undefined && record.source !== checked.source) continue;
+      if (checked.target !== undefined && record.target !== checked.target) continue;
+      const settledAt = settledAtOf(record.state, record.updatedAt, record.deadAt);
+      if (record.enqueuedAt >= checked.until || (settledAt !== null && settledAt < checked.since)) continue;
+      if (rows.length >= MAX_ACTIVITY_ROWS) {
+        truncated = true;
+        break;
+      }
+      rows.push({ state: record.state, enqueuedAt: record.enqueuedAt, settledAt });
+    }
+    return summarizeActivity(rows, checked, truncated);
   }
 
   async counts(tenant: string, filter: OutboxCountFilter = {}): Promise<OutboxCounts> {

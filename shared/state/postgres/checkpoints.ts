@@ -40,6 +40,18 @@ export class PostgresCheckpointStore implements CheckpointStore {
     }
   }
 
+  async list(scope: string, limit = 1000): Promise<{ stream: string; position: string }[]> {
+    try {
+      const result = await this.#db.pool.query<{ stream: string; position: string }>(
+        'SELECT stream, position FROM stream_checkpoints WHERE scope = $1 ORDER BY stream LIMIT $2',
+        [scope, limit],
+      );
+      return result.rows;
+    } catch (error) {
+      throw this.#db.unavailable('listing checkpoints', error);
+    }
+  }
+
   async save(scope: string, stream: string, position: string): Promise<void> {
     try {
       await this.#db.pool.query(

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Clock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
+import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
 import { attemptMayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
@@ -15,27 +16,33 @@ import {
   UNMAPPABLE_OUTCOME,
   UNMAPPABLE_STORED_INPUT,
 } from '../../outbox/store-support.js';
-import type {
-  AttemptRecord,
-  EnqueueOptions,
-  EnqueueResult,
-  LeasedEvent,
-  LeaseRequest,
-  LedgerEntry,
-  NewOutboxEvent,
-  OutboxCountFilter,
-  OutboxCounts,
-  OutboxState,
-  OutboxStore,
-  RecordUnmappableResult,
-  RequeueRequest,
-  Settlement,
-  TenantTarget,
-  UnmappableEvent,
+import {
+  type ActivityQuery,
+  type ActivitySeries,
+  type AttemptRecord,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type EventListQuery,
+  type EventPage,
+  type LeasedEvent,
+  type LeaseRequest,
+  type LedgerEntry,
+  MAX_ACTIVITY_ROWS,
+  type NewOutboxEvent,
+  type OutboxCountFilter,
+  type OutboxCounts,
+  type OutboxState,
+  type OutboxStore,
+  type RecordUnmappableResult,
+  type RequeueRequest,
+  type Settlement,
+  type TenantTarget,
+  type UnmappableEvent,
 } from '../../outbox/types.js';
 import type { PostgresStoreLocation } from '../location.js';
 import {
   attemptOfRow,
+  eventFilterSql,
   type LedgerAttemptRow,
   ledgerEntryOfRow,
   type OutboxEventRow,
@@ -117,6 +124,12 @@ const MIGRATIONS: readonly Migration[] = [
   ],
   // Version 3: an unmappable dead letter keeps its raw payload (UnmappableRaw as JSON); null for every mapped event.
   ['ALTER TABLE outbox_events ADD COLUMN unmappable text'],
+  // Version 4: the ledger's listing (newest first) and the activity charts read a tenant's events by enqueue time; each
+  // attempt records the worker that made it (null for older attempts).
+  [
+    'CREATE INDEX outbox_events_enqueued ON outbox_events (tenant, enqueued_at, seq)',
+    'ALTER TABLE ledger_attempts ADD COLUMN handled_by text',
+  ],
 ];
 
 /** How many settled events one `pruneSettled` call deletes unless told: one short statement, repeated until none are left. */
@@ -478,7 +491,10 @@ export class PostgresOutboxStore implements OutboxStore {
           applied[row.ord] = true;
           const settlement = settlements[row.ord];
           if (settlement?.attempt)
-            attempts.push({ seq: outboxSeqOfId(settlement.id) ?? 0, attempt: { ...settlement.attempt, number: row.attempt_count } });
+            attempts.push({
+              seq: outboxSeqOfId(settlement.id) ?? 0,
+              attempt: { ...settlement.attempt, number: row.attempt_count, handledBy: settlement.owner },
+            });
         }
         await insertAttempts(client, attempts);
       }
@@ -552,6 +568,46 @@ export class PostgresOutboxStore implements OutboxStore {
       return result.rows
         .map((row) => ({ tenant: row.tenant, target: row.target }))
         .sort((a, b) => compareText(a.tenant, b.tenant) || compareText(a.target, b.target));
+    });
+  }
+
+  async listEvents(tenant: string, query?: EventListQuery): Promise<EventPage> {
+    const { limit, offset, ...filter } = checkOutboxArgs.listEvents(query);
+    const { where, params } = eventFilterSql(tenant, filter, (position) => `$${position}`);
+    const at = params.length;
+    const entries = await this.#entries(
+      'listEvents',
+      `SELECT * FROM outbox_events WHERE ${where} ORDER BY enqueued_at DESC, seq DESC LIMIT $${at + 1} OFFSET $${at + 2}`,
+      [...params, limit + 1, offset],
+    );
+    return { entries: entries.slice(0, limit), hasMore: entries.length > limit };
+  }
+
+  async activity(tenant: string, query: ActivityQuery): Promise<ActivitySeries> {
+    const checked = checkOutboxArgs.activity(query);
+    const { where, params } = eventFilterSql(
+      tenant,
+      { source: checked.source, target: checked.target, until: checked.until },
+      (position) => `$${position}`,
+    );
+    const at = params.length;
+    return this.#read('activity', async () => {
+      const rows = (
+        await this.#db.pool.query<{ state: OutboxState; enqueued_at: string; updated_at: string; dead_at: string | null }>(
+          `SELECT state, enqueued_at, updated_at, dead_at FROM outbox_events
+           WHERE ${where} AND (state IN ('pending', 'leased') OR updated_at >= $${at + 1}) LIMIT $${at + 2}`,
+          [...params, checked.since, MAX_ACTIVITY_ROWS + 1],
+        )
+      ).rows;
+      return summarizeActivity(
+        rows.slice(0, MAX_ACTIVITY_ROWS).map((row) => ({
+          state: row.state,
+          enqueuedAt: Number(row.enqueued_at),
+          settledAt: settledAtOf(row.state, Number(row.updated_at), row.dead_at === null ? null : Number(row.dead_at)),
+        })),
+        checked,
+        rows.length > MAX_ACTIVITY_ROWS,
+      );
     });
   }
 
@@ -715,9 +771,9 @@ async function insertAttempts(client: pg.PoolClient, items: readonly { seq: numb
   if (items.length === 0) return;
   await client.query(
     `INSERT INTO ledger_attempts (event_seq, number, started_at, finished_at, outcome, status, message, api_error_code, rs_code, requests, event_ids,
-       uncertain_requests)
+       uncertain_requests, handled_by)
      SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[],
-       $10::int[], $11::text[], $12::int[])`,
+       $10::int[], $11::text[], $12::int[], $13::text[])`,
     [
       items.map(({ seq }) => seq),
       items.map(({ attempt }) => attempt.number),
@@ -731,6 +787,7 @@ async function insertAttempts(client: pg.PoolClient, items: readonly { seq: numb
       items.map(({ attempt }) => attempt.requests),
       items.map(({ attempt }) => JSON.stringify(attempt.eventIds)),
       items.map(({ attempt }) => attempt.uncertainRequests),
+      items.map(({ attempt }) => attempt.handledBy ?? null),
     ],
   );
 }

@@ -3,10 +3,14 @@ import { keyPart, LuaScript, markerGuardLua, type RedisStateGuard } from './conn
 
 // KEYS[1] the checkpoint, KEYS[2] the marker; ARGV[1] the marker id. Both check the marker (see connection.ts).
 const LOAD = new LuaScript(`${markerGuardLua('KEYS[2]', 'ARGV[1]')}return redis.call('GET', KEYS[1])`);
-// ARGV[2] the position.
-const SAVE = new LuaScript(`${markerGuardLua('KEYS[2]', 'ARGV[1]')}return redis.call('SET', KEYS[1], ARGV[2])`);
+// ARGV[2] the position; KEYS[3] the scope's set of streams (for list), ARGV[3] the stream.
+const SAVE = new LuaScript(
+  `${markerGuardLua('KEYS[2]', 'ARGV[1]')}redis.call('SADD', KEYS[3], ARGV[3]) return redis.call('SET', KEYS[1], ARGV[2])`,
+);
 
-/** `{prefix}checkpoint:{scope}:{stream}` (both parts encoded), behind the same marker as the other Redis stores. */
+/**
+ * `{prefix}checkpoint:{scope}:{stream}` (both parts encoded), and `{prefix}checkpoint-streams:{scope}` the set of the
+ * scope's streams saved since it existed (for list), behind the same marker as the other Redis stores. */
 export class RedisCheckpointStore implements CheckpointStore {
   readonly #guard: RedisStateGuard;
   readonly #prefix: string;
@@ -22,7 +26,24 @@ export class RedisCheckpointStore implements CheckpointStore {
   }
 
   async save(scope: string, stream: string, position: string): Promise<void> {
-    await this.#guard.run(SAVE, this.#keys(scope, stream), [position]);
+    await this.#guard.run(SAVE, [...this.#keys(scope, stream), this.#streamsKey(scope)], [position, stream]);
+  }
+
+  async list(scope: string, limit = 1000): Promise<{ stream: string; position: string }[]> {
+    const [streams] = (await this.#guard.read((multi) => multi.smembers(this.#streamsKey(scope)))) as [string[]];
+    const chosen = streams.sort().slice(0, limit);
+    if (chosen.length === 0) return [];
+    const [positions] = (await this.#guard.read((multi) =>
+      multi.mget(...chosen.map((stream) => `${this.#prefix}checkpoint:${keyPart(scope)}:${keyPart(stream)}`)),
+    )) as [(string | null)[]];
+    return chosen.flatMap((stream, at) => {
+      const position = positions[at];
+      return typeof position === 'string' ? [{ stream, position }] : [];
+    });
+  }
+
+  #streamsKey(scope: string): string {
+    return `${this.#prefix}checkpoint-streams:${keyPart(scope)}`;
   }
 
   #keys(scope: string, stream: string): string[] {

@@ -2,6 +2,7 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
 import type { KeyDecision } from '../../keys/decide.js';
+import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
 import { attemptMayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
@@ -17,13 +18,19 @@ import {
   UNMAPPABLE_STORED_INPUT,
 } from '../../outbox/store-support.js';
 import {
+  type ActivityQuery,
+  type ActivityRow,
+  type ActivitySeries,
   type AttemptRecord,
   type EnqueueOptions,
   type EnqueueOutcome,
   type EnqueueResult,
+  type EventListQuery,
+  type EventPage,
   type LeasedEvent,
   type LeaseRequest,
   type LedgerEntry,
+  MAX_ACTIVITY_ROWS,
   type NewOutboxEvent,
   type OutboxCountFilter,
   type OutboxCounts,
@@ -68,6 +75,9 @@ export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
  *   P n:{t}:{g}         the same counts for one target, so a count by target (and source) is one HMGET too; both also
  *                       count possible duplicates ("pdup", "{source}|pdup": keyless events delivered with mhl set),
  *                       from the settle that delivers them to their pruning (events delivered before are not counted)
+ *   P ev:{t}            zset of the tenant's ids by enqueue time (enq), for the ledger's listing and the activity charts;
+ *                       P tg:{t} the set of the tenant's targets ({g}), so the charts find its due and leased zsets.
+ *                       (Events enqueued before these existed are added once when a store opens; P ev-indexed marks it.)
  *   P settled           zset of every tenant's settled ids (delivered, duplicate, dead) by their last change (upd):
  *                       settle adds, requeue and revive remove, and pruneSettled takes the oldest from it, so pruning
  *                       never scans. (Events settled before it existed are not in it, so they are never pruned.)
@@ -150,6 +160,8 @@ for i, ev in ipairs(events) do
     redis.call('HSET', P .. 'dedup:' .. sc, ev.dk, ev.id)
     if ev.kix ~= '' then redis.call('ZADD', ev.kix, 0, ev.id) end
     redis.call('ZADD', ev.six, 0, ev.id)
+    redis.call('ZADD', P .. 'ev:' .. ev.tE, now, ev.id)
+    redis.call('SADD', P .. 'tg:' .. ev.tE, ev.gE)
     move(ev.tE, ev.gE, ev.src, nil, state)
     out[i] = {ev.id, 'created', state, now, 0, 0, ev.src}
   end
@@ -173,6 +185,8 @@ for i, ev in ipairs(cjson.decode(ARGV[4])) do
       'lex', '', 'fat', '', 'lo', '${UNMAPPABLE_OUTCOME}', 'dr', ev.dr, 'dat', nowS, 'kix', '', 'six', ev.six, 'unm', ev.unm)
     redis.call('HSET', P .. 'dedup:' .. sc, ev.dk, ev.id)
     redis.call('ZADD', ev.six, 0, ev.id)
+    redis.call('ZADD', P .. 'ev:' .. ev.tE, nowS, ev.id)
+    redis.call('SADD', P .. 'tg:' .. ev.tE, ev.gE)
     redis.call('ZADD', P .. 'dead:' .. ev.tE, nowS, ev.id)
     redis.call('ZADD', P .. 'dead:' .. sc, nowS, ev.id)
     redis.call('ZADD', P .. 'settled', nowS, ev.id)
@@ -339,6 +353,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', f[7], id)
     redis.call('ZREM', P .. 'dead:' .. tE, id)
     redis.call('ZREM', P .. 'dead:' .. sc, id)
+    redis.call('ZREM', P .. 'ev:' .. tE, id)
     move(tE, gE, src, st, nil)
     local fields = {st, src .. '|' .. st}
     if st == 'delivered' and (f[8] or '') == '' and f[9] == '1' then
@@ -381,6 +396,10 @@ const SCRIPTS = {
   prune: new LuaScript(PRUNE),
 };
 
+/** How many events one listEvents call reads at most (its filters are applied here, not in Redis), and per round trip. */
+const REDIS_LISTING_SCAN = 20_000;
+const REDIS_LISTING_CHUNK = 500;
+
 /** How many settled events one pruneSettled call deletes by default (one script, so other operations wait for it). */
 export const DEFAULT_REDIS_PRUNE_LIMIT = 1000;
 
@@ -406,9 +425,38 @@ export class RedisOutboxStore implements OutboxStore {
     this.#clock = options.clock;
   }
 
-  /** Writes (or reads) the marker now rather than at the first operation; the openers call it. */
+  /** Writes (or reads) the marker now rather than at the first operation, and indexes older events; the openers call it. */
   async ready(): Promise<void> {
     await this.#call('open', () => this.#guard.markerId());
+    await this.#call('open', () => this.#indexOlderEvents());
+  }
+
+  /**
+   * Events enqueued before P ev:{t} and P tg:{t} existed are added to them once (P ev-indexed says it is done), SCAN by
+   * SCAN, so the listing and the charts include them. Idempotent: two instances doing it at once add the same members.
+   */
+  async #indexOlderEvents(): Promise<void> {
+    const P = this.#prefix;
+    if ((await this.#client.exists(`${P}ev-indexed`)) === 1) return;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#client.scan(cursor, 'MATCH', `${P}e:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) {
+        const pipeline = this.#client.pipeline();
+        for (const key of keys) pipeline.hmget(key, 'tE', 'gE', 'enq');
+        const replies = (await pipeline.exec()) ?? [];
+        const writes = this.#client.pipeline();
+        keys.forEach((key, at) => {
+          const [tE, gE, enq] = (replies[at]?.[1] ?? []) as (string | null)[];
+          if (!tE || !gE || !enq) return;
+          writes.zadd(`${P}ev:${tE}`, enq, key.slice(`${P}e:`.length));
+          writes.sadd(`${P}tg:${tE}`, gE);
+        });
+        await writes.exec();
+      }
+    } while (cursor !== '0');
+    await this.#client.set(`${P}ev-indexed`, '1');
   }
 
   /** The caller's time: a test's clock, else this host's (used only for ids and to turn absolute times into delays). */
@@ -539,7 +587,7 @@ export class RedisOutboxStore implements OutboxStore {
       dueIn: settlement.to === 'pending' ? settlement.dueAt - localNow : 0,
       reason: settlement.to === 'dead' ? settlement.reason : '',
       // The number is left out: an attempt's number is its position in the list.
-      attempt: settlement.attempt === null ? '' : JSON.stringify({ ...settlement.attempt, number: undefined }),
+      attempt: settlement.attempt === null ? '' : JSON.stringify({ ...settlement.attempt, number: undefined, handledBy: settlement.owner }),
       outcome: settlement.attempt?.outcome ?? '',
       landed: settlement.attempt !== null && attemptMayHaveLanded(settlement.attempt),
     }));
@@ -626,6 +674,112 @@ export class RedisOutboxStore implements OutboxStore {
       });
       pairs.sort((a, b) => compareText(a.tenant, b.tenant) || compareText(a.target, b.target));
       return pairs.slice(0, limit);
+    });
+  }
+
+  /**
+   * Walks the tenant's events newest first (or the few with the key or source id asked for), reading only the fields
+   * the filters need, at most REDIS_LISTING_SCAN of them per call, then reads the page's entries.
+   */
+  async listEvents(tenant: string, query?: EventListQuery): Promise<EventPage> {
+    const { limit, offset, ...filter } = checkOutboxArgs.listEvents(query);
+    return this.#call('listEvents', async () => {
+      const tE = keyPart(tenant);
+      const wanted = offset + limit + 1;
+      const matched: string[] = [];
+      const matches = (f: (string | null)[]): boolean => {
+        const [t, st, g, src, sid, key, enq] = f;
+        const enqueuedAt = Number(enq);
+        return (
+          t === tenant &&
+          (filter.state === undefined || st === filter.state) &&
+          (filter.target === undefined || g === filter.target) &&
+          (filter.source === undefined || src === filter.source) &&
+          (filter.sourceId === undefined || sid === filter.sourceId) &&
+          (filter.key === undefined || key === filter.key) &&
+          (filter.since === undefined || enqueuedAt >= filter.since) &&
+          (filter.until === undefined || enqueuedAt < filter.until)
+        );
+      };
+      const fieldsOf = async (ids: readonly string[]): Promise<(string | null)[][]> =>
+        (await this.#read((multi) => {
+          for (const id of ids) multi.hmget(`${this.#prefix}e:${id}`, 't', 'st', 'g', 'src', 'sid', 'key', 'enq');
+        })) as (string | null)[][];
+      if (filter.key !== undefined || filter.sourceId !== undefined) {
+        const index =
+          filter.key !== undefined
+            ? `${this.#prefix}key:${tE}:${keyPart(filter.key)}`
+            : `${this.#prefix}src:${tE}:${keyPart(filter.sourceId ?? '')}`;
+        const [ids] = (await this.#read((multi) => multi.zrange(index, 0, String(REDIS_LISTING_SCAN - 1)))) as [string[]];
+        const fields = ids.length === 0 ? [] : await fieldsOf(ids);
+        const found = ids
+          .map((id, at) => ({ id, f: fields[at] ?? [] }))
+          .filter(({ f }) => matches(f))
+          .sort((a, b) => Number(b.f[6]) - Number(a.f[6]) || (a.id < b.id ? 1 : -1));
+        matched.push(...found.map(({ id }) => id));
+      } else {
+        const max = filter.until === undefined ? '+inf' : `(${filter.until}`;
+        const min = filter.since === undefined ? '-inf' : String(filter.since);
+        for (let scanned = 0; scanned < REDIS_LISTING_SCAN && matched.length < wanted; scanned += REDIS_LISTING_CHUNK) {
+          const [ids] = (await this.#read((multi) =>
+            multi.zrevrangebyscore(`${this.#prefix}ev:${tE}`, max, min, 'LIMIT', scanned, REDIS_LISTING_CHUNK),
+          )) as [string[]];
+          if (ids.length === 0) break;
+          const fields = await fieldsOf(ids);
+          ids.forEach((id, at) => {
+            if (matches(fields[at] ?? [])) matched.push(id);
+          });
+          if (ids.length < REDIS_LISTING_CHUNK) break;
+        }
+      }
+      const page = matched.slice(offset, offset + limit);
+      return { entries: await this.#entries(tenant, page), hasMore: matched.length > offset + limit };
+    });
+  }
+
+  /**
+   * The window's events: enqueued in it (P ev:{t}), settled in it (P settled, every tenant's), or still due or leased
+   * (each target's zsets); at most MAX_ACTIVITY_ROWS of them.
+   */
+  async activity(tenant: string, query: ActivityQuery): Promise<ActivitySeries> {
+    const checked = checkOutboxArgs.activity(query);
+    return this.#call('activity', async () => {
+      const tE = keyPart(tenant);
+      const cap = MAX_ACTIVITY_ROWS + 1;
+      const [targets] = (await this.#read((multi) => multi.smembers(`${this.#prefix}tg:${tE}`))) as [string[]];
+      const replies = (await this.#read((multi) => {
+        multi.zrangebyscore(`${this.#prefix}ev:${tE}`, checked.since, `(${checked.until}`, 'LIMIT', 0, cap);
+        multi.zrangebyscore(`${this.#prefix}settled`, checked.since, '+inf', 'LIMIT', 0, cap);
+        for (const gE of targets) {
+          multi.zrange(`${this.#prefix}due:${tE}:${gE}`, 0, String(cap - 1));
+          multi.zrange(`${this.#prefix}lease:${tE}:${gE}`, 0, String(cap - 1));
+        }
+      })) as string[][];
+      const ids = [...new Set(replies.flat())];
+      const rows: ActivityRow[] = [];
+      let truncated = false;
+      for (let at = 0; at < ids.length; at += REDIS_LISTING_CHUNK) {
+        const chunk = ids.slice(at, at + REDIS_LISTING_CHUNK);
+        const fields = (await this.#read((multi) => {
+          for (const id of chunk) multi.hmget(`${this.#prefix}e:${id}`, 't', 'st', 'g', 'src', 'enq', 'upd', 'dat');
+        })) as (string | null)[][];
+        for (const [t, st, g, src, enq, upd, dat] of fields) {
+          if (t !== tenant || st === null || enq === null) continue;
+          if (checked.source !== undefined && src !== checked.source) continue;
+          if (checked.target !== undefined && g !== checked.target) continue;
+          if (Number(enq) >= checked.until) continue;
+          const state = st as OutboxState;
+          const settledAt = settledAtOf(state, Number(upd), dat ? Number(dat) : null);
+          if (settledAt !== null && settledAt < checked.since) continue;
+          if (rows.length >= MAX_ACTIVITY_ROWS) {
+            truncated = true;
+            break;
+          }
+          rows.push({ state, enqueuedAt: Number(enq), settledAt });
+        }
+        if (truncated) break;
+      }
+      return summarizeActivity(rows, checked, truncated);
     });
   }
 

@@ -5,6 +5,7 @@ import { migrate, type SqliteDatabase } from './database.js';
 export class SqliteCheckpointStore implements CheckpointStore {
   readonly #read;
   readonly #write;
+  readonly #list;
 
   constructor(db: SqliteDatabase) {
     const legacy = db
@@ -25,10 +26,17 @@ export class SqliteCheckpointStore implements CheckpointStore {
     this.#read = db.prepare<[string, string], { position: string }>(
       'SELECT position FROM stream_checkpoints WHERE scope = ? AND stream = ?',
     );
+    this.#list = db.prepare<[string, number], { stream: string; position: string }>(
+      'SELECT stream, position FROM stream_checkpoints WHERE scope = ? ORDER BY stream LIMIT ?',
+    );
     this.#write = db.prepare<[string, string, string, number]>(
       `INSERT INTO stream_checkpoints (scope, stream, position, saved_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (scope, stream) DO UPDATE SET position = excluded.position, saved_at = excluded.saved_at`,
     );
+  }
+
+  async list(scope: string, limit = 1000): Promise<{ stream: string; position: string }[]> {
+    return this.#list.all(scope, limit);
   }
 
   async load(scope: string, stream: string): Promise<string | null> {

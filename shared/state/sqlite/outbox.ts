@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
+import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
 import { attemptMayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
@@ -13,26 +14,32 @@ import {
   UNMAPPABLE_OUTCOME,
   UNMAPPABLE_STORED_INPUT,
 } from '../../outbox/store-support.js';
-import type {
-  AttemptRecord,
-  EnqueueOptions,
-  EnqueueResult,
-  LeasedEvent,
-  LeaseRequest,
-  LedgerEntry,
-  NewOutboxEvent,
-  OutboxCountFilter,
-  OutboxCounts,
-  OutboxState,
-  OutboxStore,
-  RecordUnmappableResult,
-  RequeueRequest,
-  Settlement,
-  TenantTarget,
-  UnmappableEvent,
+import {
+  type ActivityQuery,
+  type ActivitySeries,
+  type AttemptRecord,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type EventListQuery,
+  type EventPage,
+  type LeasedEvent,
+  type LeaseRequest,
+  type LedgerEntry,
+  MAX_ACTIVITY_ROWS,
+  type NewOutboxEvent,
+  type OutboxCountFilter,
+  type OutboxCounts,
+  type OutboxState,
+  type OutboxStore,
+  type RecordUnmappableResult,
+  type RequeueRequest,
+  type Settlement,
+  type TenantTarget,
+  type UnmappableEvent,
 } from '../../outbox/types.js';
 import {
   attemptOfRow,
+  eventFilterSql,
   type LedgerAttemptRow,
   ledgerEntryOfRow,
   type OutboxEventRow,
@@ -44,6 +51,8 @@ import { migrate, openSqliteDatabase, type SqliteDatabase } from './database.js'
 const SCHEMA_VERSION = 4;
 /** Version 5 adds the `unmappable` column after the schema statements ran (see upgradeToVersion5). */
 const UNMAPPABLE_SCHEMA_VERSION = 5;
+/** Version 6 indexes events by enqueue time, for the ledger's listing and the activity charts (see upgradeToVersion6). */
+const LISTING_SCHEMA_VERSION = 6;
 /** Page cache of a connection the store opens itself, in KiB. */
 export const OUTBOX_CACHE_KIB = 65_536;
 
@@ -196,6 +205,21 @@ function upgradeToVersion5(db: SqliteDatabase): void {
   }).immediate();
 }
 
+/**
+ * Version 6: the listing (newest first, per tenant) and the activity window read events by enqueue time, and each
+ * attempt records the worker that made it (ledger_attempts.handled_by; null for older attempts).
+ */
+function upgradeToVersion6(db: SqliteDatabase): void {
+  db.transaction(() => {
+    const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
+    if (current !== undefined && current.version >= LISTING_SCHEMA_VERSION) return;
+    db.exec('CREATE INDEX IF NOT EXISTS outbox_events_enqueued ON outbox_events (tenant, enqueued_at, seq)');
+    const columns = db.prepare<[], { name: string }>('PRAGMA table_info(ledger_attempts)').all();
+    if (!columns.some((column) => column.name === 'handled_by')) db.exec('ALTER TABLE ledger_attempts ADD COLUMN handled_by TEXT');
+    db.prepare("UPDATE oncekit_schema SET version = ? WHERE module = 'outbox'").run(LISTING_SCHEMA_VERSION);
+  }).immediate();
+}
+
 export type SqliteOutboxStoreOptions = OutboxStoreOptions & ({ readonly path: string } | { readonly db: SqliteDatabase });
 
 /** State changes of one transaction, summed per (tenant, target, source, state) and written to outbox_counts once. */
@@ -248,6 +272,7 @@ export class SqliteOutboxStore implements OutboxStore {
     // Every schema statement is idempotent, so later versions (new indexes) apply them all again.
     migrate(this.#db, 'outbox', SCHEMA_VERSION, SCHEMA);
     upgradeToVersion5(this.#db);
+    upgradeToVersion6(this.#db);
     const db = this.#db;
     this.#sql = {
       insert: db.prepare<unknown[], { seq: number }>(
@@ -289,8 +314,8 @@ export class SqliteOutboxStore implements OutboxStore {
       ),
       addAttempt: db.prepare(
         `INSERT INTO ledger_attempts (event_seq, number, started_at, finished_at, outcome, status, message, api_error_code, rs_code, requests,
-           event_ids, uncertain_requests)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           event_ids, uncertain_requests, handled_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       abandon: db.prepare(
         `UPDATE outbox_events SET attempt_count = attempt_count + 1, last_outcome = 'abandoned', may_have_landed = 1 WHERE seq = ?`,
@@ -522,7 +547,7 @@ export class SqliteOutboxStore implements OutboxStore {
         );
         if (updated === undefined) return false;
         counts.move(updated, 'leased', settlement.to);
-        if (attempt !== null) this.#insertAttempt(seq, { ...attempt, number: updated.attempt_count });
+        if (attempt !== null) this.#insertAttempt(seq, { ...attempt, number: updated.attempt_count, handledBy: settlement.owner });
         return true;
       }),
     );
@@ -578,6 +603,41 @@ export class SqliteOutboxStore implements OutboxStore {
     );
   }
 
+  async listEvents(tenant: string, query?: EventListQuery): Promise<EventPage> {
+    const { limit, offset, ...filter } = checkOutboxArgs.listEvents(query);
+    const { where, params } = eventFilterSql(tenant, filter, () => '?');
+    return this.#read('listEvents', () => {
+      const rows = this.#db
+        .prepare<unknown[], OutboxEventRow>(
+          `SELECT * FROM outbox_events WHERE ${where} ORDER BY enqueued_at DESC, seq DESC LIMIT ? OFFSET ?`,
+        )
+        .all(...params, limit + 1, offset);
+      return { entries: rows.slice(0, limit).map((row) => this.#entry(row)), hasMore: rows.length > limit };
+    });
+  }
+
+  async activity(tenant: string, query: ActivityQuery): Promise<ActivitySeries> {
+    const checked = checkOutboxArgs.activity(query);
+    const { where, params } = eventFilterSql(tenant, { source: checked.source, target: checked.target, until: checked.until }, () => '?');
+    return this.#read('activity', () => {
+      const rows = this.#db
+        .prepare<unknown[], { state: OutboxState; enqueued_at: number; updated_at: number; dead_at: number | null }>(
+          `SELECT state, enqueued_at, updated_at, dead_at FROM outbox_events
+           WHERE ${where} AND (state IN ('pending', 'leased') OR updated_at >= ?) LIMIT ?`,
+        )
+        .all(...params, checked.since, MAX_ACTIVITY_ROWS + 1);
+      return summarizeActivity(
+        rows.slice(0, MAX_ACTIVITY_ROWS).map((row) => ({
+          state: row.state,
+          enqueuedAt: row.enqueued_at,
+          settledAt: settledAtOf(row.state, row.updated_at, row.dead_at),
+        })),
+        checked,
+        rows.length > MAX_ACTIVITY_ROWS,
+      );
+    });
+  }
+
   async counts(tenant: string, filter: OutboxCountFilter = {}): Promise<OutboxCounts> {
     const source = filter.source ?? null;
     const target = filter.target ?? null;
@@ -625,6 +685,7 @@ export class SqliteOutboxStore implements OutboxStore {
       attempt.requests,
       JSON.stringify(attempt.eventIds),
       attempt.uncertainRequests,
+      attempt.handledBy ?? null,
     );
   }
 

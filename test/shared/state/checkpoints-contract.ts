@@ -40,6 +40,13 @@ export function describeCheckpointContract(
         // Separators in names cannot make two scopes or streams one.
         await state.checkpoints.save('a:b', 'c', 'x');
         expect(await state.checkpoints.load('a', 'b:c')).toBeNull();
+        // list: the scope's streams only, by name, up to the limit.
+        expect(await state.checkpoints.list('acme')).toEqual([
+          { stream: '/event/A__e', position: '42' },
+          { stream: '/event/B__e', position: '9' },
+        ]);
+        expect(await state.checkpoints.list('acme', 1)).toEqual([{ stream: '/event/A__e', position: '42' }]);
+        expect(await state.checkpoints.list('a')).toEqual([]);
       } finally {
         await state.close();
       }

@@ -415,6 +415,8 @@ export function describeOutboxStoreContract(
         attempts: [{ status: null, message: 'ECONNRESET' }],
       });
       expect(await store.counts(TENANT)).toEqual({ pending: 1, leased: 0, delivered: 1, duplicate: 1, dead: 1 });
+      // Each attempt says which worker made it (the settlement's owner, whatever the attempt object said).
+      for (const id of [a.id, b.id, c.id, d.id]) expect((await store.get(TENANT, id))?.attempts[0]?.handledBy).toBe('worker-a');
     });
 
     it('leases a rescheduled event only once its due time comes, numbering its attempts, and keeps its first-attempt time', async () => {
@@ -465,6 +467,7 @@ export function describeOutboxStoreContract(
           requests: 0,
           uncertainRequests: 0,
           eventIds: [],
+          handledBy: 'crashed-worker',
         },
       ]);
       expect(
@@ -789,6 +792,74 @@ export function describeOutboxStoreContract(
       expect(await store.pruneSettled(5_000)).toBe(1);
       expect(await store.listTenantTargets()).toEqual(live);
       await expect(store.listTenantTargets({ limit: 0 })).rejects.toBeInstanceOf(OutboxStoreError);
+    });
+
+    it('lists events newest first, filtered by source, state, target, key, source id and time, a bounded page at a time', async () => {
+      const start = clock.now();
+      const old = outboxEvent({ source: 'segment', key: 'list-old-key-1' });
+      await store.enqueue([old]);
+      clock.advance(1000);
+      const [a, b] = await store.enqueue([outboxEvent(), outboxEvent({ target: 'https://b.target.test' })]);
+      clock.advance(1000);
+      const [poison] = await store.recordUnmappable([unmappableEvent()]);
+      await store.enqueue([outboxEvent({ tenant: 'globex' })]);
+      const all = await store.listEvents(TENANT);
+      expect(all.entries.map((entry) => entry.id)).toEqual([poison?.id, b?.id, a?.id, all.entries[3]?.id]);
+      expect(all.entries[3]).toMatchObject({ source: 'segment', key: 'list-old-key-1' });
+      expect(all.hasMore).toBe(false);
+      const first = await store.listEvents(TENANT, { limit: 2 });
+      expect(first.entries.map((entry) => entry.id)).toEqual([poison?.id, b?.id]);
+      expect(first.hasMore).toBe(true);
+      const second = await store.listEvents(TENANT, { limit: 2, offset: 2 });
+      expect(second.entries.map((entry) => entry.source)).toEqual(['import', 'segment']);
+      expect(second.hasMore).toBe(false);
+      expect((await store.listEvents(TENANT, { source: 'segment' })).entries.map((entry) => entry.key)).toEqual(['list-old-key-1']);
+      expect((await store.listEvents(TENANT, { state: 'dead' })).entries.map((entry) => entry.id)).toEqual([poison?.id]);
+      expect((await store.listEvents(TENANT, { target: 'https://b.target.test' })).entries.map((entry) => entry.id)).toEqual([b?.id]);
+      expect((await store.listEvents(TENANT, { key: 'list-old-key-1' })).entries).toHaveLength(1);
+      expect((await store.listEvents(TENANT, { key: 'list-old-key-1', state: 'dead' })).entries).toHaveLength(0);
+      const sourceId = (await store.get(TENANT, a?.id ?? ''))?.sourceId ?? '';
+      expect((await store.listEvents(TENANT, { sourceId })).entries.map((entry) => entry.id)).toEqual([a?.id]);
+      expect(
+        (await store.listEvents(TENANT, { since: start + 1000, until: start + 2000 })).entries.map((entry) => entry.id).sort(),
+      ).toEqual([a?.id, b?.id].sort());
+      expect((await store.listEvents('nobody')).entries).toEqual([]);
+      await expect(store.listEvents(TENANT, { limit: 201 })).rejects.toThrow(/limit/);
+      await expect(store.listEvents(TENANT, { state: 'lost' as never })).rejects.toBeInstanceOf(InvalidInputError);
+    });
+
+    it('counts activity per bucket from the ledger: received, delivered, duplicate, dead, latency and backlog', async () => {
+      const since = clock.now();
+      const minute = 60_000;
+      await store.enqueue([outboxEvent(), outboxEvent(), outboxEvent()]);
+      clock.advance(minute);
+      const [a, b, c] = await lease(3);
+      if (!a || !b || !c) throw new Error('expected three leased events');
+      clock.advance(500);
+      await store.settle([
+        { id: a.id, owner: 'worker-a', attempt: attempt(), to: 'delivered' },
+        { id: b.id, owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' },
+      ]);
+      clock.advance(minute);
+      await store.settle([{ id: c.id, owner: 'worker-a', attempt: attempt({ outcome: 'duplicate', status: 409 }), to: 'duplicate' }]);
+      await store.recordUnmappable([unmappableEvent()]);
+      await store.enqueue([outboxEvent({ tenant: 'globex' })]);
+      const series = await store.activity(TENANT, { since, until: since + 4 * minute, bucketMs: minute });
+      expect(series.starts).toEqual([since, since + minute, since + 2 * minute, since + 3 * minute]);
+      expect(series.received).toEqual([3, 0, 1, 0]);
+      expect(series.delivered).toEqual([0, 1, 0, 0]);
+      expect(series.duplicate).toEqual([0, 0, 1, 0]);
+      expect(series.dead).toEqual([0, 1, 1, 0]);
+      expect(series.latencyP50).toEqual([null, minute + 500, 2 * minute + 500, null]);
+      expect(series.backlog).toEqual([3, 1, 0, 0]);
+      expect(series.truncated).toBe(false);
+      // A later window starts with the backlog carried in.
+      await store.enqueue([outboxEvent()]);
+      const later = await store.activity(TENANT, { since: since + 3 * minute, until: since + 5 * minute, bucketMs: minute });
+      expect(later.backlog).toEqual([1, 1]);
+      expect((await store.activity(TENANT, { since, until: since + minute, bucketMs: minute, source: 'segment' })).received).toEqual([0]);
+      await expect(store.activity(TENANT, { since, until: since + 10 * minute, bucketMs: 10 })).rejects.toThrow(/bucketMs/);
+      await expect(store.activity(TENANT, { since, until: since, bucketMs: minute })).rejects.toThrow(/until/);
     });
 
     it('refuses malformed calls with typed errors', async () => {

@@ -55,6 +55,19 @@ describe.skipIf(skipRedisTests)(`outbox on Redis at ${redisEnv.url}`, () => {
       await client.quit();
     });
 
+    it('lists events enqueued before the listing index existed, once a store opens on them', async () => {
+      const [a, b] = await store.enqueue([event(A, 'import', 'old-1'), event(B, 'segment', 'old-2')]);
+      const P = `${keyPrefix}outbox:`;
+      // As a version without the index left them: no ev/tg keys, no ev-indexed flag.
+      await client.del(`${P}ev:t%3A1`, `${P}tg:t%3A1`, `${P}ev-indexed`);
+      expect((await store.listEvents('t:1')).entries).toEqual([]);
+      const reopened = new RedisOutboxStore({ client, keyPrefix });
+      await reopened.ready();
+      expect((await reopened.listEvents('t:1')).entries.map((entry) => entry.id).sort()).toEqual([a?.id, b?.id].sort());
+      expect(await client.smembers(`${P}tg:t%3A1`)).toHaveLength(2);
+      expect(await client.get(`${P}ev-indexed`)).toBe('1');
+    });
+
     it("keeps each target in keys of its own, its ':' encoded, and counts by source and target with one hash", async () => {
       await store.enqueue([event(A, 'import', 'd1'), event(B, 'import', 'd1'), event(B, 'segment', 'd2')]);
       const P = `${keyPrefix}outbox:`;
@@ -139,10 +152,10 @@ describe.skipIf(skipRedisTests)(`outbox on Redis at ${redisEnv.url}`, () => {
       // The server's clock: "older than 0 ms" needs a millisecond to pass since the settlements.
       await new Promise((resolve) => setTimeout(resolve, 5));
       expect(await store.pruneSettled(0)).toBe(2);
-      // What is left: the marker, and the count hashes, whose fields other transitions left at 0.
+      // What is left: the marker, the tenant's set of targets, and the count hashes, whose fields other transitions left at 0.
       const keys = (await client.keys(`${keyPrefix}*`)).sort();
       const counts = keys.filter((key) => key.startsWith(`${P}n:`));
-      expect(keys.filter((key) => !counts.includes(key))).toEqual([`${keyPrefix}marker`]);
+      expect(keys.filter((key) => !counts.includes(key))).toEqual([`${keyPrefix}marker`, `${P}tg:t%3A1`]);
       for (const key of counts) expect(new Set(Object.values(await client.hgetall(key)))).toEqual(new Set(['0']));
     });
   });

@@ -116,7 +116,9 @@ describe('SQLite outbox upgrade from version 4 (to 5: unmappable dead letters)',
       expect(await store.get('acme', dead?.id ?? '')).toMatchObject({ state: 'dead', unmappable: raw });
       await store.close();
       const check = new Database(path);
-      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 5 });
+      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 6 });
+      // Version 6: the listing's index by enqueue time.
+      expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'outbox_events_enqueued'").get()).toBeDefined();
       check.close();
       // Opening again changes nothing.
       const again = new SqliteOutboxStore({ path });
@@ -138,10 +140,11 @@ describe('SQLite outbox upgrade from version 3 (requests with an unknown outcome
     const dir = tempDir();
     dirs.push(dir);
     const path = join(dir.path, 'oncekit.db');
-    // A version 3 database: today's tables without the version 4 columns.
+    // A version 3 database: today's tables without the version 4 (and 6) columns.
     const fresh = new SqliteOutboxStore({ path });
     await fresh.close();
     const old = new Database(path);
+    old.exec('ALTER TABLE ledger_attempts DROP COLUMN handled_by');
     old.exec('DROP INDEX outbox_events_possible_duplicates');
     old.exec('ALTER TABLE outbox_events DROP COLUMN may_have_landed');
     old.exec('ALTER TABLE ledger_attempts DROP COLUMN uncertain_requests');
@@ -184,7 +187,7 @@ describe('SQLite outbox upgrade from version 3 (requests with an unknown outcome
       await store.close();
     }
     const version = new Database(path);
-    expect(version.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 5 });
+    expect(version.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 6 });
     version.close();
   });
 });

@@ -1,0 +1,116 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { CheckpointStore } from '../../shared/state/checkpoints.js';
+
+// package.json is two folders up from connectors/relay/ in the sources, three from dist/connectors/relay/.
+const packageJson = new URL(
+  import.meta.url.includes('/dist/connectors/') ? '../../../package.json' : '../../package.json',
+  import.meta.url,
+);
+/** The version the heartbeat reports. */
+export const RELAY_VERSION: string = (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version;
+
+/** How often a relay writes its heartbeat; it counts as alive for three of them. */
+export const HEARTBEAT_MS = 5_000;
+const ALIVE_FOR_MS = 3 * HEARTBEAT_MS;
+
+/** What one relay instance says about itself, in the store every instance shares. */
+export interface InstanceHeartbeat {
+  readonly id: string;
+  readonly version: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly target: string;
+  readonly startedAt: number;
+  readonly lastSeenAt: number;
+  /** What this instance's worker settled since it started. */
+  readonly delivered: number;
+  readonly duplicate: number;
+  readonly dead: number;
+  /** When it stopped cleanly; null while it runs (or if it died). */
+  readonly stoppedAt: number | null;
+}
+
+export interface InstanceView extends InstanceHeartbeat {
+  readonly alive: boolean;
+}
+
+export interface InstanceRegistry {
+  /** Every instance that wrote a heartbeat for the tenant, newest first, with whether it is alive now. */
+  list(): Promise<InstanceView[]>;
+}
+
+/**
+ * Heartbeats live beside the stream checkpoints (every engine has them), scope `oncekit-instances:{tenant}`, one stream
+ * per instance id, the heartbeat as JSON. Several relays on one store see each other; a stopped one stays listed, not alive.
+ */
+export function instanceRegistry(checkpoints: CheckpointStore, tenant: string): InstanceRegistry {
+  const scope = `oncekit-instances:${tenant}`;
+  return {
+    async list() {
+      const now = Date.now();
+      const rows = await checkpoints.list(scope, 200);
+      const instances = rows.flatMap(({ position }) => {
+        try {
+          const beat = JSON.parse(position) as InstanceHeartbeat;
+          return [{ ...beat, alive: beat.stoppedAt === null && now - beat.lastSeenAt < ALIVE_FOR_MS }];
+        } catch {
+          return [];
+        }
+      });
+      return instances.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+    },
+  };
+}
+
+export interface Heartbeat {
+  readonly id: string;
+  /** Counts a settlement of this instance's worker. */
+  note(to: 'delivered' | 'duplicate' | 'dead' | 'pending'): void;
+  stop(): Promise<void>;
+}
+
+/** Writes this instance's heartbeat now and every HEARTBEAT_MS; a failed write is reported, never fatal. */
+export function startHeartbeat(options: {
+  readonly checkpoints: CheckpointStore;
+  readonly tenant: string;
+  readonly target: string;
+  readonly id: string;
+  readonly version: string;
+  readonly onError: (error: unknown) => void;
+}): Heartbeat {
+  const scope = `oncekit-instances:${options.tenant}`;
+  const startedAt = Date.now();
+  const settled = { delivered: 0, duplicate: 0, dead: 0 };
+  let writing: Promise<void> = Promise.resolve();
+  let stoppedAt: number | null = null;
+  const write = (): void => {
+    const beat: InstanceHeartbeat = {
+      id: options.id,
+      version: options.version,
+      host: hostname(),
+      pid: process.pid,
+      target: options.target,
+      startedAt,
+      lastSeenAt: Date.now(),
+      ...settled,
+      stoppedAt,
+    };
+    writing = writing.then(() => options.checkpoints.save(scope, options.id, JSON.stringify(beat)).catch(options.onError));
+  };
+  write();
+  const timer = setInterval(write, HEARTBEAT_MS);
+  timer.unref();
+  return {
+    id: options.id,
+    note(to) {
+      if (to !== 'pending') settled[to] += 1;
+    },
+    async stop() {
+      clearInterval(timer);
+      stoppedAt = Date.now();
+      write();
+      await writing;
+    },
+  };
+}
