@@ -20,7 +20,10 @@ const benches: Record<string, { title: string; run: () => Promise<BenchRow[]> }>
     title: 'Inbox claims on Redis, beside bare SET NX, SET NX + SET and Powertools (same Redis, same client, interleaved)',
     run: runInboxBench,
   },
-  import: { title: 'Import: rows per second and peak RSS, beside a naive importer (one request per row)', run: runImportBench },
+  import: {
+    title: "Import: rows per second beside a naive importer (one request per row) and the ceiling (the target's batched ingest); peak RSS",
+    run: runImportBench,
+  },
   relay: {
     title:
       "Relay under load (autocannon): beside a naive forwarder (undici) and the ceiling (the sandbox's batched ingest), same sandbox, interleaved",
