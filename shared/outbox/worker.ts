@@ -90,6 +90,15 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     logger,
     ...(options.sleep ? { sleep: options.sleep } : {}),
   });
+  // Where the worker sends, as logs may show it: no credentials, no query.
+  const targetLabel = (() => {
+    try {
+      const url = new URL(options.target.baseUrl);
+      return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+    } catch {
+      return 'the target';
+    }
+  })();
   const backoff = { ...defaultRetryPolicy, baseDelayMs: config.backoffBaseMs, maxDelayMs: config.backoffMaxMs };
   const pacer = eventPacer(config.maxEventsPerSecond);
   // Settlements of the batches in flight at once share one store transaction.
@@ -256,6 +265,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       });
     }
     const applied = await settle(settlements.map(({ settlement }) => settlement));
+    reportRetries(settlements.filter((_, index) => applied[index]).map(({ settlement }) => settlement));
     applied.forEach((ok, index) => {
       const settled = settlements[index];
       if (!settled) return;
@@ -272,6 +282,36 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       }
       options.onSettled?.(settled);
     });
+  }
+
+  /**
+   * One warning per batch that failed and goes back to wait: an unreachable or failing target is said with each retry
+   * (its reason, how many events, when they come due), never left to spin silently.
+   */
+  function reportRetries(settlements: readonly Settlement[]): void {
+    let retrying = 0;
+    let first: Extract<Settlement, { to: 'pending' }> | null = null;
+    for (const settlement of settlements) {
+      if (settlement.to !== 'pending' || settlement.attempt === null) continue;
+      retrying += 1;
+      first ??= settlement;
+    }
+    if (first === null || first.attempt === null) return;
+    const reason = describeAnswer(first.attempt);
+    const retryInMs = Math.max(0, Math.round(first.dueAt - clock.now()));
+    logger.warn(
+      {
+        event: 'outbox_delivery_retry',
+        owner,
+        target: targetLabel,
+        events: retrying,
+        attempt: first.attempt.number,
+        status: first.attempt.status,
+        reason,
+        retryInMs,
+      },
+      `delivery to ${targetLabel} failed (${reason}); ${retrying} event${retrying === 1 ? '' : 's'} retry in ${formatDuration(retryInMs)} (attempt ${first.attempt.number})`,
+    );
   }
 
   async function runOnce(): Promise<number> {
