@@ -14,14 +14,17 @@ export interface TargetSettings {
   readonly apiKey: string | undefined;
 }
 
-/** Options win over the environment; the URL defaults to SaaSquatch's production API. */
+/**
+ * Options win over the environment; the URL defaults to SaaSquatch's production API only when ONCEKIT_TARGET_URL is
+ * unset: set but empty, it stays empty and is refused, never taken to mean production.
+ */
 export function targetSettings(
   options: { readonly targetUrl?: string; readonly tenant?: string },
   env: NodeJS.ProcessEnv = process.env,
 ): TargetSettings {
   const parsed = targetEnvironmentSchema.parse(env);
   return {
-    targetUrl: options.targetUrl ?? (parsed.ONCEKIT_TARGET_URL || DEFAULT_TARGET_URL),
+    targetUrl: options.targetUrl ?? parsed.ONCEKIT_TARGET_URL ?? DEFAULT_TARGET_URL,
     tenant: options.tenant ?? (parsed.ONCEKIT_TENANT || undefined),
     apiKey: parsed.ONCEKIT_API_KEY || undefined,
   };

@@ -2,6 +2,7 @@ import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { type ImportFormat, type ImportProgress, type ImportSummary, importFormats, runImport } from '../../shared/import/index.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/index.js';
+import { jsonLineLogger, type Logger } from '../../shared/log.js';
 import {
   addDeliveryOptions,
   addStoreOptions,
@@ -73,9 +74,9 @@ export function registerImportCommand(program: Command): void {
       ...(keyFrom ? { keyFrom } : {}),
       policy: options.policy,
       ...(options.errorsFile ? { errorsFile: options.errorsFile } : {}),
-      logger: commandLogger(options.verbose === true),
     };
     const bar = options.progress && process.stderr.isTTY && !options.json ? progressBar() : null;
+    const logger = retriesShown(commandLogger(options.verbose === true), options.verbose === true, bar);
     const controller = new AbortController();
     const interrupt = (): void => {
       if (controller.signal.aborted) process.exit(130); // a second Ctrl-C: leave now; leases expire and the next run resumes
@@ -87,13 +88,20 @@ export function registerImportCommand(program: Command): void {
     let summary: ImportSummary;
     try {
       if (options.dryRun) {
-        summary = await runImport({ ...common, delivery: null, signal: controller.signal, ...(bar ? { onProgress: bar.update } : {}) });
+        summary = await runImport({
+          ...common,
+          logger,
+          delivery: null,
+          signal: controller.signal,
+          ...(bar ? { onProgress: bar.update } : {}),
+        });
       } else {
         const { target, close } = outboxTargetFrom(options, config.concurrency);
         try {
           summary = await withStore(options, (store) =>
             runImport({
               ...common,
+              logger,
               delivery: { store, target, config },
               signal: controller.signal,
               ...(bar ? { onProgress: bar.update } : {}),
@@ -117,10 +125,36 @@ export function registerImportCommand(program: Command): void {
   });
 }
 
-function progressBar(): { update: (progress: ImportProgress) => void; stop: () => void } {
+/**
+ * The command's logger, except that a delivery the worker will retry (the target cannot be resolved, refuses the
+ * connection, or fails) is never silent: it is shown on the progress line, or, without one, logged on stderr each time.
+ */
+function retriesShown(logger: Logger, verbose: boolean, bar: ProgressLine | null): Logger {
+  const always = jsonLineLogger();
+  return {
+    info: (fields, message) => logger.info(fields, message),
+    error: (fields, message) => logger.error(fields, message),
+    warn: (fields, message) => {
+      if (fields.event !== 'outbox_delivery_retry') return logger.warn(fields, message);
+      bar?.retrying(message);
+      if (verbose) logger.warn(fields, message);
+      else if (!bar) always.warn(fields, message);
+    },
+  };
+}
+
+interface ProgressLine {
+  update(progress: ImportProgress): void;
+  /** Shows why delivery is waiting until the next event settles. */
+  retrying(message: string): void;
+  stop(): void;
+}
+
+function progressBar(): ProgressLine {
   const bar = new SingleBar(
     {
-      format: 'importing [{bar}] {percentage}% | {rows} rows, {settled} settled, {invalid} invalid, {skipped} skipped | {eta_formatted}',
+      format:
+        'importing [{bar}] {percentage}% | {rows} rows, {settled} settled, {invalid} invalid, {skipped} skipped | {eta_formatted}{retrying}',
       hideCursor: true,
       clearOnComplete: true,
       stream: process.stderr,
@@ -128,13 +162,21 @@ function progressBar(): { update: (progress: ImportProgress) => void; stop: () =
     undefined,
   );
   let started = false;
+  let settled = 0;
+  let retrying = '';
   return {
     update: (progress) => {
-      const payload = { rows: progress.rows, settled: progress.settled, invalid: progress.invalid, skipped: progress.skipped };
+      if (progress.settled > settled) retrying = '';
+      settled = progress.settled;
+      const payload = { rows: progress.rows, settled: progress.settled, invalid: progress.invalid, skipped: progress.skipped, retrying };
       if (!started) {
         bar.start(Math.max(1, progress.totalBytes), progress.bytesRead, payload);
         started = true;
       } else bar.update(progress.bytesRead, payload);
+    },
+    retrying: (message) => {
+      retrying = ` | ${message}`;
+      if (started) bar.update({ retrying });
     },
     stop: () => {
       if (started) bar.stop();
