@@ -4,7 +4,7 @@ import { registerErrorHandler, registerRawJsonParser } from '../../shared/http/h
 import { Inbox } from '../../shared/inbox/inbox.js';
 import type { DecideKeyOptions } from '../../shared/keys/decide.js';
 import type { Logger } from '../../shared/log.js';
-import { groupCommit } from '../../shared/outbox/group-commit.js';
+import { handOverEnqueue } from '../../shared/outbox/hand-over.js';
 import type { Ingest } from '../../shared/outbox/ingest.js';
 import type { OutboxStore } from '../../shared/outbox/types.js';
 import { createOutboxWorker } from '../../shared/outbox/worker.js';
@@ -109,14 +109,15 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     const ingest = createIngest({
       tenant: target.tenant,
       target: targetKey,
+      // Hands the events to an idle delivery loop, leased in the same commit, or wakes one loop per batch.
       // ONCEKIT_GROUP_COMMIT=off (diagnostic): each request commits by itself, the benchmark's baseline.
-      enqueue: config.groupCommit ? groupCommit(outbox) : outbox.enqueue.bind(outbox),
+      enqueue: handOverEnqueue(outbox, worker, { groupCommit: config.groupCommit, logger: log }),
       // Looked up at each call, not bound once: a test can make the store fail for a while.
       recordUnmappable: (events) => outbox.recordUnmappable(events),
       metrics,
       recent,
       logger: log,
-      wake: () => worker.notify(),
+      wake: () => {}, // the enqueue above already handed the events over or woke a loop
     });
     const keys: DecideKeyOptions = { policy: config.invalidKeyPolicy, logger: log };
 
