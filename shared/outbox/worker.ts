@@ -143,6 +143,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
 
   const wakeLoops = (count: number): void => {
     for (const wake of [...idleLoops].slice(0, count)) {
+      idleLoops.delete(wake); // at once: a second wake in the same turn goes to another loop
       wake();
       count -= 1;
     }
