@@ -3,6 +3,7 @@ import { DEFAULT_SANDBOX_API_KEY, type Sandbox, startSandbox } from '../../../sa
 import { silentLogger } from '../../../shared/log.js';
 import { handOverEnqueue } from '../../../shared/outbox/hand-over.js';
 import { createOutboxWorker, MemoryOutboxStore, type NewOutboxEvent, type OutboxWorker } from '../../../shared/outbox/index.js';
+import type { HttpTransport } from '../../../shared/target/transport.js';
 import { type ClosableTransport, undiciTransport } from '../../../shared/target/transport-undici.js';
 
 const TENANT = 'hand_over';
@@ -41,7 +42,7 @@ function event(target = TARGET_ID): NewOutboxEvent {
 }
 
 /** A memory store that counts the calls a delivery makes, and a started worker with `concurrency` loops on it. */
-async function setup(concurrency: number) {
+async function setup(concurrency: number, send: HttpTransport = transport.send) {
   const store = new MemoryOutboxStore();
   const calls = { lease: 0, renewLeases: 0, nextDueAt: 0 };
   const lease = store.lease.bind(store);
@@ -61,7 +62,7 @@ async function setup(concurrency: number) {
   };
   const started = createOutboxWorker({
     store,
-    target: { baseUrl: sandbox.url, id: TARGET_ID, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, transport: transport.send },
+    target: { baseUrl: sandbox.url, id: TARGET_ID, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, transport: send },
     config: { concurrency, pollMs: 60_000 },
   });
   worker = started;
@@ -114,6 +115,38 @@ describe('handOverEnqueue', () => {
     // Waking every loop would have sent each of the four to look, then to check when to look next.
     expect(after.nextDueAt - before.nextDueAt).toBeLessThanOrEqual(2);
     expect(await store.counts(TENANT, { target: 'https://another.target.test' })).toMatchObject({ pending: 1 });
+  });
+
+  it('while a batch is on its way, short batches handed meanwhile wait a few ms and go to the target together', async () => {
+    // The first call is held until released, so a batch is in flight while the next ones are handed over.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let calls = 0;
+    const send: HttpTransport = async (request) => {
+      calls += 1;
+      if (calls === 1) await held;
+      return transport.send(request);
+    };
+    const { store, worker: running } = await setup(2, send);
+    const enqueue = handOverEnqueue(store, running, { logger: silentLogger });
+    await enqueue([event()]);
+    await waitFor(() => calls === 1);
+    // Four batches of one event, each leased in a commit of its own, handed over while the first call is still out.
+    const batches = [];
+    for (let n = 0; n < 4; n++) {
+      const results = await store.enqueue([event()], { lease: { owner: running.owner, leaseMs: running.config.leaseMs } });
+      batches.push(results.flatMap((result) => (result.leased ? [result.leased] : [])));
+    }
+    const submitted = Promise.all(batches.map((batch) => running.submit(batch, { leaseRequestedAt: performance.now() })));
+    await waitFor(() => calls === 2);
+    release();
+    await submitted;
+    await waitFor(delivered(store, 5));
+    // The held call and one for the four; without the wait, each would have been a call of its own.
+    expect(calls).toBe(2);
+    expect(sandbox.inspect(TENANT).events).toHaveLength(5);
   });
 
   it('a handed batch whose lease was asked for long ago is renewed before it is sent', async () => {
