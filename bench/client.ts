@@ -5,7 +5,9 @@ import type { UserEventInput } from '../shared/events/index.js';
 import { createTargetClient, trackEventUrl } from '../shared/target/index.js';
 import { basicAuthHeader } from '../shared/target/saasquatch-api.js';
 import { undiciTransport } from '../shared/target/transport-undici.js';
-import { type BenchRow, compared, measureRate } from './measure.js';
+import { figure, interleave, pairedRatios } from './interleave.js';
+import { type BenchRow, measureRate, spreadRow } from './measure.js';
+import { rateMs, repetitions } from './settings.js';
 
 const TENANT = 'bench';
 let sequence = 0;
@@ -30,45 +32,61 @@ export async function runClientBench(): Promise<BenchRow[]> {
   const rawAgent = new Agent({ connections: 16 });
   const headers = { authorization: basicAuthHeader(DEFAULT_SANDBOX_API_KEY), 'content-type': 'application/json' };
   try {
-    const raw = await measureRate(async () => {
-      const input = nextInput();
-      const response = await request(trackEventUrl(baseUrl, TENANT, input), {
-        method: 'POST',
-        headers,
-        body: JSON.stringify(input),
-        dispatcher: rawAgent,
-      });
-      await response.body.text();
-    }, 1);
-    const fetchRate = await measureRate(async () => {
-      const input = nextInput();
-      const response = await fetch(trackEventUrl(baseUrl, TENANT, input), { method: 'POST', headers, body: JSON.stringify(input) });
-      await response.text();
-    }, 1);
-    const sequential = await measureRate(async () => {
-      await client.logUserEvent(nextInput());
-    }, 1);
-    const concurrent = await measureRate(async () => {
-      await Promise.all(Array.from({ length: 16 }, () => client.logUserEvent(nextInput())));
-    }, 16);
-    const batched = await measureRate(async () => {
-      await client.logUserEvents(Array.from({ length: 100 }, nextInput));
-    }, 100);
-
-    const rawRow = compared('raw undici POST, one at a time (baseline)', raw.perSecond, 'events/s');
-    const sequentialRow = compared(
+    const subjects = {
+      raw: async () => {
+        const input = nextInput();
+        const response = await request(trackEventUrl(baseUrl, TENANT, input), {
+          method: 'POST',
+          headers,
+          body: JSON.stringify(input),
+          dispatcher: rawAgent,
+        });
+        await response.body.text();
+      },
+      fetch: async () => {
+        const input = nextInput();
+        const response = await fetch(trackEventUrl(baseUrl, TENANT, input), { method: 'POST', headers, body: JSON.stringify(input) });
+        await response.text();
+      },
+      sequential: async () => {
+        await client.logUserEvent(nextInput());
+      },
+      concurrent: async () => {
+        await Promise.all(Array.from({ length: 16 }, () => client.logUserEvent(nextInput())));
+      },
+      batched: async () => {
+        await client.logUserEvents(Array.from({ length: 100 }, nextInput));
+      },
+    } as const;
+    const sizes = { raw: 1, fetch: 1, sequential: 1, concurrent: 16, batched: 100 } as const;
+    type Subject = keyof typeof subjects;
+    // Interleaved, after a warm-up round, so no figure is measured on a colder process than its baseline.
+    const samples = await interleave<Subject>(
+      ['raw', 'fetch', 'sequential', 'concurrent', 'batched'],
+      async (subject) => ({ perSecond: (await measureRate(subjects[subject], sizes[subject], rateMs)).perSecond }),
+      { repetitions },
+    );
+    const row = (subject: Subject, name: string, baseline?: { row: BenchRow; subject: Subject }, note?: string) =>
+      spreadRow(
+        name,
+        figure(samples, subject, 'perSecond'),
+        'events/s',
+        baseline ? { row: baseline.row, paired: pairedRatios(samples, subject, baseline.subject, 'perSecond') } : undefined,
+        note,
+      );
+    const rawRow = row('raw', 'raw undici POST, one at a time (baseline)');
+    const sequentialRow = row(
+      'sequential',
       'client REST, one at a time',
-      sequential.perSecond,
-      'events/s',
-      rawRow,
+      { row: rawRow, subject: 'raw' },
       'key, classification and retry loop on top of the same transport',
     );
     return [
       rawRow,
-      compared('global fetch POST, one at a time', fetchRate.perSecond, 'events/s', rawRow, 'why the client uses undici'),
+      row('fetch', 'global fetch POST, one at a time', { row: rawRow, subject: 'raw' }, 'why the client uses undici'),
       sequentialRow,
-      compared('client REST, 16 concurrent', concurrent.perSecond, 'events/s', sequentialRow),
-      compared('client GraphQL logUserEvents, batches of 100', batched.perSecond, 'events/s', sequentialRow),
+      row('concurrent', 'client REST, 16 concurrent', { row: sequentialRow, subject: 'sequential' }),
+      row('batched', 'client GraphQL logUserEvents, batches of 100', { row: sequentialRow, subject: 'sequential' }),
     ];
   } finally {
     await transport.close();

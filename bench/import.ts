@@ -9,12 +9,19 @@ import { DEFAULT_SANDBOX_API_KEY } from '../sandbox/target/index.js';
 import type { UserEventInput } from '../shared/events/index.js';
 import { createTargetClient } from '../shared/target/index.js';
 import { undiciTransport } from '../shared/target/transport-undici.js';
-import { type BenchRow, compared } from './measure.js';
+import { figure, interleave, pairedRatios } from './interleave.js';
+import { type BenchRow, compared, spreadRow } from './measure.js';
+import { runId } from './run-id.js';
+import { quick, repetitions } from './settings.js';
 
-/** Rows of the main run; ONCEKIT_BENCH_IMPORT_ROWS makes a quick run smaller. */
-const ROWS = Number(process.env.ONCEKIT_BENCH_IMPORT_ROWS ?? 1_000_000);
+/** Rows of each interleaved import (ONCEKIT_BENCH_IMPORT_ROWS). */
+const ROWS = Number(process.env.ONCEKIT_BENCH_IMPORT_ROWS ?? (quick ? 10_000 : 100_000));
+/** Rows of the one large import that shows whether peak RSS stays flat (ONCEKIT_BENCH_IMPORT_BIG_ROWS; 0 skips it). */
+const BIG_ROWS = Number(process.env.ONCEKIT_BENCH_IMPORT_BIG_ROWS ?? (quick ? 0 : 1_000_000));
 /** How long the naive importer gets; it sends one request per row, so it would take far longer on the whole file. */
-const NAIVE_SECONDS = Number(process.env.ONCEKIT_BENCH_NAIVE_SECONDS ?? 10);
+const NAIVE_SECONDS = Number(process.env.ONCEKIT_BENCH_NAIVE_SECONDS ?? (quick ? 2 : 10));
+const CEILING_BATCH = 100;
+const CEILING_IN_FLIGHT = 4;
 
 async function writeRows(path: string, rows: number, label: string): Promise<void> {
   const out = createWriteStream(path);
@@ -107,54 +114,129 @@ async function runNaive(file: string, tenant: string, url: string): Promise<{ ro
   return { rows, seconds: (performance.now() - started) / 1000 };
 }
 
+/** The ceiling: the file's rows through the target's own batched ingest, logUserEvents × 100 with 4 in flight. */
+async function runCeiling(file: string, tenant: string, url: string): Promise<{ rows: number; seconds: number }> {
+  const transport = undiciTransport({ connections: CEILING_IN_FLIGHT });
+  const client = createTargetClient({ baseUrl: url, tenant, apiKey: DEFAULT_SANDBOX_API_KEY, transport: transport.send });
+  const lines = createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY });
+  const started = performance.now();
+  const inFlight = new Set<Promise<unknown>>();
+  let batch: UserEventInput[] = [];
+  let rows = 0;
+  const flush = async () => {
+    const sending = client.logUserEvents(batch);
+    batch = [];
+    const tracked = sending.finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+    if (inFlight.size >= CEILING_IN_FLIGHT) await Promise.race(inFlight);
+  };
+  try {
+    for await (const text of lines) {
+      const line = JSON.parse(text) as {
+        userId: string;
+        accountId: string;
+        idempotencyKey: string;
+        event: UserEventInput['events'][number];
+      };
+      batch.push({ userId: line.userId, accountId: line.accountId, idempotencyKey: line.idempotencyKey, events: [line.event] });
+      rows += 1;
+      if (batch.length === CEILING_BATCH) await flush();
+    }
+    if (batch.length > 0) await flush();
+    await Promise.all(inFlight);
+  } finally {
+    lines.close();
+    await transport.close();
+  }
+  return { rows, seconds: (performance.now() - started) / 1000 };
+}
+
 const MB = 1024 * 1024;
 
-/** Import rows per second and peak RSS for ROWS generated rows against the sandbox (its own process), beside a naive importer. */
+/**
+ * Import rows per second beside a naive importer (one request per row, time-boxed) and the ceiling (the same rows
+ * through the target's batched ingest), interleaved with a fresh tenant and store each run and the sandbox reset
+ * before each; then peak RSS at ROWS and, once, at BIG_ROWS. The sandbox runs in its own process.
+ */
 export async function runImportBench(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'oncekit-bench-import-'));
-  const small = Math.max(1, Math.floor(ROWS / 10));
   const sandbox = await startOncekit(['sandbox', '--port', '0'], { ...process.env, ONCEKIT_API_KEY: DEFAULT_SANDBOX_API_KEY });
   try {
     const url = sandbox.url ?? '';
-    const bigFile = join(dir, 'big.jsonl');
-    const smallFile = join(dir, 'small.jsonl');
-    await writeRows(bigFile, ROWS, 'big');
-    await writeRows(smallFile, small, 'small');
-
-    const naive = await runNaive(bigFile, 'bench_naive', url);
-    const smallRun = await runImport(smallFile, join(dir, 'small.db'), 'bench_small', url);
-    const bigRun = await runImport(bigFile, join(dir, 'big.db'), 'bench_big', url);
-
-    const naiveRow = compared(
+    const file = join(dir, 'rows.jsonl');
+    const warmUpFile = join(dir, 'warm-up.jsonl');
+    await writeRows(file, ROWS, `${runId}-rows`);
+    await writeRows(warmUpFile, Math.min(ROWS, 2000), `${runId}-warm-up`);
+    let runs = 0;
+    const samples = await interleave(
+      ['naive', 'ceiling', 'import'] as const,
+      async (subject, repetition) => {
+        runs += 1;
+        await fetch(`${url}/__sandbox/reset`, { method: 'POST' });
+        const tenant = `import_${subject}_${runs}`;
+        const input = repetition < 0 ? warmUpFile : file;
+        if (subject === 'naive') {
+          const naive = await runNaive(input, tenant, url);
+          return { perSecond: naive.rows / naive.seconds };
+        }
+        if (subject === 'ceiling') {
+          const ceiling = await runCeiling(input, tenant, url);
+          return { perSecond: ceiling.rows / ceiling.seconds };
+        }
+        const run = await runImport(input, join(dir, `import-${runs}.db`), tenant, url);
+        return {
+          perSecond: (repetition < 0 ? Math.min(ROWS, 2000) : ROWS) / run.seconds,
+          peakRssMb: (run.peakRssBytes ?? Number.NaN) / MB,
+        };
+      },
+      { repetitions },
+    );
+    const naiveRow = spreadRow(
       'naive importer: one request per row, sequential (baseline)',
-      naive.rows / naive.seconds,
+      figure(samples, 'naive', 'perSecond'),
       'rows/s',
       undefined,
-      `${naive.rows} rows in ${naive.seconds.toFixed(1)} s (time-boxed)`,
+      `time-boxed to ${NAIVE_SECONDS} s`,
     );
-    const accepted = Number(bigRun.summary.accepted ?? 0) + Number(bigRun.summary.duplicate ?? 0);
+    const ceilingRow = spreadRow(
+      `ceiling: the same rows through logUserEvents × ${CEILING_BATCH}, ${CEILING_IN_FLIGHT} in flight`,
+      figure(samples, 'ceiling', 'perSecond'),
+      'rows/s',
+      { row: naiveRow, paired: pairedRatios(samples, 'ceiling', 'naive', 'perSecond') },
+      'the target client in the bench process, reading the file; no outbox',
+    );
+    const importName = `oncekit import, ${ROWS.toLocaleString('en-US')} rows, whole process (outbox in SQLite)`;
     const rows: BenchRow[] = [
       naiveRow,
-      compared(
-        `oncekit import, ${ROWS.toLocaleString('en-US')} rows (outbox in SQLite, batches of 100, 4 in flight)`,
-        ROWS / bigRun.seconds,
-        'rows/s',
-        naiveRow,
-        `${bigRun.seconds.toFixed(1)} s including process start; ${accepted.toLocaleString('en-US')} delivered`,
-      ),
+      ceilingRow,
+      spreadRow(importName, figure(samples, 'import', 'perSecond'), 'rows/s', {
+        row: naiveRow,
+        paired: pairedRatios(samples, 'import', 'naive', 'perSecond'),
+      }),
+      spreadRow(`${importName}, against the ceiling`, figure(samples, 'import', 'perSecond'), 'rows/s', {
+        row: ceilingRow,
+        paired: pairedRatios(samples, 'import', 'ceiling', 'perSecond'),
+      }),
     ];
-    if (smallRun.peakRssBytes !== null && bigRun.peakRssBytes !== null) {
-      const smallRss = compared(`oncekit import peak RSS, ${small.toLocaleString('en-US')} rows`, smallRun.peakRssBytes / MB, 'MB');
-      rows.push(smallRss);
-      rows.push(
-        compared(
-          `oncekit import peak RSS, ${ROWS.toLocaleString('en-US')} rows`,
-          bigRun.peakRssBytes / MB,
-          'MB',
-          smallRss,
-          'ten times the rows: a ratio near 1 means memory stays flat',
-        ),
-      );
+    const rss = spreadRow(`oncekit import peak RSS, ${ROWS.toLocaleString('en-US')} rows`, figure(samples, 'import', 'peakRssMb'), 'MB');
+    rows.push(rss);
+    if (BIG_ROWS > 0) {
+      const bigFile = join(dir, 'big.jsonl');
+      await writeRows(bigFile, BIG_ROWS, `${runId}-big`);
+      await fetch(`${url}/__sandbox/reset`, { method: 'POST' });
+      const big = await runImport(bigFile, join(dir, 'big.db'), `import_big_${runId}`, url);
+      const accepted = Number(big.summary.accepted ?? 0) + Number(big.summary.duplicate ?? 0);
+      if (big.peakRssBytes !== null) {
+        rows.push(
+          compared(
+            `oncekit import peak RSS, ${BIG_ROWS.toLocaleString('en-US')} rows (one run)`,
+            big.peakRssBytes / MB,
+            'MB',
+            rss,
+            `a ratio near 1 means memory stays flat; ${(BIG_ROWS / big.seconds).toFixed(0)} rows/s, ${accepted.toLocaleString('en-US')} delivered`,
+          ),
+        );
+      }
     }
     return rows;
   } finally {

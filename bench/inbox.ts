@@ -5,7 +5,10 @@ import { z } from 'zod';
 import { Inbox } from '../shared/inbox/index.js';
 import { connectRedis } from '../shared/state/redis/connection.js';
 import { RedisIdempotencyStore } from '../shared/state/redis/idempotency.js';
-import { type BenchRow, compared, measureRate } from './measure.js';
+import { type Figures, figure, interleave, pairedRatios, type Samples } from './interleave.js';
+import { type BenchRow, measureRate, spreadRow } from './measure.js';
+import { runId } from './run-id.js';
+import { REDIS_URL, rateMs, repetitions } from './settings.js';
 
 /** Operations in flight at once: a relay serves many webhook deliveries concurrently over one connection. */
 const IN_FLIGHT = 50;
@@ -15,20 +18,20 @@ const DONE_TTL_MS = 10 * 60 * 1000;
 const DUPLICATE_POOL = 2000;
 
 /**
- * Inbox decisions per second on one Redis, side by side in one run over the same ioredis connection:
- * raw `SET NX PX` (Keygen's receiver, no lease and no safe release), oncekit's inbox, and Powertools' Redis
- * persistence layer (CachePersistenceLayer, given the same connection through its small CacheClient interface).
+ * Inbox decisions per second on one Redis, side by side over the same ioredis connection, interleaved: a bare
+ * `SET NX PX` (one round trip, no lease and no safe release), `SET NX` then `SET` (the two-command minimum for a claim
+ * that is later marked done), oncekit's store claim and inbox, and Powertools' Redis persistence layer
+ * (CachePersistenceLayer, given the same connection through its small CacheClient interface).
  */
 export async function runInboxBench(): Promise<BenchRow[]> {
-  const url = process.env.ONCEKIT_REDIS_URL || 'redis://127.0.0.1:6379';
   let client: Redis;
   try {
-    client = await connectRedis(url, 1000);
+    client = await connectRedis(REDIS_URL, 1000);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    return [{ name: 'inbox on Redis: skipped', value: 0, unit: '', note: `${reason}. Start Redis or set ONCEKIT_REDIS_URL.` }];
+    return [{ name: 'inbox on Redis: skipped', value: 0, unit: '', note: `${reason}. Start Redis or set ONCEKIT_BENCH_REDIS_URL.` }];
   }
-  const prefix = `oncekit-bench:${process.pid}-${Date.now().toString(36)}:`;
+  const prefix = `oncekit-bench:${runId}:`;
   try {
     return await measureAll(client, prefix);
   } finally {
@@ -36,6 +39,9 @@ export async function runInboxBench(): Promise<BenchRow[]> {
     await client.quit();
   }
 }
+
+type NewSubject = 'setNx' | 'setNxThenSet' | 'claim' | 'inbox' | 'powertools';
+type DuplicateSubject = 'setNx' | 'inbox' | 'powertools';
 
 async function measureAll(client: Redis, prefix: string): Promise<BenchRow[]> {
   let sequence = 0;
@@ -46,83 +52,125 @@ async function measureAll(client: Redis, prefix: string): Promise<BenchRow[]> {
 
   const store = new RedisIdempotencyStore({ client, keyPrefix: `${prefix}oncekit:` });
   const inbox = new Inbox({ store, leaseMs: LEASE_MS, doneTtlMs: DONE_TTL_MS });
-  const tenant = 'bench';
   const noop = async (): Promise<string> => 'ok';
   const powertools = powertoolsReceiver(client, `${prefix}powertools`);
   const rawKey = (token: string): string => `${prefix}raw:${token}`;
+  // A fresh tenant (and so fresh keys) for every measurement.
+  let runs = 0;
+  const rate = async (operation: () => Promise<unknown>): Promise<Figures> => ({
+    perSecond: (await measureRate(inFlight(operation), IN_FLIGHT, rateMs)).perSecond,
+  });
 
   // New deliveries: every token is seen for the first time.
-  const rawNew = await measureRate(
-    inFlight(() => client.set(rawKey(nextToken()), '1', 'PX', DONE_TTL_MS, 'NX')),
-    IN_FLIGHT,
-  );
-  const claimNew = await measureRate(
-    inFlight(() => store.claim({ tenant, key: nextToken() }, { owner: 'bench', leaseMs: LEASE_MS })),
-    IN_FLIGHT,
-  );
-  const inboxNew = await measureRate(
-    inFlight(() => inbox.deliver({ source: 'bench', tenant, token: nextToken() }, noop)),
-    IN_FLIGHT,
-  );
-  const powertoolsNew = await measureRate(
-    inFlight(() => powertools({ token: nextToken() })),
-    IN_FLIGHT,
+  const newOperations = (tenant: string): Record<NewSubject, () => Promise<unknown>> => ({
+    setNx: () => client.set(rawKey(`${tenant}:${nextToken()}`), '1', 'PX', DONE_TTL_MS, 'NX'),
+    setNxThenSet: async () => {
+      const key = rawKey(`${tenant}:${nextToken()}`);
+      await client.set(key, 'in-progress', 'PX', LEASE_MS, 'NX');
+      await client.set(key, 'done', 'PX', DONE_TTL_MS);
+    },
+    claim: () => store.claim({ tenant, key: nextToken() }, { owner: 'bench', leaseMs: LEASE_MS }),
+    inbox: () => inbox.deliver({ source: 'bench', tenant, token: nextToken() }, noop),
+    powertools: () => powertools({ token: `${tenant}:${nextToken()}` }),
+  });
+  const newSamples = await interleave<NewSubject>(
+    ['setNx', 'setNxThenSet', 'claim', 'inbox', 'powertools'],
+    (subject) => {
+      runs += 1;
+      return rate(newOperations(`new-${runs}`)[subject]);
+    },
+    { repetitions },
   );
 
-  // Duplicates: every token was already processed.
+  // Duplicates: every token was already processed (by the same tenant's receiver).
+  const tenant = 'duplicates';
   const done = Array.from({ length: DUPLICATE_POOL }, nextToken);
   for (const token of done) {
-    await client.set(rawKey(token), '1', 'PX', DONE_TTL_MS, 'NX');
+    await client.set(rawKey(`${tenant}:${token}`), '1', 'PX', DONE_TTL_MS, 'NX');
     await inbox.deliver({ source: 'bench', tenant, token }, noop);
-    await powertools({ token });
+    await powertools({ token: `${tenant}:${token}` });
   }
   let cursor = 0;
   const doneToken = (): string => done[cursor++ % done.length] as string;
-  const rawDuplicate = await measureRate(
-    inFlight(() => client.set(rawKey(doneToken()), '1', 'PX', DONE_TTL_MS, 'NX')),
-    IN_FLIGHT,
-  );
-  const inboxDuplicate = await measureRate(
-    inFlight(() => inbox.deliver({ source: 'bench', tenant, token: doneToken() }, noop)),
-    IN_FLIGHT,
-  );
-  const powertoolsDuplicate = await measureRate(
-    inFlight(() => powertools({ token: doneToken() })),
-    IN_FLIGHT,
+  const duplicateOperations: Record<DuplicateSubject, () => Promise<unknown>> = {
+    setNx: () => client.set(rawKey(`${tenant}:${doneToken()}`), '1', 'PX', DONE_TTL_MS, 'NX'),
+    inbox: () => inbox.deliver({ source: 'bench', tenant, token: doneToken() }, noop),
+    powertools: () => powertools({ token: `${tenant}:${doneToken()}` }),
+  };
+  const duplicateSamples = await interleave<DuplicateSubject>(
+    ['setNx', 'inbox', 'powertools'],
+    (subject) => rate(duplicateOperations[subject]),
+    { repetitions },
   );
 
   const unit = 'deliveries/s';
-  const rawNewRow = compared(
-    'new token: raw SET NX PX, same ioredis client (baseline)',
-    rawNew.perSecond,
-    unit,
+  const row = (
+    samples: Samples<NewSubject>,
+    subject: NewSubject,
+    name: string,
+    baseline?: { row: BenchRow; subject: NewSubject },
+    note?: string,
+  ) =>
+    spreadRow(
+      name,
+      figure(samples, subject, 'perSecond'),
+      unit,
+      baseline ? { row: baseline.row, paired: pairedRatios(samples, subject, baseline.subject, 'perSecond') } : undefined,
+      note,
+    );
+  const setNx = row(
+    newSamples,
+    'setNx',
+    'new token: bare SET NX PX (baseline)',
     undefined,
     '1 round trip; no lease, no owner, no done mark',
   );
-  const powertoolsNewRow = compared(
+  const setNxThenSet = row(
+    newSamples,
+    'setNxThenSet',
+    'new token: SET NX PX, then SET (two-command minimum)',
+    { row: setNx, subject: 'setNx' },
+    '2 round trips: claim, then done mark',
+  );
+  const powertoolsNew = row(
+    newSamples,
+    'powertools',
     'new token: Powertools CachePersistenceLayer (SET NX EX, then SET)',
-    powertoolsNew.perSecond,
-    unit,
-    rawNewRow,
-    '2 round trips; @aws-lambda-powertools/idempotency 2.35.0 on the same ioredis client; hashes the payload (md5)',
+    { row: setNx, subject: 'setNx' },
+    '@aws-lambda-powertools/idempotency 2.35.0 on the same ioredis client; hashes the payload (md5)',
   );
-  const rawDuplicateRow = compared('duplicate: raw SET NX PX, refused (baseline)', rawDuplicate.perSecond, unit);
-  const powertoolsDuplicateRow = compared(
-    'duplicate: Powertools (SET NX refused, then GET, replay)',
-    powertoolsDuplicate.perSecond,
-    unit,
-    rawDuplicateRow,
-  );
+  const inboxName = 'new token: oncekit inbox.deliver (claim, process, done mark)';
+  const duplicateRow = (subject: DuplicateSubject, name: string, baseline?: { row: BenchRow; subject: DuplicateSubject }, note?: string) =>
+    spreadRow(
+      name,
+      figure(duplicateSamples, subject, 'perSecond'),
+      unit,
+      baseline ? { row: baseline.row, paired: pairedRatios(duplicateSamples, subject, baseline.subject, 'perSecond') } : undefined,
+      note,
+    );
+  const duplicateSetNx = duplicateRow('setNx', 'duplicate: bare SET NX PX, refused (baseline)');
+  const duplicatePowertools = duplicateRow('powertools', 'duplicate: Powertools (SET NX refused, then GET, replay)', {
+    row: duplicateSetNx,
+    subject: 'setNx',
+  });
   return [
-    rawNewRow,
-    compared('new token: oncekit store.claim (Lua, lease + owner)', claimNew.perSecond, unit, rawNewRow, '1 round trip (EVALSHA)'),
-    compared('new token: oncekit inbox.deliver (claim, process, done mark)', inboxNew.perSecond, unit, rawNewRow, '2 round trips'),
-    powertoolsNewRow,
-    compared('new token: oncekit inbox.deliver vs Powertools', inboxNew.perSecond, unit, powertoolsNewRow),
-    rawDuplicateRow,
-    compared('duplicate: oncekit inbox.deliver, acknowledged', inboxDuplicate.perSecond, unit, rawDuplicateRow, '1 round trip'),
-    powertoolsDuplicateRow,
-    compared('duplicate: oncekit inbox.deliver vs Powertools', inboxDuplicate.perSecond, unit, powertoolsDuplicateRow),
+    setNx,
+    setNxThenSet,
+    row(
+      newSamples,
+      'claim',
+      'new token: oncekit store.claim (Lua, lease + owner)',
+      { row: setNx, subject: 'setNx' },
+      '1 round trip (EVALSHA)',
+    ),
+    row(newSamples, 'inbox', inboxName, { row: setNx, subject: 'setNx' }),
+    row(newSamples, 'inbox', `${inboxName}, against SET NX + SET`, { row: setNxThenSet, subject: 'setNxThenSet' }),
+    powertoolsNew,
+    row(newSamples, 'inbox', `${inboxName}, against Powertools`, { row: powertoolsNew, subject: 'powertools' }),
+    duplicateSetNx,
+    duplicateRow('inbox', 'duplicate: oncekit inbox.deliver, acknowledged', { row: duplicateSetNx, subject: 'setNx' }),
+    duplicatePowertools,
+    duplicateRow('inbox', 'duplicate: oncekit inbox.deliver, against Powertools', { row: duplicatePowertools, subject: 'powertools' }),
   ];
 }
 

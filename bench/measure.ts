@@ -1,3 +1,6 @@
+import { cpus } from 'node:os';
+import type { Spread } from './interleave.js';
+
 /** One figure of a benchmark; `baseline` names the figure it is compared with in the same run. */
 export interface BenchRow {
   readonly name: string;
@@ -7,6 +10,10 @@ export interface BenchRow {
   /** value ÷ baseline's value. */
   readonly ratio?: number;
   readonly note?: string;
+  /** The value's range over interleaved repetitions (the value is then their median). */
+  readonly range?: { readonly min: number; readonly max: number; readonly count: number };
+  /** The per-repetition (paired) ratios' range. */
+  readonly ratioRange?: { readonly min: number; readonly max: number };
 }
 
 export interface Rate {
@@ -49,13 +56,56 @@ export function compared(name: string, value: number, unit: string, baseline?: B
   };
 }
 
-export function formatRows(title: string, rows: readonly BenchRow[]): string {
-  const fmt = (n: number): string => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
-  const lines = [`\n## ${title}`, '', '| figure | value | vs baseline | ratio |', '|---|---:|---|---:|'];
-  for (const row of rows) {
+/**
+ * A row from interleaved repetitions: the median with its min–max; against a baseline, the ratio of the medians with
+ * the range of the per-repetition (paired) ratios.
+ */
+export function spreadRow(
+  name: string,
+  value: Spread,
+  unit: string,
+  baseline?: { readonly row: BenchRow; readonly paired: Spread },
+  note?: string,
+): BenchRow {
+  return {
+    name,
+    value: value.median,
+    unit,
+    range: { min: value.min, max: value.max, count: value.count },
+    ...(baseline
+      ? {
+          baseline: baseline.row.name,
+          ratio: value.median / baseline.row.value,
+          ratioRange: { min: baseline.paired.min, max: baseline.paired.max },
+        }
+      : {}),
+    ...(note ? { note } : {}),
+  };
+}
+
+export interface TableContext {
+  /** The load average when the table's measurements started and ended. */
+  readonly loadBefore?: string;
+  readonly loadAfter?: string;
+}
+
+export function formatRows(title: string, rows: readonly BenchRow[], context: TableContext = {}): string {
+  const fmt = (n: number): string => (Number.isNaN(n) ? 'n/a' : Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
+  const lines = [`\n## ${title}`, ''];
+  if (context.loadBefore || context.loadAfter) {
     lines.push(
-      `| ${row.name} | ${fmt(row.value)} ${row.unit} | ${row.baseline ?? ''} | ${row.ratio === undefined ? '' : `${row.ratio.toFixed(2)}×`} |`,
+      `load average (1 / 5 / 15 min) before: ${context.loadBefore ?? '?'}, after: ${context.loadAfter ?? '?'}; ${cpus().length} cores`,
+      '',
     );
+  }
+  lines.push('| figure | median (min–max) | vs baseline | ratio (paired min–max) |', '|---|---:|---|---:|');
+  for (const row of rows) {
+    const value = row.range && row.range.count > 1 ? `${fmt(row.value)} (${fmt(row.range.min)}–${fmt(row.range.max)})` : fmt(row.value);
+    const ratio =
+      row.ratio === undefined
+        ? ''
+        : `${row.ratio.toFixed(2)}×${row.ratioRange ? ` (${row.ratioRange.min.toFixed(2)}–${row.ratioRange.max.toFixed(2)})` : ''}`;
+    lines.push(`| ${row.name} | ${value} ${row.unit} | ${row.baseline ?? ''} | ${ratio} |`);
   }
   const notes = rows.filter((row) => row.note).map((row) => `- ${row.name}: ${row.note}`);
   return [...lines, ...(notes.length ? ['', ...notes] : [])].join('\n');

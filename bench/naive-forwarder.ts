@@ -1,10 +1,12 @@
 import { pathToFileURL } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { Agent, request as undiciRequest } from 'undici';
 import { basicAuthHeader, trackEventUrl } from '../shared/target/saasquatch-api.js';
 
 /**
  * The baseline the relay is benchmarked against: a pass-through forwarder with the relay's invocable route, built the
- * obvious way (Fastify plus fetch). No dedup, no outbox, no key checks: each item is POSTed to the target's REST
+ * obvious way, and as fast as that goes: Fastify plus undici with keep-alive (global fetch is about 2.4× slower on
+ * loopback, which would flatter the relay). No dedup, no outbox, no key checks: each item is POSTed to the target's REST
  * events endpoint while the caller waits, and the answer is the target's. Whatever the target does not dedup, it records.
  */
 export interface NaiveForwarderOptions {
@@ -27,6 +29,10 @@ interface InvocableItem {
 export async function startNaiveForwarder(options: NaiveForwarderOptions): Promise<{ url: string; app: FastifyInstance }> {
   const app = Fastify({ logger: false });
   const authorization = basicAuthHeader(options.apiKey);
+  const agent = new Agent({ connections: 128, keepAliveTimeout: 10_000 });
+  app.addHook('onClose', async () => {
+    await agent.close();
+  });
   app.post('/salesforce/track-event/by-id', async (request, reply) => {
     const items = ((request.body as { usersEvents?: InvocableItem[] } | null)?.usersEvents ?? []).filter(
       (item) => typeof item.userId === 'string' && typeof item.accountId === 'string' && typeof item.key === 'string',
@@ -45,13 +51,15 @@ export async function startNaiveForwarder(options: NaiveForwarderOptions): Promi
             },
           ],
         };
-        const response = await fetch(trackEventUrl(options.targetUrl, options.tenant, input), {
+        const response = await undiciRequest(trackEventUrl(options.targetUrl, options.tenant, input), {
           method: 'POST',
           headers: { authorization, 'content-type': 'application/json' },
           body: JSON.stringify(input),
+          dispatcher: agent,
         });
-        await response.arrayBuffer();
-        return { ok: response.ok, status: response.status };
+        await response.body.dump();
+        const ok = response.statusCode >= 200 && response.statusCode < 300;
+        return { ok, status: response.statusCode };
       }),
     );
     return reply.code(results.every((result) => result.ok) ? 200 : 502).send({ results });

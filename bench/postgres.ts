@@ -1,14 +1,23 @@
 import pg from 'pg';
 import { runId } from './run-id.js';
 
-/** The PostgreSQL benchmarks and the chaos run use: ONCEKIT_POSTGRES_URL, else the local default. */
-export const POSTGRES_URL = process.env.ONCEKIT_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+/**
+ * The PostgreSQL database the benchmarks and the chaos run use: ONCEKIT_BENCH_POSTGRES_URL, else ONCEKIT_POSTGRES_URL,
+ * else the local default. Each run works in schemas of its own, named ONCEKIT_BENCH_POSTGRES_SCHEMA_PREFIX (default
+ * `oncekit_bench`), the run's id and a label, and drops them when done.
+ */
+export const POSTGRES_URL =
+  process.env.ONCEKIT_BENCH_POSTGRES_URL || process.env.ONCEKIT_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+const SCHEMA_PREFIX = process.env.ONCEKIT_BENCH_POSTGRES_SCHEMA_PREFIX || 'oncekit_bench';
+if (!/^[a-z_][a-z0-9_]{0,20}$/.test(SCHEMA_PREFIX)) {
+  throw new Error('ONCEKIT_BENCH_POSTGRES_SCHEMA_PREFIX must be a lower-case SQL identifier of at most 21 characters');
+}
 
 let schemas = 0;
 /** A schema of this run only (dropped with dropSchema). */
 export function uniqueSchema(label: string): string {
   schemas += 1;
-  return `oncekit_bench_${runId}_${label}_${schemas}`.slice(0, 40);
+  return `${SCHEMA_PREFIX}_${runId}_${label}_${schemas}`.slice(0, 48);
 }
 
 /** POSTGRES_URL with oncekit's `schema` parameter, as a relay takes it in --store. */

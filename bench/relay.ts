@@ -8,9 +8,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startOncekit } from '../cli/spawn-self.js';
 import { DEFAULT_SANDBOX_API_KEY } from '../sandbox/target/defaults.js';
-import { basicAuthHeader, trackEventUrl } from '../shared/target/saasquatch-api.js';
-import { type BenchRow, compared } from './measure.js';
+import { createTargetClient } from '../shared/target/client.js';
+import { undiciTransport } from '../shared/target/transport-undici.js';
+import { type Figures, figure, interleave, pairedRatios } from './interleave.js';
+import { type BenchRow, spreadRow } from './measure.js';
 import { runId } from './run-id.js';
+import { loadSeconds, quick, repetitions, warmUpSeconds } from './settings.js';
 
 /** The part of autocannon's programmatic API used here (the package ships no types). */
 export interface AutocannonRequest {
@@ -40,7 +43,7 @@ type Autocannon = (options: {
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 export const CONNECTIONS = 10;
-export const WARM_UP_SECONDS = 1;
+export const WARM_UP_SECONDS = warmUpSeconds;
 const DRAIN_LIMIT_MS = 120_000;
 
 export interface Load {
@@ -153,109 +156,204 @@ export async function drained(relayUrl: string, auth: Record<string, string>, li
   }
 }
 
+export type ForwarderSubject = 'ceiling' | 'naive' | 'relay';
+
+interface Shape {
+  readonly label: string;
+  readonly eventsPerRequest: number;
+}
+
+/** The invocable's body with `count` events. */
+const invocableRequest = (count: number) => () => ({
+  path: '/salesforce/track-event/by-id',
+  body: JSON.stringify({ usersEvents: Array.from({ length: count }, nextEvent) }),
+});
+
+/** Batches of CEILING_BATCH events the ceiling keeps in flight at once. */
+const CEILING_BATCH = 100;
+const CEILING_IN_FLIGHT = 4;
+
 /**
- * Relay throughput and p99 latency under autocannon, beside a naive pass-through forwarder and the sandbox alone (the
- * ceiling), all against one sandbox in the same run. ONCEKIT_BENCH_SECONDS sets each load's length (default 5).
+ * The ceiling: the sandbox's own batched ingest, `logUserEvents` with CEILING_BATCH events, CEILING_IN_FLIGHT calls in
+ * flight, for `seconds` (after a warm-up), through the target client on undici. Nothing forwards faster to this sandbox.
+ */
+async function ceilingLoad(sandboxUrl: string, tenant: string, seconds: number): Promise<Figures> {
+  const transport = undiciTransport({ connections: CEILING_IN_FLIGHT });
+  const client = createTargetClient({ baseUrl: sandboxUrl, tenant, apiKey: DEFAULT_SANDBOX_API_KEY, transport: transport.send });
+  const toInput = () => {
+    const { key, fields, ...ids } = nextEvent();
+    return { ...ids, events: [{ key, fields }] };
+  };
+  let accepted = 0;
+  let failed = 0;
+  const run = async (until: number, count: boolean) => {
+    await Promise.all(
+      Array.from({ length: CEILING_IN_FLIGHT }, async () => {
+        while (performance.now() < until) {
+          const result = await client.logUserEvents(Array.from({ length: CEILING_BATCH }, toInput));
+          if (!count) continue;
+          for (const item of result.results) {
+            if (item.outcome === 'accepted' || item.outcome === 'duplicate') accepted += 1;
+            else failed += 1;
+          }
+        }
+      }),
+    );
+  };
+  try {
+    await run(performance.now() + warmUpSeconds * 1000, false);
+    const started = performance.now();
+    await run(started + seconds * 1000, true);
+    return { perSecond: accepted / ((performance.now() - started) / 1000), failed };
+  } finally {
+    await transport.close();
+  }
+}
+
+/**
+ * Relay throughput, p99 latency and delivery beside the naive forwarder (undici keep-alive, one REST call per event,
+ * synchronous) and the ceiling (the sandbox's own batched ingest), all against one sandbox, interleaved. Every
+ * measurement starts a fresh process (relay or forwarder) on a fresh tenant, and resets the sandbox first, so nothing
+ * one run leaves behind slows the next.
  */
 export async function runRelayBench(): Promise<BenchRow[]> {
-  const seconds = Number(process.env.ONCEKIT_BENCH_SECONDS ?? 5);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error('ONCEKIT_BENCH_SECONDS must be a positive number');
+  const seconds = loadSeconds;
+  const shapes: Shape[] = quick
+    ? [{ label: '10 × 1', eventsPerRequest: 1 }]
+    : [
+        { label: '10 × 1', eventsPerRequest: 1 },
+        { label: '10 × 50', eventsPerRequest: 50 },
+      ];
   const base = { PATH: process.env.PATH, ONCEKIT_API_KEY: DEFAULT_SANDBOX_API_KEY };
   const sandbox = await startOncekit(['sandbox', '--port', '0'], base);
   const sandboxUrl = sandbox.url ?? '';
   const dataDir = await mkdtemp(join(tmpdir(), 'oncekit-bench-relay-'));
-  const stops: (() => Promise<unknown>)[] = [() => sandbox.stop()];
+  let runs = 0;
+  const notes: string[] = [];
   try {
-    // (a) The sandbox alone: its REST events endpoint with Basic auth, a unique key per request.
-    const sandboxTenant = `ceiling-${runId}`;
-    const ceiling = await load(
-      sandboxUrl,
-      seconds,
-      () => {
-        const { key, fields, ...ids } = nextEvent();
-        const input = { ...ids, events: [{ key, fields }] };
-        return { path: new URL(trackEventUrl(sandboxUrl, sandboxTenant, input)).pathname, body: JSON.stringify(input) };
-      },
-      { authorization: basicAuthHeader(DEFAULT_SANDBOX_API_KEY), 'content-type': 'application/json' },
-    );
+    const rows: BenchRow[] = [];
+    for (const shape of shapes) {
+      const subjects: ForwarderSubject[] = ['ceiling', 'naive', 'relay'];
+      const samples = await interleave(
+        subjects,
+        async (subject, repetition) => {
+          runs += 1;
+          await fetch(`${sandboxUrl}/__sandbox/reset`, { method: 'POST' });
+          const tenant = `${subject}-${runId}-${runs}`;
+          const length = repetition < 0 ? warmUpSeconds : seconds;
+          if (subject === 'ceiling') return ceilingLoad(sandboxUrl, tenant, length);
+          const request = invocableRequest(shape.eventsPerRequest);
+          if (subject === 'naive') {
+            const naive = await startScript('./naive-forwarder.js', { ...base, ONCEKIT_TARGET_URL: sandboxUrl, ONCEKIT_TENANT: tenant });
+            try {
+              const result = await load(naive.url, length, request, { 'content-type': 'application/json' });
+              return {
+                perSecond: result.perSecond * shape.eventsPerRequest,
+                endToEnd: result.perSecond * shape.eventsPerRequest,
+                p99Ms: result.p99Ms,
+                failed: result.failed,
+              };
+            } finally {
+              await naive.stop();
+            }
+          }
+          const secret = randomBytes(24).toString('base64url');
+          const store = `sqlite:${join(dataDir, `relay-${runs}.db`)}`;
+          const relay = await startOncekit(['relay', '--port', '0', '--target-url', sandboxUrl, '--tenant', tenant, '--store', store], {
+            ...base,
+            ONCEKIT_RELAY_SECRET: secret,
+            ONCEKIT_LOG_LEVEL: 'warn',
+            // Throughput, not backpressure: the relay takes everything and the drain is counted end to end.
+            ONCEKIT_MAX_BACKLOG: 'off',
+          });
+          try {
+            const relayUrl = relay.url ?? '';
+            const auth = { authorization: `Bearer ${secret}` };
+            const result = await load(relayUrl, length, request, { ...auth, 'content-type': 'application/json' });
+            // The relay answers once the events are in its outbox; delivery goes on after the load ends.
+            const loadEnded = performance.now();
+            const outbox = await drained(relayUrl, auth);
+            const drainSeconds = (performance.now() - loadEnded) / 1000;
+            const acked = result.ok * shape.eventsPerRequest;
+            return {
+              perSecond: result.perSecond * shape.eventsPerRequest,
+              endToEnd: acked / (length + drainSeconds),
+              drainSeconds,
+              p99Ms: result.p99Ms,
+              failed: result.failed,
+              dead: outbox.dead ?? 0,
+            };
+          } finally {
+            await relay.stop();
+          }
+        },
+        { repetitions },
+      );
 
-    // (b) The naive forwarder, in its own process.
-    const naiveTenant = `naive-${runId}`;
-    const naive = await startScript('./naive-forwarder.js', { ...base, ONCEKIT_TARGET_URL: sandboxUrl, ONCEKIT_TENANT: naiveTenant });
-    stops.unshift(() => naive.stop());
-    const invocable = byIdRequest;
-    const naiveLoad = await load(naive.url, seconds, invocable, { 'content-type': 'application/json' });
-    await naive.stop();
-
-    // (c) The relay, in its own process, SQLite store in a temporary directory.
-    const relayTenant = `relay-${runId}`;
-    const secret = randomBytes(24).toString('base64url');
-    const relay = await startOncekit(
-      ['relay', '--port', '0', '--target-url', sandboxUrl, '--tenant', relayTenant, '--store', `sqlite:${join(dataDir, 'oncekit.db')}`],
-      { ...base, ONCEKIT_RELAY_SECRET: secret, ONCEKIT_LOG_LEVEL: 'warn' },
-    );
-    stops.unshift(() => relay.stop());
-    const relayUrl = relay.url ?? '';
-    const auth = { authorization: `Bearer ${secret}` };
-    const relayLoad = await load(relayUrl, seconds, invocable, { ...auth, 'content-type': 'application/json' });
-    // The relay answers once the event is in its outbox; delivery goes on after the load ends.
-    const loadEnded = performance.now();
-    const outbox = await drained(relayUrl, auth);
-    const drainSeconds = (performance.now() - loadEnded) / 1000;
-    const delivered = (outbox.delivered ?? 0) + (outbox.duplicate ?? 0);
-    const enqueued = Object.values(outbox).reduce((sum, n) => sum + n, 0);
-    const relayRecorded = await recordedEvents(sandboxUrl, relayTenant);
-    await relay.stop();
-
-    const failures = (what: string, result: Load) => (result.failed > 0 ? `; ${result.failed} ${what} requests failed` : '');
-    const ceilingRow = compared(
-      'sandbox alone: REST events, 1 event/request (ceiling)',
-      ceiling.perSecond,
-      'req/s',
-      undefined,
-      `${CONNECTIONS} connections, ${seconds} s after a ${WARM_UP_SECONDS} s warm-up${failures('sandbox', ceiling)}`,
-    );
-    const naiveRow = compared(
-      'naive forwarder (Fastify + fetch, no dedup, no outbox)',
-      naiveLoad.perSecond,
-      'req/s',
-      ceilingRow,
-      `forwards synchronously to the sandbox${failures('naive', naiveLoad)}`,
-    );
-    const relayRow = compared(
-      'relay /salesforce/track-event/by-id, SQLite',
-      relayLoad.perSecond,
-      'req/s',
-      naiveRow,
-      `answers once the event is durable in the outbox; the worker delivers in batches concurrently${failures('relay', relayLoad)}`,
-    );
-    const ceilingP99 = compared('sandbox alone p99', ceiling.p99Ms, 'ms');
-    const naiveP99 = compared('naive forwarder p99', naiveLoad.p99Ms, 'ms', ceilingP99);
-    return [
-      ceilingRow,
-      naiveRow,
-      relayRow,
-      compared('relay, against the ceiling', relayLoad.perSecond, 'req/s', ceilingRow),
-      ceilingP99,
-      naiveP99,
-      compared('relay p99', relayLoad.p99Ms, 'ms', naiveP99),
-      compared(
-        'relay outbox drain after the load',
-        drainSeconds,
-        's',
-        undefined,
-        `${delivered} of ${enqueued} outbox events delivered (${outbox.dead ?? 0} dead), ${relayRecorded} recorded by the sandbox, for ${relayLoad.warmUpOk + relayLoad.ok} 2xx answers counted (warm-up included; up to ${2 * CONNECTIONS} more were in flight when autocannon stopped)`,
-      ),
-      compared(
-        'relay end to end: accepted events ÷ (load + drain)',
-        relayLoad.ok / (seconds + drainSeconds),
+      const how = `${CONNECTIONS} connections × ${shape.eventsPerRequest} event${shape.eventsPerRequest > 1 ? 's' : ''}/request`;
+      const ceilingRow = spreadRow(
+        `${shape.label}: ceiling, the sandbox's batched ingest (logUserEvents × ${CEILING_BATCH}, ${CEILING_IN_FLIGHT} in flight)`,
+        figure(samples, 'ceiling', 'perSecond'),
         'events/s',
-        naiveRow,
-        `processes share ${cpus().length} cores: autocannon (this process), the sandbox, and the naive forwarder or the relay (its HTTP server and outbox worker in one event loop); logs at warn`,
-      ),
-    ];
+        undefined,
+        shape === shapes[0] ? 'the target client on undici in the bench process; measured again beside each shape' : undefined,
+      );
+      rows.push(ceilingRow);
+      const naiveRow = spreadRow(
+        `${shape.label}: naive forwarder (undici keep-alive, 1 REST call per event)`,
+        figure(samples, 'naive', 'perSecond'),
+        'events/s',
+      );
+      const relayAcked = spreadRow(
+        `${shape.label}: relay acknowledged, SQLite`,
+        figure(samples, 'relay', 'perSecond'),
+        'events/s',
+        { row: naiveRow, paired: pairedRatios(samples, 'relay', 'naive', 'perSecond') },
+        'answered once durable in the outbox',
+      );
+      const relayEndToEnd = spreadRow(
+        `${shape.label}: relay end to end (acked ÷ (load + drain))`,
+        figure(samples, 'relay', 'endToEnd'),
+        'events/s',
+        { row: naiveRow, paired: pairedRatios(samples, 'relay', 'naive', 'endToEnd') },
+      );
+      rows.push(naiveRow, relayAcked, relayEndToEnd);
+      rows.push(
+        spreadRow(`${shape.label}: relay end to end against the ceiling`, figure(samples, 'relay', 'endToEnd'), 'events/s', {
+          row: ceilingRow,
+          paired: pairedRatios(samples, 'relay', 'ceiling', 'endToEnd', 'perSecond'),
+        }),
+      );
+      const naiveP99 = spreadRow(`${shape.label}: naive forwarder p99`, figure(samples, 'naive', 'p99Ms'), 'ms');
+      rows.push(
+        naiveP99,
+        spreadRow(`${shape.label}: relay p99`, figure(samples, 'relay', 'p99Ms'), 'ms', {
+          row: naiveP99,
+          paired: pairedRatios(samples, 'relay', 'naive', 'p99Ms'),
+        }),
+        spreadRow(`${shape.label}: relay outbox drain after the load`, figure(samples, 'relay', 'drainSeconds'), 's'),
+      );
+      const failedOf = (subject: 'naive' | 'relay') => samples[subject].reduce((sum, f) => sum + (f.failed ?? 0), 0);
+      const dead = samples.relay.reduce((sum, f) => sum + (f.dead ?? 0), 0);
+      notes.push(
+        `${how}, ${seconds} s per load after a ${warmUpSeconds} s warm-up: ${failedOf('naive')} naive and ${failedOf('relay')} relay requests failed, ${dead} dead letters; the relay runs with ONCEKIT_MAX_BACKLOG=off`,
+      );
+    }
+    const first = rows[0];
+    if (first)
+      rows[0] = {
+        ...first,
+        note: [
+          first.note,
+          ...notes,
+          `processes share ${cpus().length} cores: autocannon and the ceiling's client (this process), the sandbox, and the forwarder or the relay`,
+        ]
+          .filter(Boolean)
+          .join('; '),
+      };
+    return rows;
   } finally {
-    for (const stop of stops) await stop().catch(() => undefined);
+    await sandbox.stop().catch(() => undefined);
     await rm(dataDir, { recursive: true, force: true });
   }
 }

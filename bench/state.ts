@@ -13,8 +13,8 @@ import { type BenchRow, compared, measureRate } from './measure.js';
 import { dropSchema, postgresUrl, uniqueSchema } from './postgres.js';
 import { byIdRequest, CONNECTIONS, drained, json, type Load, load, WARM_UP_SECONDS } from './relay.js';
 import { runId } from './run-id.js';
+import { REDIS_URL } from './settings.js';
 
-const REDIS_URL = process.env.ONCEKIT_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const GROUP_SIZES = [1, 10, 100] as const;
 /** Each store measurement runs this long (after measureRate's warm-up), or until MAX_EVENTS are in. */
 const MEASURE_MS = 1500;

@@ -154,7 +154,11 @@ export function deliveryConfigFrom(options: DeliveryOptions, env: NodeJS.Process
 }
 
 const targetSchema = z.object({
-  targetUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+  targetUrl: z
+    .string()
+    .trim()
+    .min(1, 'is empty: set the API base URL, or unset ONCEKIT_TARGET_URL for https://app.referralsaasquatch.com')
+    .pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })),
   tenant: z.string({ error: 'required' }).min(1, 'must not be empty'),
   apiKey: z.string({ error: 'required: set the environment variable (it is never taken from the command line)' }).min(1),
 });

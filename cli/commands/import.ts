@@ -9,6 +9,7 @@ import {
   runImport,
 } from '../../shared/import/index.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/index.js';
+import { jsonLineLogger, type Logger } from '../../shared/log.js';
 import {
   addDeliveryOptions,
   addStoreOptions,
@@ -83,6 +84,7 @@ export function registerImportCommand(program: Command): void {
     importFormatOf(file, options.format);
     storeLocationFrom(options.store);
     await readableFileSize(file);
+    const bar = options.progress && process.stderr.isTTY && !options.json ? importProgressBar(options.dryRun === true) : null;
     const keyFrom = options.keyFrom
       ?.split(',')
       .map((name) => name.trim())
@@ -93,9 +95,8 @@ export function registerImportCommand(program: Command): void {
       ...(keyFrom ? { keyFrom } : {}),
       policy: options.policy,
       ...(options.errorsFile ? { errorsFile: options.errorsFile } : {}),
-      logger: commandLogger(options.verbose === true),
+      logger: retriesShown(commandLogger(options.verbose === true), options.verbose === true, bar),
     };
-    const bar = options.progress && process.stderr.isTTY && !options.json ? importProgressBar(options.dryRun === true) : null;
     const controller = new AbortController();
     const interrupt = (): void => {
       if (controller.signal.aborted) process.exit(130); // a second Ctrl-C: leave now; leases expire and the next run resumes
@@ -139,18 +140,55 @@ export function registerImportCommand(program: Command): void {
   });
 }
 
+interface ImportProgressLine {
+  update(progress: ImportProgress): void;
+  /** Shows why delivery is waiting, until the next row settles. */
+  retrying(message: string): void;
+  stop(): void;
+}
+
 /** The bar follows rows done with (settled by the target, or invalid), not bytes read: reading runs ahead of delivery. */
-function importProgressBar(dryRun: boolean): { update: (progress: ImportProgress) => void; stop: () => void } {
+function importProgressBar(dryRun: boolean): ImportProgressLine {
   const bar = dryRun ? createProgressBar('checking', 'rows checked') : createProgressBar('importing', 'rows settled');
+  let last: ImportProgress | null = null;
+  let retrying = '';
+  const show = (progress: ImportProgress): void => {
+    const detail = [
+      progress.invalid > 0 ? `${progress.invalid} invalid` : '',
+      progress.skipped > 0 ? `${progress.skipped} skipped` : '',
+      retrying,
+    ].filter(Boolean);
+    bar.update({ done: progress.done, total: progress.total, totalExact: progress.totalExact, detail: detail.join(', ') });
+  };
   return {
     update: (progress) => {
-      const detail = [
-        progress.invalid > 0 ? `${progress.invalid} invalid` : '',
-        progress.skipped > 0 ? `${progress.skipped} skipped` : '',
-      ].filter(Boolean);
-      bar.update({ done: progress.done, total: progress.total, totalExact: progress.totalExact, detail: detail.join(', ') });
+      if (last !== null && progress.done > last.done) retrying = '';
+      last = progress;
+      show(progress);
+    },
+    retrying: (message) => {
+      retrying = `waiting: ${message}`;
+      if (last !== null) show(last);
     },
     stop: bar.stop,
+  };
+}
+
+/**
+ * The command's logger, except that a delivery the worker will retry (the target cannot be resolved, refuses the
+ * connection, or fails) is never silent: it is shown on the progress line, or, without one, logged on stderr each time.
+ */
+function retriesShown(logger: Logger, verbose: boolean, bar: ImportProgressLine | null): Logger {
+  const always = jsonLineLogger();
+  return {
+    info: (fields, message) => logger.info(fields, message),
+    error: (fields, message) => logger.error(fields, message),
+    warn: (fields, message) => {
+      if (fields.event !== 'outbox_delivery_retry') return logger.warn(fields, message);
+      bar?.retrying(message);
+      if (verbose) logger.warn(fields, message);
+      else if (!bar) always.warn(fields, message);
+    },
   };
 }
 

@@ -59,6 +59,14 @@ export interface RelayConfig {
    * commits each request's events by themselves, the baseline the `state` benchmark compares group commit with.
    */
   readonly groupCommit: boolean;
+  /**
+   * Backpressure: above this many undelivered events (pending or leased, for the relay's tenant and target, counted in
+   * the store) the event routes answer 503 with Retry-After and the Pub/Sub subscriber stops requesting
+   * (ONCEKIT_MAX_BACKLOG, default 10000; `off`: null, no limit).
+   */
+  readonly maxBacklog: number | null;
+  /** Backpressure on delivery lag: the oldest due event's wait, in ms (ONCEKIT_MAX_DELIVERY_LAG; default off, null). */
+  readonly maxDeliveryLagMs: number | null;
 }
 
 export interface RelayOptions {
@@ -93,6 +101,8 @@ export const RELAY_SETTING_NAMES = {
   logLevel: 'ONCEKIT_LOG_LEVEL',
   redisPrefix: 'ONCEKIT_REDIS_PREFIX',
   groupCommit: 'ONCEKIT_GROUP_COMMIT',
+  maxBacklog: 'ONCEKIT_MAX_BACKLOG',
+  maxDeliveryLag: 'ONCEKIT_MAX_DELIVERY_LAG',
 } as const satisfies Readonly<Record<string, string>>;
 
 const blankToUndefined = (value: unknown): unknown => (value === '' ? undefined : value);
@@ -132,6 +142,10 @@ const settingsSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
     redisPrefix: optionalText,
     groupCommit: z.enum(['on', 'off'], { error: 'expected on or off' }),
+    maxBacklog: z.union([z.literal('off'), z.coerce.number().int('a whole number').positive('must be positive')], {
+      error: 'expected a positive whole number, or off',
+    }),
+    maxDeliveryLag: optionalText,
   })
   .superRefine((settings, ctx) => {
     if (settings.managedSubscription !== undefined && settings.platformEventTransport !== 'pubsub') {
@@ -186,6 +200,8 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
       logLevel: env.ONCEKIT_LOG_LEVEL || 'info',
       redisPrefix: env.ONCEKIT_REDIS_PREFIX,
       groupCommit: env.ONCEKIT_GROUP_COMMIT || 'on',
+      maxBacklog: env.ONCEKIT_MAX_BACKLOG || DEFAULT_MAX_BACKLOG,
+      maxDeliveryLag: env.ONCEKIT_MAX_DELIVERY_LAG,
     });
   } catch (error) {
     throw renameFields(error);
@@ -219,8 +235,16 @@ export function readRelayConfig(options: RelayOptions, env: Readonly<Record<stri
     retentionMs: retentionFrom(options.retention, env, delivery.horizonMs ?? defaultOutboxDeliveryConfig.horizonMs),
     redis: { keyPrefix: settings.redisPrefix ?? DEFAULT_REDIS_PREFIX, allowVolatile: redisAllowVolatileFromEnv(env) },
     groupCommit: settings.groupCommit === 'on',
+    maxBacklog: settings.maxBacklog === 'off' ? null : settings.maxBacklog,
+    maxDeliveryLagMs:
+      settings.maxDeliveryLag === undefined || settings.maxDeliveryLag === 'off'
+        ? null
+        : parseDuration(settings.maxDeliveryLag, RELAY_SETTING_NAMES.maxDeliveryLag),
   };
 }
+
+/** Undelivered events above which the relay pushes back: a few seconds of delivery at the target's usual pace. */
+export const DEFAULT_MAX_BACKLOG = 10_000;
 
 function renameFields(error: unknown): unknown {
   if (!(error instanceof InvalidInputError)) return error;

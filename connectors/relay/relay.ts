@@ -5,7 +5,7 @@ import { Inbox } from '../../shared/inbox/inbox.js';
 import type { DecideKeyOptions } from '../../shared/keys/decide.js';
 import type { Logger } from '../../shared/log.js';
 import { outboxDeliveryConfig } from '../../shared/outbox/config.js';
-import { groupCommit } from '../../shared/outbox/group-commit.js';
+import { handOverEnqueue } from '../../shared/outbox/hand-over.js';
 import type { Ingest } from '../../shared/outbox/ingest.js';
 import type { OutboxStore } from '../../shared/outbox/types.js';
 import { createOutboxWorker } from '../../shared/outbox/worker.js';
@@ -17,6 +17,7 @@ import { undiciTransport } from '../../shared/target/transport-undici.js';
 import { keygenWebhookPlugin } from '../keygen/webhook-plugin.js';
 import { createSalesforceConnector, type PlatformEventSubscriber, type SalesforceConnector } from '../salesforce/relay-plugin.js';
 import { segmentWebhookPlugin } from '../segment/webhook-plugin.js';
+import { createBackpressure } from './backpressure.js';
 import { RELAY_SETTING_NAMES, type RelayConfig } from './config.js';
 import { consolePage } from './console-routes.js';
 import { startHousekeeping } from './housekeeping.js';
@@ -51,6 +52,8 @@ export interface RelayDependencies {
   };
   /** Where JSON logs go; default stderr, so stdout keeps the human start-up lines. */
   readonly logStream?: NodeJS.WritableStream;
+  /** How long one reading of the backlog serves the event routes (default 1000 ms; tests use 0). */
+  readonly backpressureCacheMs?: number;
 }
 
 export interface RunningRelay {
@@ -125,14 +128,15 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     const ingest = createIngest({
       tenant: target.tenant,
       target: targetKey,
+      // Hands the events to an idle delivery loop, leased in the same commit, or wakes one loop per batch.
       // ONCEKIT_GROUP_COMMIT=off (diagnostic): each request commits by itself, the benchmark's baseline.
-      enqueue: config.groupCommit ? groupCommit(outbox) : outbox.enqueue.bind(outbox),
+      enqueue: handOverEnqueue(outbox, worker, { groupCommit: config.groupCommit, logger: log }),
       // Looked up at each call, not bound once: a test can make the store fail for a while.
       recordUnmappable: (events) => outbox.recordUnmappable(events),
       metrics,
       recent,
       logger: log,
-      wake: () => worker.notify(),
+      wake: () => {}, // the enqueue above already handed the events over or woke a loop
     });
     const keys: DecideKeyOptions = { policy: config.invalidKeyPolicy, logger: log };
 
@@ -140,7 +144,23 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     const stateLoss = stateLossReporter(log);
     app.addHook('onError', async (_request, _reply, error) => stateLoss.note(error));
     closers.push(() => app.close()); // closed first: no new requests, in-flight ones finish, then the plugins' onClose
-    const salesforce = await registerConnectors(app, { config, ingest, keys, state, log });
+    const backlog = async (): Promise<number> => {
+      const counts = await outbox.counts(target.tenant, { target: targetKey });
+      return counts.pending + counts.leased;
+    };
+    const backpressure = createBackpressure({
+      backlog,
+      deliveryLagMs: async () => {
+        const dueAt = await outbox.nextDueAt(target.tenant, targetKey);
+        return dueAt === null ? 0 : Math.max(0, Date.now() - dueAt);
+      },
+      maxBacklog: config.maxBacklog,
+      maxDeliveryLagMs: config.maxDeliveryLagMs,
+      settingNames: { maxBacklog: RELAY_SETTING_NAMES.maxBacklog, maxDeliveryLag: RELAY_SETTING_NAMES.maxDeliveryLag },
+      ...(dependencies.backpressureCacheMs === undefined ? {} : { cacheMs: dependencies.backpressureCacheMs }),
+    });
+    backpressure.register(app);
+    const salesforce = await registerConnectors(app, { config, ingest, keys, state, log, backlog });
     const startedAt = Date.now();
     await app.register(operationsRoutes, {
       secret: config.relaySecret,
@@ -162,6 +182,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
           },
         },
         { name: 'target', check: async () => requireTargetAnswers(await probe.checkCredentials({ timeoutMs: 2000 })) },
+        { name: 'backlog', check: () => backpressure.check() },
         ...salesforce.readiness,
       ],
       page: consolePage(),
@@ -235,6 +256,8 @@ async function registerConnectors(
     readonly keys: DecideKeyOptions;
     readonly state: State;
     readonly log: Logger;
+    /** Undelivered events for the relay's tenant and target, from the store. */
+    readonly backlog: () => Promise<number>;
   },
 ): Promise<SalesforceConnector> {
   const { config, ingest, keys, state, log } = parts;
@@ -251,10 +274,7 @@ async function registerConnectors(
     platformEventTransport: config.platformEventTransport,
     pubSubEndpoint: config.pubSubEndpoint,
     managedSubscription: config.managedSubscription,
-    outboxBacklog: async () => {
-      const counts = await state.outbox.counts(target.tenant);
-      return counts.pending + counts.leased;
-    },
+    ...(config.maxBacklog === null ? {} : { outboxBacklog: { size: parts.backlog, max: config.maxBacklog } }),
     checkpoints: { store: state.checkpoints, tenant: target.tenant },
   });
   await app.register(salesforce.plugin);

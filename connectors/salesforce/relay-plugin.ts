@@ -54,16 +54,16 @@ export interface SalesforceConnectorOptions {
   readonly pubSubEndpoint: PubSubEndpoint;
   /** Pub/Sub only: a managed event subscription, whose position Salesforce keeps (replay ids committed to it). */
   readonly managedSubscription?: string | null;
-  /** Undelivered events in the outbox: the Pub/Sub subscriber asks for more only while it is below the bound. */
-  readonly outboxBacklog?: () => Promise<number>;
+  /**
+   * Flow control: the Pub/Sub subscriber asks for more only while the outbox holds fewer than `max` undelivered events
+   * (the relay passes its backlog limit, ONCEKIT_MAX_BACKLOG). Absent: no bound.
+   */
+  readonly outboxBacklog?: { readonly size: () => Promise<number>; readonly max: number };
   /** Where the subscriber's replay checkpoints live: the relay's state, under this tenant. */
   readonly checkpoints: { readonly store: CheckpointStore; readonly tenant: string };
 }
 
 export type PlatformEventTransport = 'pubsub' | 'cometd';
-
-/** Undelivered events in the outbox above which the Pub/Sub subscriber stops asking Salesforce for more. */
-const PUBSUB_OUTBOX_BACKLOG_MAX = 1000;
 
 export interface SalesforceConnector {
   /** The invocable routes and, when configured, the Platform Event subscription; both end when the app closes. */
@@ -114,7 +114,7 @@ export function createSalesforceConnector(options: SalesforceConnectorOptions): 
           session: pubSubSessionOf(settings.session),
           endpoint: options.pubSubEndpoint,
           ...(options.managedSubscription ? { managedSubscription: options.managedSubscription } : {}),
-          ...(options.outboxBacklog ? { backlog: { size: options.outboxBacklog, max: PUBSUB_OUTBOX_BACKLOG_MAX } } : {}),
+          ...(options.outboxBacklog ? { backlog: options.outboxBacklog } : {}),
         });
 
   async function subscribe(app: Parameters<FastifyPluginAsync>[0]): Promise<void> {

@@ -44,6 +44,14 @@ export interface OutboxWorkerOptions {
   readonly random?: () => number;
 }
 
+export interface SubmitOptions {
+  /**
+   * `performance.now()` taken before the store call that granted the lease: while well inside the lease from then,
+   * the worker sends without renewing it first (no other worker can hold the events). Unknown: renewed first.
+   */
+  readonly leaseRequestedAt?: number;
+}
+
 export interface OutboxWorker {
   readonly owner: string;
   readonly tenant: string;
@@ -58,9 +66,18 @@ export interface OutboxWorker {
    * Hands over events the caller enqueued already leased to this worker (`enqueue(events, {lease: {owner}})`), so they
    * are sent without being read back. Resolves once at most `concurrency` batches wait: the caller's backpressure.
    */
-  submit(events: readonly LeasedEvent[]): Promise<void>;
-  /** Wakes idle loops now, e.g. after an enqueue. */
-  notify(): void;
+  submit(events: readonly LeasedEvent[], options?: SubmitOptions): Promise<void>;
+  /**
+   * Wakes idle loops now, e.g. after an enqueue of `events` events (default 1): one loop per batch they make, not every
+   * loop, so an enqueue of a few events costs one lease, not one per loop. A wake with no loop idle is kept for the
+   * next loop that would go idle.
+   */
+  notify(events?: number): void;
+  /**
+   * Whether events submitted now are sent without queueing: a delivery loop is idle with nothing handed to it, or one
+   * is filling a short batch they would join.
+   */
+  hasIdleLoop(): boolean;
   /** Lets in-flight batches finish and settle, then stops; everything else stays durable in the store. */
   stop(): Promise<void>;
   /** Set when the worker stopped itself after `maxConsecutiveErrors` failures. */
@@ -90,6 +107,15 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     logger,
     ...(options.sleep ? { sleep: options.sleep } : {}),
   });
+  // Where the worker sends, as logs may show it: no credentials, no query.
+  const targetLabel = (() => {
+    try {
+      const url = new URL(options.target.baseUrl);
+      return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+    } catch {
+      return 'the target';
+    }
+  })();
   const backoff = { ...defaultRetryPolicy, baseDelayMs: config.backoffBaseMs, maxDelayMs: config.backoffMaxMs };
   const pacer = eventPacer(config.maxEventsPerSecond);
   // Settlements of the batches in flight at once share one store transaction.
@@ -108,19 +134,34 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   // Set while the loops run, when the store can say that another instance enqueued (PostgreSQL's LISTEN/NOTIFY).
   let unsubscribe: (() => void) | undefined;
   // Batches handed over by submit(), already leased to this worker; taken before anything is leased from the store.
-  const handed: LeasedEvent[][] = [];
+  const handed: HandedBatch[] = [];
+  // Batches on their way to the target now, and loops waiting for a handed batch to fill.
+  let sending = 0;
+  let filling = 0;
   const roomWaiters = new Set<() => void>();
   let stopping = false;
   let failure: Error | null = null;
   let consecutiveErrors = 0;
   const sleepers = new Set<() => void>();
+  // The wake-ups of loops idle for lack of work (a subset of sleepers), and wakes that found none idle.
+  const idleLoops = new Set<() => void>();
+  let pendingWakes = 0;
+
+  const wakeLoops = (count: number): void => {
+    for (const wake of [...idleLoops].slice(0, count)) {
+      idleLoops.delete(wake); // at once: a second wake in the same turn goes to another loop
+      wake();
+      count -= 1;
+    }
+    pendingWakes = Math.min(config.concurrency, pendingWakes + Math.max(0, count));
+  };
 
   const wakeAll = (): void => {
     for (const wake of [...sleepers]) wake();
   };
 
   /** An idle wait that notify() and stop() cut short. Real time: it only paces polling, it decides nothing. */
-  const idle = (ms: number): Promise<void> =>
+  const idle = (ms: number, onWaker?: (wake: () => void) => void): Promise<void> =>
     new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
@@ -129,7 +170,20 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       };
       const timer = setTimeout(done, ms);
       sleepers.add(done);
+      onWaker?.(done);
     });
+
+  /** A loop's wait for work: idle() that notify() can cut short for this loop alone. */
+  const idleLoop = (ms: number): Promise<void> => {
+    let wake: (() => void) | undefined;
+    const waiting = idle(ms, (done) => {
+      wake = done;
+    });
+    if (wake) idleLoops.add(wake);
+    return waiting.finally(() => {
+      if (wake) idleLoops.delete(wake);
+    });
+  };
 
   function attemptFrom(event: LeasedEvent, result: DeliveryResult, startedAt: number, finishedAt: number): AttemptRecord {
     return {
@@ -207,20 +261,25 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     return performance.now() >= sendAt;
   }
 
-  async function deliver(batch: readonly LeasedEvent[]): Promise<void> {
+  async function deliver(batch: readonly LeasedEvent[], leaseRequestedAt: number | null): Promise<void> {
     if (!(await awaitTurn(batch.length))) {
       // Stopping while the cap held the batch back: give it back, due now, for the next worker.
       const at = clock.now();
       await store.settle(batch.map((event) => ({ id: event.id, owner, attempt: null, to: 'pending', dueAt: at })));
       return;
     }
-    // Renewed first: a submitted batch may have waited, and an event another worker took over is not ours to send.
+    // Renewed first, unless leased just now (less than a third of the lease ago, on this process's monotonic clock, so
+    // no clock skew with the store matters): a batch may have waited, and an event another worker took over is not
+    // ours to send. Once sending, keepLeases renews every third of the lease.
+    const fresh = leaseRequestedAt !== null && performance.now() - leaseRequestedAt < config.leaseMs / 3;
     const held = new Set(
-      await store.renewLeases(
-        owner,
-        batch.map((event) => event.id),
-        config.leaseMs,
-      ),
+      fresh
+        ? batch.map((event) => event.id)
+        : await store.renewLeases(
+            owner,
+            batch.map((event) => event.id),
+            config.leaseMs,
+          ),
     );
     for (const event of batch) {
       if (!held.has(event.id))
@@ -244,9 +303,11 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       const startedAt = clock.now();
       const keeper = keepLeases(sendable.map((event) => event.id));
       let results: readonly DeliveryResult[];
+      sending += 1;
       try {
         ({ results } = await client.logUserEvents(sendable.map((event) => event.input)));
       } finally {
+        sending -= 1;
         keeper.stop();
       }
       const finishedAt = clock.now();
@@ -256,6 +317,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       });
     }
     const applied = await settle(settlements.map(({ settlement }) => settlement));
+    reportRetries(settlements.filter((_, index) => applied[index]).map(({ settlement }) => settlement));
     applied.forEach((ok, index) => {
       const settled = settlements[index];
       if (!settled) return;
@@ -274,17 +336,78 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     });
   }
 
+  /**
+   * One warning per batch that failed and goes back to wait: an unreachable or failing target is said with each retry
+   * (its reason, how many events, when they come due), never left to spin silently.
+   */
+  function reportRetries(settlements: readonly Settlement[]): void {
+    let retrying = 0;
+    let first: Extract<Settlement, { to: 'pending' }> | null = null;
+    for (const settlement of settlements) {
+      if (settlement.to !== 'pending' || settlement.attempt === null) continue;
+      retrying += 1;
+      first ??= settlement;
+    }
+    if (first === null || first.attempt === null) return;
+    const reason = describeAnswer(first.attempt);
+    const retryInMs = Math.max(0, Math.round(first.dueAt - clock.now()));
+    logger.warn(
+      {
+        event: 'outbox_delivery_retry',
+        owner,
+        target: targetLabel,
+        events: retrying,
+        attempt: first.attempt.number,
+        status: first.attempt.status,
+        reason,
+        retryInMs,
+      },
+      `delivery to ${targetLabel} failed (${reason}); ${retrying} event${retrying === 1 ? '' : 's'} retry in ${formatDuration(retryInMs)} (attempt ${first.attempt.number})`,
+    );
+  }
+
+  /**
+   * A handed batch short of a full one, while another batch is on its way to the target (so the target is keeping up
+   * and more events are coming), waits BATCH_FILL_MS for the batches handed meanwhile and goes with them: fewer, fuller
+   * calls and settlements. An idle worker sends at once.
+   */
+  async function filled(batch: HandedBatch): Promise<HandedBatch> {
+    if (batch.events.length >= config.batchSize || sending === 0 || stopping) return batch;
+    filling += 1;
+    try {
+      await idle(BATCH_FILL_MS);
+    } finally {
+      filling -= 1;
+    }
+    let { events, leaseRequestedAt } = batch;
+    while (handed.length > 0 && events.length + (handed[0] as HandedBatch).events.length <= config.batchSize) {
+      const next = handed.shift() as HandedBatch;
+      events = events.concat(next.events);
+      // The oldest lease decides whether the merged batch is renewed before it is sent.
+      leaseRequestedAt =
+        leaseRequestedAt === null || next.leaseRequestedAt === null ? null : Math.min(leaseRequestedAt, next.leaseRequestedAt);
+    }
+    if (events !== batch.events) for (const resume of [...roomWaiters]) resume();
+    return { events, leaseRequestedAt };
+  }
+
   async function runOnce(): Promise<number> {
     const submitted = handed.shift();
-    if (submitted) for (const resume of [...roomWaiters]) resume();
-    const batch = submitted ?? (await leaseBatch(new Array<null>(config.batchSize).fill(null))).filter(isLeased);
-    if (batch.length > 0) await deliver(batch);
+    if (submitted) {
+      for (const resume of [...roomWaiters]) resume();
+      const batch = await filled(submitted);
+      await deliver(batch.events, batch.leaseRequestedAt);
+      return batch.events.length;
+    }
+    const leaseRequestedAt = performance.now();
+    const batch = (await leaseBatch(new Array<null>(config.batchSize).fill(null))).filter(isLeased);
+    if (batch.length > 0) await deliver(batch, leaseRequestedAt);
     return batch.length;
   }
 
   /** Gives submitted batches nobody will send back to the store, due now, so no one waits for their lease to run out. */
   async function releaseHanded(): Promise<void> {
-    const events = handed.splice(0).flat();
+    const events = handed.splice(0).flatMap((batch) => batch.events);
     for (const resume of [...roomWaiters]) resume();
     if (events.length === 0) return;
     const now = clock.now();
@@ -302,7 +425,12 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       try {
         const leased = await runOnce();
         consecutiveErrors = 0;
-        if (leased === 0 && !stopping) await idle(await idleDelay());
+        if (leased === 0 && !stopping) {
+          const delay = await idleDelay();
+          if (pendingWakes > 0)
+            pendingWakes -= 1; // an enqueue came while this loop was looking: look again
+          else await idleLoop(delay);
+        }
       } catch (error) {
         consecutiveErrors += 1;
         const reason = error instanceof Error ? error.message : String(error);
@@ -335,10 +463,18 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       });
     },
     runOnce,
-    notify: wakeAll,
-    async submit(events) {
-      for (let start = 0; start < events.length; start += config.batchSize) handed.push(events.slice(start, start + config.batchSize));
-      wakeAll();
+    notify(events = 1) {
+      wakeLoops(Math.max(1, Math.ceil(events / config.batchSize)));
+    },
+    hasIdleLoop: () =>
+      idleLoops.size > handed.length || (filling > 0 && handed.reduce((sum, batch) => sum + batch.events.length, 0) < config.batchSize),
+    async submit(events, submitOptions = {}) {
+      let batches = 0;
+      for (let start = 0; start < events.length; start += config.batchSize) {
+        handed.push({ events: events.slice(start, start + config.batchSize), leaseRequestedAt: submitOptions.leaseRequestedAt ?? null });
+        batches += 1;
+      }
+      wakeLoops(batches);
       if (stopping) {
         await releaseHanded();
         return;
@@ -374,6 +510,15 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
 }
 
 const isLeased = (event: LeasedEvent | null): event is LeasedEvent => event !== null;
+
+interface HandedBatch {
+  readonly events: LeasedEvent[];
+  /** performance.now() before the store call that leased them; null: unknown. */
+  readonly leaseRequestedAt: number | null;
+}
+
+/** How long a short handed batch waits for more while another batch is in flight (see `filled`). */
+const BATCH_FILL_MS = 2;
 
 export interface DrainOptions {
   readonly store: OutboxStore;

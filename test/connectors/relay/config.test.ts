@@ -164,4 +164,20 @@ describe('readRelayConfig', () => {
     const managedOverCometd = { ONCEKIT_SF_MANAGED_SUBSCRIPTION: 'Oncekit_Events', ONCEKIT_SF_EVENT_TRANSPORT: 'cometd' };
     expect(fields(failure({}, managedOverCometd))).toEqual(['ONCEKIT_SF_MANAGED_SUBSCRIPTION']);
   });
+
+  it('backpressure: 10000 undelivered events by default, ONCEKIT_MAX_BACKLOG=off for none; delivery lag off unless set', () => {
+    expect(readRelayConfig({}, {})).toMatchObject({ maxBacklog: 10_000, maxDeliveryLagMs: null });
+    expect(readRelayConfig({}, { ONCEKIT_MAX_BACKLOG: '500', ONCEKIT_MAX_DELIVERY_LAG: '2m' })).toMatchObject({
+      maxBacklog: 500,
+      maxDeliveryLagMs: 120_000,
+    });
+    expect(readRelayConfig({}, { ONCEKIT_MAX_BACKLOG: 'off', ONCEKIT_MAX_DELIVERY_LAG: 'off' })).toMatchObject({
+      maxBacklog: null,
+      maxDeliveryLagMs: null,
+    });
+    for (const bad of ['0', '-5', '1.5', 'lots']) {
+      expect(fields(failure({}, { ONCEKIT_MAX_BACKLOG: bad })), bad).toEqual(['ONCEKIT_MAX_BACKLOG']);
+    }
+    expect(() => readRelayConfig({}, { ONCEKIT_MAX_DELIVERY_LAG: 'soon' })).toThrow(/ONCEKIT_MAX_DELIVERY_LAG/);
+  });
 });

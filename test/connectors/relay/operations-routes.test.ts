@@ -63,7 +63,7 @@ describe('health, readiness and metrics', () => {
     expect(health.json).toEqual({ status: 'ok' });
     const ready = await request(`${relay.url}/readyz`);
     expect(ready.status).toBe(200);
-    expect(ready.json).toEqual({ status: 'ready', checks: { store: 'ok', target: 'ok' } });
+    expect(ready.json).toEqual({ status: 'ready', checks: { store: 'ok', target: 'ok', backlog: 'ok' } });
     expect(relay.sandbox).toBeNull();
   });
 

@@ -59,6 +59,8 @@ function spawnRelay(tenant: string, store: string, extra: Record<string, string>
     ONCEKIT_RELAY_SECRET: RELAY_SECRET,
     ONCEKIT_STORE: store,
     ONCEKIT_LOG_LEVEL: 'warn',
+    // The outbox bound the flow-control test expects (the default is higher).
+    ONCEKIT_MAX_BACKLOG: '1000',
     ...extra,
   };
   const child = spawn(process.execPath, [ONCEKIT_BIN, 'relay', '--port', '0'], { env, stdio: ['ignore', 'ignore', 'ignore'] });

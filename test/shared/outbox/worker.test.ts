@@ -234,6 +234,56 @@ describe('outbox worker', () => {
     expect(await store.get(TENANT, result?.id ?? '')).toMatchObject({ state: 'pending', dueAt: clock.now() + 30_000 });
   });
 
+  it('logs each failed delivery it will retry: the reason, the events, when they come due, and the target without credentials', async () => {
+    const warnings: { fields: Record<string, unknown>; message: string }[] = [];
+    const clock = manualClock();
+    const store = new MemoryOutboxStore({ clock });
+    // Nothing listens on port 1: the connection is refused, as for a target that is down or mistyped.
+    const worker = createOutboxWorker({
+      store,
+      target: {
+        baseUrl: 'http://user:secret-pw@127.0.0.1:1/api?token=secret-q',
+        id: TARGET_ID,
+        tenant: TENANT,
+        apiKey: 'k',
+        transport: transport.send,
+      },
+      config: { batchSize: 100, concurrency: 1, backoffBaseMs: 1000, backoffMaxMs: 60_000 },
+      logger: { info() {}, error() {}, warn: (fields, message) => warnings.push({ fields, message }) },
+      clock,
+      random: () => 0.5,
+      sleep: async () => {},
+    });
+    await store.enqueue([event(), event()]);
+    expect(await worker.runOnce()).toBe(2);
+    const retries = warnings.filter((warning) => warning.fields.event === 'outbox_delivery_retry');
+    expect(retries).toHaveLength(1);
+    expect(retries[0]?.fields).toMatchObject({
+      target: 'http://127.0.0.1:1/api',
+      events: 2,
+      attempt: 1,
+      status: null,
+      reason: expect.stringMatching(/^no answer: .*ECONNREFUSED/),
+      retryInMs: 500,
+    });
+    expect(retries[0]?.message).toMatch(
+      /^delivery to http:\/\/127\.0\.0\.1:1\/api failed \(no answer: .*ECONNREFUSED.*\); 2 events retry in 500 ms \(attempt 1\)$/,
+    );
+    expect(JSON.stringify(warnings)).not.toMatch(/secret/);
+    // Delivered events say nothing.
+    warnings.length = 0;
+    const ok = setup();
+    const logged = createOutboxWorker({
+      store: ok.store,
+      target: { baseUrl: sandbox.url, id: TARGET_ID, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, transport: transport.send },
+      logger: { info() {}, error() {}, warn: (fields, message) => warnings.push({ fields, message }) },
+      clock: ok.clock,
+    });
+    await ok.store.enqueue([event()]);
+    expect(await logged.runOnce()).toBe(1);
+    expect(warnings).toEqual([]);
+  });
+
   it('gives up at the retry horizon: a retry that would fall past it makes a dead letter with the reason', async () => {
     const { store, worker, clock } = setup({ config: { horizonMs: 2 * HOUR, backoffBaseMs: 5 * HOUR, backoffMaxMs: 5 * HOUR } });
     sandbox.faults.enqueue({ kind: 'status', status: 500 }, { kind: 'status', status: 500 }, { kind: 'status', status: 500 });
