@@ -316,4 +316,53 @@ describe('fuzzing the relay’s inbound routes', () => {
     expect(failures).toEqual([]);
     await healthy();
   }, 120_000);
+
+  it('the console API never answers 5xx, whatever the query or the retry body', async () => {
+    const paramNames = ['state', 'source', 'target', 'key', 'sourceId', 'since', 'until', 'limit', 'offset', 'window', 'x'];
+    const oddText = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.constantFrom('', '-1', '0', '1e308', 'NaN', '2026-13-45T99:99:99Z', 'dead', '__proto__', 'x'.repeat(5000), 'a\ud800'),
+    );
+    const queries = fc.sample(fc.dictionary(fc.constantFrom(...paramNames), oddText, { maxKeys: 5 }), PER_ROUTE / 2);
+    const paths = ['/api/events', '/api/dead-letters', '/api/activity', '/api/overview', '/api/instances'];
+    const ids = fc.sample(fc.oneof(fc.string({ maxLength: 60 }), fc.constantFrom('ob_00000000001', '..%2f..', '%00')), 50);
+    const gets: Probe[] = queries.map((query) => ({
+      body: new URLSearchParams(query as Record<string, string>).toString(),
+      contentType: null,
+      idempotencyKey: null,
+    }));
+    let count = 0;
+    const getFailures = await fire(gets, async (probe) => {
+      const path = paths[count++ % paths.length] as string;
+      return (await request(`${harness.relay.url}${path}?${probe.body}`, { method: 'GET', headers: headersOf(probe, bearer) })).status;
+    });
+    const idFailures = await fire(
+      ids.map((id) => ({ body: encodeURIComponent(id), contentType: null, idempotencyKey: null })),
+      async (probe) => (await request(`${harness.relay.url}/api/events/${probe.body}`, { method: 'GET', headers: bearer })).status,
+    );
+    const retryBodies = [
+      ...fc
+        .sample(
+          fc.oneof(
+            fc.record({ ids: fc.array(fc.oneof(fc.string({ maxLength: 30 }), fc.integer()), { maxLength: 300 }) }, { requiredKeys: [] }),
+            fc.record({ matching: fc.dictionary(fc.constantFrom(...paramNames), fc.jsonValue({ maxDepth: 2 })) }, { requiredKeys: [] }),
+            fc.jsonValue({ maxDepth: 4 }),
+          ),
+          PER_ROUTE / 4,
+        )
+        .map((body) => JSON.stringify(body)),
+      deepObject,
+      '{"ids":',
+      '',
+    ];
+    const retryFailures = await fire(
+      retryBodies.map((body) => ({ body, contentType: 'application/json', idempotencyKey: null })),
+      (probe) => post('/api/dead-letters/retry', probe, bearer),
+    );
+    const total = gets.length + ids.length + retryBodies.length;
+    const failures = [...getFailures, ...idFailures, ...retryFailures];
+    console.log(`fuzz /api (console): ${total} requests, ${failures.length} 5xx`);
+    expect(failures).toEqual([]);
+    await healthy();
+  }, 120_000);
 });
