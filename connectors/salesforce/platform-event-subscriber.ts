@@ -5,6 +5,7 @@ import { type Logger, silentLogger } from '../../shared/log.js';
 import { type BayeuxClient, type BayeuxSubscribeFailure, openBayeuxClient } from './bayeux-client.js';
 import { DEFAULT_PLATFORM_EVENT_CHANNEL, type PlatformEventMessage } from './platform-event-mapping.js';
 import { checkpointReplayId, type ReplayCheckpointStore } from './replay-checkpoint-store.js';
+import { ResubscribeSchedule } from './resubscribe-schedule.js';
 
 /**
  * Subscribes to a Platform Event channel over CometD (bayeux-client.ts), and hands each event to the caller's sink
@@ -117,8 +118,6 @@ class Subscriber implements PlatformEventSubscriber {
   readonly transport = 'cometd';
   readonly #options: PlatformEventSubscriberOptions;
   readonly #logger: Logger;
-  readonly #initialDelayMs: number;
-  readonly #maxDelayMs: number;
   #state: SubscriberState = 'idle';
   /** Id of the current client; a message or failure from any other client is stale and ignored. */
   #current = 0;
@@ -130,10 +129,6 @@ class Subscriber implements PlatformEventSubscriber {
   #paused = false;
   #pump: Promise<void> | null = null;
   #lifecycle: Promise<void> = Promise.resolve();
-  /** Failed deliveries and subscriptions since the last checkpoint: the backoff grows with them. */
-  #failures = 0;
-  /** Auth failures since the last subscription: the first is retried at once, a repeat backs off. */
-  #authFailures = 0;
   /**
    * The first replayId received while no checkpoint existed. If a failure comes before anything is checkpointed,
    * `-1` would skip the failed event, so the subscriber replays every retained event (-2) and skips those before it.
@@ -143,15 +138,14 @@ class Subscriber implements PlatformEventSubscriber {
   #started: Promise<void> | null = null;
   #settleStart: { resolve: () => void; reject: (error: Error) => void } | null = null;
   #settleAttempt: ((outcome: AttemptOutcome) => void) | null = null;
-  #wake: (() => void) | null = null;
+  readonly #retries: ResubscribeSchedule;
   #stopping: Promise<void> | null = null;
 
   constructor(options: PlatformEventSubscriberOptions) {
     this.#options = options;
+    this.#retries = new ResubscribeSchedule(options.retryDelay);
     this.channel = options.channel ?? DEFAULT_PLATFORM_EVENT_CHANNEL;
     this.#logger = options.logger ?? silentLogger;
-    this.#initialDelayMs = options.retryDelay?.initialMs ?? 1000;
-    this.#maxDelayMs = options.retryDelay?.maxMs ?? 60_000;
     this.#maxQueued = options.maxQueuedEvents ?? 1000;
   }
 
@@ -178,7 +172,7 @@ class Subscriber implements PlatformEventSubscriber {
     this.#state = 'stopped';
     this.#current = -1;
     this.#queue = [];
-    this.#wake?.();
+    this.#retries.wake();
     this.#settleAttempt?.({ kind: 'stopped' });
     const active = this.#active;
     this.#active = null;
@@ -204,7 +198,7 @@ class Subscriber implements PlatformEventSubscriber {
     let { refresh, delayMs } = plan;
     let replayOverride: number | null = null;
     for (;;) {
-      if (delayMs > 0) await this.#sleep(delayMs);
+      if (delayMs > 0) await this.#retries.sleep(delayMs);
       if (this.#stopped) return;
       // The event in the sink finishes (and is checkpointed) before the next subscription reads the checkpoint.
       await this.#pump;
@@ -215,7 +209,7 @@ class Subscriber implements PlatformEventSubscriber {
           this.#emit({ type: 'token-refreshed' });
           refresh = false;
         } catch (error) {
-          delayMs = this.#nextDelay();
+          delayMs = this.#retries.nextDelay();
           this.#logger.error(
             { event: 'platform_events_refresh_failed', channel: this.channel, error: messageOf(error), retryInMs: delayMs },
             'could not refresh the Salesforce token for streaming',
@@ -227,7 +221,7 @@ class Subscriber implements PlatformEventSubscriber {
       try {
         replayFrom = replayOverride ?? (await this.#replayFrom());
       } catch (error) {
-        delayMs = this.#nextDelay();
+        delayMs = this.#retries.nextDelay();
         this.#logger.error(
           { event: 'platform_events_checkpoint_unreadable', channel: this.channel, error: messageOf(error), retryInMs: delayMs },
           'could not read the replay checkpoint',
@@ -246,7 +240,7 @@ class Subscriber implements PlatformEventSubscriber {
           return;
         case 'auth':
           refresh = true;
-          delayMs = this.#authDelay();
+          delayMs = this.#retries.authDelay();
           continue;
         case 'expired':
           this.#emit({ type: 'checkpoint-expired', replayFrom });
@@ -262,7 +256,7 @@ class Subscriber implements PlatformEventSubscriber {
           delayMs = 0;
           continue;
         case 'failed':
-          delayMs = this.#nextDelay();
+          delayMs = this.#retries.nextDelay();
           this.#emit({ type: 'subscribe-failed', reason: outcome.reason });
           this.#logger.warn(
             { event: 'platform_events_subscribe_failed', channel: this.channel, reason: outcome.reason, retryInMs: delayMs },
@@ -317,7 +311,7 @@ class Subscriber implements PlatformEventSubscriber {
 
   #subscribed(id: number, replayFrom: number): void {
     this.#state = 'subscribed';
-    this.#authFailures = 0;
+    this.#retries.authenticated();
     this.#logger.info(
       { event: 'platform_events_subscribed', channel: this.channel, replayFrom, client: id },
       `subscribed to ${this.channel} from replayId ${replayFrom}`,
@@ -431,7 +425,7 @@ class Subscriber implements PlatformEventSubscriber {
         this.#recover(next.client, 'sink', `could not save checkpoint ${event.replayId}: ${messageOf(error)}`);
         continue;
       }
-      this.#failures = 0;
+      this.#retries.succeeded();
       // From here on the checkpoint says where to resume.
       this.#floor = null;
       this.#emit({ type: 'checkpointed', replayId: event.replayId });
@@ -448,7 +442,7 @@ class Subscriber implements PlatformEventSubscriber {
     }
     this.#drop(id, cause);
     this.#state = 'recovering';
-    const delayMs = cause === 'auth' ? this.#authDelay() : this.#nextDelay();
+    const delayMs = cause === 'auth' ? this.#retries.authDelay() : this.#retries.nextDelay();
     this.#emit({ type: 'resubscribing', reason, delayMs });
     this.#logger.warn(
       { event: 'platform_events_resubscribing', channel: this.channel, reason, delayMs },
@@ -485,30 +479,6 @@ class Subscriber implements PlatformEventSubscriber {
     this.#emit({ type: 'failed', error });
     this.#settleStart?.reject(error);
     this.#settleStart = null;
-  }
-
-  #nextDelay(): number {
-    const delay = Math.min(this.#maxDelayMs, this.#initialDelayMs * 2 ** Math.min(this.#failures, 20));
-    this.#failures++;
-    return delay;
-  }
-
-  #authDelay(): number {
-    const delay =
-      this.#authFailures === 0 ? 0 : Math.min(this.#maxDelayMs, this.#initialDelayMs * 2 ** Math.min(this.#authFailures - 1, 20));
-    this.#authFailures++;
-    return delay;
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
   }
 
   #emit(activity: SubscriberActivity): void {

@@ -29,6 +29,7 @@ import type {
   SchemaInfo,
 } from './pubsub-proto.js';
 import type { ReplayCheckpointStore } from './replay-checkpoint-store.js';
+import { ResubscribeSchedule } from './resubscribe-schedule.js';
 
 /**
  * Subscribes to a Platform Event channel over Salesforce's Pub/Sub API (gRPC, Avro) and hands each event to the same
@@ -147,8 +148,6 @@ class PubSubSubscriber implements PlatformEventSubscriber {
   #call: StreamCall | null = null;
   #streams = 0;
   #decoders = new Map<string, EventDecoder>();
-  #failures = 0;
-  #authFailures = 0;
   /** Replay from EARLIEST on the next stream (the checkpoint's replay id is gone). */
   #earliest = false;
   /** Before the first checkpoint: the first replay id received, so a reconnect from EARLIEST skips older events. */
@@ -156,12 +155,13 @@ class PubSubSubscriber implements PlatformEventSubscriber {
   #started: Promise<void> | null = null;
   #settleStart: { resolve: () => void; reject: (error: Error) => void } | null = null;
   #lifecycle: Promise<void> = Promise.resolve();
-  #wake: (() => void) | null = null;
+  readonly #retries: ResubscribeSchedule;
   #endStream: ((end: StreamEnd) => void) | null = null;
   #stopping: Promise<void> | null = null;
 
   constructor(options: PubSubSubscriberOptions) {
     this.#options = options;
+    this.#retries = new ResubscribeSchedule(options.retryDelay);
     this.channel = options.channel ?? DEFAULT_PLATFORM_EVENT_CHANNEL;
     this.#checkpointName = pubSubCheckpointName(this.channel);
     this.#logger = options.logger ?? silentLogger;
@@ -196,7 +196,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
   async #shutdown(): Promise<void> {
     const failed = this.#state === 'failed';
     this.#state = 'stopped';
-    this.#wake?.();
+    this.#retries.wake();
     this.#endStream?.({ kind: 'stopped' });
     await this.#lifecycle;
     this.#client?.close();
@@ -216,7 +216,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
     let refresh = false;
     let delayMs = 0;
     for (;;) {
-      if (delayMs > 0) await this.#sleep(delayMs);
+      if (delayMs > 0) await this.#retries.sleep(delayMs);
       if (this.#stopped) return;
       if (refresh) {
         try {
@@ -224,7 +224,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
           this.#emit({ type: 'token-refreshed' });
           refresh = false;
         } catch (error) {
-          delayMs = this.#nextDelay();
+          delayMs = this.#retries.nextDelay();
           this.#logger.error(
             { event: 'platform_events_refresh_failed', channel: this.channel, error: messageOf(error), retryInMs: delayMs },
             'could not refresh the Salesforce token for the Pub/Sub API',
@@ -237,7 +237,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
         // A managed subscription starts where Salesforce has it.
         start = this.#options.managedSubscription ? { preset: 'CUSTOM', replayId: null } : await this.#replayStart();
       } catch (error) {
-        delayMs = this.#nextDelay();
+        delayMs = this.#retries.nextDelay();
         this.#logger.error(
           { event: 'platform_events_checkpoint_unreadable', channel: this.channel, error: messageOf(error), retryInMs: delayMs },
           'could not read the replay checkpoint',
@@ -252,7 +252,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
         case 'auth':
           this.#emit({ type: 'auth-failed' });
           refresh = true;
-          delayMs = this.#authDelay();
+          delayMs = this.#retries.authDelay();
           reason = `Salesforce refused the token (${end.reason}); refreshing it`;
           break;
         case 'replay-id': {
@@ -278,7 +278,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
             );
             return;
           }
-          delayMs = this.#nextDelay();
+          delayMs = this.#retries.nextDelay();
           reason = end.reason;
           break;
         case 'idle':
@@ -286,7 +286,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
           reason = 'no response or keepalive from the server in time';
           break;
         default:
-          delayMs = this.#nextDelay();
+          delayMs = this.#retries.nextDelay();
           reason = end.reason;
           this.#emit({ type: 'stream-failed', reason });
       }
@@ -378,7 +378,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
         if (this.#state === 'subscribed' || ended) return;
         if (graceTimer) clearTimeout(graceTimer);
         this.#state = 'subscribed';
-        this.#authFailures = 0;
+        this.#retries.authenticated();
         this.#logger.info(
           {
             event: 'platform_events_subscribed',
@@ -429,7 +429,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
             return finish({ kind: 'sink', reason: `the sink failed: ${messageOf(error)}` });
           }
           lastTaken = item.event.replay_id;
-          this.#failures = 0;
+          this.#retries.succeeded();
         }
         if (ended) return;
         try {
@@ -538,7 +538,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
           'the outbox is full; asking Salesforce for more events once it drains',
         );
       }
-      await this.#sleep(backlog.pollMs ?? 200);
+      await this.#retries.sleep(backlog.pollMs ?? 200);
     }
   }
 
@@ -594,31 +594,6 @@ class PubSubSubscriber implements PlatformEventSubscriber {
     this.#emit({ type: 'failed', error });
     this.#settleStart?.reject(error);
     this.#settleStart = null;
-  }
-
-  #nextDelay(): number {
-    const initial = this.#options.retryDelay?.initialMs ?? 1000;
-    const max = this.#options.retryDelay?.maxMs ?? 60_000;
-    const delay = Math.min(max, initial * 2 ** Math.min(this.#failures, 20));
-    this.#failures++;
-    return delay;
-  }
-
-  #authDelay(): number {
-    const delay = this.#authFailures === 0 ? 0 : this.#nextDelay();
-    this.#authFailures++;
-    return delay;
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
   }
 
   #emit(activity: PubSubActivity): void {
