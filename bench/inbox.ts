@@ -20,8 +20,8 @@ const DUPLICATE_POOL = 2000;
 /**
  * Inbox decisions per second on one Redis, side by side over the same ioredis connection, interleaved: a bare
  * `SET NX PX` (one round trip, no lease and no safe release), `SET NX` then `SET` (the two-command minimum for a claim
- * that is later marked done), oncekit's store claim and inbox, and Powertools' Redis persistence layer
- * (CachePersistenceLayer, given the same connection through its small CacheClient interface).
+ * that is later marked done), oncekit's store claim, inbox.deliver and inbox.acceptOnce (one script), and Powertools'
+ * Redis persistence layer (CachePersistenceLayer, given the same connection through its small CacheClient interface).
  */
 export async function runInboxBench(): Promise<BenchRow[]> {
   let client: Redis;
