@@ -20,8 +20,8 @@ const DUPLICATE_POOL = 2000;
 /**
  * Inbox decisions per second on one Redis, side by side over the same ioredis connection, interleaved: a bare
  * `SET NX PX` (one round trip, no lease and no safe release), `SET NX` then `SET` (the two-command minimum for a claim
- * that is later marked done), oncekit's store claim and inbox, and Powertools' Redis persistence layer
- * (CachePersistenceLayer, given the same connection through its small CacheClient interface).
+ * that is later marked done), oncekit's store claim, inbox.deliver and inbox.acceptOnce (one script), and Powertools'
+ * Redis persistence layer (CachePersistenceLayer, given the same connection through its small CacheClient interface).
  */
 export async function runInboxBench(): Promise<BenchRow[]> {
   let client: Redis;
@@ -40,8 +40,8 @@ export async function runInboxBench(): Promise<BenchRow[]> {
   }
 }
 
-type NewSubject = 'setNx' | 'setNxThenSet' | 'claim' | 'inbox' | 'powertools';
-type DuplicateSubject = 'setNx' | 'inbox' | 'powertools';
+type NewSubject = 'setNx' | 'setNxThenSet' | 'claim' | 'inbox' | 'acceptOnce' | 'powertools';
+type DuplicateSubject = 'setNx' | 'inbox' | 'acceptOnce' | 'powertools';
 
 async function measureAll(client: Redis, prefix: string): Promise<BenchRow[]> {
   let sequence = 0;
@@ -71,10 +71,11 @@ async function measureAll(client: Redis, prefix: string): Promise<BenchRow[]> {
     },
     claim: () => store.claim({ tenant, key: nextToken() }, { owner: 'bench', leaseMs: LEASE_MS }),
     inbox: () => inbox.deliver({ source: 'bench', tenant, token: nextToken() }, noop),
+    acceptOnce: () => inbox.acceptOnce({ source: 'bench', tenant, token: nextToken() }, 'ok'),
     powertools: () => powertools({ token: `${tenant}:${nextToken()}` }),
   });
   const newSamples = await interleave<NewSubject>(
-    ['setNx', 'setNxThenSet', 'claim', 'inbox', 'powertools'],
+    ['setNx', 'setNxThenSet', 'claim', 'inbox', 'acceptOnce', 'powertools'],
     (subject) => {
       runs += 1;
       return rate(newOperations(`new-${runs}`)[subject]);
@@ -95,10 +96,11 @@ async function measureAll(client: Redis, prefix: string): Promise<BenchRow[]> {
   const duplicateOperations: Record<DuplicateSubject, () => Promise<unknown>> = {
     setNx: () => client.set(rawKey(`${tenant}:${doneToken()}`), '1', 'PX', DONE_TTL_MS, 'NX'),
     inbox: () => inbox.deliver({ source: 'bench', tenant, token: doneToken() }, noop),
+    acceptOnce: () => inbox.acceptOnce({ source: 'bench', tenant, token: doneToken() }, 'ok'),
     powertools: () => powertools({ token: `${tenant}:${doneToken()}` }),
   };
   const duplicateSamples = await interleave<DuplicateSubject>(
-    ['setNx', 'inbox', 'powertools'],
+    ['setNx', 'inbox', 'acceptOnce', 'powertools'],
     (subject) => rate(duplicateOperations[subject]),
     { repetitions },
   );
@@ -140,6 +142,7 @@ async function measureAll(client: Redis, prefix: string): Promise<BenchRow[]> {
     '@aws-lambda-powertools/idempotency 2.35.0 on the same ioredis client; hashes the payload (md5)',
   );
   const inboxName = 'new token: oncekit inbox.deliver (claim, process, done mark)';
+  const acceptName = 'new token: oncekit inbox.acceptOnce (claim + done mark in one script)';
   const duplicateRow = (subject: DuplicateSubject, name: string, baseline?: { row: BenchRow; subject: DuplicateSubject }, note?: string) =>
     spreadRow(
       name,
@@ -167,10 +170,17 @@ async function measureAll(client: Redis, prefix: string): Promise<BenchRow[]> {
     row(newSamples, 'inbox', `${inboxName}, against SET NX + SET`, { row: setNxThenSet, subject: 'setNxThenSet' }),
     powertoolsNew,
     row(newSamples, 'inbox', `${inboxName}, against Powertools`, { row: powertoolsNew, subject: 'powertools' }),
+    row(newSamples, 'acceptOnce', acceptName, { row: setNx, subject: 'setNx' }, '1 round trip (EVALSHA); synchronous handler'),
+    row(newSamples, 'acceptOnce', `${acceptName}, against SET NX + SET`, { row: setNxThenSet, subject: 'setNxThenSet' }),
+    row(newSamples, 'acceptOnce', `${acceptName}, against Powertools`, { row: powertoolsNew, subject: 'powertools' }),
     duplicateSetNx,
     duplicateRow('inbox', 'duplicate: oncekit inbox.deliver, acknowledged', { row: duplicateSetNx, subject: 'setNx' }),
     duplicatePowertools,
     duplicateRow('inbox', 'duplicate: oncekit inbox.deliver, against Powertools', { row: duplicatePowertools, subject: 'powertools' }),
+    duplicateRow('acceptOnce', 'duplicate: oncekit inbox.acceptOnce, against Powertools', {
+      row: duplicatePowertools,
+      subject: 'powertools',
+    }),
   ];
 }
 

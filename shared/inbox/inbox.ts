@@ -134,6 +134,48 @@ export class Inbox {
       : { status: 'processed', value, recoveredFrom: claim.takenOverFrom };
   }
 
+  /**
+   * The fast path for a synchronous handler, i.e. one whose outcome is decided before the delivery is recorded and for
+   * which recording `result` (opaque text, e.g. JSON) is all the processing there is: claiming the token and marking it
+   * done are then one atomic step (one script, one round trip on Redis), and nothing runs in between that could fail or
+   * crash, so no lease is needed. `processed` (value: `result`) means this call recorded it, and it is durable once this
+   * returns; `duplicate` means the token was already processed (the earlier result is kept); `in_flight` means `deliver`
+   * holds it. An expired lease is taken over, as in `deliver`. Whatever the caller does after `processed` is not covered
+   * (a crash in between would lose it): work with effects elsewhere goes through `deliver`.
+   */
+  async acceptOnce(delivery: InboxDelivery, result: string): Promise<InboxOutcome<string>> {
+    const { source, tenant, token } = parseInput(deliverySchema, delivery, 'inbox delivery');
+    const { doneTtlMs, leaseMs } = this.settingsFor(source);
+    const ref: IdempotencyRef = { tenant, key: inboxKey(source, token) };
+    const completion = { result, ttlMs: doneTtlMs };
+    const outcome = this.#store.claimCompleted
+      ? await this.#store.claimCompleted(ref, completion)
+      : await this.#claimThenComplete(ref, leaseMs, completion);
+    if (outcome.status !== 'claimed') return this.#notOurs(outcome);
+    if (outcome.takenOverFrom === undefined) return { status: 'processed', value: result };
+    this.#logger.warn(
+      { source, tenant, previousOwner: outcome.takenOverFrom },
+      'inbox: took over an expired lease; the earlier holder never finished',
+    );
+    return { status: 'processed', value: result, recoveredFrom: outcome.takenOverFrom };
+  }
+
+  /** acceptOnce on a store without claimCompleted: a crash between the two steps leaves a lease that runs out. */
+  async #claimThenComplete(
+    ref: IdempotencyRef,
+    leaseMs: number,
+    completion: { result: string; ttlMs: number },
+  ): Promise<{ status: 'claimed'; takenOverFrom?: string } | Exclude<ClaimOutcome, { status: 'claimed' }>> {
+    const owner = newOwnerToken();
+    const claim = await this.#store.takeOver(ref, { owner, leaseMs });
+    if (claim.status !== 'claimed') return claim;
+    // Nobody else can take a live lease, so this completion only fails if the lease ran out and was taken over.
+    if (!(await this.#store.complete(ref, owner, completion))) {
+      this.#logger.error({ tenant: ref.tenant }, 'inbox: the lease was taken over before the done mark; recorded twice');
+    }
+    return claim;
+  }
+
   #notOurs(claim: Exclude<ClaimOutcome, { status: 'claimed' }>): InboxOutcome<never> {
     if (claim.status === 'completed') return { status: 'duplicate', processedAt: claim.record.completedAt };
     return { status: 'in_flight', retryAfterMs: Math.max(0, claim.leaseExpiresAt - this.#clock.now()) };

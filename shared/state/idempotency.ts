@@ -30,6 +30,12 @@ export interface IdempotencyStore {
    * A holder whose lease ran out may still complete, as long as nobody has taken the record over.
    */
   complete(ref: IdempotencyRef, owner: string, completion: Completion): Promise<boolean>;
+  /**
+   * Claims `ref` and stores its result in one atomic step, for a caller whose result is decided before the claim, so
+   * nothing runs between claiming and completing. A live record blocks it as it blocks `claim`; an expired lease is
+   * taken over as by `takeOver`. Optional: a store without it is driven through `takeOver`, then `complete`.
+   */
+  claimCompleted?(ref: IdempotencyRef, completion: Completion): Promise<ClaimCompletedOutcome>;
   /** Compare-and-delete: removes an `in_progress` record only if `owner` holds it; false (and no change) otherwise. */
   release(ref: IdempotencyRef, owner: string): Promise<boolean>;
   /** The live record, or undefined when there is none or it has expired. */
@@ -72,6 +78,11 @@ export type ClaimOutcome =
       readonly record: InProgressRecord;
     }
   | { readonly status: 'completed'; readonly record: CompletedRecord };
+
+/** What `claimCompleted` reports: the completed record it wrote, or what was in the way (as `claim` reports it). */
+export type ClaimCompletedOutcome =
+  | { readonly status: 'claimed'; readonly record: CompletedRecord; readonly takenOverFrom?: string }
+  | Exclude<ClaimOutcome, { readonly status: 'claimed' }>;
 
 interface RecordBase {
   readonly tenant: string;
@@ -121,7 +132,7 @@ export function isLeaseExpired(record: InProgressRecord, now: number): boolean {
 }
 
 /** The outcome a claim reports when `existing` is in the way (the caller has already ruled out that it is gone). */
-export function blockedOutcome(existing: IdempotencyRecord, now: number): ClaimOutcome {
+export function blockedOutcome(existing: IdempotencyRecord, now: number): Exclude<ClaimOutcome, { readonly status: 'claimed' }> {
   if (existing.state === 'completed') return { status: 'completed', record: existing };
   return {
     status: 'in_progress',

@@ -3,8 +3,10 @@ import { z } from 'zod';
 import {
   ABANDONED_LEASE_RETENTION_MS,
   blockedOutcome,
+  type ClaimCompletedOutcome,
   type ClaimOutcome,
   type Clock,
+  type CompletedRecord,
   type Completion,
   checkArgs,
   type IdempotencyRecord,
@@ -69,11 +71,35 @@ if is_live(r, now, retention) then
     return {'blocked', flat, nowS}
   end
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'state', 'in_progress', 'owner', ARGV[5], 'createdAt', nowS,
-  'leaseExpiresAt', oncekit_text(now + leaseMs))
-if ARGV[7] then redis.call('HSET', KEYS[1], 'fingerprint', ARGV[7]) end
+if #flat > 0 then redis.call('DEL', KEYS[1]) end
+if ARGV[7] then
+  redis.call('HSET', KEYS[1], 'state', 'in_progress', 'owner', ARGV[5], 'createdAt', nowS,
+    'leaseExpiresAt', oncekit_text(now + leaseMs), 'fingerprint', ARGV[7])
+else
+  redis.call('HSET', KEYS[1], 'state', 'in_progress', 'owner', ARGV[5], 'createdAt', nowS,
+    'leaseExpiresAt', oncekit_text(now + leaseMs))
+end
 redis.call('PEXPIRE', KEYS[1], leaseMs + retention)
+return {'claimed', previous, nowS}
+`;
+
+// Claim and complete in one step (claimCompleted). ARGV[3..]: retention, ttlMs, result. Takes over an expired lease.
+const CLAIM_COMPLETED = `${LIVE_RECORD}${GUARD}
+local now, retention, ttlMs = oncekit_now(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local nowS = oncekit_text(now)
+local r, flat = read(KEYS[1])
+local previous = ''
+if is_live(r, now, retention) then
+  if r.state == 'in_progress' and tonumber(r.leaseExpiresAt) <= now then
+    previous = r.owner
+  else
+    return {'blocked', flat, nowS}
+  end
+end
+if #flat > 0 then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[1], 'state', 'completed', 'createdAt', nowS, 'completedAt', nowS,
+  'expiresAt', oncekit_text(now + ttlMs), 'result', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ttlMs)
 return {'claimed', previous, nowS}
 `;
 
@@ -118,6 +144,7 @@ return {flat, oncekit_text(oncekit_now(ARGV[2]))}
 
 const scripts = {
   claim: new LuaScript(CLAIM),
+  claimCompleted: new LuaScript(CLAIM_COMPLETED),
   renew: new LuaScript(RENEW),
   complete: new LuaScript(COMPLETE),
   release: new LuaScript(RELEASE),
@@ -191,6 +218,30 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     checkArgs.owner(owner);
     const { result, ttlMs } = checkArgs.completion(completion);
     return (await this.#script('complete', scripts.complete, key, [owner, ABANDONED_LEASE_RETENTION_MS, ttlMs, result])) === 1;
+  }
+
+  async claimCompleted(ref: IdempotencyRef, completion: Completion): Promise<ClaimCompletedOutcome> {
+    const checkedRef = checkArgs.ref(ref);
+    const { result, ttlMs } = checkArgs.completion(completion);
+    const reply = await this.#script('claimCompleted', scripts.claimCompleted, this.#redisKey(checkedRef), [
+      ABANDONED_LEASE_RETENTION_MS,
+      ttlMs,
+      result,
+    ]);
+    const parsed = claimReply.safeParse(reply);
+    if (!parsed.success) throw storeFailure('redis', 'claimCompleted', new Error(`unexpected reply ${JSON.stringify(reply)}`));
+    const [verdict, detail, now] = parsed.data;
+    if (verdict === 'blocked') return blockedOutcome(parseHash(checkedRef, Object.fromEntries(pairs(detail))), now);
+    const record: CompletedRecord = {
+      state: 'completed',
+      tenant: checkedRef.tenant,
+      key: checkedRef.key,
+      createdAt: now,
+      completedAt: now,
+      expiresAt: now + ttlMs,
+      result,
+    };
+    return detail === '' ? { status: 'claimed', record } : { status: 'claimed', record, takenOverFrom: detail };
   }
 
   async release(ref: IdempotencyRef, owner: string): Promise<boolean> {

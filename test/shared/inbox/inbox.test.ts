@@ -160,6 +160,63 @@ for (const storeCase of storeCases) {
       expect(inbox.settingsFor('salesforce-outbound')).toEqual({ doneTtlMs: 26 * HOUR, leaseMs: DEFAULT_LEASE_MS });
     });
 
+    describe('acceptOnce (the synchronous fast path)', () => {
+      const ref = { tenant: 'acme', key: inboxKey('keygen', 'idem-token-1') };
+
+      it('records the result once; later deliveries of the token are duplicates and run nothing', async () => {
+        const inbox = new Inbox({ store, clock });
+        expect(await inbox.acceptOnce(KEYGEN, '{"seen":1}')).toEqual({ status: 'processed', value: '{"seen":1}' });
+        expect(await store.get(ref)).toMatchObject({
+          state: 'completed',
+          result: '{"seen":1}',
+          expiresAt: clock.now() + DEFAULT_DONE_TTL_MS,
+        });
+        clock.advance(HOUR);
+        expect(await inbox.acceptOnce(KEYGEN, '{"seen":2}')).toEqual({ status: 'duplicate', processedAt: clock.now() - HOUR });
+        expect(await inbox.deliver(KEYGEN, work('after'))).toMatchObject({ status: 'duplicate' });
+        expect(await store.get(ref)).toMatchObject({ result: '{"seen":1}' });
+        expect(processed).toEqual([]);
+      });
+
+      it('is in flight while deliver holds the token, and a duplicate once deliver is done', async () => {
+        const inbox = new Inbox({ store, clock, leaseMs: 20_000 });
+        let finish = (): void => {};
+        const first = inbox.deliver(KEYGEN, () => new Promise<string>((resolve) => (finish = () => resolve('slow'))));
+        await waitUntil(async () => (await store.get(ref)) !== undefined);
+        clock.advance(5_000);
+        expect(await inbox.acceptOnce(KEYGEN, 'fast')).toEqual({ status: 'in_flight', retryAfterMs: 15_000 });
+        finish();
+        expect(await first).toEqual({ status: 'processed', value: 'slow' });
+        expect(await inbox.acceptOnce(KEYGEN, 'fast')).toMatchObject({ status: 'duplicate' });
+        expect(await store.get(ref)).toMatchObject({ state: 'completed', result: 'processed' });
+      });
+
+      it('takes over the lease of a crashed deliver once it runs out, and says so', async () => {
+        const logger = memoryLogger();
+        const inbox = new Inbox({ store, clock, logger });
+        await store.claim(ref, { owner: 'crashed-worker', leaseMs: DEFAULT_LEASE_MS });
+        expect(await inbox.acceptOnce(KEYGEN, 'early')).toMatchObject({ status: 'in_flight' });
+        clock.advance(DEFAULT_LEASE_MS);
+        expect(await inbox.acceptOnce(KEYGEN, 'recovered')).toEqual({
+          status: 'processed',
+          value: 'recovered',
+          recoveredFrom: 'crashed-worker',
+        });
+        expect(await store.get(ref)).toMatchObject({ state: 'completed', result: 'recovered' });
+        expect(logger.lines.map((line) => line.message)).toContain('inbox: took over an expired lease; the earlier holder never finished');
+      });
+
+      it('lets exactly one of many concurrent deliveries of a token record it', async () => {
+        const inbox = new Inbox({ store, clock });
+        const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => inbox.acceptOnce(KEYGEN, `r${i}`)));
+        const recorded = outcomes.filter((outcome) => outcome.status === 'processed');
+        expect(recorded).toHaveLength(1);
+        expect(await store.get(ref)).toMatchObject({ result: recorded[0]?.status === 'processed' ? recorded[0].value : 'none' });
+        // The fallback (claim, then done mark) may answer in_flight between its two steps; never processed twice.
+        expect(outcomes.every((outcome) => outcome.status !== 'processed' || outcome === recorded[0])).toBe(true);
+      });
+    });
+
     it('keeps sources and tenants apart', async () => {
       const inbox = new Inbox({ store, clock });
       await inbox.deliver(KEYGEN, work('keygen'));

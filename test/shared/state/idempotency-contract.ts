@@ -25,7 +25,12 @@ const REF: IdempotencyRef = { tenant: 'tenant-a', key: 'delivery-1' };
  * Registers the idempotency-store contract for one kind of store. Every store must pass it unchanged; the clock is a
  * manual one shared by all handles, so no test sleeps.
  */
-export function describeIdempotencyStoreContract(name: string, create: () => Promise<StoreUnderTest>): void {
+export interface ContractOptions {
+  /** The store offers claimCompleted (claim and complete in one step); its part of the contract runs. */
+  readonly claimCompleted?: boolean;
+}
+
+export function describeIdempotencyStoreContract(name: string, create: () => Promise<StoreUnderTest>, options: ContractOptions = {}): void {
   describe(`IdempotencyStore contract: ${name}`, () => {
     let sut: StoreUnderTest;
     let clock: ManualClock;
@@ -129,6 +134,73 @@ export function describeIdempotencyStoreContract(name: string, create: () => Pro
         expect(await store.complete(REF, 'w1', { result: 'first', ttlMs: HOUR })).toBe(true);
         expect(await store.complete(REF, 'w1', { result: 'second', ttlMs: HOUR })).toBe(false);
         expect(await store.get(REF)).toMatchObject({ result: 'first' });
+      });
+    });
+
+    describe.skipIf(!options.claimCompleted)('claimCompleted', () => {
+      const claimCompleted = (handle: IdempotencyStore, result: string, ttlMs = HOUR) => {
+        if (!handle.claimCompleted) throw new Error('this store offers no claimCompleted');
+        return handle.claimCompleted(REF, { result, ttlMs });
+      };
+
+      it('writes a completed record on a fresh key; a second call gets it and changes nothing', async () => {
+        const expected = {
+          state: 'completed',
+          ...REF,
+          createdAt: clock.now(),
+          completedAt: clock.now(),
+          expiresAt: clock.now() + HOUR,
+          result: 'first',
+        };
+        expect(await claimCompleted(store, 'first')).toEqual({ status: 'claimed', record: expected });
+        expect(await store.get(REF)).toEqual(expected);
+        clock.advance(1000);
+        expect(await claimCompleted(store, 'second')).toEqual({ status: 'completed', record: expected });
+        expect(await store.claim(REF, { owner: 'w1', leaseMs: LEASE })).toEqual({ status: 'completed', record: expected });
+      });
+
+      it('does not take a live lease; its holder still completes', async () => {
+        await store.claim(REF, { owner: 'w1', leaseMs: LEASE });
+        clock.advance(LEASE - 1);
+        expect(await claimCompleted(store, 'intruder')).toMatchObject({ status: 'in_progress', owner: 'w1', leaseExpired: false });
+        expect(await store.complete(REF, 'w1', { result: 'holder', ttlMs: HOUR })).toBe(true);
+        expect(await store.get(REF)).toMatchObject({ state: 'completed', result: 'holder' });
+      });
+
+      it('takes over an expired lease; the crashed holder can then neither complete nor release', async () => {
+        await store.claim(REF, { owner: 'crashed', leaseMs: LEASE });
+        clock.advance(LEASE);
+        expect(await claimCompleted(store, 'recovered')).toMatchObject({
+          status: 'claimed',
+          takenOverFrom: 'crashed',
+          record: { state: 'completed', result: 'recovered' },
+        });
+        expect(await store.complete(REF, 'crashed', { result: 'late', ttlMs: HOUR })).toBe(false);
+        expect(await store.release(REF, 'crashed')).toBe(false);
+        expect(await store.get(REF)).toMatchObject({ state: 'completed', result: 'recovered' });
+      });
+
+      it('lets exactly one of 60 concurrent callers on 3 connections record its result', async () => {
+        const connections = [store, await open(), await open()];
+        const outcomes = await Promise.all(
+          Array.from({ length: 60 }, (_, i) => claimCompleted(connections[i % connections.length] ?? store, `r${i}`)),
+        );
+        const winners = outcomes.filter((outcome) => outcome.status === 'claimed');
+        expect(winners).toHaveLength(1);
+        const stored = await store.get(REF);
+        expect(stored).toEqual(winners[0]?.record);
+        const storedResult = stored?.state === 'completed' ? stored.result : 'none';
+        expect(outcomes.filter((outcome) => outcome.status === 'completed' && outcome.record.result === storedResult)).toHaveLength(59);
+      });
+
+      it('lives its TTL, then the key is recorded afresh; bad arguments are InvalidInputError', async () => {
+        await claimCompleted(store, 'first', 5_000);
+        clock.advance(5_000);
+        expect(await claimCompleted(store, 'again')).toMatchObject({ status: 'claimed', record: { result: 'again' } });
+        await expect(claimCompleted(store, 'x', 0)).rejects.toBeInstanceOf(InvalidInputError);
+        await expect(store.claimCompleted?.({ tenant: '', key: 'k' }, { result: 'x', ttlMs: HOUR })).rejects.toBeInstanceOf(
+          InvalidInputError,
+        );
       });
     });
 

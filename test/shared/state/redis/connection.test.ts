@@ -124,6 +124,7 @@ describe.skipIf(skipRedisTests)('Redis only when it persists', () => {
       await expect(store.complete(ref, 'w', { result: 'r', ttlMs: 1000 })).rejects.toThrow(/data was lost/);
       await expect(store.release(ref, 'w')).rejects.toBeInstanceOf(StateLostError);
       await expect(store.renewLease(ref, 'w', 1000)).rejects.toBeInstanceOf(StateLostError);
+      await expect(store.claimCompleted(ref, { result: 'r', ttlMs: 1000 })).rejects.toBeInstanceOf(StateLostError);
       expect(await client.exists(`${keyPrefix}idem:t:k`)).toBe(0);
     });
 

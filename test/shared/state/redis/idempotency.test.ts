@@ -13,23 +13,27 @@ describe.skipIf(skipRedisTests)(`Redis at ${redisEnv.url}`, () => {
     expect(redisEnv.answers, `no Redis answered at ${redisEnv.url}`).toBe(true);
   });
 
-  describeIdempotencyStoreContract('redis', async () => {
-    const keyPrefix = uniqueRedisPrefix('contract');
-    const clients: Redis[] = [];
-    return {
-      // Each handle is its own connection.
-      open: async (clock) => {
-        const client = await connectTestRedis();
-        clients.push(client);
-        return new RedisIdempotencyStore({ client, keyPrefix, clock });
-      },
-      dispose: async () => {
-        const [first] = clients;
-        if (first) await deleteRedisKeys(first, keyPrefix);
-        await Promise.all(clients.map((client) => client.quit()));
-      },
-    };
-  });
+  describeIdempotencyStoreContract(
+    'redis',
+    async () => {
+      const keyPrefix = uniqueRedisPrefix('contract');
+      const clients: Redis[] = [];
+      return {
+        // Each handle is its own connection.
+        open: async (clock) => {
+          const client = await connectTestRedis();
+          clients.push(client);
+          return new RedisIdempotencyStore({ client, keyPrefix, clock });
+        },
+        dispose: async () => {
+          const [first] = clients;
+          if (first) await deleteRedisKeys(first, keyPrefix);
+          await Promise.all(clients.map((client) => client.quit()));
+        },
+      };
+    },
+    { claimCompleted: true },
+  );
 
   describe('Redis store specifics', () => {
     let client: Redis;
