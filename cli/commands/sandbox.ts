@@ -7,6 +7,7 @@ interface SandboxCommandOptions {
   readonly host: string;
   readonly faults?: string;
   readonly strictUsers?: boolean;
+  readonly maxRate?: number;
 }
 
 export function registerSandboxCommand(program: Command): void {
@@ -18,6 +19,11 @@ export function registerSandboxCommand(program: Command): void {
     .option(
       '--faults <spec>',
       'inject faults, e.g. "500=0.1,503=0.05,429=0.05,retry-after=2,drop=0.02,record-then-fail=0.05,latency=20,seed=42"',
+    )
+    .option(
+      '--max-rate <n>',
+      "the target's capacity in events per second; over it event requests get 429 with Retry-After",
+      integerOption(1, 10_000_000),
     )
     .option('--strict-users', 'answer 404 for events of users that were never upserted')
     .addHelpText(
@@ -35,6 +41,7 @@ export function registerSandboxCommand(program: Command): void {
         ...(apiKey ? { apiKey } : {}),
         ...(faults ? { faults } : {}),
         ...(options.strictUsers ? { strictUsers: true } : {}),
+        ...(options.maxRate === undefined ? {} : { maxEventsPerSecond: options.maxRate }),
       });
       // Listening for SIGTERM before the first line: whoever reads that line may stop the sandbox at once.
       const stopped = new Promise<void>((resolve) => {
@@ -52,6 +59,7 @@ export function registerSandboxCommand(program: Command): void {
       );
       process.stdout.write(`inspect: ${sandbox.url}/__sandbox/tenants\n`);
       if (faults) process.stdout.write(`faults: ${options.faults}\n`);
+      if (options.maxRate !== undefined) process.stdout.write(`capacity: ${options.maxRate} events/s, then 429\n`);
       await stopped;
     });
 }

@@ -36,9 +36,10 @@ export function statusFaultReply(status: InjectedStatus): Reply {
   }
 }
 
-export function throttleReply(retryAfterSeconds: number): Reply {
+/** `marker` tells an injected throttle ("throttle") from the capacity cap ("rate-cap"). */
+export function throttleReply(retryAfterSeconds: number, marker = 'throttle'): Reply {
   return errorReply(jsonFault(429, 'RATE_LIMIT_EXCEEDED', 'Rate limit exceeded; retry after the Retry-After delay', 'RS033'), {
-    [FAULT_HEADER]: 'throttle',
+    [FAULT_HEADER]: marker,
     'retry-after': String(retryAfterSeconds),
   });
 }

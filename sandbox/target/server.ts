@@ -13,6 +13,7 @@ import { lostResponseReply, statusFaultReply, throttleReply } from './fault-repl
 import { type FaultAction, type FaultConfig, type FaultController, FaultInjector } from './faults.js';
 import { handleGraphql, noteGraphqlKeys } from './graphql.js';
 import { dropConnection, errorReply, MAX_BODY_BYTES } from './http-io.js';
+import { createRateCap, eventsInRequest, type RateCap } from './rate-cap.js';
 import { handleGetUser, handleTrackEvent, handleUpsertUser, noteRestKey, type RestRequest } from './rest.js';
 import { type ApiRoute, matchApiRoute } from './routes.js';
 import { SandboxState, type TenantSnapshot, type TenantState } from './state.js';
@@ -36,6 +37,11 @@ export interface SandboxOptions {
   strictUsers?: boolean;
   /** Fault rates in force at start (and after reset()): a FaultConfig or a spec string. */
   faults?: FaultConfig | string;
+  /**
+   * The target's capacity: at most this many events per second (a token bucket holding one second's worth, on the
+   * sandbox clock); over it, event requests get 429 with Retry-After. Each event of a batch counts. Default: no cap.
+   */
+  maxEventsPerSecond?: number;
   logger?: Logger;
 }
 
@@ -70,8 +76,12 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const startupFaults = options.faults ?? {};
   const faults = new FaultInjector(startupFaults);
   const state = new SandboxState(auth.configuredTenants);
+  const newCap = (): RateCap | null =>
+    options.maxEventsPerSecond === undefined ? null : createRateCap(options.maxEventsPerSecond, clock.now());
+  let cap = newCap();
   const reset = (): void => {
     state.reset();
+    cap = newCap();
     faults.clear();
     faults.set(startupFaults);
   };
@@ -142,6 +152,15 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       return;
     }
     const tenant = state.tenant(route.tenant);
+    // The cap comes before faults, like auth: a refused request never consumes a queued fault.
+    if (cap !== null) {
+      const events = eventsInRequest(route.kind, body);
+      const waitSeconds = events > 0 ? cap.take(events, clock.now()) : 0;
+      if (waitSeconds > 0) {
+        answer(res, tenant, throttleReply(waitSeconds, 'rate-cap'));
+        return;
+      }
+    }
     const plan = faults.draw();
     if (plan.latencyMs > 0) {
       await delay(plan.latencyMs);
