@@ -4,6 +4,7 @@ import { runInboxBench } from './inbox.js';
 import { loadAverage } from './interleave.js';
 import { runKeyBench } from './keys.js';
 import { type BenchRow, formatRows } from './measure.js';
+import { runOverloadBench } from './overload.js';
 import { runRelayBench } from './relay.js';
 import { runSegmentBench } from './segment.js';
 import { QUICK_BENCHES, quick, REDIS_URL, repetitions } from './settings.js';
@@ -28,6 +29,10 @@ const benches: Record<string, { title: string; run: () => Promise<BenchRow[]> }>
     title:
       "Relay under load (autocannon): beside a naive forwarder (undici) and the ceiling (the sandbox's batched ingest), same sandbox, interleaved",
     run: runRelayBench,
+  },
+  overload: {
+    title: 'Overload: the relay (SQLite) against a target capped at 2,000 events/s, with backpressure beside ONCEKIT_MAX_BACKLOG=off',
+    run: runOverloadBench,
   },
   state: {
     title: 'Durable state: enqueue cost by group size on each engine; group commit in the relay; three relays on PostgreSQL',
