@@ -3,14 +3,6 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { InvalidInputError, OncekitError } from '../shared/errors.js';
 import { TargetCheckError } from '../shared/target/client.js';
-import { registerDeadLettersCommand } from './commands/dead-letters.js';
-import { registerDemoCommand } from './commands/demo/index.js';
-import { registerImportCommand } from './commands/import.js';
-import { registerKeyCommand } from './commands/key.js';
-import { registerLedgerCommand } from './commands/ledger.js';
-import { registerRelayCommand } from './commands/relay.js';
-import { registerSandboxCommand } from './commands/sandbox.js';
-import { registerSendCommand } from './commands/send.js';
 import { describeSystemError } from './system-errors.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE, UsageError } from './usage.js';
 
@@ -24,14 +16,24 @@ const program = new Command('oncekit')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-registerKeyCommand(program);
-registerSendCommand(program);
-registerSandboxCommand(program);
-registerImportCommand(program);
-registerLedgerCommand(program);
-registerDeadLettersCommand(program);
-registerRelayCommand(program);
-registerDemoCommand(program);
+type Register = (program: Command) => void;
+
+/** Each command's module, in the order help lists them: loaded only when named, so a command pays for its own code. */
+const commands: Readonly<Record<string, () => Promise<Register>>> = {
+  key: async () => (await import('./commands/key.js')).registerKeyCommand,
+  send: async () => (await import('./commands/send.js')).registerSendCommand,
+  sandbox: async () => (await import('./commands/sandbox.js')).registerSandboxCommand,
+  import: async () => (await import('./commands/import.js')).registerImportCommand,
+  ledger: async () => (await import('./commands/ledger.js')).registerLedgerCommand,
+  'dead-letters': async () => (await import('./commands/dead-letters.js')).registerDeadLettersCommand,
+  relay: async () => (await import('./commands/relay.js')).registerRelayCommand,
+  demo: async () => (await import('./commands/demo/index.js')).registerDemoCommand,
+};
+
+// The first word that is not an option names the command; help, a typo or no command at all loads them all.
+const named = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
+const loaders = named !== undefined && Object.hasOwn(commands, named) ? [commands[named]] : Object.values(commands);
+for (const register of await Promise.all(loaders.map((load) => load?.()))) register?.(program);
 
 try {
   await program.parseAsync(process.argv);

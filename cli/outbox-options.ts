@@ -8,8 +8,7 @@ import { type OutboxDeliveryConfig, outboxDeliveryConfig } from '../shared/outbo
 import type { OutboxStore } from '../shared/outbox/types.js';
 import type { OutboxTarget } from '../shared/outbox/worker.js';
 import { defaultStoreLocation, describeStoreLocation, parseStoreLocation, type StoreLocation } from '../shared/state/location.js';
-import { openState } from '../shared/state/open-state.js';
-import { redisAllowVolatileFromEnv } from '../shared/state/redis/connection.js';
+import { type OpenStateOptions, openState } from '../shared/state/open-state.js';
 import { undiciTransport } from '../shared/target/transport-undici.js';
 import {
   type GivenTargetSettings,
@@ -49,8 +48,12 @@ export function storeLocationFrom(option: string | undefined, env: NodeJS.Proces
   return defaultStoreLocation();
 }
 
-/** ONCEKIT_REDIS_PREFIX and ONCEKIT_REDIS_ALLOW_VOLATILE, for a redis:// store (the opener warns on stderr). */
-export function redisStoreSettingsFrom(env: NodeJS.ProcessEnv): { redisKeyPrefix?: string; allowVolatile: boolean } {
+/**
+ * ONCEKIT_REDIS_PREFIX and ONCEKIT_REDIS_ALLOW_VOLATILE, for a redis:// store (the opener warns on stderr). Loads the
+ * Redis engine's rule when asked, so a command on another store never loads the Redis driver.
+ */
+export async function redisStoreSettingsFrom(env: NodeJS.ProcessEnv): Promise<{ redisKeyPrefix?: string; allowVolatile: boolean }> {
+  const { redisAllowVolatileFromEnv } = await import('../shared/state/redis/connection.js');
   const prefix = env.ONCEKIT_REDIS_PREFIX?.trim();
   return { ...(prefix ? { redisKeyPrefix: prefix } : {}), allowVolatile: redisAllowVolatileFromEnv(env) };
 }
@@ -189,8 +192,12 @@ export function outboxTargetFrom(options: TargetOptions, connections: number): {
 }
 
 /** Opens the store (creating it if need be: for commands that write, like import) for the duration of `work`. */
-export async function withStore<T>(options: StoreOptions, work: (store: OutboxStore) => Promise<T>): Promise<T> {
-  return openAndRun(storeLocationFrom(options.store), work);
+export async function withStore<T>(
+  options: StoreOptions,
+  work: (store: OutboxStore) => Promise<T>,
+  tuning: Pick<OpenStateOptions, 'sqliteCacheKib'> = {},
+): Promise<T> {
+  return openAndRun(storeLocationFrom(options.store), work, tuning);
 }
 
 /**
@@ -231,8 +238,13 @@ export class StoreNotFoundError extends OncekitError {
   }
 }
 
-async function openAndRun<T>(location: StoreLocation, work: (store: OutboxStore, location: StoreLocation) => Promise<T>): Promise<T> {
-  const state = await openState(location, redisStoreSettingsFrom(process.env));
+async function openAndRun<T>(
+  location: StoreLocation,
+  work: (store: OutboxStore, location: StoreLocation) => Promise<T>,
+  tuning: Pick<OpenStateOptions, 'sqliteCacheKib'> = {},
+): Promise<T> {
+  const redis = location.kind === 'redis' ? await redisStoreSettingsFrom(process.env) : {};
+  const state = await openState(location, { ...redis, ...tuning });
   try {
     return await work(state.outbox, location);
   } finally {

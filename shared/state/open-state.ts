@@ -6,18 +6,11 @@ import type { StoreLocation } from './location.js';
 import { MemoryCheckpointStore } from './memory/checkpoints.js';
 import { MemoryIdempotencyStore } from './memory/idempotency.js';
 import { MemoryOutboxStore } from './memory/outbox.js';
-import { PostgresCheckpointStore } from './postgres/checkpoints.js';
-import { PostgresDatabase } from './postgres/database.js';
-import { PostgresIdempotencyStore } from './postgres/idempotency.js';
-import { PostgresOutboxStore } from './postgres/outbox.js';
-import { RedisCheckpointStore } from './redis/checkpoints.js';
-import { connectStateRedis, DEFAULT_REDIS_PREFIX, type RedisPersistenceOptions, RedisStateGuard } from './redis/connection.js';
-import { RedisIdempotencyStore } from './redis/idempotency.js';
-import { RedisOutboxStore } from './redis/outbox.js';
-import { SqliteCheckpointStore } from './sqlite/checkpoints.js';
-import { openSqliteDatabase, type SqliteDatabase } from './sqlite/database.js';
-import { SqliteIdempotencyStore } from './sqlite/idempotency.js';
-import { OUTBOX_CACHE_KIB, SqliteOutboxStore } from './sqlite/outbox.js';
+import type { RedisPersistenceOptions } from './redis/connection.js';
+import type { SqliteDatabase } from './sqlite/database.js';
+
+// Each engine (and its driver: better-sqlite3, pg, ioredis) is loaded when a store of its kind is opened, so a
+// process pays the memory of the one it uses.
 
 /** Everything oncekit keeps durable, over one file, connection or pool per process. */
 export interface State {
@@ -39,6 +32,8 @@ export interface OpenStateOptions extends StoreClockOption, RedisPersistenceOpti
   readonly redisTimeoutMs?: number;
   /** PostgreSQL only: the schema of oncekit's tables; default the location's `?schema=`, else `public`. */
   readonly postgresSchema?: string;
+  /** SQLite only: the page cache in KiB; default OUTBOX_CACHE_KIB. A one-off bulk writer (import) keeps it small. */
+  readonly sqliteCacheKib?: number;
 }
 
 /**
@@ -57,7 +52,7 @@ export async function openState(location: StoreLocation, options: OpenStateOptio
         close: async () => {},
       };
     case 'sqlite':
-      return openSqliteState(location, clock);
+      return openSqliteState(location, options, clock);
     case 'postgres':
       return openPostgresState(location, options, clock);
     case 'redis':
@@ -65,7 +60,18 @@ export async function openState(location: StoreLocation, options: OpenStateOptio
   }
 }
 
-function openSqliteState(location: Extract<StoreLocation, { kind: 'sqlite' }>, clock: { clock?: Clock }): State {
+async function openSqliteState(
+  location: Extract<StoreLocation, { kind: 'sqlite' }>,
+  options: OpenStateOptions,
+  clock: { clock?: Clock },
+): Promise<State> {
+  const [{ openSqliteDatabase }, { SqliteIdempotencyStore }, { OUTBOX_CACHE_KIB, SqliteOutboxStore }, { SqliteCheckpointStore }] =
+    await Promise.all([
+      import('./sqlite/database.js'),
+      import('./sqlite/idempotency.js'),
+      import('./sqlite/outbox.js'),
+      import('./sqlite/checkpoints.js'),
+    ]);
   let db: SqliteDatabase;
   try {
     db = openSqliteDatabase(location.path);
@@ -74,7 +80,7 @@ function openSqliteState(location: Extract<StoreLocation, { kind: 'sqlite' }>, c
   }
   try {
     // A big outbox outgrows SQLite's 2 MB default page cache (see OUTBOX_CACHE_KIB).
-    db.pragma(`cache_size = -${OUTBOX_CACHE_KIB}`);
+    db.pragma(`cache_size = -${options.sqliteCacheKib ?? OUTBOX_CACHE_KIB}`);
     const idempotency = new SqliteIdempotencyStore({ database: db, ...clock });
     const outbox = new SqliteOutboxStore({ db, ...clock });
     const checkpoints = new SqliteCheckpointStore(db);
@@ -100,6 +106,12 @@ async function openPostgresState(
   options: OpenStateOptions,
   clock: { clock?: Clock },
 ): Promise<State> {
+  const [{ PostgresDatabase }, { PostgresIdempotencyStore }, { PostgresOutboxStore }, { PostgresCheckpointStore }] = await Promise.all([
+    import('./postgres/database.js'),
+    import('./postgres/idempotency.js'),
+    import('./postgres/outbox.js'),
+    import('./postgres/checkpoints.js'),
+  ]);
   const database = new PostgresDatabase(location, options.postgresSchema);
   try {
     // Migrations run one module after the other, each under the schema's advisory lock.
@@ -128,6 +140,17 @@ async function openRedisState(
   options: OpenStateOptions,
   clock: { clock?: Clock },
 ): Promise<State> {
+  const [
+    { connectStateRedis, DEFAULT_REDIS_PREFIX, RedisStateGuard },
+    { RedisIdempotencyStore },
+    { RedisOutboxStore },
+    { RedisCheckpointStore },
+  ] = await Promise.all([
+    import('./redis/connection.js'),
+    import('./redis/idempotency.js'),
+    import('./redis/outbox.js'),
+    import('./redis/checkpoints.js'),
+  ]);
   const client = await connectStateRedis(location.url, options.redisTimeoutMs ?? 5000, options);
   const keyPrefix = options.redisKeyPrefix ?? DEFAULT_REDIS_PREFIX;
   try {
