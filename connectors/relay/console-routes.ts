@@ -133,19 +133,23 @@ const SECRET_NAME = /pass(word)?|secret|token|api[-_]?key|authori[sz]ation|crede
 const REDACTED = '[redacted]';
 const MAX_REDACT_NODES = 10_000;
 
-/** A copy with every value under a secret-looking name replaced; an iterative, bounded walk (never recursion on input). */
+/**
+ * A copy with every value under a secret-looking name replaced, objects and lists included (a secret may be nested
+ * under it); an iterative, bounded walk (never recursion on input). Past the bound nothing is shown: a copy only
+ * partly redacted could still carry a secret.
+ */
 export function redactSecrets(value: unknown): unknown {
   const root: { value: unknown } = { value: structuredClone(value) };
   const stack: unknown[] = [root.value];
   let visited = 0;
-  while (stack.length > 0 && visited < MAX_REDACT_NODES) {
+  while (stack.length > 0) {
+    if (visited >= MAX_REDACT_NODES) return REDACTED;
     const node = stack.pop();
     visited += 1;
     if (node === null || typeof node !== 'object') continue;
     for (const [name, child] of Object.entries(node)) {
-      if (!Array.isArray(node) && SECRET_NAME.test(name) && child !== null && typeof child !== 'object') {
-        (node as Record<string, unknown>)[name] = REDACTED;
-      } else if (child !== null && typeof child === 'object') stack.push(child);
+      if (!Array.isArray(node) && SECRET_NAME.test(name)) (node as Record<string, unknown>)[name] = REDACTED;
+      else if (child !== null && typeof child === 'object') stack.push(child);
     }
   }
   return root.value;
