@@ -33,3 +33,8 @@ export class StateLostError extends OncekitError {
     super('state_lost', message, options);
   }
 }
+
+/** The message of anything thrown: an Error's message, else its text. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,3 +1,4 @@
+import { messageOf } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { State } from '../../shared/state/open-state.js';
 
@@ -34,7 +35,7 @@ export function startHousekeeping(options: HousekeepingOptions): { stop(): Promi
         logger.info({ event: 'housekeeping', purgedIdempotencyRecords: purged, prunedLedgerEvents: pruned }, 'old state removed');
       }
     } catch (error) {
-      logger.warn({ event: 'housekeeping_failed', error: error instanceof Error ? error.message : String(error) }, 'housekeeping failed');
+      logger.warn({ event: 'housekeeping_failed', error: messageOf(error) }, 'housekeeping failed');
     }
   };
   const tick = (): void => {

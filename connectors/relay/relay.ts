@@ -1,5 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { StateLostError } from '../../shared/errors.js';
+import { messageOf, StateLostError } from '../../shared/errors.js';
 import { registerErrorHandler, registerRawJsonParser } from '../../shared/http/http-basics.js';
 import { Inbox } from '../../shared/inbox/inbox.js';
 import type { DecideKeyOptions } from '../../shared/keys/decide.js';
@@ -118,8 +118,7 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
       target: targetKey,
       id: worker.owner,
       version: RELAY_VERSION,
-      onError: (error) =>
-        log.warn({ event: 'heartbeat_failed', error: error instanceof Error ? error.message : String(error) }, 'heartbeat not saved'),
+      onError: (error) => log.warn({ event: 'heartbeat_failed', error: messageOf(error) }, 'heartbeat not saved'),
     });
     const beating = heartbeat;
     closers.push(() => beating.stop());

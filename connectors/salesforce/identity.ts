@@ -1,6 +1,6 @@
 import type { Connection } from 'jsforce';
 import { z } from 'zod';
-import { InvalidInputError, OncekitError } from '../../shared/errors.js';
+import { InvalidInputError, messageOf, OncekitError } from '../../shared/errors.js';
 import { parseInput } from '../../shared/validation.js';
 import type { SupportedRecordType } from './salesforce-id.js';
 
@@ -266,5 +266,5 @@ function errorCode(error: unknown): string | null {
 }
 
 function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return messageOf(error);
 }

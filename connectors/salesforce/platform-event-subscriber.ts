@@ -1,6 +1,6 @@
 import type { Connection } from 'jsforce';
 import { z } from 'zod';
-import { OncekitError } from '../../shared/errors.js';
+import { messageOf, OncekitError } from '../../shared/errors.js';
 import { type Logger, silentLogger } from '../../shared/log.js';
 import { type BayeuxClient, type BayeuxSubscribeFailure, openBayeuxClient } from './bayeux-client.js';
 import { DEFAULT_PLATFORM_EVENT_CHANNEL, type PlatformEventMessage } from './platform-event-mapping.js';
@@ -488,8 +488,4 @@ class Subscriber implements PlatformEventSubscriber {
       // An observer's bug must not stop delivery.
     }
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import avro from 'avsc';
-import { InvalidInputError, OncekitError } from '../../shared/errors.js';
+import { InvalidInputError, messageOf, OncekitError } from '../../shared/errors.js';
 import { type PubSubGrpcClient, pubSubService } from './pubsub-proto.js';
 
 /**
@@ -129,7 +129,7 @@ export type PubSubFailure =
 export function classifyGrpcError(error: unknown): PubSubFailure {
   const { code, details, metadata } = (error ?? {}) as { code?: unknown; details?: unknown; metadata?: unknown };
   const errorCode = metadata instanceof grpc.Metadata ? String(metadata.get('error-code')[0] ?? '') : '';
-  const reason = `${typeof code === 'number' ? (grpc.status[code] ?? code) : 'ERROR'}: ${typeof details === 'string' && details ? details : error instanceof Error ? error.message : String(error)}${errorCode ? ` (${errorCode})` : ''}`;
+  const reason = `${typeof code === 'number' ? (grpc.status[code] ?? code) : 'ERROR'}: ${typeof details === 'string' && details ? details : messageOf(error)}${errorCode ? ` (${errorCode})` : ''}`;
   if (code === grpc.status.UNAUTHENTICATED || /auth\.error|authentication/i.test(errorCode)) return { kind: 'auth', reason };
   if (/replayid/i.test(errorCode)) return { kind: 'replay-id', reason };
   if (code === grpc.status.NOT_FOUND) return { kind: 'not-found', reason };
@@ -177,7 +177,7 @@ export function compileEventSchema(schemaJson: string): EventDecoder {
     schema = JSON.parse(schemaJson) as { type?: unknown; fields?: unknown };
     type = avro.Type.forSchema(schema as avro.Schema);
   } catch (error) {
-    throw new UndecodableEventError(`the event schema cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+    throw new UndecodableEventError(`the event schema cannot be read: ${messageOf(error)}`);
   }
   if (schema.type !== 'record' || !Array.isArray(schema.fields) || schema.fields.length > MAX_SCHEMA_FIELDS) {
     throw new UndecodableEventError('the event schema is not a record of fields');
@@ -190,7 +190,7 @@ export function compileEventSchema(schemaJson: string): EventDecoder {
       try {
         record = { ...(type.fromBuffer(payload) as Record<string, unknown>) };
       } catch (error) {
-        throw new UndecodableEventError(`the Avro payload does not decode: ${error instanceof Error ? error.message : String(error)}`);
+        throw new UndecodableEventError(`the Avro payload does not decode: ${messageOf(error)}`);
       }
       for (const name of dateTimes) {
         const value = record[name];

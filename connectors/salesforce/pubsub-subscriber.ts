@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { z } from 'zod';
-import { OncekitError } from '../../shared/errors.js';
+import { messageOf, OncekitError } from '../../shared/errors.js';
 import { type Logger, silentLogger } from '../../shared/log.js';
 import { DEFAULT_PLATFORM_EVENT_CHANNEL, type PlatformEventMessage } from './platform-event-mapping.js';
 import type { PlatformEventSink, PlatformEventSubscriber, SubscriberState } from './platform-event-subscriber.js';
@@ -609,8 +609,4 @@ class PubSubSubscriber implements PlatformEventSubscriber {
 function replayNumber(replayId: Buffer): number {
   if (replayId.length === 0 || replayId.length > 8) return -1;
   return Number(BigInt(`0x${replayId.toString('hex')}`));
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { Connection, OAuth2 } from 'jsforce';
 import { z } from 'zod';
-import { type FieldIssue, InvalidInputError, OncekitError } from '../../shared/errors.js';
+import { type FieldIssue, InvalidInputError, messageOf, OncekitError } from '../../shared/errors.js';
 import { type Logger, silentLogger } from '../../shared/log.js';
 import { parseInput } from '../../shared/validation.js';
 
@@ -293,7 +293,7 @@ export async function mintAccessToken(config: SalesforceAuthConfig, nowMs: numbe
     // carries the assertion or the secret.
     const name = error instanceof Error ? error.name : 'Error';
     const oauthError = /^[a-z_]+$/.test(name) ? name : null;
-    const description = error instanceof Error ? error.message : String(error);
+    const description = messageOf(error);
     throw new SalesforceAuthError(
       `Salesforce refused the ${config.flow} token request at ${config.loginUrl}: ${oauthError ? `${oauthError}: ` : ''}${description}`,
       oauthError,
@@ -356,7 +356,7 @@ export async function connectSalesforce(config: SalesforceAuthConfig, options: C
       try {
         listener(change);
       } catch (error) {
-        logger.error({ event: 'salesforce_token_listener_failed', error: errorMessage(error) }, 'a token-change listener threw');
+        logger.error({ event: 'salesforce_token_listener_failed', error: messageOf(error) }, 'a token-change listener threw');
       }
     }
   };
@@ -414,8 +414,4 @@ export async function connectSalesforce(config: SalesforceAuthConfig, options: C
       return () => listeners.delete(listener);
     },
   };
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

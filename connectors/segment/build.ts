@@ -6,6 +6,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
 import { build, type Plugin } from 'esbuild';
+import { messageOf } from '../../shared/errors.js';
 import { handlerNameByType } from './segment-runtime.js';
 
 /** The bundle's one global name; the top-level handler declarations delegate to it. */
@@ -113,7 +114,7 @@ function checkPlainScript(code: string, inputs: readonly string[]): void {
   try {
     new Script(code, { filename: 'function.js' });
   } catch (error) {
-    problems.push(`it does not parse as a script: ${error instanceof Error ? error.message : String(error)}`);
+    problems.push(`it does not parse as a script: ${messageOf(error)}`);
   }
   if (problems.length > 0) throw new Error(`dist/segment/function.js is not deployable: ${problems.join('; ')}`);
 }
@@ -156,7 +157,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const built = await buildSegmentFunction();
     process.stdout.write(`wrote ${relative(process.cwd(), built.path)} (${built.bytes} bytes, sha256 ${built.sha256.slice(0, 12)})\n`);
   } catch (error) {
-    process.stderr.write(`segment build failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`segment build failed: ${messageOf(error)}\n`);
     process.exitCode = 1;
   }
 }

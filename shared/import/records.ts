@@ -1,7 +1,7 @@
 import { constants, createReadStream, type ReadStream } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { InvalidInputError, OncekitError } from '../errors.js';
+import { InvalidInputError, messageOf, OncekitError } from '../errors.js';
 import { type CsvItem, readCsv } from './csv.js';
 
 export type ImportFormat = 'jsonl' | 'csv';
@@ -62,7 +62,7 @@ export async function readableFileSize(path: string): Promise<number> {
     return info.size;
   } catch (error) {
     if (error instanceof OncekitError) throw error;
-    throw new UnreadableFileError(`cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new UnreadableFileError(`cannot read ${path}: ${messageOf(error)}`, { cause: error });
   }
 }
 

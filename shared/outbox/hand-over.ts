@@ -1,3 +1,4 @@
+import { messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import { coalesced, type Enqueue } from './group-commit.js';
 import type { EnqueueResult, LeasedEvent, NewOutboxEvent, OutboxStore } from './types.js';
@@ -30,7 +31,7 @@ export function handOverEnqueue(store: OutboxStore, worker: OutboxWorker, option
         .submit(leased, { leaseRequestedAt })
         .catch((error: unknown) =>
           options.logger.error(
-            { event: 'outbox_hand_over_failed', error: error instanceof Error ? error.message : String(error) },
+            { event: 'outbox_hand_over_failed', error: messageOf(error) },
             'could not hand enqueued events to the worker; they are delivered once their lease runs out',
           ),
         );

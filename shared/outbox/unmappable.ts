@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { OncekitError } from '../errors.js';
+import { messageOf, OncekitError } from '../errors.js';
 import type { UnmappableRaw } from './types.js';
 
 /** How much of an unmappable event's raw payload the ledger keeps, in UTF-8 bytes. */
@@ -14,7 +14,7 @@ export function rawPayloadText(raw: unknown): string {
   try {
     return JSON.stringify(raw) ?? String(raw);
   } catch (error) {
-    return `[payload not serialisable as JSON: ${error instanceof Error ? error.message : String(error)}]`;
+    return `[payload not serialisable as JSON: ${messageOf(error)}]`;
   }
 }
 

@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from '../clock.js';
 import { formatDuration } from '../duration.js';
+import { messageOf } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { createTargetClient, type TargetClient, type TargetClientOptions } from '../target/client.js';
 import { type DeliveryResult, uncertainRequestsOf } from '../target/outcome.js';
@@ -242,10 +243,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
             }
           },
           (error: unknown) =>
-            logger.warn(
-              { event: 'outbox_lease_renewal_failed', owner, error: error instanceof Error ? error.message : String(error) },
-              'could not renew outbox leases',
-            ),
+            logger.warn({ event: 'outbox_lease_renewal_failed', owner, error: messageOf(error) }, 'could not renew outbox leases'),
         );
       },
       Math.max(10, Math.floor(config.leaseMs / 3)),
@@ -433,7 +431,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
         }
       } catch (error) {
         consecutiveErrors += 1;
-        const reason = error instanceof Error ? error.message : String(error);
+        const reason = messageOf(error);
         logger.error({ event: 'outbox_worker_error', owner, consecutiveErrors, error: reason }, 'outbox delivery failed; will retry');
         if (consecutiveErrors >= maxConsecutiveErrors) {
           failure = error instanceof Error ? error : new Error(reason);
@@ -500,10 +498,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
         await releaseHanded();
       } catch (error) {
         // Their leases run out on their own; stop() must not hide the failure that brought the caller here.
-        logger.error(
-          { event: 'outbox_release_failed', owner, error: error instanceof Error ? error.message : String(error) },
-          'could not give back submitted events',
-        );
+        logger.error({ event: 'outbox_release_failed', owner, error: messageOf(error) }, 'could not give back submitted events');
       }
     },
   };

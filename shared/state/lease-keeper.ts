@@ -1,3 +1,4 @@
+import { messageOf } from '../errors.js';
 import type { IdempotencyRef, IdempotencyStore } from './idempotency.js';
 
 export interface LeaseKeeper {
@@ -27,7 +28,7 @@ export function keepLeaseAlive(
           }
         },
         (error: unknown) => {
-          if (!stopped) onLost(error instanceof Error ? error.message : String(error));
+          if (!stopped) onLost(messageOf(error));
         },
       );
     },

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type ChainableCommander, Redis } from 'ioredis';
 import { z } from 'zod';
-import { OncekitError, StateLostError } from '../../errors.js';
+import { messageOf, OncekitError, StateLostError } from '../../errors.js';
 import { jsonLineLogger, type Logger } from '../../log.js';
 import { StoreUnavailableError } from '../idempotency.js';
 import { describeStoreLocation } from '../location.js';
@@ -264,7 +264,7 @@ export async function connectRedis(url: string, timeoutMs: number): Promise<Redi
     return client;
   } catch (error) {
     client.disconnect();
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = messageOf(error);
     throw new StoreUnavailableError(`no Redis answered at ${describeStoreLocation({ kind: 'redis', url })}: ${reason}`, { cause: error });
   }
 }
