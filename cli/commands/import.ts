@@ -10,7 +10,8 @@ import {
   runImport,
 } from '../../shared/import/index.js';
 import { type InvalidKeyPolicy, invalidKeyPolicies } from '../../shared/keys/index.js';
-import { jsonLineLogger, type Logger } from '../../shared/log.js';
+import { jsonLineLogger } from '../../shared/log.js';
+import type { DeliveryRetry } from '../../shared/outbox/worker.js';
 import { paceHeap } from '../heap-pacer.js';
 import {
   addDeliveryOptions,
@@ -100,7 +101,8 @@ export function registerImportCommand(program: Command): void {
       ...(keyFrom ? { keyFrom } : {}),
       policy: options.policy,
       ...(options.errorsFile ? { errorsFile: options.errorsFile } : {}),
-      logger: retriesShown(commandLogger(options.verbose === true), options.verbose === true, bar),
+      logger: commandLogger(options.verbose === true),
+      onRetry: retryShown(options.verbose === true, bar),
     };
     const controller = new AbortController();
     const interrupt = (): void => {
@@ -186,20 +188,14 @@ function importProgressBar(dryRun: boolean): ImportProgressLine {
 }
 
 /**
- * The command's logger, except that a delivery the worker will retry (the target cannot be resolved, refuses the
- * connection, or fails) is never silent: it is shown on the progress line, or, without one, logged on stderr each time.
+ * A delivery the worker will retry (the target cannot be resolved, refuses the connection, or fails) is never silent:
+ * it is shown on the progress line, or, without one, logged on stderr each time (--verbose logs it already).
  */
-function retriesShown(logger: Logger, verbose: boolean, bar: ImportProgressLine | null): Logger {
+function retryShown(verbose: boolean, bar: ImportProgressLine | null): (retry: DeliveryRetry) => void {
   const always = jsonLineLogger();
-  return {
-    info: (fields, message) => logger.info(fields, message),
-    error: (fields, message) => logger.error(fields, message),
-    warn: (fields, message) => {
-      if (fields.event !== 'outbox_delivery_retry') return logger.warn(fields, message);
-      bar?.retrying(message);
-      if (verbose) logger.warn(fields, message);
-      else if (!bar) always.warn(fields, message);
-    },
+  return ({ message, ...fields }) => {
+    if (bar) bar.retrying(message);
+    else if (!verbose) always.warn(fields, message);
   };
 }
 

@@ -6,7 +6,14 @@ import type { OutboxDeliveryConfig } from '../outbox/config.js';
 import { attemptMayHaveLanded, isPossibleDuplicate } from '../outbox/ledger.js';
 import type { LeasedEvent, LedgerEntry, NewOutboxEvent, OutboxStore, Settlement } from '../outbox/types.js';
 import { capRawPayload } from '../outbox/unmappable.js';
-import { createOutboxWorker, type OutboxTarget, type OutboxWorker, outboxTargetId, waitUntilDrained } from '../outbox/worker.js';
+import {
+  createOutboxWorker,
+  type DeliveryRetry,
+  type OutboxTarget,
+  type OutboxWorker,
+  outboxTargetId,
+  waitUntilDrained,
+} from '../outbox/worker.js';
 import { defaultErrorsFilePath, ErrorsFile } from './errors-file.js';
 import { type ImportFormat, importFormatOf, openRecordSource, type RawRecord } from './records.js';
 import { type ConvertedRow, createRowConverter, IMPORT_SOURCE } from './rows.js';
@@ -33,6 +40,8 @@ export interface ImportOptions {
   /** Stops reading and lets in-flight batches settle; everything else stays in the outbox for the next run. */
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: ImportProgress) => void;
+  /** Each failed batch that waits for its retry (the target cannot be reached, or failed): never a silent spin. */
+  readonly onRetry?: (retry: DeliveryRetry) => void;
   readonly logger?: Logger;
 }
 
@@ -238,6 +247,7 @@ export async function runImport(options: ImportOptions): Promise<ImportSummary> 
         logger,
         maxConsecutiveErrors: 5,
         ...(delivery.clock ? { clock: delivery.clock } : {}),
+        ...(options.onRetry ? { onRetry: options.onRetry } : {}),
         onSettled: ({ event, settlement }) => {
           if (event.source !== IMPORT_SOURCE) return;
           if (settlement.to !== 'pending') {

@@ -27,6 +27,21 @@ export interface SettledEvent {
   readonly settlement: Settlement;
 }
 
+/** A batch that failed and waits for its retry: what the worker logs as `outbox_delivery_retry`. */
+export interface DeliveryRetry {
+  readonly event: 'outbox_delivery_retry';
+  readonly owner: string;
+  /** The target's address without credentials. */
+  readonly target: string;
+  readonly events: number;
+  readonly attempt: number;
+  readonly status: number | null;
+  readonly reason: string;
+  readonly retryInMs: number;
+  /** One line for people. */
+  readonly message: string;
+}
+
 export interface OutboxWorkerOptions {
   readonly store: OutboxStore;
   /** The tenant whose events this worker delivers is `target.tenant`. */
@@ -37,6 +52,8 @@ export interface OutboxWorkerOptions {
   readonly logger?: Logger;
   /** Called once per event whose settlement was applied (never for one whose lease was lost). */
   readonly onSettled?: (settled: SettledEvent) => void;
+  /** Called once per failed batch that goes back to wait, with what the warning logged says (a CLI shows it). */
+  readonly onRetry?: (retry: DeliveryRetry) => void;
   /** After this many failures in a row (store or target client threw), the worker stops and sets `failure`. */
   readonly maxConsecutiveErrors?: number;
   /** Injected in tests: time (due times, horizon), the client's retry waits, and jitter. */
@@ -349,19 +366,20 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     if (first === null || first.attempt === null) return;
     const reason = describeAnswer(first.attempt);
     const retryInMs = Math.max(0, Math.round(first.dueAt - clock.now()));
-    logger.warn(
-      {
-        event: 'outbox_delivery_retry',
-        owner,
-        target: targetLabel,
-        events: retrying,
-        attempt: first.attempt.number,
-        status: first.attempt.status,
-        reason,
-        retryInMs,
-      },
-      `delivery to ${targetLabel} failed (${reason}); ${retrying} event${retrying === 1 ? '' : 's'} retry in ${formatDuration(retryInMs)} (attempt ${first.attempt.number})`,
-    );
+    const retry: DeliveryRetry = {
+      event: 'outbox_delivery_retry',
+      owner,
+      target: targetLabel,
+      events: retrying,
+      attempt: first.attempt.number,
+      status: first.attempt.status,
+      reason,
+      retryInMs,
+      message: `delivery to ${targetLabel} failed (${reason}); ${retrying} event${retrying === 1 ? '' : 's'} retry in ${formatDuration(retryInMs)} (attempt ${first.attempt.number})`,
+    };
+    const { message, ...fields } = retry;
+    logger.warn(fields, message);
+    options.onRetry?.(retry);
   }
 
   /**
