@@ -5,19 +5,18 @@ import type { RecordUnmappableResult, UnmappableEvent } from '../../shared/outbo
 import type { RelayMetrics } from './metrics.js';
 import type { RecentEvents } from './recent-events.js';
 
-/** The relay's ingest: the outbox enqueue, then metrics, the recent-events list and a wake-up of the worker. */
+/** The relay's ingest: the outbox enqueue (which hands the events to the worker), then metrics and the recent-events list. */
 export function createIngest(options: {
   readonly tenant: string;
   /** The target the relay delivers to: every event it accepts is bound to it. */
   readonly target: string;
-  /** The outbox's enqueue, through group commit: resolves once the events are committed. */
+  /** The outbox's enqueue (group commit, hand-over to the worker): resolves once the events are committed. */
   readonly enqueue: Enqueue;
   /** The outbox's recordUnmappable: resolves once the dead letters are committed. */
   readonly recordUnmappable: (events: readonly UnmappableEvent[]) => Promise<RecordUnmappableResult[]>;
   readonly metrics: RelayMetrics;
   readonly recent: RecentEvents;
   readonly logger: Logger;
-  readonly wake: () => void;
 }): Ingest {
   return {
     async accept(events) {
@@ -36,7 +35,6 @@ export function createIngest(options: {
         { event: 'events_accepted', count: events.length, created: results.filter((result) => result.outcome === 'created').length },
         'events persisted in the outbox',
       );
-      options.wake();
       return results;
     },
     async deadLetter(events) {

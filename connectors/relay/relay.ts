@@ -135,7 +135,6 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
       metrics,
       recent,
       logger: log,
-      wake: () => {}, // the enqueue above already handed the events over or woke a loop
     });
     const keys: DecideKeyOptions = { policy: config.invalidKeyPolicy, logger: log };
 
