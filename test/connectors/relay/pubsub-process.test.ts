@@ -26,6 +26,7 @@ let pubsub: FakePubSub;
 let target: Sandbox;
 let dir: ReturnType<typeof tempDir>;
 const children: ChildProcess[] = [];
+const logs = new Map<ChildProcess, () => string>();
 
 beforeAll(async () => {
   org = await startTestOrg({ pubsub: { keepaliveMs: 500 } });
@@ -63,8 +64,14 @@ function spawnRelay(tenant: string, store: string, extra: Record<string, string>
     ONCEKIT_MAX_BACKLOG: '1000',
     ...extra,
   };
-  const child = spawn(process.execPath, [ONCEKIT_BIN, 'relay', '--port', '0'], { env, stdio: ['ignore', 'ignore', 'ignore'] });
+  const child = spawn(process.execPath, [ONCEKIT_BIN, 'relay', '--port', '0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(child);
+  // The last of its log, for a failure to say what the relay was doing.
+  let log = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    log = (log + chunk.toString('utf8')).slice(-4000);
+  });
+  logs.set(child, () => log);
   return child;
 }
 
@@ -108,10 +115,13 @@ describe('oncekit relay over the Pub/Sub API, in its own process', () => {
     await publishing;
     const requestsBefore = pubsub.fetchRequests.length;
 
-    spawnRelay(tenant, `sqlite:${store}`);
+    const second = spawnRelay(tenant, `sqlite:${store}`);
     // Generous: under a loaded machine the restart, the lease the killed relay left and the replay take a while.
     await waitFor('every event recorded', () => target.inspect(tenant).events.length >= total, 60_000).catch((error: unknown) => {
-      throw new Error(`${String(error)}: ${target.inspect(tenant).events.length} of ${total} recorded`);
+      throw new Error(
+        `${String(error)}: ${target.inspect(tenant).events.length} of ${total} recorded; restarted relay exit ${second.exitCode} ` +
+          `signal ${second.signalCode}; ${subscribedStreams().length} streams subscribed; its log ends:\n${logs.get(second)?.() ?? ''}`,
+      );
     });
     const outbox = new SqliteOutboxStore({ path: store });
     try {
