@@ -244,6 +244,9 @@ class PubSubSubscriber implements PlatformEventSubscriber {
         );
         continue;
       }
+      // A new stream asks for a batch at once: while the outbox is full, open none (Salesforce closes a stream that
+      // asks for nothing for a minute, so a long wait would otherwise take a batch past the bound at every reconnect).
+      if (!(await this.#outboxHasRoom(() => false))) return;
       const end = await this.#stream(start);
       if (end.kind === 'stopped' || this.#stopped) return;
       this.#state = 'recovering';
@@ -469,7 +472,7 @@ class PubSubSubscriber implements PlatformEventSubscriber {
         }
         outstanding -= events.length;
         if (events.length === 0) {
-          if (outstanding > 0 && queue.length === 0 && !pumping && response.latest_replay_id?.length) {
+          if (isCaughtUpKeepalive(response, outstanding) && queue.length === 0 && !pumping) {
             queue.push({ kind: 'position', replayId: response.latest_replay_id });
           } else return;
         }
@@ -603,6 +606,16 @@ class PubSubSubscriber implements PlatformEventSubscriber {
       // An observer's bug must not stop delivery.
     }
   }
+}
+
+/**
+ * Whether an empty response's replay id may become the checkpoint: only a keepalive sent while every event this stream
+ * asked for is still owed (the server's `pending_num_requested` equals what we wait for), so the server had seen our
+ * last request and sent all it had. A response written before our last request reached the server (its pending count
+ * is lower) could name a position past events we never asked for, and moving the checkpoint there would skip them.
+ */
+function isCaughtUpKeepalive(response: ManagedFetchResponse, outstanding: number): boolean {
+  return outstanding > 0 && response.pending_num_requested === outstanding && (response.latest_replay_id?.length ?? 0) > 0;
 }
 
 /** A replay id as a number for PlatformEventMessage (informational: the checkpoint keeps the bytes). */

@@ -22,8 +22,8 @@ import {
  * issued, `instanceurl`, `tenantid`), else UNAUTHENTICATED. What it serves:
  * - `Subscribe`: pull-based, it sends only as many events as the client asked for (`num_requested`, added up over the
  *   stream's FetchRequests) from the retained log; LATEST, EARLIEST or CUSTOM (after a replay id it still has, else
- *   INVALID_ARGUMENT with Salesforce's `replayid` error code); an empty FetchResponse with the latest replay id as a
- *   keepalive when idle;
+ *   INVALID_ARGUMENT with Salesforce's `replayid` error code); while requested events wait for new ones, an empty
+ *   FetchResponse with the subscription's position as a keepalive;
  * - `ManagedSubscribe` (Beta) for the managed subscriptions it is given: it starts after the position committed with
  *   `commit_replay_id_request` (or at the subscription's preset) and answers each commit with a `commit_response`;
  * - `GetSchema`, `GetTopic`, `Publish` (Avro payloads checked against the topic's schema);
@@ -111,6 +111,11 @@ export interface FakePubSub {
   publishPoison(topic: string, options?: { readonly eventUuid?: string }): PubSubPublished;
   /** Drops retained events up to and including `position`, as the 72-hour retention does. */
   expireEventsThrough(topic: string, position: number): void;
+  /**
+   * Writes an empty FetchResponse with these fields on every open stream of `topic`: as a response already on the wire
+   * when the client's next FetchRequest crossed it, whose replay id and pending count predate that request.
+   */
+  sendEmptyResponse(topic: string, response: { readonly latestPosition: number; readonly pendingNumRequested: number }): void;
   /** Every open Subscribe stream ends with this status (default UNAVAILABLE), as when a server node goes away. */
   failStreams(code?: grpc.status, details?: string): void;
   /** Every open Subscribe stream ends UNAUTHENTICATED (the org's invalidateTokens calls this). */
@@ -244,11 +249,13 @@ export async function startFakePubSub(options: FakePubSubOptions): Promise<FakeP
   function watch(subscription: Subscription): void {
     const { call } = subscription;
     open.add(subscription);
+    // As Salesforce does: only while requested events wait for the bus (pending > 0, so every retained event has been
+    // sent), with the subscription's own position; never the topic's tip while unrequested events wait behind it.
     const keepalive = setInterval(() => {
-      if (subscription.ended || !subscription.topic) return;
+      if (subscription.ended || !subscription.topic || subscription.pending === 0) return;
       call.write({
         events: [],
-        latest_replay_id: replayIdOf(subscription.topic.log.at(-1)?.position ?? lastPosition),
+        latest_replay_id: replayIdOf(subscription.position),
         rpc_id: randomUUID(),
         pending_num_requested: subscription.pending,
       });
@@ -386,7 +393,7 @@ export async function startFakePubSub(options: FakePubSubOptions): Promise<FakeP
           if (valid) entry.committed = position;
           (call as grpc.ServerDuplexStream<ManagedFetchRequest, ManagedFetchResponse>).write({
             events: [],
-            latest_replay_id: replayIdOf(subscription.topic?.log.at(-1)?.position ?? lastPosition),
+            latest_replay_id: replayIdOf(subscription.position),
             rpc_id: randomUUID(),
             pending_num_requested: subscription.pending,
             commit_response: {
@@ -499,6 +506,18 @@ export async function startFakePubSub(options: FakePubSubOptions): Promise<FakeP
       topic.expiredThrough = Math.max(topic.expiredThrough, position);
       const keep = topic.log.filter((retained) => retained.position > position);
       topic.log.splice(0, topic.log.length, ...keep);
+    },
+    sendEmptyResponse(name, response) {
+      const topic = topicNamed(name);
+      for (const subscription of open) {
+        if (subscription.topic !== topic) continue;
+        subscription.call.write({
+          events: [],
+          latest_replay_id: replayIdOf(response.latestPosition),
+          rpc_id: randomUUID(),
+          pending_num_requested: response.pendingNumRequested,
+        });
+      }
     },
     failStreams(code = grpc.status.UNAVAILABLE, details = 'the Pub/Sub server closed the stream') {
       for (const subscription of [...open]) end(subscription, failure(code, details));

@@ -29,7 +29,9 @@ const children: ChildProcess[] = [];
 const logs = new Map<ChildProcess, () => string>();
 
 beforeAll(async () => {
-  org = await startTestOrg({ pubsub: { keepaliveMs: 500 } });
+  // Keepalives every 5 ms: one crossing the subscriber's next request once moved its checkpoint past events it had
+  // not taken, and the restarted relay lost them (only under load, with the 500 ms this test had).
+  org = await startTestOrg({ pubsub: { keepaliveMs: 5 } });
   pubsub = org.pubsub as FakePubSub;
   target = await startSandbox({ port: 0, apiKey: API_KEY });
   dir = tempDir('oncekit-pubsub-process-');

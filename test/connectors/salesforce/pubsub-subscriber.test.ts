@@ -174,6 +174,45 @@ describe('the Pub/Sub subscriber against the fake org’s Pub/Sub API (real gRPC
     expect(checkpoints.current(CHECKPOINT)).toBe(before.replayId.toString('base64'));
   });
 
+  it('never checkpoints an empty response that predates its last request: the events it was not sent yet are not skipped', async () => {
+    const checkpoints = memoryReplayCheckpointStore();
+    const { subscriber: sub, activity } = subscriber({ checkpoints, sink: async () => {} });
+    await sub.start();
+    const first = pubsub.publish(CHANNEL, payload(1));
+    await waitFor('the first checkpoint', () => checkpoints.current(CHECKPOINT) === first.replayId.toString('base64'));
+    // Written before the server saw the stream's request (it owed none then), naming a position far ahead: taking it
+    // would skip every event up to there.
+    pubsub.sendEmptyResponse(CHANNEL, { latestPosition: first.position + 1000, pendingNumRequested: 0 });
+    const second = pubsub.publish(CHANNEL, payload(2));
+    await waitFor('the second checkpoint', () => checkpoints.current(CHECKPOINT) === second.replayId.toString('base64'));
+    const checkpointed = activity.flatMap((entry) => (entry.type === 'checkpointed' ? [entry.replayId] : []));
+    const positions = checkpointed.map((replayId) => Buffer.from(replayId, 'base64').readBigUInt64BE());
+    expect(positions.every((position) => position <= BigInt(second.position))).toBe(true);
+  });
+
+  it('does not reopen a stream while the outbox is full: a reconnect asks for nothing until it drains', async () => {
+    let outboxFull = false;
+    const taken: string[] = [];
+    const { subscriber: sub, activity } = subscriber({
+      sink: async (event) => void taken.push(event.eventUuid ?? ''),
+      backlog: { size: async () => (outboxFull ? 1000 : 0), max: 1000, pollMs: 20 },
+    });
+    await sub.start();
+    const first = pubsub.publish(CHANNEL, payload(1));
+    await waitFor('the first event', () => taken.length === 1);
+    outboxFull = true;
+    pubsub.failStreams();
+    await waitFor('the reconnect', () => activity.some((entry) => entry.type === 'reconnecting'));
+    const opened = pubsub.fetchRequests.length;
+    pubsub.publish(CHANNEL, payload(2));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(pubsub.fetchRequests.length).toBe(opened);
+    expect(taken).toEqual([first.eventUuid]);
+    outboxFull = false;
+    await waitFor('the second event once the outbox drained', () => taken.length === 2);
+    expect(pubsub.fetchRequests.slice(opened)[0]).toMatchObject({ replayPreset: 'CUSTOM', replayFrom: first.position });
+  });
+
   it('a sink failure before the first checkpoint gets the event again, and never events from before the subscriber started', async () => {
     const old = [pubsub.publish(CHANNEL, payload(1)), pubsub.publish(CHANNEL, payload(2))];
     const taken: string[] = [];
