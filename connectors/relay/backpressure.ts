@@ -25,6 +25,11 @@ export interface BackpressureOptions {
 export interface Backpressure {
   /** Why the event routes refuse events now, or null when they accept. */
   reason(): Promise<string | null>;
+  /**
+   * Events this instance just committed to the outbox: added to the last reading until the next one, so a burst is
+   * refused at the limit rather than a cache period's worth of events past it.
+   */
+  noteEnqueued(count: number): void;
   /** Readiness: throws with the reason while over a limit. */
   check(): Promise<void>;
   /** Answers 503 with Retry-After on the event routes while over a limit. */
@@ -34,49 +39,66 @@ export interface Backpressure {
 /**
  * Pushes back on senders when delivery falls behind: above the backlog or lag limit the event routes answer 503 with
  * Retry-After (Segment, Zapier and Apex retry that, and nothing was taken), and readiness says why; below, they accept.
- * The figures come from the store, so every instance on it agrees; one reading serves all requests for `cacheMs`.
+ * The figures come from the store, so every instance on it agrees; one reading serves all requests for `cacheMs`, with
+ * this instance's own enqueues since then added to its backlog (others' show at the next reading).
  */
 export function createBackpressure(options: BackpressureOptions): Backpressure {
   const cacheMs = options.cacheMs ?? 1000;
   const retryAfter = String(options.retryAfterSeconds ?? 5);
   const now = options.now ?? Date.now;
   const enabled = options.maxBacklog !== null || options.maxDeliveryLagMs !== null;
-  let cached: { readonly at: number; readonly reason: string | null } | null = null;
-  let reading: Promise<string | null> | null = null;
+  type Reading = { readonly at: number; readonly backlog: number; readonly lagReason: string | null };
+  let cached: Reading | null = null;
+  let reading: Promise<Reading> | null = null;
+  // Events this instance committed since the reading began (those before it are in it).
+  let enqueuedSince = 0;
 
-  async function read(): Promise<string | null> {
+  async function read(): Promise<Reading> {
+    const backlog = options.maxBacklog === null ? 0 : await options.backlog();
+    let lagReason: string | null = null;
+    if (options.maxDeliveryLagMs !== null && (options.maxBacklog === null || backlog <= options.maxBacklog)) {
+      const lagMs = await options.deliveryLagMs();
+      if (lagMs > options.maxDeliveryLagMs) {
+        lagReason = `the oldest due event has waited ${formatDuration(lagMs)}, above ${options.settingNames.maxDeliveryLag} (${formatDuration(options.maxDeliveryLagMs)}); event routes answer 503 until delivery catches up`;
+      }
+    }
+    return { at: now(), backlog, lagReason };
+  }
+
+  function reasonOf(current: Reading): string | null {
     if (options.maxBacklog !== null) {
-      const backlog = await options.backlog();
+      const backlog = current.backlog + enqueuedSince;
       if (backlog > options.maxBacklog) {
         return `${backlog} undelivered events in the outbox, above ${options.settingNames.maxBacklog} (${options.maxBacklog}); event routes answer 503 until delivery catches up`;
       }
     }
-    if (options.maxDeliveryLagMs !== null) {
-      const lagMs = await options.deliveryLagMs();
-      if (lagMs > options.maxDeliveryLagMs) {
-        return `the oldest due event has waited ${formatDuration(lagMs)}, above ${options.settingNames.maxDeliveryLag} (${formatDuration(options.maxDeliveryLagMs)}); event routes answer 503 until delivery catches up`;
-      }
-    }
-    return null;
+    return current.lagReason;
   }
 
   async function reason(): Promise<string | null> {
     if (!enabled) return null;
-    if (cached && now() - cached.at < cacheMs) return cached.reason;
+    if (cached && now() - cached.at < cacheMs) return reasonOf(cached);
     // Concurrent requests share one reading.
-    reading ??= read()
-      .then((value) => {
-        cached = { at: now(), reason: value };
-        return value;
-      })
-      .finally(() => {
-        reading = null;
-      });
-    return reading;
+    reading ??= (() => {
+      const counted = enqueuedSince;
+      return read()
+        .then((value) => {
+          cached = value;
+          enqueuedSince = Math.max(0, enqueuedSince - counted);
+          return value;
+        })
+        .finally(() => {
+          reading = null;
+        });
+    })();
+    return reasonOf(await reading);
   }
 
   return {
     reason,
+    noteEnqueued(count) {
+      if (enabled && count > 0) enqueuedSince += count;
+    },
     async check() {
       const why = await reason();
       if (why !== null) throw new Error(why);

@@ -124,24 +124,6 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
     closers.push(() => beating.stop());
     worker.start();
     closers.push(() => worker.stop());
-    const ingest = createIngest({
-      tenant: target.tenant,
-      target: targetKey,
-      // Hands the events to an idle delivery loop, leased in the same commit, or wakes one loop per batch.
-      // ONCEKIT_GROUP_COMMIT=off (diagnostic): each request commits by itself, the benchmark's baseline.
-      enqueue: handOverEnqueue(outbox, worker, { groupCommit: config.groupCommit, logger: log }),
-      // Looked up at each call, not bound once: a test can make the store fail for a while.
-      recordUnmappable: (events) => outbox.recordUnmappable(events),
-      metrics,
-      recent,
-      logger: log,
-    });
-    const keys: DecideKeyOptions = { policy: config.invalidKeyPolicy, logger: log };
-
-    const app = createRelayApp(log, metrics);
-    const stateLoss = stateLossReporter(log);
-    app.addHook('onError', async (_request, _reply, error) => stateLoss.note(error));
-    closers.push(() => app.close()); // closed first: no new requests, in-flight ones finish, then the plugins' onClose
     const backlog = async (): Promise<number> => {
       const counts = await outbox.counts(target.tenant, { target: targetKey });
       return counts.pending + counts.leased;
@@ -157,6 +139,29 @@ export async function startRelay(config: StartRelayConfig, dependencies: RelayDe
       settingNames: { maxBacklog: RELAY_SETTING_NAMES.maxBacklog, maxDeliveryLag: RELAY_SETTING_NAMES.maxDeliveryLag },
       ...(dependencies.backpressureCacheMs === undefined ? {} : { cacheMs: dependencies.backpressureCacheMs }),
     });
+    const handOver = handOverEnqueue(outbox, worker, { groupCommit: config.groupCommit, logger: log });
+    const ingest = createIngest({
+      tenant: target.tenant,
+      target: targetKey,
+      // Hands the events to an idle delivery loop, leased in the same commit, or wakes one loop per batch.
+      // ONCEKIT_GROUP_COMMIT=off (diagnostic): each request commits by itself, the benchmark's baseline.
+      enqueue: async (events) => {
+        const results = await handOver(events);
+        backpressure.noteEnqueued(results.filter((result) => result.outcome !== 'existing').length);
+        return results;
+      },
+      // Looked up at each call, not bound once: a test can make the store fail for a while.
+      recordUnmappable: (events) => outbox.recordUnmappable(events),
+      metrics,
+      recent,
+      logger: log,
+    });
+    const keys: DecideKeyOptions = { policy: config.invalidKeyPolicy, logger: log };
+
+    const app = createRelayApp(log, metrics);
+    const stateLoss = stateLossReporter(log);
+    app.addHook('onError', async (_request, _reply, error) => stateLoss.note(error));
+    closers.push(() => app.close()); // closed first: no new requests, in-flight ones finish, then the plugins' onClose
     backpressure.register(app);
     const salesforce = await registerConnectors(app, { config, ingest, keys, state, log, backlog });
     const startedAt = Date.now();

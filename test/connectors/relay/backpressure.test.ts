@@ -115,6 +115,39 @@ describe('createBackpressure', () => {
     expect(await backpressure.reason()).toBeNull();
   });
 
+  it('adds its own enqueues to the last reading, so a burst is refused at the limit, not a cache period past it', async () => {
+    let now = 1_000_000;
+    let stored = 900;
+    let readings = 0;
+    const backpressure = createBackpressure({
+      backlog: async () => {
+        readings += 1;
+        return stored;
+      },
+      deliveryLagMs: async () => 0,
+      maxBacklog: 1000,
+      maxDeliveryLagMs: null,
+      settingNames: names,
+      cacheMs: 1000,
+      now: () => now,
+    });
+    expect(await backpressure.reason()).toBeNull();
+    backpressure.noteEnqueued(100);
+    expect(await backpressure.reason()).toBeNull(); // 1,000: at the limit, not above it
+    backpressure.noteEnqueued(1);
+    expect(await backpressure.reason()).toMatch(/^1001 undelivered events in the outbox, above MAX_BACKLOG \(1000\)/);
+    expect(readings).toBe(1);
+    // The next reading has them (and what was delivered meanwhile): the estimate starts again from it.
+    stored = 400;
+    now += 1000;
+    expect(await backpressure.reason()).toBeNull();
+    expect(readings).toBe(2);
+    backpressure.noteEnqueued(600);
+    expect(await backpressure.reason()).toBeNull();
+    backpressure.noteEnqueued(1);
+    expect(await backpressure.reason()).toMatch(/^1001 undelivered/);
+  });
+
   it('with neither limit, never reads the store', async () => {
     const backpressure = createBackpressure({
       backlog: () => Promise.reject(new Error('not read')),
