@@ -11,17 +11,17 @@ export interface HandOverOptions {
 }
 
 /**
- * The enqueue of a process that also delivers: when a delivery loop is idle, the events are enqueued already leased to
- * the worker and handed to it, so they are sent without being read back from the store and no other loop wakes up;
- * otherwise they are enqueued plainly and one loop per batch is woken. Either way each caller is answered once its
- * events are committed, never later: delivery goes on in the background.
+ * The enqueue of a process that also delivers: while fewer batches wait for a delivery loop than there are loops, the
+ * events are enqueued already leased to the worker and handed to it, so they are sent without being read back from the
+ * store and no other loop wakes up; otherwise they are enqueued plainly and one loop per batch is woken. Either way
+ * each caller is answered once its events are committed, never later: delivery goes on in the background.
  */
 export function handOverEnqueue(store: OutboxStore, worker: OutboxWorker, options: HandOverOptions): Enqueue {
   const lease = { owner: worker.owner, leaseMs: worker.config.leaseMs };
   const run = async (events: readonly NewOutboxEvent[]): Promise<EnqueueResult[]> => {
-    // Only the worker's own tenant and target can be handed to it; and only when a loop is free to send at once, so a
-    // handed event never waits in memory while its lease runs out.
-    const handOver = worker.hasIdleLoop() && events.every((event) => event.tenant === worker.tenant && event.target === worker.target);
+    // Only the worker's own tenant and target can be handed to it; and only while few batches wait for a loop, so a
+    // handed event is sent soon (its lease renewed meanwhile), and the rest wait in the store for any worker.
+    const handOver = worker.acceptsHandOver() && events.every((event) => event.tenant === worker.tenant && event.target === worker.target);
     const leaseRequestedAt = performance.now();
     const results = await store.enqueue(events, handOver ? { lease } : {});
     const leased: LeasedEvent[] = [];

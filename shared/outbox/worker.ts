@@ -92,10 +92,10 @@ export interface OutboxWorker {
    */
   notify(events?: number): void;
   /**
-   * Whether events submitted now are sent without queueing: a delivery loop is idle with nothing handed to it, or one
-   * is filling a short batch they would join.
+   * Whether submit() takes events now: fewer batches wait for a loop than there are loops, so they are sent within about
+   * one batch's time (their leases are renewed while they wait, as a batch in flight's are).
    */
-  hasIdleLoop(): boolean;
+  acceptsHandOver(): boolean;
   /** Lets in-flight batches finish and settle, then stops; everything else stays durable in the store. */
   stop(): Promise<void>;
   /** Set when the worker stopped itself after `maxConsecutiveErrors` failures. */
@@ -153,9 +153,8 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   let unsubscribe: (() => void) | undefined;
   // Batches handed over by submit(), already leased to this worker; taken before anything is leased from the store.
   const handed: HandedBatch[] = [];
-  // Batches on their way to the target now, and loops waiting for a handed batch to fill.
+  // Batches on their way to the target now.
   let sending = 0;
-  let filling = 0;
   const roomWaiters = new Set<() => void>();
   let stopping = false;
   let failure: Error | null = null;
@@ -382,22 +381,24 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     options.onRetry?.(retry);
   }
 
+  /** The next handed batch, no longer waiting: its leases are kept from here on by whoever sends it. */
+  function takeHanded(): HandedBatch | undefined {
+    const batch = handed.shift();
+    batch?.keeper.stop();
+    return batch;
+  }
+
   /**
    * A handed batch short of a full one, while another batch is on its way to the target (so the target is keeping up
    * and more events are coming), waits BATCH_FILL_MS for the batches handed meanwhile and goes with them: fewer, fuller
    * calls and settlements. An idle worker sends at once.
    */
-  async function filled(batch: HandedBatch): Promise<HandedBatch> {
+  async function filled(batch: HandedBatch): Promise<Omit<HandedBatch, 'keeper'>> {
     if (batch.events.length >= config.batchSize || sending === 0 || stopping) return batch;
-    filling += 1;
-    try {
-      await idle(BATCH_FILL_MS);
-    } finally {
-      filling -= 1;
-    }
+    await idle(BATCH_FILL_MS);
     let { events, leaseRequestedAt } = batch;
     while (handed.length > 0 && events.length + (handed[0] as HandedBatch).events.length <= config.batchSize) {
-      const next = handed.shift() as HandedBatch;
+      const next = takeHanded() as HandedBatch;
       events = events.concat(next.events);
       // The oldest lease decides whether the merged batch is renewed before it is sent.
       leaseRequestedAt =
@@ -408,7 +409,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   }
 
   async function runOnce(): Promise<number> {
-    const submitted = handed.shift();
+    const submitted = takeHanded();
     if (submitted) {
       for (const resume of [...roomWaiters]) resume();
       const batch = await filled(submitted);
@@ -423,7 +424,10 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
 
   /** Gives submitted batches nobody will send back to the store, due now, so no one waits for their lease to run out. */
   async function releaseHanded(): Promise<void> {
-    const events = handed.splice(0).flatMap((batch) => batch.events);
+    const events = handed.splice(0).flatMap((batch) => {
+      batch.keeper.stop();
+      return batch.events;
+    });
     for (const resume of [...roomWaiters]) resume();
     if (events.length === 0) return;
     const now = clock.now();
@@ -482,12 +486,14 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     notify(events = 1) {
       wakeLoops(Math.max(1, Math.ceil(events / config.batchSize)));
     },
-    hasIdleLoop: () =>
-      idleLoops.size > handed.length || (filling > 0 && handed.reduce((sum, batch) => sum + batch.events.length, 0) < config.batchSize),
+    acceptsHandOver: () => handed.length < config.concurrency,
     async submit(events, submitOptions = {}) {
       let batches = 0;
       for (let start = 0; start < events.length; start += config.batchSize) {
-        handed.push({ events: events.slice(start, start + config.batchSize), leaseRequestedAt: submitOptions.leaseRequestedAt ?? null });
+        const slice = events.slice(start, start + config.batchSize);
+        // Kept leased while it waits for a loop, as a batch in flight is: however long the loops ahead of it take.
+        const keeper = keepLeases(slice.map((event) => event.id));
+        handed.push({ events: slice, leaseRequestedAt: submitOptions.leaseRequestedAt ?? null, keeper });
         batches += 1;
       }
       wakeLoops(batches);
@@ -525,6 +531,8 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
 const isLeased = (event: LeasedEvent | null): event is LeasedEvent => event !== null;
 
 interface HandedBatch {
+  /** Renews the batch's leases while it waits. */
+  readonly keeper: { stop(): void };
   readonly events: LeasedEvent[];
   /** performance.now() before the store call that leased them; null: unknown. */
   readonly leaseRequestedAt: number | null;

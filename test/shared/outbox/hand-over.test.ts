@@ -42,7 +42,7 @@ function event(target = TARGET_ID): NewOutboxEvent {
 }
 
 /** A memory store that counts the calls a delivery makes, and a started worker with `concurrency` loops on it. */
-async function setup(concurrency: number, send: HttpTransport = transport.send) {
+async function setup(concurrency: number, send: HttpTransport = transport.send, leaseMs?: number) {
   const store = new MemoryOutboxStore();
   const calls = { lease: 0, renewLeases: 0, nextDueAt: 0 };
   const lease = store.lease.bind(store);
@@ -63,11 +63,11 @@ async function setup(concurrency: number, send: HttpTransport = transport.send) 
   const started = createOutboxWorker({
     store,
     target: { baseUrl: sandbox.url, id: TARGET_ID, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, transport: send },
-    config: { concurrency, pollMs: 60_000 },
+    config: { concurrency, pollMs: 60_000, ...(leaseMs === undefined ? {} : { leaseMs }) },
   });
   worker = started;
   started.start();
-  await waitFor(() => started.hasIdleLoop());
+  await waitFor(() => started.acceptsHandOver());
   // Every loop has looked once and gone idle (one poll a minute from now).
   await new Promise((resolve) => setTimeout(resolve, 50));
   return { store, worker: started, calls: () => ({ ...calls }) };
@@ -147,6 +147,40 @@ describe('handOverEnqueue', () => {
     // The held call and one for the four; without the wait, each would have been a call of its own.
     expect(calls).toBe(2);
     expect(sandbox.inspect(TENANT).events).toHaveLength(5);
+  });
+
+  it('a batch handed while every loop is busy keeps its lease while it waits, and is sent once; the next go to the store', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let calls = 0;
+    const send: HttpTransport = async (request) => {
+      calls += 1;
+      if (calls === 1) await held;
+      return transport.send(request);
+    };
+    const { store, worker: running } = await setup(1, send, 300);
+    const enqueue = handOverEnqueue(store, running, { logger: silentLogger });
+    await enqueue([event()]);
+    await waitFor(() => calls === 1);
+    // The one loop is busy and nothing waits for it: the next batch is handed over and waits.
+    expect(running.acceptsHandOver()).toBe(true);
+    const [waiting] = await enqueue([event()]);
+    expect(waiting?.state).toBe('leased');
+    // As many batches wait as there are loops: the next events wait in the store instead.
+    expect(running.acceptsHandOver()).toBe(false);
+    const [stored] = await enqueue([event()]);
+    expect(stored?.state).toBe('pending');
+    // Three leases later its lease still holds: renewed while it waited, so no other worker could take it over.
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    const entry = await store.get(TENANT, waiting?.id ?? '');
+    expect(entry?.state).toBe('leased');
+    expect(entry?.leaseExpiresAt).toBeGreaterThan(Date.now());
+    release();
+    await waitFor(delivered(store, 3));
+    expect((await store.get(TENANT, waiting?.id ?? ''))?.attempts).toHaveLength(1);
+    expect(sandbox.inspect(TENANT).events).toHaveLength(3);
   });
 
   it('a handed batch whose lease was asked for long ago is renewed before it is sent', async () => {
