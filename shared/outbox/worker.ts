@@ -486,7 +486,8 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     notify(events = 1) {
       wakeLoops(Math.max(1, Math.ceil(events / config.batchSize)));
     },
-    acceptsHandOver: () => handed.length < config.concurrency,
+    // Only while its loops run: a worker not started (or stopping) would hold handed events, leased, unsent.
+    acceptsHandOver: () => running.length > 0 && !stopping && handed.length < config.concurrency,
     async submit(events, submitOptions = {}) {
       let batches = 0;
       for (let start = 0; start < events.length; start += config.batchSize) {

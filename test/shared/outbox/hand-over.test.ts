@@ -183,6 +183,23 @@ describe('handOverEnqueue', () => {
     expect(sandbox.inspect(TENANT).events).toHaveLength(3);
   });
 
+  it('a worker that is not running (not started, or stopped) takes no hand-over: the events wait in the store', async () => {
+    const store = new MemoryOutboxStore();
+    const idle = createOutboxWorker({
+      store,
+      target: { baseUrl: sandbox.url, id: TARGET_ID, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, transport: transport.send },
+      config: { concurrency: 2, pollMs: 60_000 },
+    });
+    const enqueue = handOverEnqueue(store, idle, { logger: silentLogger });
+    expect(idle.acceptsHandOver()).toBe(false);
+    expect((await enqueue([event()]))[0]?.state).toBe('pending');
+    idle.start();
+    expect(idle.acceptsHandOver()).toBe(true);
+    await idle.stop();
+    expect(idle.acceptsHandOver()).toBe(false);
+    expect((await enqueue([event()]))[0]?.state).toBe('pending');
+  });
+
   it('a handed batch whose lease was asked for long ago is renewed before it is sent', async () => {
     const { store, worker: running, calls } = await setup(1);
     const results = await store.enqueue([event()], { lease: { owner: running.owner, leaseMs: running.config.leaseMs } });
