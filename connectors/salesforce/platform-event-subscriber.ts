@@ -73,7 +73,10 @@ export interface PlatformEventSubscriberOptions {
 export type SubscriberState = 'idle' | 'subscribing' | 'subscribed' | 'recovering' | 'stopped' | 'failed';
 
 export interface PlatformEventSubscriber {
-  /** Subscribes; resolves once Salesforce acknowledged the first subscription (or the subscriber was stopped). */
+  /**
+   * Subscribes; resolves once Salesforce acknowledged the first subscription, or the subscriber holds back for a full
+   * outbox before subscribing, or it was stopped.
+   */
   start(): Promise<void>;
   /** Unsubscribes, disconnects and waits for the event in the sink (if any) to finish and be checkpointed. */
   stop(): Promise<void>;

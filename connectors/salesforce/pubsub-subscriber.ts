@@ -535,6 +535,9 @@ class PubSubSubscriber implements PlatformEventSubscriber {
       if (size < backlog.max) return !ended();
       if (!announced) {
         announced = true;
+        // Holding back is part of running: a start waits for it no longer (the relay would not come up on a full outbox).
+        this.#settleStart?.resolve();
+        this.#settleStart = null;
         this.#emit({ type: 'waiting-for-outbox', backlog: size });
         this.#logger.info(
           { event: 'platform_events_waiting_for_outbox', channel: this.channel, backlog: size, max: backlog.max },

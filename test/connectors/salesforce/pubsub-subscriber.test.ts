@@ -213,6 +213,24 @@ describe('the Pub/Sub subscriber against the fake org’s Pub/Sub API (real gRPC
     expect(pubsub.fetchRequests.slice(opened)[0]).toMatchObject({ replayPreset: 'CUSTOM', replayFrom: first.position });
   });
 
+  it('started on a full outbox: start resolves, nothing is asked for until the outbox drains', async () => {
+    let outboxFull = true;
+    const taken: string[] = [];
+    const { subscriber: sub, activity } = subscriber({
+      sink: async (event) => void taken.push(event.eventUuid ?? ''),
+      backlog: { size: async () => (outboxFull ? 1000 : 0), max: 1000, pollMs: 20 },
+      replayWithoutCheckpoint: 'EARLIEST',
+    });
+    const published = pubsub.publish(CHANNEL, payload(1));
+    await sub.start();
+    expect(activity.some((entry) => entry.type === 'waiting-for-outbox')).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(pubsub.fetchRequests).toHaveLength(0);
+    outboxFull = false;
+    await waitFor('the event once the outbox drained', () => taken.length === 1);
+    expect(taken).toEqual([published.eventUuid]);
+  });
+
   it('a sink failure before the first checkpoint gets the event again, and never events from before the subscriber started', async () => {
     const old = [pubsub.publish(CHANNEL, payload(1)), pubsub.publish(CHANNEL, payload(2))];
     const taken: string[] = [];
