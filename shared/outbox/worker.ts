@@ -458,6 +458,8 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
         if (consecutiveErrors >= maxConsecutiveErrors) {
           failure = error instanceof Error ? error : new Error(reason);
           stopping = true;
+          // Nobody here will send the handed batches: their leases run out and any worker takes them over.
+          for (const batch of handed) batch.keeper.stop();
           wakeAll();
           for (const resume of [...roomWaiters]) resume();
           return;

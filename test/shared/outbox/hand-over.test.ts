@@ -183,6 +183,42 @@ describe('handOverEnqueue', () => {
     expect(sandbox.inspect(TENANT).events).toHaveLength(3);
   });
 
+  it('a worker that gives up stops renewing the batches handed to it: their leases run out for any worker to take', async () => {
+    const store = new MemoryOutboxStore();
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let calls = 0;
+    const send: HttpTransport = async (request) => {
+      calls += 1;
+      if (calls === 1) await held;
+      return transport.send(request);
+    };
+    const settle = store.settle.bind(store);
+    store.settle = () => Promise.reject(new Error('the store is down'));
+    const failing = createOutboxWorker({
+      store,
+      target: { baseUrl: sandbox.url, id: TARGET_ID, tenant: TENANT, apiKey: DEFAULT_SANDBOX_API_KEY, transport: send },
+      config: { concurrency: 1, pollMs: 60_000, leaseMs: 300 },
+      maxConsecutiveErrors: 1,
+    });
+    worker = failing;
+    failing.start();
+    const enqueue = handOverEnqueue(store, failing, { logger: silentLogger });
+    await enqueue([event()]);
+    await waitFor(() => calls === 1);
+    const [waiting] = await enqueue([event()]);
+    expect(waiting?.state).toBe('leased');
+    release();
+    await waitFor(() => failing.failure !== null);
+    store.settle = settle;
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const entry = await store.get(TENANT, waiting?.id ?? '');
+    expect(entry?.state).toBe('leased');
+    expect(entry?.leaseExpiresAt).toBeLessThan(Date.now());
+  });
+
   it('a worker that is not running (not started, or stopped) takes no hand-over: the events wait in the store', async () => {
     const store = new MemoryOutboxStore();
     const idle = createOutboxWorker({
