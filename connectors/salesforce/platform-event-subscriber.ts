@@ -207,18 +207,16 @@ class Subscriber implements PlatformEventSubscriber {
       await this.#pump;
       if (this.#stopped) return;
       if (refresh) {
-        try {
-          await this.#options.session.refresh();
-          this.#emit({ type: 'token-refreshed' });
-          refresh = false;
-        } catch (error) {
-          delayMs = this.#retries.nextDelay();
-          this.#logger.error(
-            { event: 'platform_events_refresh_failed', channel: this.channel, error: messageOf(error), retryInMs: delayMs },
-            'could not refresh the Salesforce token for streaming',
-          );
+        const retryInMs = await this.#retries.refreshSession(() => this.#options.session.refresh(), this.#logger, {
+          channel: this.channel,
+          transport: 'streaming',
+        });
+        if (retryInMs !== null) {
+          delayMs = retryInMs;
           continue;
         }
+        this.#emit({ type: 'token-refreshed' });
+        refresh = false;
       }
       let replayFrom: number;
       try {

@@ -219,18 +219,16 @@ class PubSubSubscriber implements PlatformEventSubscriber {
       if (delayMs > 0) await this.#retries.sleep(delayMs);
       if (this.#stopped) return;
       if (refresh) {
-        try {
-          await this.#options.session.refresh();
-          this.#emit({ type: 'token-refreshed' });
-          refresh = false;
-        } catch (error) {
-          delayMs = this.#retries.nextDelay();
-          this.#logger.error(
-            { event: 'platform_events_refresh_failed', channel: this.channel, error: messageOf(error), retryInMs: delayMs },
-            'could not refresh the Salesforce token for the Pub/Sub API',
-          );
+        const retryInMs = await this.#retries.refreshSession(() => this.#options.session.refresh(), this.#logger, {
+          channel: this.channel,
+          transport: 'the Pub/Sub API',
+        });
+        if (retryInMs !== null) {
+          delayMs = retryInMs;
           continue;
         }
+        this.#emit({ type: 'token-refreshed' });
+        refresh = false;
       }
       let start: { preset: ReplayPreset; replayId: Buffer | null };
       try {

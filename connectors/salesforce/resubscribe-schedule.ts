@@ -1,3 +1,6 @@
+import { messageOf } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+
 /**
  * The subscribers' waits between attempts to (re)subscribe: doubling from `initialMs` to `maxMs` with each failure
  * since the last success. After the org refuses the session the first retry is immediate (with a fresh token), and
@@ -53,6 +56,28 @@ export class ResubscribeSchedule {
       }
       this.#wake = done;
     });
+  }
+
+  /**
+   * Mints a new token before a resubscription (`refresh`). Null when it did; when it failed, the failure is logged and
+   * the wait before the next try is returned.
+   */
+  async refreshSession(
+    refresh: () => Promise<unknown>,
+    logger: Logger,
+    about: { readonly channel: string; readonly transport: string },
+  ): Promise<number | null> {
+    try {
+      await refresh();
+      return null;
+    } catch (error) {
+      const retryInMs = this.nextDelay();
+      logger.error(
+        { event: 'platform_events_refresh_failed', channel: about.channel, error: messageOf(error), retryInMs },
+        `could not refresh the Salesforce token for ${about.transport}`,
+      );
+      return retryInMs;
+    }
   }
 
   /** Ends the current wait at once (the subscriber is stopping). */
