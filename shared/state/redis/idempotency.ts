@@ -32,101 +32,114 @@ export interface RedisStoreOptions extends StoreClockOption {
 }
 
 /*
- * Each record is one Redis hash, `{prefix}idem:{tenant}:{key}` (both parts encoded, see redis-safety.ts). Every write
- * is a Lua script, so the check and the write are one atomic step on the server: there is never a check-then-set
- * across round trips. Every script first checks the marker (redis-safety.ts), so a wiped Redis fails instead of
- * letting a key be claimed twice. Expiry decisions compare the stored timestamps with the SERVER's time (TIME), so
- * instances whose clocks disagree never take over a live lease; only a test's `clock` overrides it. PEXPIRE (relative)
- * only makes Redis evict a record once it is gone anyway.
+ * Each record is one Redis string, `{prefix}idem:{tenant}:{key}` (both parts encoded, see connection.ts), holding the
+ * record as JSON. Every write is a Lua script, so the check and the write are one atomic step on the server: there is
+ * never a check-then-set across round trips. A claim on a new key is a single `SET NX PX GET`, which both tests and
+ * writes. Every script first checks the marker (connection.ts), so a wiped Redis fails instead of letting a key be
+ * claimed twice. Expiry decisions compare the stored timestamps with the SERVER's time (TIME), so instances whose clocks
+ * disagree never take over a live lease; only a test's `clock` overrides it. PX (relative) only makes Redis evict a
+ * record once it is gone anyway.
+ *
+ * Earlier versions kept each record as a hash. Such a record is still read and honoured until it expires, and the next
+ * write to it (a renewal, a done mark, a take-over) stores it as JSON, so an upgrade needs no migration step.
  */
 
-// Decides, in Lua, whether the record in `r` still exists at `now` (the same rule as isRecordGone).
-const LIVE_RECORD = `${REDIS_NOW_LUA}
+// Reads records in either format and writes them as JSON; decides whether a record still exists at `now` (the same
+// rule as isRecordGone).
+const RECORDS = `${REDIS_NOW_LUA}
 local function is_live(r, now, retention)
-  if not r.state then return false end
+  if r == nil then return false end
   if r.state == 'completed' then return tonumber(r.expiresAt) > now end
   return tonumber(r.leaseExpiresAt) + retention > now
 end
-local function read(key)
+local function hash_record(key)
   local flat = redis.call('HGETALL', key)
   local r = {}
   for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
-  return r, flat
+  return r, cjson.encode(r)
+end
+-- \`value\`: what GET (or SET ... GET) answered for \`key\`: false, the JSON text, or a WRONGTYPE error for a hash.
+local function decode(key, value)
+  if not value then return nil, nil end
+  if type(value) == 'table' and value.err then return hash_record(key) end
+  return cjson.decode(value), value
+end
+local function read(key) return decode(key, redis.pcall('GET', key)) end
+local function fingerprint_json(fingerprint)
+  if type(fingerprint) == 'string' then return ',"fingerprint":' .. cjson.encode(fingerprint) end
+  return ''
+end
+local function in_progress_json(createdAt, owner, leaseExpiresAt, fingerprint)
+  return '{"state":"in_progress","createdAt":' .. oncekit_text(tonumber(createdAt)) .. ',"owner":' .. cjson.encode(owner) ..
+    ',"leaseExpiresAt":' .. oncekit_text(leaseExpiresAt) .. fingerprint_json(fingerprint) .. '}'
+end
+local function completed_json(createdAt, completedAt, expiresAt, result, fingerprint)
+  return '{"state":"completed","createdAt":' .. oncekit_text(tonumber(createdAt)) .. ',"completedAt":' ..
+    oncekit_text(completedAt) .. ',"expiresAt":' .. oncekit_text(expiresAt) .. ',"result":' .. cjson.encode(result) ..
+    fingerprint_json(fingerprint) .. '}'
 end
 `;
 
 // Every script: KEYS[1] the record, KEYS[2] the marker; ARGV[1] the marker id, ARGV[2] a test clock's now or ''.
 const GUARD = markerGuardLua('KEYS[2]', 'ARGV[1]');
 
-// ARGV[3..]: retention, takeOver (0/1), owner, leaseMs, fingerprint (absent = none). Replies with the time it used.
-const CLAIM = `${LIVE_RECORD}${GUARD}
-local now, retention, leaseMs = oncekit_now(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])
-local nowS = oncekit_text(now)
-local r, flat = read(KEYS[1])
-local previous = ''
-if is_live(r, now, retention) then
-  if ARGV[4] == '1' and r.state == 'in_progress' and tonumber(r.leaseExpiresAt) <= now then
-    previous = r.owner
-  else
-    return {'blocked', flat, nowS}
+// Writes \`value\` (expiring after \`px\`) unless a live record is in the way; \`take_expired\`: an expired lease may be
+// taken over. Replies now (a number) when nothing was there, {'claimed', previous owner or '', now} after replacing a
+// record that was gone or whose lease had expired, or {'blocked', the record as JSON, now}.
+const CLAIM_WITH = `
+local function claim_with(value, px, now, retention, take_expired)
+  local r, text = decode(KEYS[1], redis.pcall('SET', KEYS[1], value, 'NX', 'PX', px, 'GET'))
+  if r == nil then return now end
+  local previous = ''
+  if is_live(r, now, retention) then
+    if take_expired and r.state == 'in_progress' and tonumber(r.leaseExpiresAt) <= now then
+      previous = r.owner
+    else
+      return {'blocked', text, oncekit_text(now)}
+    end
   end
+  redis.call('SET', KEYS[1], value, 'PX', px)
+  return {'claimed', previous, oncekit_text(now)}
 end
-if #flat > 0 then redis.call('DEL', KEYS[1]) end
-if ARGV[7] then
-  redis.call('HSET', KEYS[1], 'state', 'in_progress', 'owner', ARGV[5], 'createdAt', nowS,
-    'leaseExpiresAt', oncekit_text(now + leaseMs), 'fingerprint', ARGV[7])
-else
-  redis.call('HSET', KEYS[1], 'state', 'in_progress', 'owner', ARGV[5], 'createdAt', nowS,
-    'leaseExpiresAt', oncekit_text(now + leaseMs))
-end
-redis.call('PEXPIRE', KEYS[1], leaseMs + retention)
-return {'claimed', previous, nowS}
+`;
+
+// ARGV[3..]: retention, takeOver (0/1), owner, leaseMs, fingerprint (absent = none).
+const CLAIM = `${RECORDS}${GUARD}${CLAIM_WITH}
+local now, retention, leaseMs = oncekit_now(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])
+return claim_with(in_progress_json(now, ARGV[5], now + leaseMs, ARGV[7]), leaseMs + retention, now, retention, ARGV[4] == '1')
 `;
 
 // Claim and complete in one step (claimCompleted). ARGV[3..]: retention, ttlMs, result. Takes over an expired lease.
-const CLAIM_COMPLETED = `${LIVE_RECORD}${GUARD}
+const CLAIM_COMPLETED = `${RECORDS}${GUARD}${CLAIM_WITH}
 local now, retention, ttlMs = oncekit_now(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local nowS = oncekit_text(now)
-local r, flat = read(KEYS[1])
-local previous = ''
-if is_live(r, now, retention) then
-  if r.state == 'in_progress' and tonumber(r.leaseExpiresAt) <= now then
-    previous = r.owner
-  else
-    return {'blocked', flat, nowS}
-  end
-end
-if #flat > 0 then redis.call('DEL', KEYS[1]) end
-redis.call('HSET', KEYS[1], 'state', 'completed', 'createdAt', nowS, 'completedAt', nowS,
-  'expiresAt', oncekit_text(now + ttlMs), 'result', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ttlMs)
-return {'claimed', previous, nowS}
+return claim_with(completed_json(now, now, now + ttlMs, ARGV[5], nil), ttlMs, now, retention, true)
 `;
 
-// The guard of renew, complete and release: the caller holds a live in_progress record.
-const HELD = `${LIVE_RECORD}${GUARD}
+// The guard of renew, complete and release: the caller holds a live in_progress record, which held() returns.
+const HELD = `${RECORDS}${GUARD}
 local now = oncekit_now(ARGV[2])
 local function held(key, owner, retention)
   local r = read(key)
-  return is_live(r, now, retention) and r.state == 'in_progress' and r.owner == owner
+  if is_live(r, now, retention) and r.state == 'in_progress' and r.owner == owner then return r end
+  return nil
 end
 `;
 
 // ARGV[3..]: owner, retention, leaseMs.
 const RENEW = `${HELD}
-if not held(KEYS[1], ARGV[3], tonumber(ARGV[4])) then return 0 end
-redis.call('HSET', KEYS[1], 'leaseExpiresAt', oncekit_text(now + tonumber(ARGV[5])))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]) + tonumber(ARGV[4]))
+local retention, leaseMs = tonumber(ARGV[4]), tonumber(ARGV[5])
+local r = held(KEYS[1], ARGV[3], retention)
+if not r then return 0 end
+redis.call('SET', KEYS[1], in_progress_json(r.createdAt, r.owner, now + leaseMs, r.fingerprint), 'PX', leaseMs + retention)
 return 1
 `;
 
 // ARGV[3..]: owner, retention, ttlMs, result.
 const COMPLETE = `${HELD}
-if not held(KEYS[1], ARGV[3], tonumber(ARGV[4])) then return 0 end
-redis.call('HDEL', KEYS[1], 'owner', 'leaseExpiresAt')
-redis.call('HSET', KEYS[1], 'state', 'completed', 'completedAt', oncekit_text(now),
-  'expiresAt', oncekit_text(now + tonumber(ARGV[5])), 'result', ARGV[6])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local ttlMs = tonumber(ARGV[5])
+local r = held(KEYS[1], ARGV[3], tonumber(ARGV[4]))
+if not r then return 0 end
+redis.call('SET', KEYS[1], completed_json(r.createdAt, now, now + ttlMs, ARGV[6], r.fingerprint), 'PX', ttlMs)
 return 1
 `;
 
@@ -136,10 +149,10 @@ if not held(KEYS[1], ARGV[3], tonumber(ARGV[4])) then return 0 end
 return redis.call('DEL', KEYS[1])
 `;
 
-// Replies {fields, now}: the caller decides whether the record is gone at the server's now.
-const GET = `${LIVE_RECORD}${GUARD}
-local r, flat = read(KEYS[1])
-return {flat, oncekit_text(oncekit_now(ARGV[2]))}
+// Replies {the record as JSON or '', now}: the caller decides whether the record is gone at the server's now.
+const GET = `${RECORDS}${GUARD}
+local r, text = read(KEYS[1])
+return {text or '', oncekit_text(oncekit_now(ARGV[2]))}
 `;
 
 const scripts = {
@@ -152,12 +165,15 @@ const scripts = {
 };
 
 const numberText = z.coerce.number().int();
+/** A number: claimed, nothing was there (the common case, kept to one integer reply). */
 const claimReply = z.union([
+  numberText,
   z.tuple([z.literal('claimed'), z.string(), numberText]),
-  z.tuple([z.literal('blocked'), z.array(z.string()), numberText]),
+  z.tuple([z.literal('blocked'), z.string(), numberText]),
 ]);
-const getReply = z.tuple([z.array(z.string()), numberText]);
-const hashRecord = z.discriminatedUnion('state', [
+const getReply = z.tuple([z.string(), numberText]);
+// Times are JSON numbers, or strings in a record kept from the earlier hash format.
+const storedRecord = z.discriminatedUnion('state', [
   z.object({
     state: z.literal('in_progress'),
     owner: z.string(),
@@ -228,10 +244,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       ttlMs,
       result,
     ]);
-    const parsed = claimReply.safeParse(reply);
-    if (!parsed.success) throw storeFailure('redis', 'claimCompleted', new Error(`unexpected reply ${JSON.stringify(reply)}`));
-    const [verdict, detail, now] = parsed.data;
-    if (verdict === 'blocked') return blockedOutcome(parseHash(checkedRef, Object.fromEntries(pairs(detail))), now);
+    const { now, blockedBy, takenOverFrom } = claimVerdict('claimCompleted', checkedRef, reply);
+    if (blockedBy) return blockedOutcome(blockedBy, now);
     const record: CompletedRecord = {
       state: 'completed',
       tenant: checkedRef.tenant,
@@ -241,7 +255,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       expiresAt: now + ttlMs,
       result,
     };
-    return detail === '' ? { status: 'claimed', record } : { status: 'claimed', record, takenOverFrom: detail };
+    return takenOverFrom === undefined ? { status: 'claimed', record } : { status: 'claimed', record, takenOverFrom };
   }
 
   async release(ref: IdempotencyRef, owner: string): Promise<boolean> {
@@ -255,8 +269,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     const reply = await this.#script('get', scripts.get, this.#redisKey(checked), []);
     const parsed = getReply.safeParse(reply);
     if (!parsed.success) throw storeFailure('redis', 'get', new Error(`unexpected reply ${JSON.stringify(reply)}`));
-    const [flat, now] = parsed.data;
-    const record = flat.length === 0 ? undefined : parseHash(checked, Object.fromEntries(pairs(flat)));
+    const [text, now] = parsed.data;
+    const record = text === '' ? undefined : parseRecord('get', checked, text);
     return record && !isRecordGone(record, now) ? record : undefined;
   }
 
@@ -274,13 +288,11 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     const args: (string | number)[] = [ABANDONED_LEASE_RETENTION_MS, takeOverExpired ? 1 : 0, checkedLease.owner, checkedLease.leaseMs];
     if (checkedLease.fingerprint !== undefined) args.push(checkedLease.fingerprint);
     const reply = await this.#script('claim', scripts.claim, this.#redisKey(checkedRef), args);
-    const parsed = claimReply.safeParse(reply);
-    if (!parsed.success) throw storeFailure('redis', 'claim', new Error(`unexpected reply ${JSON.stringify(reply)}`));
-    const [verdict, detail, now] = parsed.data;
-    if (verdict === 'blocked') return blockedOutcome(parseHash(checkedRef, Object.fromEntries(pairs(detail))), now);
+    const { now, blockedBy, takenOverFrom } = claimVerdict('claim', checkedRef, reply);
+    if (blockedBy) return blockedOutcome(blockedBy, now);
     // The record as the script wrote it: the times come from the server's clock (or the test's).
     const record = newInProgressRecord(checkedRef, checkedLease, now);
-    return detail === '' ? { status: 'claimed', record } : { status: 'claimed', record, takenOverFrom: detail };
+    return takenOverFrom === undefined ? { status: 'claimed', record } : { status: 'claimed', record, takenOverFrom };
   }
 
   /** Both parts encoded, so neither contains the ':' between them and two (tenant, key) pairs never collide. */
@@ -303,15 +315,34 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 }
 
-function pairs(flat: readonly string[]): [string, string][] {
-  const out: [string, string][] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i] as string, flat[i + 1] as string]);
-  return out;
+interface ClaimVerdict {
+  /** The server's time (or the test clock's) at the claim. */
+  readonly now: number;
+  /** The live record in the way: nothing was written. */
+  readonly blockedBy?: IdempotencyRecord;
+  /** The owner whose expired lease was replaced. */
+  readonly takenOverFrom?: string;
 }
 
-function parseHash(ref: IdempotencyRef, hash: Record<string, string>): IdempotencyRecord {
-  const parsed = hashRecord.safeParse(hash);
-  if (!parsed.success) throw storeFailure('redis', 'reading a record', new Error(`malformed record for ${JSON.stringify(ref)}`));
+function claimVerdict(operation: string, ref: IdempotencyRef, reply: unknown): ClaimVerdict {
+  // A bare number is the common case: nothing was there.
+  if (typeof reply === 'number' && Number.isSafeInteger(reply)) return { now: reply };
+  const parsed = claimReply.safeParse(reply);
+  if (!parsed.success) throw storeFailure('redis', operation, new Error(`unexpected reply ${JSON.stringify(reply)}`));
+  if (typeof parsed.data === 'number') return { now: parsed.data };
+  const [verdict, detail, now] = parsed.data;
+  if (verdict === 'blocked') return { now, blockedBy: parseRecord(operation, ref, detail) };
+  return detail === '' ? { now } : { now, takenOverFrom: detail };
+}
+
+function parseRecord(operation: string, ref: IdempotencyRef, text: string): IdempotencyRecord {
+  let parsed: ReturnType<typeof storedRecord.safeParse> | undefined;
+  try {
+    parsed = storedRecord.safeParse(JSON.parse(text));
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed?.success) throw storeFailure('redis', operation, new Error(`malformed record for ${JSON.stringify(ref)}`));
   const { fingerprint, ...fields } = parsed.data;
   return { ...fields, tenant: ref.tenant, key: ref.key, ...(fingerprint === undefined ? {} : { fingerprint }) };
 }
