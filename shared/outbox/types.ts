@@ -179,7 +179,10 @@ export type Settlement = SettlementBase &
     | { readonly to: 'delivered' }
     | { readonly to: 'duplicate' }
     | { readonly to: 'dead'; readonly reason: string }
-    /** Back to pending, to be tried again at `dueAt` (backoff). */
+    /**
+     * Back to pending, to be tried again at `dueAt` (backoff), on the caller's clock: a store whose clock is another
+     * machine's carries the delay from now over to its own clock.
+     */
     | { readonly to: 'pending'; readonly dueAt: number }
   );
 
@@ -300,7 +303,10 @@ export interface OutboxStore {
    * every instance reports the same number across restarts; pruned events leave it.
    */
   countPossibleDuplicates(tenant: string, filter?: OutboxCountFilter): Promise<number>;
-  /** The earliest time something the target's worker may lease becomes due (a due time or a lease expiry); null: never. */
+  /**
+   * The earliest time something the target's worker may lease becomes due (a due time or a lease expiry), on the
+   * caller's clock (shifted by how far the store's clock differs); null: never.
+   */
   nextDueAt(tenant: string, target: string): Promise<number | null>;
   /**
    * Optional: calls `listener` with the tenant when any instance enqueues (or requeues) events that are due now, so an

@@ -218,7 +218,14 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     };
   }
 
-  function settlementFor(event: LeasedEvent, result: DeliveryResult, startedAt: number, finishedAt: number): Settlement {
+  /** `storeFinishedAt`: finishedAt on the store's clock (see storeTimeOf), which firstAttemptAt is on. */
+  function settlementFor(
+    event: LeasedEvent,
+    result: DeliveryResult,
+    startedAt: number,
+    finishedAt: number,
+    storeFinishedAt: number,
+  ): Settlement {
     const attempt = attemptFrom(event, result, startedAt, finishedAt);
     const base = { id: event.id, owner, attempt };
     switch (result.outcome) {
@@ -230,9 +237,10 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
         // Retrying cannot help: the target refused the event itself.
         return { ...base, to: 'dead', reason: `rejected by the target: ${describeAnswer(attempt)}` };
       case 'failed': {
-        const dueAt = finishedAt + backoffDelayMs(attempt.number, backoff, random, result.retryAfterMs);
-        const deadline = event.firstAttemptAt + config.horizonMs;
-        if (dueAt < deadline) return { ...base, to: 'pending', dueAt };
+        const delayMs = backoffDelayMs(attempt.number, backoff, random, result.retryAfterMs);
+        // dueAt is on this worker's clock (the store carries the delay over to its own); the horizon is on the store's.
+        if (storeFinishedAt + delayMs < event.firstAttemptAt + config.horizonMs)
+          return { ...base, to: 'pending', dueAt: finishedAt + delayMs };
         return {
           ...base,
           to: 'dead',
@@ -275,6 +283,17 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     return performance.now() >= sendAt;
   }
 
+  /**
+   * The store's time now, as seen from a batch's lease: the time the store stamped on the lease plus how long this
+   * process has held the batch since asking for it (monotonic), so it never runs behind the store's clock, whatever this
+   * host's clock says. firstAttemptAt is on the store's clock too, so the horizon decision never mixes the two. Without
+   * the lease request time (a submit that did not give it), this host's clock stands in.
+   */
+  function storeTimeOf(leaseRequestedAt: number | null): (event: LeasedEvent) => number {
+    if (leaseRequestedAt === null) return () => clock.now();
+    return (event) => event.leasedAt + Math.max(0, performance.now() - leaseRequestedAt);
+  }
+
   async function deliver(batch: readonly LeasedEvent[], leaseRequestedAt: number | null): Promise<void> {
     if (!(await awaitTurn(batch.length))) {
       // Stopping while the cap held the batch back: give it back, due now, for the next worker.
@@ -299,14 +318,14 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       if (!held.has(event.id))
         logger.warn({ event: 'outbox_lease_lost', id: event.id, owner }, 'outbox lease lost before sending; not sent');
     }
-    const now = clock.now();
+    const storeNow = storeTimeOf(leaseRequestedAt);
     const settlements: { event: LeasedEvent; settlement: Settlement }[] = [];
     const sendable: LeasedEvent[] = [];
     for (const event of batch) {
       if (!held.has(event.id)) continue;
       // An event can come back long after its first attempt (its worker died, or nothing ran for a day). Sending it
       // past the horizon could land outside the target's key window, after an earlier attempt that did land.
-      if (now >= event.firstAttemptAt + config.horizonMs) {
+      if (storeNow(event) >= event.firstAttemptAt + config.horizonMs) {
         const reason =
           `the retry horizon (${formatDuration(config.horizonMs)} after the first attempt at ${new Date(event.firstAttemptAt).toISOString()}) ` +
           `passed before attempt ${event.previousAttempts + 1} could start`;
@@ -327,7 +346,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       const finishedAt = clock.now();
       sendable.forEach((event, index) => {
         const result = results[index];
-        if (result) settlements.push({ event, settlement: settlementFor(event, result, startedAt, finishedAt) });
+        if (result) settlements.push({ event, settlement: settlementFor(event, result, startedAt, finishedAt, storeNow(event)) });
       });
     }
     const applied = await settle(settlements.map(({ settlement }) => settlement));

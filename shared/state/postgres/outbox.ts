@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Clock } from '../../clock.js';
+import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
 import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
 import { attemptMayHaveLanded } from '../../outbox/ledger.js';
@@ -462,6 +462,8 @@ export class PostgresOutboxStore implements OutboxStore {
       rounds[round] = items;
     });
     if (rounds.length === 0) return applied;
+    // The worker decided a retry's dueAt on its own clock: only the delay from now carries over to the server's clock.
+    const callerNow = (this.#clock ?? systemClock).now();
     return this.#transaction('settle', async (client, now) => {
       for (const round of rounds) {
         const updated = await client.query<{ ord: number; attempt_count: number }>(
@@ -477,7 +479,7 @@ export class PostgresOutboxStore implements OutboxStore {
             round.map(({ seq }) => seq),
             round.map(({ settlement }) => settlement.owner),
             round.map(({ settlement }) => settlement.to),
-            round.map(({ settlement }) => (settlement.to === 'pending' ? settlement.dueAt : null)),
+            round.map(({ settlement }) => (settlement.to === 'pending' ? now + Math.max(0, settlement.dueAt - callerNow) : null)),
             round.map(({ settlement }) => (settlement.to === 'dead' ? settlement.reason : null)),
             round.map(({ settlement }) => (settlement.attempt === null ? 0 : 1)),
             round.map(({ settlement }) => settlement.attempt?.outcome ?? null),
@@ -647,13 +649,17 @@ export class PostgresOutboxStore implements OutboxStore {
   async nextDueAt(tenant: string, target: string): Promise<number | null> {
     return this.#read('nextDueAt', async () => {
       checkOutboxArgs.target(target);
-      const result = await this.#db.pool.query<{ at: number | null }>(
+      const callerNow = (this.#clock ?? systemClock).now();
+      const result = await this.#db.pool.query<{ at: number | null; now: number }>(
         `SELECT LEAST(
            (SELECT min(due_at) FROM outbox_events WHERE tenant = $1 AND target = $2 AND state = 'pending'),
-           (SELECT min(lease_expires_at) FROM outbox_events WHERE tenant = $1 AND target = $2 AND state = 'leased')) AS at`,
-        [tenant, target],
+           (SELECT min(lease_expires_at) FROM outbox_events WHERE tenant = $1 AND target = $2 AND state = 'leased')) AS at,
+           ${nowSql(3)} AS now`,
+        [tenant, target, nowParam(this.#clock)],
       );
-      return result.rows[0]?.at ?? null;
+      const row = result.rows[0];
+      // On the caller's clock, as its worker compares it with its own now.
+      return row?.at == null ? null : row.at - row.now + callerNow;
     });
   }
 

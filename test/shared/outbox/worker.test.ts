@@ -65,6 +65,8 @@ interface SetupOptions {
   readonly send?: HttpTransport;
   readonly apiKey?: string;
   readonly realTime?: boolean;
+  /** How far the worker's (host's) clock runs behind the store's; negative: ahead. */
+  readonly hostBehindMs?: number;
 }
 
 /** A memory outbox, a manual clock (unless realTime) and a worker for the sandbox; waits are recorded, not slept. */
@@ -88,7 +90,7 @@ function setup(options: SetupOptions = {}) {
     ...(options.realTime
       ? {}
       : {
-          clock,
+          clock: options.hostBehindMs === undefined ? clock : { now: () => clock.now() - (options.hostBehindMs ?? 0) },
           random: () => 0.5,
           sleep: async (ms: number) => {
             sleeps.push(ms);
@@ -309,6 +311,26 @@ describe('outbox worker', () => {
     expect(entry?.deadReason).toMatch(/^the retry horizon \(2 h after the first attempt at .*\) passed before attempt 2 could start$/);
     expect(entry?.attempts.map((a) => a.outcome)).toEqual(['abandoned']);
     expect(requestsTo()).toBe(0);
+  });
+
+  it('decides the horizon on the store’s clock: a host clock 6 h behind it does not let an event out past the horizon', async () => {
+    const { store, worker, clock } = setup({ hostBehindMs: 6 * HOUR, config: { horizonMs: 2 * HOUR, leaseMs: 60_000 } });
+    const [result] = await store.enqueue([event()]);
+    await store.lease({ tenant: TENANT, target: TARGET_ID, owner: 'died', limit: 1, leaseMs: 60_000 });
+    // Past the horizon on the store's clock; 4 h short of it on the host's.
+    clock.advance(2 * HOUR);
+    expect(await worker.runOnce()).toBe(1);
+    const entry = await store.get(TENANT, result?.id ?? '');
+    expect(entry?.deadReason).toMatch(/^the retry horizon \(2 h after the first attempt at .*\) passed before attempt 2 could start$/);
+    expect(requestsTo()).toBe(0);
+  });
+
+  it('decides the horizon on the store’s clock: a host clock 6 h ahead of it still sends a fresh event', async () => {
+    const { store, worker } = setup({ hostBehindMs: -6 * HOUR, config: { horizonMs: 2 * HOUR } });
+    const [result] = await store.enqueue([event()]);
+    expect(await worker.runOnce()).toBe(1);
+    expect((await store.get(TENANT, result?.id ?? ''))?.state).toBe('delivered');
+    expect(requestsTo()).toBe(1);
   });
 
   it('resumes a crashed worker’s events once its lease runs out', async () => {
