@@ -44,9 +44,25 @@ export interface RedisStoreOptions extends StoreClockOption {
  * write to it (a renewal, a done mark, a take-over) stores it as JSON, so an upgrade needs no migration step.
  */
 
-// Reads records in either format and writes them as JSON; decides whether a record still exists at `now` (the same
-// rule as isRecordGone).
-const RECORDS = `${REDIS_NOW_LUA}
+// Writes records as JSON.
+const WRITERS = `
+local function fingerprint_json(fingerprint)
+  if type(fingerprint) == 'string' then return ',"fingerprint":' .. cjson.encode(fingerprint) end
+  return ''
+end
+local function in_progress_json(createdAt, owner, leaseExpiresAt, fingerprint)
+  return '{"state":"in_progress","createdAt":' .. oncekit_text(tonumber(createdAt)) .. ',"owner":' .. cjson.encode(owner) ..
+    ',"leaseExpiresAt":' .. oncekit_text(leaseExpiresAt) .. fingerprint_json(fingerprint) .. '}'
+end
+local function completed_json(createdAt, completedAt, expiresAt, result, fingerprint)
+  return '{"state":"completed","createdAt":' .. oncekit_text(tonumber(createdAt)) .. ',"completedAt":' ..
+    oncekit_text(completedAt) .. ',"expiresAt":' .. oncekit_text(expiresAt) .. ',"result":' .. cjson.encode(result) ..
+    fingerprint_json(fingerprint) .. '}'
+end
+`;
+
+// Reads records in either format; decides whether a record still exists at \`now\` (the same rule as isRecordGone).
+const READERS = `
 local function is_live(r, now, retention)
   if r == nil then return false end
   if r.state == 'completed' then return tonumber(r.expiresAt) > now end
@@ -65,58 +81,48 @@ local function decode(key, value)
   return cjson.decode(value), value
 end
 local function read(key) return decode(key, redis.pcall('GET', key)) end
-local function fingerprint_json(fingerprint)
-  if type(fingerprint) == 'string' then return ',"fingerprint":' .. cjson.encode(fingerprint) end
-  return ''
-end
-local function in_progress_json(createdAt, owner, leaseExpiresAt, fingerprint)
-  return '{"state":"in_progress","createdAt":' .. oncekit_text(tonumber(createdAt)) .. ',"owner":' .. cjson.encode(owner) ..
-    ',"leaseExpiresAt":' .. oncekit_text(leaseExpiresAt) .. fingerprint_json(fingerprint) .. '}'
-end
-local function completed_json(createdAt, completedAt, expiresAt, result, fingerprint)
-  return '{"state":"completed","createdAt":' .. oncekit_text(tonumber(createdAt)) .. ',"completedAt":' ..
-    oncekit_text(completedAt) .. ',"expiresAt":' .. oncekit_text(expiresAt) .. ',"result":' .. cjson.encode(result) ..
-    fingerprint_json(fingerprint) .. '}'
-end
 `;
 
 // Every script: KEYS[1] the record, KEYS[2] the marker; ARGV[1] the marker id, ARGV[2] a test clock's now or ''.
 const GUARD = markerGuardLua('KEYS[2]', 'ARGV[1]');
 
-// Writes \`value\` (expiring after \`px\`) unless a live record is in the way; \`take_expired\`: an expired lease may be
-// taken over. Replies now (a number) when nothing was there, {'claimed', previous owner or '', now} after replacing a
-// record that was gone or whose lease had expired, or {'blocked', the record as JSON, now}.
-const CLAIM_WITH = `
-local function claim_with(value, px, now, retention, take_expired)
-  local r, text = decode(KEYS[1], redis.pcall('SET', KEYS[1], value, 'NX', 'PX', px, 'GET'))
-  if r == nil then return now end
-  local previous = ''
-  if is_live(r, now, retention) then
-    if take_expired and r.state == 'in_progress' and tonumber(r.leaseExpiresAt) <= now then
-      previous = r.owner
-    else
-      return {'blocked', text, oncekit_text(now)}
-    end
+/**
+ * A claim: writes \`value\` (expiring after \`px\`) unless a live record is in the way; \`take_expired\`: an expired lease
+ * may be taken over. The common case, nothing there, is one SET NX GET and defines nothing more. Replies now (a
+ * number) when nothing was there, {'claimed', previous owner or '', now} after replacing a record that was gone or
+ * whose lease had expired, or {'blocked', the record as JSON, now}.
+ */
+const claimLua = (setup: string): string => `${REDIS_NOW_LUA}${GUARD}${WRITERS}${setup}
+local old = redis.pcall('SET', KEYS[1], value, 'NX', 'PX', px, 'GET')
+if not old then return now end
+${READERS}
+local r, text = decode(KEYS[1], old)
+local previous = ''
+if is_live(r, now, retention) then
+  if take_expired and r.state == 'in_progress' and tonumber(r.leaseExpiresAt) <= now then
+    previous = r.owner
+  else
+    return {'blocked', text, oncekit_text(now)}
   end
-  redis.call('SET', KEYS[1], value, 'PX', px)
-  return {'claimed', previous, oncekit_text(now)}
 end
+redis.call('SET', KEYS[1], value, 'PX', px)
+return {'claimed', previous, oncekit_text(now)}
 `;
 
 // ARGV[3..]: retention, takeOver (0/1), owner, leaseMs, fingerprint (absent = none).
-const CLAIM = `${RECORDS}${GUARD}${CLAIM_WITH}
+const CLAIM = claimLua(`
 local now, retention, leaseMs = oncekit_now(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])
-return claim_with(in_progress_json(now, ARGV[5], now + leaseMs, ARGV[7]), leaseMs + retention, now, retention, ARGV[4] == '1')
-`;
+local value, px, take_expired = in_progress_json(now, ARGV[5], now + leaseMs, ARGV[7]), leaseMs + retention, ARGV[4] == '1'
+`);
 
 // Claim and complete in one step (claimCompleted). ARGV[3..]: retention, ttlMs, result. Takes over an expired lease.
-const CLAIM_COMPLETED = `${RECORDS}${GUARD}${CLAIM_WITH}
+const CLAIM_COMPLETED = claimLua(`
 local now, retention, ttlMs = oncekit_now(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-return claim_with(completed_json(now, now, now + ttlMs, ARGV[5], nil), ttlMs, now, retention, true)
-`;
+local value, px, take_expired = completed_json(now, now, now + ttlMs, ARGV[5], nil), ttlMs, true
+`);
 
 // The guard of renew, complete and release: the caller holds a live in_progress record, which held() returns.
-const HELD = `${RECORDS}${GUARD}
+const HELD = `${REDIS_NOW_LUA}${GUARD}${WRITERS}${READERS}
 local now = oncekit_now(ARGV[2])
 local function held(key, owner, retention)
   local r = read(key)
@@ -150,7 +156,7 @@ return redis.call('DEL', KEYS[1])
 `;
 
 // Replies {the record as JSON or '', now}: the caller decides whether the record is gone at the server's now.
-const GET = `${RECORDS}${GUARD}
+const GET = `${REDIS_NOW_LUA}${GUARD}${READERS}
 local r, text = read(KEYS[1])
 return {text or '', oncekit_text(oncekit_now(ARGV[2]))}
 `;
