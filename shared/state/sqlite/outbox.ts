@@ -127,6 +127,15 @@ const SCHEMA = [
   ) WITHOUT ROWID`,
 ];
 
+/**
+ * Counts possible duplicates off their partial index, which holds only those. Named: left to itself, SQLite's planner
+ * (with no statistics) took the enqueue-time index and counted by reading every event of the tenant, 56 ms at 90,000
+ * events, on every metrics scrape and console refresh, blocking the relay meanwhile.
+ */
+export const POSSIBLE_DUPLICATES_SQL = `SELECT count(*) AS n FROM outbox_events INDEXED BY outbox_events_possible_duplicates
+  WHERE tenant = ? AND state = 'delivered' AND idempotency_key IS NULL AND may_have_landed = 1
+    AND (? IS NULL OR source = ?) AND (? IS NULL OR target = ?)`;
+
 const EVENT_COLUMNS =
   'seq, tenant, source, source_id, dedup_key, idempotency_key, key_decision, input, state, enqueued_at, updated_at, due_at, owner, ' +
   'leased_at, lease_expires_at, first_attempt_at, attempt_count, last_outcome, dead_reason, dead_at';
@@ -354,8 +363,7 @@ export class SqliteOutboxStore implements OutboxStore {
          WHERE tenant = ? AND (? IS NULL OR source = ?) AND (? IS NULL OR target = ?) GROUP BY state`,
       ),
       possibleDuplicates: db.prepare<[string, string | null, string | null, string | null, string | null], { n: number }>(
-        `SELECT count(*) AS n FROM outbox_events WHERE tenant = ? AND state = 'delivered' AND idempotency_key IS NULL AND may_have_landed = 1
-           AND (? IS NULL OR source = ?) AND (? IS NULL OR target = ?)`,
+        POSSIBLE_DUPLICATES_SQL,
       ),
       nextDue: db.prepare<[string, string], { at: number | null }>(
         `SELECT min(due_at) AS at FROM outbox_events WHERE tenant = ? AND target IN (?, '') AND state = 'pending'`,

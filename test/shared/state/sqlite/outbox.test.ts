@@ -3,8 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteOutboxStore } from '../../../../shared/outbox/index.js';
+import { POSSIBLE_DUPLICATES_SQL } from '../../../../shared/state/sqlite/outbox.js';
 import { describeOutboxStoreContract, outboxEvent } from '../outbox-contract.js';
 
 const dirs: string[] = [];
@@ -55,6 +57,25 @@ function leaseInChildProcess(path: string, owner: string): Promise<string[]> {
     );
   });
 }
+
+describe('SQLite outbox query plans', () => {
+  it('counts possible duplicates off their own partial index, never by reading every event of the tenant', async () => {
+    const path = tempDbPath();
+    const store = new SqliteOutboxStore({ path });
+    await store.enqueue(Array.from({ length: 50 }, (_, index) => outboxEvent({ dedupKey: `plan-${index}` })));
+    const db = new Database(path, { readonly: true });
+    try {
+      const plan = db
+        .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${POSSIBLE_DUPLICATES_SQL}`)
+        .all('acme', null, null, null, null)
+        .map((row) => row.detail);
+      expect(plan).toEqual(['SEARCH outbox_events USING INDEX outbox_events_possible_duplicates (tenant=?)']);
+    } finally {
+      db.close();
+      await store.close();
+    }
+  });
+});
 
 describe('SQLite outbox across processes', () => {
   it('gives each event to exactly one of four processes leasing the same file at once', async () => {
