@@ -136,6 +136,22 @@ export const POSSIBLE_DUPLICATES_SQL = `SELECT count(*) AS n FROM outbox_events 
   WHERE tenant = ? AND state = 'delivered' AND idempotency_key IS NULL AND may_have_landed = 1
     AND (? IS NULL OR source = ?) AND (? IS NULL OR target = ?)`;
 
+/**
+ * The activity window's rows: the events received in it, settled in it, or still waiting, as four disjoint index
+ * ranges. A single query over "enqueued before until" read every event the ledger keeps (15 ms at 77,000 events for an
+ * empty window, seconds at millions, blocking the relay). Parameters: `where`'s, since, since, since, then `where`'s
+ * and since for each of the other three, then the limit.
+ */
+export function activitySql(where: string): string {
+  const columns = 'SELECT state, enqueued_at, updated_at, dead_at FROM outbox_events';
+  return `${[
+    `${columns} WHERE ${where} AND enqueued_at >= ? AND (state IN ('pending', 'leased') OR updated_at >= ?)`,
+    `${columns} INDEXED BY outbox_events_settled WHERE state IN ('delivered', 'duplicate', 'dead') AND updated_at >= ? AND ${where} AND enqueued_at < ?`,
+    `${columns} INDEXED BY outbox_events_due WHERE state = 'pending' AND ${where} AND enqueued_at < ?`,
+    `${columns} INDEXED BY outbox_events_leased WHERE state = 'leased' AND ${where} AND enqueued_at < ?`,
+  ].join(' UNION ALL ')} LIMIT ?`;
+}
+
 const EVENT_COLUMNS =
   'seq, tenant, source, source_id, dedup_key, idempotency_key, key_decision, input, state, enqueued_at, updated_at, due_at, owner, ' +
   'leased_at, lease_expires_at, first_attempt_at, attempt_count, last_outcome, dead_reason, dead_at';
@@ -627,13 +643,12 @@ export class SqliteOutboxStore implements OutboxStore {
   async activity(tenant: string, query: ActivityQuery): Promise<ActivitySeries> {
     const checked = checkOutboxArgs.activity(query);
     const { where, params } = eventFilterSql(tenant, { source: checked.source, target: checked.target, until: checked.until }, () => '?');
+    const sql = activitySql(where);
+    const since = checked.since;
     return this.#read('activity', () => {
       const rows = this.#db
-        .prepare<unknown[], { state: OutboxState; enqueued_at: number; updated_at: number; dead_at: number | null }>(
-          `SELECT state, enqueued_at, updated_at, dead_at FROM outbox_events
-           WHERE ${where} AND (state IN ('pending', 'leased') OR updated_at >= ?) LIMIT ?`,
-        )
-        .all(...params, checked.since, MAX_ACTIVITY_ROWS + 1);
+        .prepare<unknown[], { state: OutboxState; enqueued_at: number; updated_at: number; dead_at: number | null }>(sql)
+        .all(...params, since, since, since, ...params, since, ...params, since, ...params, since, MAX_ACTIVITY_ROWS + 1);
       return summarizeActivity(
         rows.slice(0, MAX_ACTIVITY_ROWS).map((row) => ({
           state: row.state,

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteOutboxStore } from '../../../../shared/outbox/index.js';
-import { POSSIBLE_DUPLICATES_SQL } from '../../../../shared/state/sqlite/outbox.js';
+import { eventFilterSql } from '../../../../shared/state/outbox-rows.js';
+import { activitySql, POSSIBLE_DUPLICATES_SQL } from '../../../../shared/state/sqlite/outbox.js';
 import { describeOutboxStoreContract, outboxEvent } from '../outbox-contract.js';
 
 const dirs: string[] = [];
@@ -70,6 +71,32 @@ describe('SQLite outbox query plans', () => {
         .all('acme', null, null, null, null)
         .map((row) => row.detail);
       expect(plan).toEqual(['SEARCH outbox_events USING INDEX outbox_events_possible_duplicates (tenant=?)']);
+    } finally {
+      db.close();
+      await store.close();
+    }
+  });
+});
+
+describe('SQLite outbox activity window', () => {
+  it('reads only the events of the window and those still waiting: ranges of four indexes, never the whole ledger', async () => {
+    const path = tempDbPath();
+    const store = new SqliteOutboxStore({ path });
+    await store.enqueue([outboxEvent()]);
+    const db = new Database(path, { readonly: true });
+    try {
+      const { where } = eventFilterSql('acme', { until: 2 }, () => '?');
+      const plan = db
+        .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${activitySql(where)}`)
+        .all('acme', 2, 1, 1, 1, 'acme', 2, 1, 'acme', 2, 1, 'acme', 2, 1, 10)
+        .map((row) => row.detail)
+        .filter((detail) => detail.startsWith('SEARCH') || detail.startsWith('SCAN'));
+      expect(plan).toEqual([
+        'SEARCH outbox_events USING INDEX outbox_events_enqueued (tenant=? AND enqueued_at>? AND enqueued_at<?)',
+        'SEARCH outbox_events USING INDEX outbox_events_settled (updated_at>?)',
+        'SEARCH outbox_events USING INDEX outbox_events_due (tenant=?)',
+        'SEARCH outbox_events USING INDEX outbox_events_leased (tenant=?)',
+      ]);
     } finally {
       db.close();
       await store.close();
