@@ -152,6 +152,30 @@ export function activitySql(where: string): string {
   ].join(' UNION ALL ')} LIMIT ?`;
 }
 
+/** The partial index holding only the events in a state, for the states that are few next to the delivered ones. */
+const STATE_INDEXES: Partial<Record<OutboxState, { readonly index: string; readonly state: string }>> = {
+  pending: { index: 'outbox_events_due', state: 'pending' },
+  leased: { index: 'outbox_events_leased', state: 'leased' },
+  dead: { index: 'outbox_events_dead', state: 'dead' },
+};
+
+/**
+ * A page of the ledger, newest first. Filtered to a state that has its own partial index (pending, leased, dead) and to
+ * no key or source id, it reads that index and sorts what it holds: left to itself, the planner walked every event of
+ * the tenant newest first looking for them (113 ms for dead letters at 77,000 events), blocking the relay meanwhile.
+ */
+export function listEventsSql(
+  where: string,
+  filter: { readonly state?: OutboxState | undefined; readonly key?: string | undefined; readonly sourceId?: string | undefined },
+): string {
+  const own =
+    filter.state === undefined || filter.key !== undefined || filter.sourceId !== undefined ? undefined : STATE_INDEXES[filter.state];
+  const from = own ? `outbox_events INDEXED BY ${own.index}` : 'outbox_events';
+  // The literal, as the partial index's WHERE has it: a bound parameter alone does not let SQLite use the index.
+  const state = own ? ` AND state = '${own.state}'` : '';
+  return `SELECT * FROM ${from} WHERE ${where}${state} ORDER BY enqueued_at DESC, seq DESC LIMIT ? OFFSET ?`;
+}
+
 const EVENT_COLUMNS =
   'seq, tenant, source, source_id, dedup_key, idempotency_key, key_decision, input, state, enqueued_at, updated_at, due_at, owner, ' +
   'leased_at, lease_expires_at, first_attempt_at, attempt_count, last_outcome, dead_reason, dead_at';
@@ -631,11 +655,7 @@ export class SqliteOutboxStore implements OutboxStore {
     const { limit, offset, ...filter } = checkOutboxArgs.listEvents(query);
     const { where, params } = eventFilterSql(tenant, filter, () => '?');
     return this.#read('listEvents', () => {
-      const rows = this.#db
-        .prepare<unknown[], OutboxEventRow>(
-          `SELECT * FROM outbox_events WHERE ${where} ORDER BY enqueued_at DESC, seq DESC LIMIT ? OFFSET ?`,
-        )
-        .all(...params, limit + 1, offset);
+      const rows = this.#db.prepare<unknown[], OutboxEventRow>(listEventsSql(where, filter)).all(...params, limit + 1, offset);
       return { entries: rows.slice(0, limit).map((row) => this.#entry(row)), hasMore: rows.length > limit };
     });
   }

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteOutboxStore } from '../../../../shared/outbox/index.js';
 import { eventFilterSql } from '../../../../shared/state/outbox-rows.js';
-import { activitySql, POSSIBLE_DUPLICATES_SQL } from '../../../../shared/state/sqlite/outbox.js';
+import { activitySql, listEventsSql, POSSIBLE_DUPLICATES_SQL } from '../../../../shared/state/sqlite/outbox.js';
 import { describeOutboxStoreContract, outboxEvent } from '../outbox-contract.js';
 
 const dirs: string[] = [];
@@ -101,6 +101,35 @@ describe('SQLite outbox activity window', () => {
       db.close();
       await store.close();
     }
+  });
+});
+
+describe('SQLite outbox listing by state', () => {
+  it.each([
+    ['dead', 'outbox_events_dead'],
+    ['pending', 'outbox_events_due'],
+    ['leased', 'outbox_events_leased'],
+  ] as const)('lists %s events off their own partial index, not by walking every event of the tenant', async (state, index) => {
+    const path = tempDbPath();
+    const store = new SqliteOutboxStore({ path });
+    await store.enqueue([outboxEvent()]);
+    const db = new Database(path, { readonly: true });
+    try {
+      const { where, params } = eventFilterSql('acme', { state }, () => '?');
+      const plan = db
+        .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${listEventsSql(where, { state })}`)
+        .all(...params, 10, 0)
+        .map((row) => row.detail);
+      expect(plan).toEqual([`SEARCH outbox_events USING INDEX ${index} (tenant=?)`, 'USE TEMP B-TREE FOR ORDER BY']);
+      expect((await store.listEvents('acme', { state: 'pending' })).entries).toHaveLength(1);
+    } finally {
+      db.close();
+      await store.close();
+    }
+  });
+
+  it('lists by key off the key index whatever the state filter', () => {
+    expect(listEventsSql('tenant = ? AND state = ? AND idempotency_key = ?', { state: 'dead', key: 'k' })).not.toContain('INDEXED BY');
   });
 });
 
