@@ -245,8 +245,9 @@ describe.skipIf(!haveChromium && !required)('operator console (headless chromium
     expect(await rows.first().textContent()).toContain('console-order-3-purchase');
     await page.getByLabel('Idempotency key').fill('console-order-2-purchase');
     await page.getByRole('button', { name: 'Search' }).click();
-    await page.locator('#events-table tbody tr').filter({ hasText: 'console-order-2-purchase' }).waitFor(WAIT);
-    expect(await page.locator('#events-table tbody tr').count()).toBe(1);
+    // The unfiltered list already holds that row: wait for the search's answer to replace the list, not for the row.
+    await page.waitForFunction("document.querySelectorAll('#events-table tbody tr').length === 1", undefined, WAIT);
+    expect(await page.locator('#events-table tbody tr').first().textContent()).toContain('console-order-2-purchase');
     await page.locator('#events-table tbody tr a').first().click();
     await page.locator('#attempts tbody tr').first().waitFor(WAIT);
     const attempt = (await page.locator('#attempts tbody tr').first().textContent()) ?? '';
