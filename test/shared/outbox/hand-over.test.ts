@@ -41,6 +41,21 @@ function event(target = TARGET_ID): NewOutboxEvent {
   };
 }
 
+/** A transport whose first call waits until `release()`, so a batch stays in flight; `calls()` counts the calls made. */
+function firstCallHeld(): { send: HttpTransport; release: () => void; calls: () => number } {
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let calls = 0;
+  const send: HttpTransport = async (request) => {
+    calls += 1;
+    if (calls === 1) await held;
+    return transport.send(request);
+  };
+  return { send, release: () => release(), calls: () => calls };
+}
+
 /** A memory store that counts the calls a delivery makes, and a started worker with `concurrency` loops on it. */
 async function setup(concurrency: number, send: HttpTransport = transport.send, leaseMs?: number) {
   const store = new MemoryOutboxStore();
@@ -119,20 +134,11 @@ describe('handOverEnqueue', () => {
 
   it('while a batch is on its way, short batches handed meanwhile wait a few ms and go to the target together', async () => {
     // The first call is held until released, so a batch is in flight while the next ones are handed over.
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let calls = 0;
-    const send: HttpTransport = async (request) => {
-      calls += 1;
-      if (calls === 1) await held;
-      return transport.send(request);
-    };
+    const { send, release, calls } = firstCallHeld();
     const { store, worker: running } = await setup(2, send);
     const enqueue = handOverEnqueue(store, running, { logger: silentLogger });
     await enqueue([event()]);
-    await waitFor(() => calls === 1);
+    await waitFor(() => calls() === 1);
     // Four batches of one event, each leased in a commit of its own, handed over while the first call is still out.
     const batches = [];
     for (let n = 0; n < 4; n++) {
@@ -140,30 +146,21 @@ describe('handOverEnqueue', () => {
       batches.push(results.flatMap((result) => (result.leased ? [result.leased] : [])));
     }
     const submitted = Promise.all(batches.map((batch) => running.submit(batch, { leaseRequestedAt: performance.now() })));
-    await waitFor(() => calls === 2);
+    await waitFor(() => calls() === 2);
     release();
     await submitted;
     await waitFor(delivered(store, 5));
     // The held call and one for the four; without the wait, each would have been a call of its own.
-    expect(calls).toBe(2);
+    expect(calls()).toBe(2);
     expect(sandbox.inspect(TENANT).events).toHaveLength(5);
   });
 
   it('a batch handed while every loop is busy keeps its lease while it waits, and is sent once; the next go to the store', async () => {
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let calls = 0;
-    const send: HttpTransport = async (request) => {
-      calls += 1;
-      if (calls === 1) await held;
-      return transport.send(request);
-    };
+    const { send, release, calls } = firstCallHeld();
     const { store, worker: running } = await setup(1, send, 300);
     const enqueue = handOverEnqueue(store, running, { logger: silentLogger });
     await enqueue([event()]);
-    await waitFor(() => calls === 1);
+    await waitFor(() => calls() === 1);
     // The one loop is busy and nothing waits for it: the next batch is handed over and waits.
     expect(running.acceptsHandOver()).toBe(true);
     const [waiting] = await enqueue([event()]);
@@ -185,16 +182,7 @@ describe('handOverEnqueue', () => {
 
   it('a worker that gives up stops renewing the batches handed to it: their leases run out for any worker to take', async () => {
     const store = new MemoryOutboxStore();
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let calls = 0;
-    const send: HttpTransport = async (request) => {
-      calls += 1;
-      if (calls === 1) await held;
-      return transport.send(request);
-    };
+    const { send, release, calls } = firstCallHeld();
     const settle = store.settle.bind(store);
     store.settle = () => Promise.reject(new Error('the store is down'));
     const failing = createOutboxWorker({
@@ -207,7 +195,7 @@ describe('handOverEnqueue', () => {
     failing.start();
     const enqueue = handOverEnqueue(store, failing, { logger: silentLogger });
     await enqueue([event()]);
-    await waitFor(() => calls === 1);
+    await waitFor(() => calls() === 1);
     const [waiting] = await enqueue([event()]);
     expect(waiting?.state).toBe('leased');
     release();
