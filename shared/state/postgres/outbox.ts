@@ -463,7 +463,7 @@ export class PostgresOutboxStore implements OutboxStore {
     });
     if (rounds.length === 0) return applied;
     // The worker decided a retry's dueAt on its own clock: only the delay from now carries over to the server's clock.
-    const callerNow = (this.#clock ?? systemClock).now();
+    const callerNow = this.#callerNow();
     return this.#transaction('settle', async (client, now) => {
       for (const round of rounds) {
         const updated = await client.query<{ ord: number; attempt_count: number }>(
@@ -649,7 +649,7 @@ export class PostgresOutboxStore implements OutboxStore {
   async nextDueAt(tenant: string, target: string): Promise<number | null> {
     return this.#read('nextDueAt', async () => {
       checkOutboxArgs.target(target);
-      const callerNow = (this.#clock ?? systemClock).now();
+      const callerNow = this.#callerNow();
       const result = await this.#db.pool.query<{ at: number | null; now: number }>(
         `SELECT LEAST(
            (SELECT min(due_at) FROM outbox_events WHERE tenant = $1 AND target = $2 AND state = 'pending'),
@@ -698,6 +698,11 @@ export class PostgresOutboxStore implements OutboxStore {
   /** Whether the LISTEN connection is up (tests wait for it before expecting a wake-up). */
   async listening(): Promise<boolean> {
     return (await this.#listener) !== undefined;
+  }
+
+  /** The caller's time: a test's clock, else this host's (only to turn a caller's absolute times into delays and back). */
+  #callerNow(): number {
+    return (this.#clock ?? systemClock).now();
   }
 
   async close(): Promise<void> {

@@ -153,10 +153,10 @@ export function activitySql(where: string): string {
 }
 
 /** The partial index holding only the events in a state, for the states that are few next to the delivered ones. */
-const STATE_INDEXES: Partial<Record<OutboxState, { readonly index: string; readonly state: string }>> = {
-  pending: { index: 'outbox_events_due', state: 'pending' },
-  leased: { index: 'outbox_events_leased', state: 'leased' },
-  dead: { index: 'outbox_events_dead', state: 'dead' },
+const STATE_INDEXES: Partial<Record<OutboxState, string>> = {
+  pending: 'outbox_events_due',
+  leased: 'outbox_events_leased',
+  dead: 'outbox_events_dead',
 };
 
 /**
@@ -168,11 +168,12 @@ export function listEventsSql(
   where: string,
   filter: { readonly state?: OutboxState | undefined; readonly key?: string | undefined; readonly sourceId?: string | undefined },
 ): string {
-  const own =
+  const index =
     filter.state === undefined || filter.key !== undefined || filter.sourceId !== undefined ? undefined : STATE_INDEXES[filter.state];
-  const from = own ? `outbox_events INDEXED BY ${own.index}` : 'outbox_events';
-  // The literal, as the partial index's WHERE has it: a bound parameter alone does not let SQLite use the index.
-  const state = own ? ` AND state = '${own.state}'` : '';
+  const from = index ? `outbox_events INDEXED BY ${index}` : 'outbox_events';
+  // The literal, as the partial index's WHERE has it (a bound parameter alone does not let SQLite use the index); only
+  // the three states above get here.
+  const state = index ? ` AND state = '${filter.state}'` : '';
   return `SELECT * FROM ${from} WHERE ${where}${state} ORDER BY enqueued_at DESC, seq DESC LIMIT ? OFFSET ?`;
 }
 
