@@ -427,18 +427,23 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     return { events, leaseRequestedAt };
   }
 
-  async function runOnce(): Promise<number> {
+  /** Delivers a handed batch, else one leased from the store; says which (0 events: nothing was due). */
+  async function runNext(): Promise<{ readonly events: number; readonly handed: boolean }> {
     const submitted = takeHanded();
     if (submitted) {
       for (const resume of [...roomWaiters]) resume();
       const batch = await filled(submitted);
       await deliver(batch.events, batch.leaseRequestedAt);
-      return batch.events.length;
+      return { events: batch.events.length, handed: true };
     }
     const leaseRequestedAt = performance.now();
     const batch = (await leaseBatch(new Array<null>(config.batchSize).fill(null))).filter(isLeased);
     if (batch.length > 0) await deliver(batch, leaseRequestedAt);
-    return batch.length;
+    return { events: batch.length, handed: false };
+  }
+
+  async function runOnce(): Promise<number> {
+    return (await runNext()).events;
   }
 
   /** Gives submitted batches nobody will send back to the store, due now, so no one waits for their lease to run out. */
@@ -453,22 +458,27 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     await store.settle(events.map((event) => ({ id: event.id, owner, attempt: null, to: 'pending', dueAt: now })));
   }
 
+  /** How long an idle loop waits: until the store's next due time or lease expiry, at most pollMs; 0: due now. */
   async function idleDelay(): Promise<number> {
     const next = await store.nextDueAt(tenant, target);
     if (next === null) return config.pollMs;
-    return Math.max(5, Math.min(config.pollMs, next - clock.now()));
+    const untilDue = next - clock.now();
+    return untilDue <= 0 ? 0 : Math.max(5, Math.min(config.pollMs, untilDue));
   }
 
   async function loop(): Promise<void> {
     while (!stopping) {
       try {
-        const leased = await runOnce();
+        const ran = await runNext();
         consecutiveErrors = 0;
-        if (leased === 0 && !stopping) {
+        // After a handed batch the store is read, not leased from: most often nothing else is due there, and a read
+        // costs less than a lease (a write transaction on SQLite, a script on Redis).
+        if ((ran.events === 0 || (ran.handed && handed.length === 0)) && !stopping) {
           const delay = await idleDelay();
+          if (ran.handed && delay === 0) continue; // something in the store is due: lease it
           if (pendingWakes > 0)
             pendingWakes -= 1; // an enqueue came while this loop was looking: look again
-          else await idleLoop(delay);
+          else await idleLoop(Math.max(5, delay));
         }
       } catch (error) {
         consecutiveErrors += 1;

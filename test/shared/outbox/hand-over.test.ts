@@ -109,9 +109,22 @@ describe('handOverEnqueue', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const after = calls();
     expect(after.renewLeases - before.renewLeases).toBe(0);
-    // Only the loop that sent looks for more afterwards (one lease, one idle check); the three others slept on.
-    expect(after.lease - before.lease).toBeLessThanOrEqual(1);
-    expect(after.nextDueAt - before.nextDueAt).toBeLessThanOrEqual(1);
+    // Only the loop that sent looks for more afterwards, with one read (nothing is due, so no lease); the three others
+    // slept on.
+    expect(after.lease - before.lease).toBe(0);
+    expect(after.nextDueAt - before.nextDueAt).toBe(1);
+    expect(sandbox.inspect(TENANT).events).toHaveLength(3);
+  });
+
+  it('after a handed batch, events already due in the store are leased at once, not at the next poll', async () => {
+    const { store, worker: running, calls } = await setup(1);
+    // Due now in the store, and no loop told (as when another process enqueued them); the poll is a minute away.
+    await store.enqueue([event(), event()]);
+    const before = calls();
+    const enqueue = handOverEnqueue(store, running, { logger: silentLogger });
+    expect((await enqueue([event()]))[0]?.state).toBe('leased');
+    await waitFor(delivered(store, 3));
+    expect(calls().lease - before.lease).toBe(1);
     expect(sandbox.inspect(TENANT).events).toHaveLength(3);
   });
 
