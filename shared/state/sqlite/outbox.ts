@@ -304,6 +304,16 @@ export class SqliteOutboxStore implements OutboxStore {
   readonly #ownsDb: boolean;
   readonly #clock: Clock;
   readonly #sql;
+  /**
+   * Settlements commit with synchronous = NORMAL: in WAL mode that survives `kill -9` (the commit is in the WAL, in
+   * the OS's cache) and skips the fsync, the costliest part of a small commit. Only a power cut or an OS crash before
+   * the next synced commit (the next enqueue, lease or checkpoint; the WAL is synced in order) could undo one, and
+   * nothing was promised on it: the event is found leased with its lease run out, an abandoned attempt that "may have
+   * landed", and is resent under the same key (the target answers 409) or counted as a possible duplicate. Leases stay
+   * synced: a lost lease would lose the first attempt's time, which the retry horizon counts from. Null when the
+   * connection is not a WAL file synced FULL (then settlements sync as everything else does).
+   */
+  readonly #unsyncedCommit: { readonly normal: () => void; readonly restore: () => void } | null;
 
   constructor(options: SqliteOutboxStoreOptions) {
     this.#clock = options.clock ?? systemClock;
@@ -324,6 +334,12 @@ export class SqliteOutboxStore implements OutboxStore {
     upgradeToVersion5(this.#db);
     upgradeToVersion6(this.#db);
     const db = this.#db;
+    const syncLevel = Number(db.pragma('synchronous', { simple: true }));
+    const fullSyncWal = !db.memory && String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal' && syncLevel >= 2;
+    // A PRAGMA that sets takes effect when it is compiled, so each switch is a statement of its own, not a prepared one.
+    this.#unsyncedCommit = fullSyncWal
+      ? { normal: () => db.exec('PRAGMA synchronous = NORMAL'), restore: () => db.exec(`PRAGMA synchronous = ${syncLevel}`) }
+      : null;
     this.#sql = {
       insert: db.prepare<unknown[], { seq: number }>(
         `INSERT INTO outbox_events (tenant, target, source, source_id, dedup_key, idempotency_key, key_decision, input, state, enqueued_at,
@@ -416,7 +432,9 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   /** One IMMEDIATE transaction that also applies the count changes it collected. */
-  #run<T>(operation: string, work: (counts: CountDeltas) => T): Promise<T> {
+  #run<T>(operation: string, work: (counts: CountDeltas) => T, sync: 'full' | 'unsynced' = 'full'): Promise<T> {
+    const unsynced = sync === 'unsynced' && this.#unsyncedCommit !== null;
+    if (unsynced) this.#unsyncedCommit?.normal();
     try {
       const result = this.#db
         .transaction(() => {
@@ -431,6 +449,8 @@ export class SqliteOutboxStore implements OutboxStore {
       return Promise.resolve(result);
     } catch (error) {
       return Promise.reject(outboxStoreFailure('sqlite', operation, error));
+    } finally {
+      if (unsynced) this.#unsyncedCommit?.restore();
     }
   }
 
@@ -577,28 +597,32 @@ export class SqliteOutboxStore implements OutboxStore {
 
   async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
     const now = this.#clock.now();
-    return this.#run('settle', (counts) =>
-      settlements.map((settlement) => {
-        const seq = outboxSeqOfId(settlement.id);
-        if (seq === null) return false;
-        const attempt = settlement.attempt;
-        const updated = this.#sql.settle.get(
-          settlement.to,
-          settlement.to === 'pending' ? settlement.dueAt : null,
-          settlement.to === 'dead' ? settlement.reason : null,
-          settlement.to === 'dead' ? now : null,
-          now,
-          attempt === null ? 0 : 1,
-          attempt === null ? null : attempt.outcome,
-          attempt !== null && attemptMayHaveLanded(attempt) ? 1 : 0,
-          seq,
-          settlement.owner,
-        );
-        if (updated === undefined) return false;
-        counts.move(updated, 'leased', settlement.to);
-        if (attempt !== null) this.#insertAttempt(seq, { ...attempt, number: updated.attempt_count, handledBy: settlement.owner });
-        return true;
-      }),
+    return this.#run(
+      'settle',
+      (counts) =>
+        settlements.map((settlement) => {
+          const seq = outboxSeqOfId(settlement.id);
+          if (seq === null) return false;
+          const attempt = settlement.attempt;
+          const updated = this.#sql.settle.get(
+            settlement.to,
+            settlement.to === 'pending' ? settlement.dueAt : null,
+            settlement.to === 'dead' ? settlement.reason : null,
+            settlement.to === 'dead' ? now : null,
+            now,
+            attempt === null ? 0 : 1,
+            attempt === null ? null : attempt.outcome,
+            attempt !== null && attemptMayHaveLanded(attempt) ? 1 : 0,
+            seq,
+            settlement.owner,
+          );
+          if (updated === undefined) return false;
+          counts.move(updated, 'leased', settlement.to);
+          if (attempt !== null) this.#insertAttempt(seq, { ...attempt, number: updated.attempt_count, handledBy: settlement.owner });
+          return true;
+        }),
+      // Nothing is acknowledged on a settlement, so it need not wait for the disk (see #unsyncedCommit).
+      'unsynced',
     );
   }
 
