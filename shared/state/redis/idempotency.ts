@@ -18,7 +18,15 @@ import {
   type StoreClockOption,
   storeFailure,
 } from '../idempotency.js';
-import { DEFAULT_REDIS_PREFIX, keyPart, LuaScript, markerGuardLua, REDIS_NOW_LUA, RedisStateGuard } from './connection.js';
+import {
+  DEFAULT_REDIS_PREFIX,
+  keyPart,
+  LuaScript,
+  markerGuardLua,
+  REDIS_NOW_LUA,
+  RedisStateGuard,
+  redisNowInlineLua,
+} from './connection.js';
 
 /** The prefix of every key: the idempotency records live under `{prefix}idem:`. */
 export const DEFAULT_REDIS_KEY_PREFIX = DEFAULT_REDIS_PREFIX;
@@ -44,22 +52,23 @@ export interface RedisStoreOptions extends StoreClockOption {
  * write to it (a renewal, a done mark, a take-over) stores it as JSON, so an upgrade needs no migration step.
  */
 
-// Writes records as JSON.
-const WRITERS = `
-local function fingerprint_json(fingerprint)
-  if type(fingerprint) == 'string' then return ',"fingerprint":' .. cjson.encode(fingerprint) end
-  return ''
-end
-local function in_progress_json(createdAt, owner, leaseExpiresAt, fingerprint)
-  return '{"state":"in_progress","createdAt":' .. oncekit_text(tonumber(createdAt)) .. ',"owner":' .. cjson.encode(owner) ..
-    ',"leaseExpiresAt":' .. oncekit_text(leaseExpiresAt) .. fingerprint_json(fingerprint) .. '}'
-end
-local function completed_json(createdAt, completedAt, expiresAt, result, fingerprint)
-  return '{"state":"completed","createdAt":' .. oncekit_text(tonumber(createdAt)) .. ',"completedAt":' ..
-    oncekit_text(completedAt) .. ',"expiresAt":' .. oncekit_text(expiresAt) .. ',"result":' .. cjson.encode(result) ..
-    fingerprint_json(fingerprint) .. '}'
-end
-`;
+/** Lua: a whole number as text, without an exponent. */
+const luaInt = (n: string): string => `string.format('%d', ${n})`;
+
+/** Lua expression: `,"fingerprint":…` when the Lua value `fingerprint` is a string, else ''. */
+const fingerprintJsonLua = (fingerprint: string): string =>
+  `(type(${fingerprint}) == 'string' and (',"fingerprint":' .. cjson.encode(${fingerprint})) or '')`;
+
+/** Lua expression: an in-progress record as JSON, from Lua expressions for its fields. */
+const inProgressJsonLua = (createdAt: string, owner: string, leaseExpiresAt: string, fingerprint: string | null): string =>
+  `'{"state":"in_progress","createdAt":' .. ${luaInt(`tonumber(${createdAt})`)} .. ',"owner":' .. cjson.encode(${owner}) ..
+    ',"leaseExpiresAt":' .. ${luaInt(leaseExpiresAt)} .. ${fingerprint === null ? "''" : fingerprintJsonLua(fingerprint)} .. '}'`;
+
+/** Lua expression: a completed record as JSON, from Lua expressions for its fields. */
+const completedJsonLua = (createdAt: string, completedAt: string, expiresAt: string, result: string, fingerprint: string | null): string =>
+  `'{"state":"completed","createdAt":' .. ${luaInt(`tonumber(${createdAt})`)} .. ',"completedAt":' .. ${luaInt(completedAt)} ..
+    ',"expiresAt":' .. ${luaInt(expiresAt)} .. ',"result":' .. cjson.encode(${result}) ..
+    ${fingerprint === null ? "''" : fingerprintJsonLua(fingerprint)} .. '}'`;
 
 // Reads records in either format; decides whether a record still exists at \`now\` (the same rule as isRecordGone).
 const READERS = `
@@ -92,7 +101,7 @@ const GUARD = markerGuardLua('KEYS[2]', 'ARGV[1]');
  * number) when nothing was there, {'claimed', previous owner or '', now} after replacing a record that was gone or
  * whose lease had expired, or {'blocked', the record as JSON, now}.
  */
-const claimLua = (setup: string): string => `${REDIS_NOW_LUA}${GUARD}${WRITERS}${setup}
+const claimLua = (setup: string): string => `${GUARD}${redisNowInlineLua('now', 'ARGV[2]')}${setup}
 local old = redis.pcall('SET', KEYS[1], value, 'NX', 'PX', px, 'GET')
 if not old then return now end
 ${READERS}
@@ -102,27 +111,27 @@ if is_live(r, now, retention) then
   if take_expired and r.state == 'in_progress' and tonumber(r.leaseExpiresAt) <= now then
     previous = r.owner
   else
-    return {'blocked', text, oncekit_text(now)}
+    return {'blocked', text, ${luaInt('now')}}
   end
 end
 redis.call('SET', KEYS[1], value, 'PX', px)
-return {'claimed', previous, oncekit_text(now)}
+return {'claimed', previous, ${luaInt('now')}}
 `;
 
 // ARGV[3..]: retention, takeOver (0/1), owner, leaseMs, fingerprint (absent = none).
 const CLAIM = claimLua(`
-local now, retention, leaseMs = oncekit_now(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])
-local value, px, take_expired = in_progress_json(now, ARGV[5], now + leaseMs, ARGV[7]), leaseMs + retention, ARGV[4] == '1'
+local retention, leaseMs = tonumber(ARGV[3]), tonumber(ARGV[6])
+local value, px, take_expired = ${inProgressJsonLua('now', 'ARGV[5]', 'now + leaseMs', 'ARGV[7]')}, leaseMs + retention, ARGV[4] == '1'
 `);
 
 // Claim and complete in one step (claimCompleted). ARGV[3..]: retention, ttlMs, result. Takes over an expired lease.
 const CLAIM_COMPLETED = claimLua(`
-local now, retention, ttlMs = oncekit_now(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local value, px, take_expired = completed_json(now, now, now + ttlMs, ARGV[5], nil), ttlMs, true
+local retention, ttlMs = tonumber(ARGV[3]), tonumber(ARGV[4])
+local value, px, take_expired = ${completedJsonLua('now', 'now', 'now + ttlMs', 'ARGV[5]', null)}, ttlMs, true
 `);
 
 // The guard of renew, complete and release: the caller holds a live in_progress record, which held() returns.
-const HELD = `${REDIS_NOW_LUA}${GUARD}${WRITERS}${READERS}
+const HELD = `${REDIS_NOW_LUA}${GUARD}${READERS}
 local now = oncekit_now(ARGV[2])
 local function held(key, owner, retention)
   local r = read(key)
@@ -136,7 +145,7 @@ const RENEW = `${HELD}
 local retention, leaseMs = tonumber(ARGV[4]), tonumber(ARGV[5])
 local r = held(KEYS[1], ARGV[3], retention)
 if not r then return 0 end
-redis.call('SET', KEYS[1], in_progress_json(r.createdAt, r.owner, now + leaseMs, r.fingerprint), 'PX', leaseMs + retention)
+redis.call('SET', KEYS[1], ${inProgressJsonLua('r.createdAt', 'r.owner', 'now + leaseMs', 'r.fingerprint')}, 'PX', leaseMs + retention)
 return 1
 `;
 
@@ -145,7 +154,7 @@ const COMPLETE = `${HELD}
 local ttlMs = tonumber(ARGV[5])
 local r = held(KEYS[1], ARGV[3], tonumber(ARGV[4]))
 if not r then return 0 end
-redis.call('SET', KEYS[1], completed_json(r.createdAt, now, now + ttlMs, ARGV[6], r.fingerprint), 'PX', ttlMs)
+redis.call('SET', KEYS[1], ${completedJsonLua('r.createdAt', 'now', 'now + ttlMs', 'ARGV[6]', 'r.fingerprint')}, 'PX', ttlMs)
 return 1
 `;
 
