@@ -160,20 +160,22 @@ const STATE_INDEXES: Partial<Record<OutboxState, string>> = {
 };
 
 /**
- * A page of the ledger, newest first. Filtered to a state that has its own partial index (pending, leased, dead) and to
- * no key or source id, it reads that index and sorts what it holds: left to itself, the planner walked every event of
- * the tenant newest first looking for them (113 ms for dead letters at 77,000 events), blocking the relay meanwhile.
+ * A page of the ledger, newest first. Filtered to a key or a source id, it reads that column's index (a handful of
+ * events) and sorts them; filtered to a state that has its own partial index (pending, leased, dead), that index. Left
+ * to itself (no statistics), the planner walked every event of the tenant newest first, checking each against the
+ * filter, to spare itself the sort: 113 ms for dead letters at 77,000 events, 15 ms for a key at 100,000, blocking the
+ * relay meanwhile. A source alone has no index of its own and is walked so.
  */
 export function listEventsSql(
   where: string,
   filter: { readonly state?: OutboxState | undefined; readonly key?: string | undefined; readonly sourceId?: string | undefined },
 ): string {
-  const index =
-    filter.state === undefined || filter.key !== undefined || filter.sourceId !== undefined ? undefined : STATE_INDEXES[filter.state];
+  const stateIndex = filter.state === undefined ? undefined : STATE_INDEXES[filter.state];
+  const index = filter.key !== undefined ? 'outbox_events_key' : filter.sourceId !== undefined ? 'outbox_events_source_id' : stateIndex;
   const from = index ? `outbox_events INDEXED BY ${index}` : 'outbox_events';
   // The literal, as the partial index's WHERE has it (a bound parameter alone does not let SQLite use the index); only
-  // the three states above get here.
-  const state = index ? ` AND state = '${filter.state}'` : '';
+  // the three states of STATE_INDEXES get here.
+  const state = index !== undefined && index === stateIndex ? ` AND state = '${filter.state}'` : '';
   return `SELECT * FROM ${from} WHERE ${where}${state} ORDER BY enqueued_at DESC, seq DESC LIMIT ? OFFSET ?`;
 }
 
@@ -418,6 +420,10 @@ export class SqliteOutboxStore implements OutboxStore {
       counts: db.prepare<[string, string | null, string | null, string | null, string | null], { state: string; count: number }>(
         `SELECT state, sum(count) AS count FROM outbox_counts
          WHERE tenant = ? AND (? IS NULL OR source = ?) AND (? IS NULL OR target = ?) GROUP BY state`,
+      ),
+      sourceHasEvents: db.prepare<[string, string, string | null, string | null, string | null, string | null], { found: number }>(
+        `SELECT 1 AS found FROM outbox_counts
+         WHERE tenant = ? AND source = ? AND (? IS NULL OR state = ?) AND (? IS NULL OR target = ?) AND count > 0 LIMIT 1`,
       ),
       possibleDuplicates: db.prepare<[string, string | null, string | null, string | null, string | null], { n: number }>(
         POSSIBLE_DUPLICATES_SQL,
@@ -680,6 +686,14 @@ export class SqliteOutboxStore implements OutboxStore {
     const { limit, offset, ...filter } = checkOutboxArgs.listEvents(query);
     const { where, params } = eventFilterSql(tenant, filter, () => '?');
     return this.#read('listEvents', () => {
+      // A source has no index of its own (see listEventsSql); the counts say at once when it has nothing to walk for.
+      if (filter.source !== undefined && filter.key === undefined && filter.sourceId === undefined) {
+        const state = filter.state ?? null;
+        const target = filter.target ?? null;
+        if (this.#sql.sourceHasEvents.get(tenant, filter.source, state, state, target, target) === undefined) {
+          return { entries: [], hasMore: false };
+        }
+      }
       const rows = this.#db.prepare<unknown[], OutboxEventRow>(listEventsSql(where, filter)).all(...params, limit + 1, offset);
       return { entries: rows.slice(0, limit).map((row) => this.#entry(row)), hasMore: rows.length > limit };
     });

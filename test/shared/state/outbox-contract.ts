@@ -814,6 +814,11 @@ export function describeOutboxStoreContract(
       expect(second.entries.map((entry) => entry.source)).toEqual(['import', 'segment']);
       expect(second.hasMore).toBe(false);
       expect((await store.listEvents(TENANT, { source: 'segment' })).entries.map((entry) => entry.key)).toEqual(['list-old-key-1']);
+      expect((await store.listEvents(TENANT, { source: 'segment', state: 'pending' })).entries).toHaveLength(1);
+      expect((await store.listEvents(TENANT, { source: 'segment', state: 'dead' })).entries).toEqual([]);
+      expect((await store.listEvents(TENANT, { source: 'segment', target: 'https://b.target.test' })).entries).toEqual([]);
+      expect((await store.listEvents(TENANT, { source: 'zapier' })).entries).toEqual([]);
+      expect((await store.listEvents('globex', { source: 'segment' })).entries).toEqual([]);
       expect((await store.listEvents(TENANT, { state: 'dead' })).entries.map((entry) => entry.id)).toEqual([poison?.id]);
       expect((await store.listEvents(TENANT, { target: 'https://b.target.test' })).entries.map((entry) => entry.id)).toEqual([b?.id]);
       expect((await store.listEvents(TENANT, { key: 'list-old-key-1' })).entries).toHaveLength(1);

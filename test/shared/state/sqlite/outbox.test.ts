@@ -128,8 +128,31 @@ describe('SQLite outbox listing by state', () => {
     }
   });
 
-  it('lists by key off the key index whatever the state filter', () => {
-    expect(listEventsSql('tenant = ? AND state = ? AND idempotency_key = ?', { state: 'dead', key: 'k' })).not.toContain('INDEXED BY');
+  it.each([
+    ['a key', { key: 'plan-key-7' }, 'outbox_events_key (tenant=? AND idempotency_key=?)'],
+    ['a key and a state', { key: 'plan-key-7', state: 'dead' }, 'outbox_events_key (tenant=? AND idempotency_key=?)'],
+    ['a source id', { sourceId: 'row:7' }, 'outbox_events_source_id (tenant=? AND source_id=?)'],
+    ['a source id and a state', { sourceId: 'row:7', state: 'pending' }, 'outbox_events_source_id (tenant=? AND source_id=?)'],
+  ] as const)("lists by %s off that column's index, not by walking every event of the tenant", async (_, filter, search) => {
+    const path = tempDbPath();
+    const store = new SqliteOutboxStore({ path });
+    // Twenty pending events, one per key and source id.
+    await store.enqueue(Array.from({ length: 20 }, (_, index) => outboxEvent({ key: `plan-key-${index}`, sourceId: `row:${index}` })));
+    const db = new Database(path, { readonly: true });
+    try {
+      const { where, params } = eventFilterSql('acme', filter, () => '?');
+      const plan = db
+        .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${listEventsSql(where, filter)}`)
+        .all(...params, 10, 0)
+        .map((row) => row.detail);
+      expect(plan).toEqual([`SEARCH outbox_events USING INDEX ${search}`, 'USE TEMP B-TREE FOR ORDER BY']);
+      const listed = await store.listEvents('acme', filter);
+      const expected = 'state' in filter && filter.state === 'dead' ? [] : [['plan-key-7', 'row:7']];
+      expect(listed.entries.map((entry) => [entry.key, entry.sourceId])).toEqual(expected);
+    } finally {
+      db.close();
+      await store.close();
+    }
   });
 });
 
