@@ -146,6 +146,22 @@ export interface PostgresOutboxStoreOptions extends OutboxStoreOptions {
  * changes a row its owner still holds. Time: see postgres-database.ts (the server's clock unless a clock is injected).
  * `enqueue` NOTIFYs the schema's channel, so an idle worker on any instance wakes (`onEnqueued`).
  */
+/**
+ * The activity window's rows: the events received in it, settled in it, or still waiting, as four disjoint ranges of
+ * four indexes (enqueue time, the settled events' update time, the pending and the leased events). One condition over
+ * "enqueued before the window's end" read every event the ledger keeps: a sequential scan, 13 ms for an empty window at
+ * 100,000 events, on every console refresh. `since` and `limit` are placeholders.
+ */
+export function postgresActivitySql(where: string, since: string, limit: string): string {
+  const columns = 'SELECT state, enqueued_at, updated_at, dead_at FROM outbox_events';
+  return `${[
+    `${columns} WHERE ${where} AND enqueued_at >= ${since} AND (state IN ('pending', 'leased') OR updated_at >= ${since})`,
+    `${columns} WHERE state IN ('delivered', 'duplicate', 'dead') AND updated_at >= ${since} AND ${where} AND enqueued_at < ${since}`,
+    `${columns} WHERE state = 'pending' AND ${where} AND enqueued_at < ${since}`,
+    `${columns} WHERE state = 'leased' AND ${where} AND enqueued_at < ${since}`,
+  ].join(' UNION ALL ')} LIMIT ${limit}`;
+}
+
 export class PostgresOutboxStore implements OutboxStore {
   readonly kind = 'postgres' as const;
   readonly #db: PostgresDatabase;
@@ -596,8 +612,7 @@ export class PostgresOutboxStore implements OutboxStore {
     return this.#read('activity', async () => {
       const rows = (
         await this.#db.pool.query<{ state: OutboxState; enqueued_at: string; updated_at: string; dead_at: string | null }>(
-          `SELECT state, enqueued_at, updated_at, dead_at FROM outbox_events
-           WHERE ${where} AND (state IN ('pending', 'leased') OR updated_at >= $${at + 1}) LIMIT $${at + 2}`,
+          postgresActivitySql(where, `$${at + 1}`, `$${at + 2}`),
           [...params, checked.since, MAX_ACTIVITY_ROWS + 1],
         )
       ).rows;

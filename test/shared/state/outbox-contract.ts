@@ -845,6 +845,9 @@ export function describeOutboxStoreContract(
         { id: a.id, owner: 'worker-a', attempt: attempt(), to: 'delivered' },
         { id: b.id, owner: 'worker-a', attempt: rejectedAttempt(), to: 'dead', reason: 'rejected' },
       ]);
+      // A window that starts after the three were received: two settled in it, one still leased (carried in).
+      const settling = await store.activity(TENANT, { since: since + minute, until: since + 2 * minute, bucketMs: minute });
+      expect([settling.received, settling.delivered, settling.dead, settling.backlog]).toEqual([[0], [1], [1], [1]]);
       clock.advance(minute);
       await store.settle([{ id: c.id, owner: 'worker-a', attempt: attempt({ outcome: 'duplicate', status: 409 }), to: 'duplicate' }]);
       await store.recordUnmappable([unmappableEvent()]);
@@ -858,6 +861,15 @@ export function describeOutboxStoreContract(
       expect(series.latencyP50).toEqual([null, minute + 500, 2 * minute + 500, null]);
       expect(series.backlog).toEqual([3, 1, 0, 0]);
       expect(series.truncated).toBe(false);
+      // Received before the window, settled in it; received in it (the unmappable one).
+      const settled = await store.activity(TENANT, { since: since + minute, until: since + 3 * minute, bucketMs: minute });
+      expect([settled.received, settled.delivered, settled.duplicate, settled.dead, settled.backlog]).toEqual([
+        [0, 1],
+        [1, 0],
+        [0, 1],
+        [1, 1],
+        [1, 0],
+      ]);
       // A later window starts with the backlog carried in.
       await store.enqueue([outboxEvent()]);
       const later = await store.activity(TENANT, { since: since + 3 * minute, until: since + 5 * minute, bucketMs: minute });
