@@ -33,6 +33,11 @@ export interface InstanceHeartbeat {
 
 export interface InstanceView extends InstanceHeartbeat {
   readonly alive: boolean;
+  /**
+   * How long ago its last heartbeat was saved, on the store's clock: instances whose hosts' clocks disagree are judged
+   * alike. For a heartbeat saved before the store kept that time, this host's clock against the writer's stamp.
+   */
+  readonly seenAgoMs: number;
 }
 
 export interface InstanceRegistry {
@@ -43,6 +48,7 @@ export interface InstanceRegistry {
 /**
  * Heartbeats live beside the stream checkpoints (every engine has them), scope `oncekit-instances:{tenant}`, one stream
  * per instance id, the heartbeat as JSON. Several relays on one store see each other; a stopped one stays listed, not alive.
+ * Whether one is alive is judged by how long ago the store saved its heartbeat, on the store's clock.
  */
 export function instanceRegistry(checkpoints: CheckpointStore, tenant: string): InstanceRegistry {
   const scope = `oncekit-instances:${tenant}`;
@@ -50,10 +56,11 @@ export function instanceRegistry(checkpoints: CheckpointStore, tenant: string): 
     async list() {
       const now = Date.now();
       const rows = await checkpoints.list(scope, 200);
-      const instances = rows.flatMap(({ position }) => {
+      const instances = rows.flatMap(({ position, savedAgoMs }): InstanceView[] => {
         try {
           const beat = JSON.parse(position) as InstanceHeartbeat;
-          return [{ ...beat, alive: beat.stoppedAt === null && now - beat.lastSeenAt < ALIVE_FOR_MS }];
+          const seenAgoMs = savedAgoMs ?? Math.max(0, now - beat.lastSeenAt);
+          return [{ ...beat, alive: beat.stoppedAt === null && seenAgoMs < ALIVE_FOR_MS, seenAgoMs }];
         } catch {
           return [];
         }

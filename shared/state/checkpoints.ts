@@ -8,5 +8,15 @@ export interface CheckpointStore {
   /** Replaces the position of `stream` in `scope`; resolves once it is durable. */
   save(scope: string, stream: string, position: string): Promise<void>;
   /** Every stream of `scope` with its position, by stream name; at most `limit` (default 1000). */
-  list(scope: string, limit?: number): Promise<{ readonly stream: string; readonly position: string }[]>;
+  list(scope: string, limit?: number): Promise<SavedPosition[]>;
+}
+
+export interface SavedPosition {
+  readonly stream: string;
+  readonly position: string;
+  /**
+   * How long ago the position was saved, on the store's clock (so writers on hosts whose clocks disagree compare
+   * alike); null for a position saved before the store kept the time.
+   */
+  readonly savedAgoMs: number | null;
 }

@@ -681,7 +681,7 @@ async function eventPage(id) {
 // ---------- instances ----------
 
 async function instancesPage() {
-  const { instances, now } = await api('/api/instances');
+  const { instances } = await api('/api/instances');
   const rows = instances.map((instance) =>
     el(
       'tr',
@@ -695,7 +695,7 @@ async function instancesPage() {
       el('td', {}, `${instance.host} (pid ${instance.pid})`),
       el('td', {}, instance.version),
       el('td', {}, time(instance.startedAt)),
-      el('td', {}, `${Math.max(0, Math.round((now - instance.lastSeenAt) / 1000))} s ago`),
+      el('td', {}, `${Math.round(instance.seenAgoMs / 1000)} s ago`),
       el('td', { class: 'num' }, instance.delivered),
       el('td', { class: 'num' }, instance.duplicate),
       el('td', { class: 'num' }, instance.dead),

@@ -1,4 +1,4 @@
-import type { CheckpointStore } from '../checkpoints.js';
+import type { CheckpointStore, SavedPosition } from '../checkpoints.js';
 import { type PostgresDatabase, SERVER_NOW_MS } from './database.js';
 
 const MODULE = 'stream_checkpoints';
@@ -40,13 +40,15 @@ export class PostgresCheckpointStore implements CheckpointStore {
     }
   }
 
-  async list(scope: string, limit = 1000): Promise<{ stream: string; position: string }[]> {
+  async list(scope: string, limit = 1000): Promise<SavedPosition[]> {
     try {
-      const result = await this.#db.pool.query<{ stream: string; position: string }>(
-        'SELECT stream, position FROM stream_checkpoints WHERE scope = $1 ORDER BY stream LIMIT $2',
+      // The age on the server's clock, which saved_at is on.
+      const result = await this.#db.pool.query<{ stream: string; position: string; saved_ago_ms: string }>(
+        `SELECT stream, position, greatest(0, ${SERVER_NOW_MS} - saved_at) AS saved_ago_ms
+         FROM stream_checkpoints WHERE scope = $1 ORDER BY stream LIMIT $2`,
         [scope, limit],
       );
-      return result.rows;
+      return result.rows.map((row) => ({ stream: row.stream, position: row.position, savedAgoMs: Number(row.saved_ago_ms) }));
     } catch (error) {
       throw this.#db.unavailable('listing checkpoints', error);
     }

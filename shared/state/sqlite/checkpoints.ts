@@ -1,4 +1,4 @@
-import type { CheckpointStore } from '../checkpoints.js';
+import type { CheckpointStore, SavedPosition } from '../checkpoints.js';
 import { migrate, type SqliteDatabase } from './database.js';
 
 /** One row per (scope, stream) in the shared SQLite file, synced before `save` resolves (synchronous = FULL). */
@@ -26,8 +26,8 @@ export class SqliteCheckpointStore implements CheckpointStore {
     this.#read = db.prepare<[string, string], { position: string }>(
       'SELECT position FROM stream_checkpoints WHERE scope = ? AND stream = ?',
     );
-    this.#list = db.prepare<[string, number], { stream: string; position: string }>(
-      'SELECT stream, position FROM stream_checkpoints WHERE scope = ? ORDER BY stream LIMIT ?',
+    this.#list = db.prepare<[string, number], { stream: string; position: string; saved_at: number }>(
+      'SELECT stream, position, saved_at FROM stream_checkpoints WHERE scope = ? ORDER BY stream LIMIT ?',
     );
     this.#write = db.prepare<[string, string, string, number]>(
       `INSERT INTO stream_checkpoints (scope, stream, position, saved_at) VALUES (?, ?, ?, ?)
@@ -35,8 +35,12 @@ export class SqliteCheckpointStore implements CheckpointStore {
     );
   }
 
-  async list(scope: string, limit = 1000): Promise<{ stream: string; position: string }[]> {
-    return this.#list.all(scope, limit);
+  /** The file is on this machine: its clock is this host's, the one `save` stamps. */
+  async list(scope: string, limit = 1000): Promise<SavedPosition[]> {
+    const now = Date.now();
+    return this.#list
+      .all(scope, limit)
+      .map((row) => ({ stream: row.stream, position: row.position, savedAgoMs: Math.max(0, now - row.saved_at) }));
   }
 
   async load(scope: string, stream: string): Promise<string | null> {

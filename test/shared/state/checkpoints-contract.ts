@@ -40,12 +40,19 @@ export function describeCheckpointContract(
         // Separators in names cannot make two scopes or streams one.
         await state.checkpoints.save('a:b', 'c', 'x');
         expect(await state.checkpoints.load('a', 'b:c')).toBeNull();
-        // list: the scope's streams only, by name, up to the limit.
-        expect(await state.checkpoints.list('acme')).toEqual([
+        // list: the scope's streams only, by name, up to the limit, each with how long ago it was saved (the store's clock).
+        const listed = await state.checkpoints.list('acme');
+        expect(listed.map(({ stream, position }) => ({ stream, position }))).toEqual([
           { stream: '/event/A__e', position: '42' },
           { stream: '/event/B__e', position: '9' },
         ]);
-        expect(await state.checkpoints.list('acme', 1)).toEqual([{ stream: '/event/A__e', position: '42' }]);
+        for (const { savedAgoMs } of listed) {
+          expect(savedAgoMs).toBeGreaterThanOrEqual(0);
+          expect(savedAgoMs).toBeLessThan(60_000);
+        }
+        expect((await state.checkpoints.list('acme', 1)).map(({ stream, position }) => ({ stream, position }))).toEqual([
+          { stream: '/event/A__e', position: '42' },
+        ]);
         expect(await state.checkpoints.list('a')).toEqual([]);
       } finally {
         await state.close();

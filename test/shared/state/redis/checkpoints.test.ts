@@ -1,4 +1,5 @@
-import { describe } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { openState } from '../../../../shared/state/open-state.js';
 import { describeCheckpointContract } from '../checkpoints-contract.js';
 import { connectTestRedis, deleteRedisKeys, redisEnv, skipRedisTests, uniqueRedisPrefix } from './test-env.js';
 
@@ -15,5 +16,26 @@ describe.skipIf(skipRedisTests)(`on Redis at ${redisEnv.url}`, () => {
         await client.quit();
       },
     };
+  });
+
+  it('lists a position saved before save times were kept (an older version) with no age', async () => {
+    const redisKeyPrefix = uniqueRedisPrefix('checkpoints-legacy');
+    const client = await connectTestRedis();
+    const state = await openState({ kind: 'redis', url: redisEnv.url }, { redisKeyPrefix, allowVolatile: true });
+    try {
+      await state.checkpoints.save('acme', '/event/A__e', '42');
+      await state.checkpoints.save('acme', '/event/B__e', '9');
+      // What an older version left: the position and the set of streams, no save time for A.
+      await client.hdel(`${redisKeyPrefix}checkpoint-saved:acme`, '/event/A__e');
+      const listed = await state.checkpoints.list('acme');
+      expect(listed.map(({ stream, savedAgoMs }) => [stream, savedAgoMs === null])).toEqual([
+        ['/event/A__e', true],
+        ['/event/B__e', false],
+      ]);
+    } finally {
+      await state.close();
+      await deleteRedisKeys(client, redisKeyPrefix);
+      await client.quit();
+    }
   });
 });
