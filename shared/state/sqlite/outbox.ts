@@ -312,10 +312,10 @@ export class SqliteOutboxStore implements OutboxStore {
    * the next synced commit (the next enqueue, lease or checkpoint; the WAL is synced in order) could undo one, and
    * nothing was promised on it: the event is found leased with its lease run out, an abandoned attempt that "may have
    * landed", and is resent under the same key (the target answers 409) or counted as a possible duplicate. Leases stay
-   * synced: a lost lease would lose the first attempt's time, which the retry horizon counts from. Null when the
-   * connection is not a WAL file synced FULL (then settlements sync as everything else does).
+   * synced: a lost lease would lose the first attempt's time, which the retry horizon counts from. This holds the level
+   * to restore after; null when the connection is not a WAL file synced FULL (settlements then sync as the rest does).
    */
-  readonly #unsyncedCommit: { readonly normal: () => void; readonly restore: () => void } | null;
+  readonly #syncLevelAfterUnsynced: number | null;
 
   constructor(options: SqliteOutboxStoreOptions) {
     this.#clock = options.clock ?? systemClock;
@@ -338,10 +338,7 @@ export class SqliteOutboxStore implements OutboxStore {
     const db = this.#db;
     const syncLevel = Number(db.pragma('synchronous', { simple: true }));
     const fullSyncWal = !db.memory && String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal' && syncLevel >= 2;
-    // A PRAGMA that sets takes effect when it is compiled, so each switch is a statement of its own, not a prepared one.
-    this.#unsyncedCommit = fullSyncWal
-      ? { normal: () => db.exec('PRAGMA synchronous = NORMAL'), restore: () => db.exec(`PRAGMA synchronous = ${syncLevel}`) }
-      : null;
+    this.#syncLevelAfterUnsynced = fullSyncWal ? syncLevel : null;
     this.#sql = {
       insert: db.prepare<unknown[], { seq: number }>(
         `INSERT INTO outbox_events (tenant, target, source, source_id, dedup_key, idempotency_key, key_decision, input, state, enqueued_at,
@@ -439,8 +436,9 @@ export class SqliteOutboxStore implements OutboxStore {
 
   /** One IMMEDIATE transaction that also applies the count changes it collected. */
   #run<T>(operation: string, work: (counts: CountDeltas) => T, sync: 'full' | 'unsynced' = 'full'): Promise<T> {
-    const unsynced = sync === 'unsynced' && this.#unsyncedCommit !== null;
-    if (unsynced) this.#unsyncedCommit?.normal();
+    const restoreTo = sync === 'unsynced' ? this.#syncLevelAfterUnsynced : null;
+    // A PRAGMA that sets takes effect when it is compiled: each switch is executed, never a prepared statement kept.
+    if (restoreTo !== null) this.#db.exec('PRAGMA synchronous = NORMAL');
     try {
       const result = this.#db
         .transaction(() => {
@@ -456,7 +454,7 @@ export class SqliteOutboxStore implements OutboxStore {
     } catch (error) {
       return Promise.reject(outboxStoreFailure('sqlite', operation, error));
     } finally {
-      if (unsynced) this.#unsyncedCommit?.restore();
+      if (restoreTo !== null) this.#db.exec(`PRAGMA synchronous = ${restoreTo}`);
     }
   }
 
@@ -627,7 +625,7 @@ export class SqliteOutboxStore implements OutboxStore {
           if (attempt !== null) this.#insertAttempt(seq, { ...attempt, number: updated.attempt_count, handledBy: settlement.owner });
           return true;
         }),
-      // Nothing is acknowledged on a settlement, so it need not wait for the disk (see #unsyncedCommit).
+      // Nothing is acknowledged on a settlement, so it need not wait for the disk (see #syncLevelAfterUnsynced).
       'unsynced',
     );
   }

@@ -23,6 +23,15 @@ const heartbeat = (id: string, lastSeenAt: number, stoppedAt: number | null = nu
   stoppedAt,
 });
 
+/** The same positions as `saved`, each listed as saved `savedAgoMs` ago on the store's clock. */
+function listedAs(saved: CheckpointStore, savedAgoMs: number | null): CheckpointStore {
+  return {
+    load: (scope, stream) => saved.load(scope, stream),
+    save: (scope, stream, position) => saved.save(scope, stream, position),
+    list: async (scope, limit): Promise<SavedPosition[]> => (await saved.list(scope, limit)).map((row) => ({ ...row, savedAgoMs })),
+  };
+}
+
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
@@ -51,13 +60,7 @@ describe('instance registry', () => {
     const saved = new MemoryCheckpointStore();
     await saved.save(SCOPE, 'gone', JSON.stringify(heartbeat('gone', Date.now())));
     // A store that saved it 20 s ago (on its clock).
-    const aged: CheckpointStore = {
-      load: (scope, stream) => saved.load(scope, stream),
-      save: (scope, stream, position) => saved.save(scope, stream, position),
-      list: async (scope, limit): Promise<SavedPosition[]> =>
-        (await saved.list(scope, limit)).map((row) => ({ ...row, savedAgoMs: 20_000 })),
-    };
-    const [gone] = await instanceRegistry(aged, TENANT).list();
+    const [gone] = await instanceRegistry(listedAs(saved, 20_000), TENANT).list();
     expect(gone).toMatchObject({ id: 'gone', alive: false, seenAgoMs: 20_000 });
   });
 
@@ -65,12 +68,7 @@ describe('instance registry', () => {
     const saved = new MemoryCheckpointStore();
     await saved.save(SCOPE, 'old-recent', JSON.stringify(heartbeat('old-recent', Date.now() - 1000)));
     await saved.save(SCOPE, 'old-silent', JSON.stringify(heartbeat('old-silent', Date.now() - 60_000)));
-    const untimed: CheckpointStore = {
-      load: (scope, stream) => saved.load(scope, stream),
-      save: (scope, stream, position) => saved.save(scope, stream, position),
-      list: async (scope, limit) => (await saved.list(scope, limit)).map((row) => ({ ...row, savedAgoMs: null })),
-    };
-    const listed = await instanceRegistry(untimed, TENANT).list();
+    const listed = await instanceRegistry(listedAs(saved, null), TENANT).list();
     expect(Object.fromEntries(listed.map((instance) => [instance.id, instance.alive]))).toEqual({
       'old-recent': true,
       'old-silent': false,

@@ -59,20 +59,28 @@ function leaseInChildProcess(path: string, owner: string): Promise<string[]> {
   });
 }
 
+/** SQLite's plan for `sql` on the file at `path`, opened read-only: its detail lines. */
+function queryPlan(path: string, sql: string, params: readonly unknown[]): string[] {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db
+      .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`)
+      .all(...params)
+      .map((row) => row.detail);
+  } finally {
+    db.close();
+  }
+}
+
 describe('SQLite outbox query plans', () => {
   it('counts possible duplicates off their own partial index, never by reading every event of the tenant', async () => {
     const path = tempDbPath();
     const store = new SqliteOutboxStore({ path });
     await store.enqueue(Array.from({ length: 50 }, (_, index) => outboxEvent({ dedupKey: `plan-${index}` })));
-    const db = new Database(path, { readonly: true });
     try {
-      const plan = db
-        .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${POSSIBLE_DUPLICATES_SQL}`)
-        .all('acme', null, null, null, null)
-        .map((row) => row.detail);
+      const plan = queryPlan(path, POSSIBLE_DUPLICATES_SQL, ['acme', null, null, null, null]);
       expect(plan).toEqual(['SEARCH outbox_events USING INDEX outbox_events_possible_duplicates (tenant=?)']);
     } finally {
-      db.close();
       await store.close();
     }
   });
@@ -83,14 +91,11 @@ describe('SQLite outbox activity window', () => {
     const path = tempDbPath();
     const store = new SqliteOutboxStore({ path });
     await store.enqueue([outboxEvent()]);
-    const db = new Database(path, { readonly: true });
     try {
       const { where } = eventFilterSql('acme', { until: 2 }, () => '?');
-      const plan = db
-        .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${activitySql(where)}`)
-        .all('acme', 2, 1, 1, 1, 'acme', 2, 1, 'acme', 2, 1, 'acme', 2, 1, 10)
-        .map((row) => row.detail)
-        .filter((detail) => detail.startsWith('SEARCH') || detail.startsWith('SCAN'));
+      const plan = queryPlan(path, activitySql(where), ['acme', 2, 1, 1, 1, 'acme', 2, 1, 'acme', 2, 1, 'acme', 2, 1, 10]).filter(
+        (detail) => detail.startsWith('SEARCH') || detail.startsWith('SCAN'),
+      );
       expect(plan).toEqual([
         'SEARCH outbox_events USING INDEX outbox_events_enqueued (tenant=? AND enqueued_at>? AND enqueued_at<?)',
         'SEARCH outbox_events USING INDEX outbox_events_settled (updated_at>?)',
@@ -98,7 +103,6 @@ describe('SQLite outbox activity window', () => {
         'SEARCH outbox_events USING INDEX outbox_events_leased (tenant=?)',
       ]);
     } finally {
-      db.close();
       await store.close();
     }
   });
@@ -113,17 +117,12 @@ describe('SQLite outbox listing by state', () => {
     const path = tempDbPath();
     const store = new SqliteOutboxStore({ path });
     await store.enqueue([outboxEvent()]);
-    const db = new Database(path, { readonly: true });
     try {
       const { where, params } = eventFilterSql('acme', { state }, () => '?');
-      const plan = db
-        .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${listEventsSql(where, { state })}`)
-        .all(...params, 10, 0)
-        .map((row) => row.detail);
+      const plan = queryPlan(path, listEventsSql(where, { state }), [...params, 10, 0]);
       expect(plan).toEqual([`SEARCH outbox_events USING INDEX ${index} (tenant=?)`, 'USE TEMP B-TREE FOR ORDER BY']);
       expect((await store.listEvents('acme', { state: 'pending' })).entries).toHaveLength(1);
     } finally {
-      db.close();
       await store.close();
     }
   });
@@ -138,19 +137,14 @@ describe('SQLite outbox listing by state', () => {
     const store = new SqliteOutboxStore({ path });
     // Twenty pending events, one per key and source id.
     await store.enqueue(Array.from({ length: 20 }, (_, index) => outboxEvent({ key: `plan-key-${index}`, sourceId: `row:${index}` })));
-    const db = new Database(path, { readonly: true });
     try {
       const { where, params } = eventFilterSql('acme', filter, () => '?');
-      const plan = db
-        .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${listEventsSql(where, filter)}`)
-        .all(...params, 10, 0)
-        .map((row) => row.detail);
+      const plan = queryPlan(path, listEventsSql(where, filter), [...params, 10, 0]);
       expect(plan).toEqual([`SEARCH outbox_events USING INDEX ${search}`, 'USE TEMP B-TREE FOR ORDER BY']);
       const listed = await store.listEvents('acme', filter);
       const expected = 'state' in filter && filter.state === 'dead' ? [] : [['plan-key-7', 'row:7']];
       expect(listed.entries.map((entry) => [entry.key, entry.sourceId])).toEqual(expected);
     } finally {
-      db.close();
       await store.close();
     }
   });
