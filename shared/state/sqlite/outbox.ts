@@ -437,24 +437,26 @@ export class SqliteOutboxStore implements OutboxStore {
   /** One IMMEDIATE transaction that also applies the count changes it collected. */
   #run<T>(operation: string, work: (counts: CountDeltas) => T, sync: 'full' | 'unsynced' = 'full'): Promise<T> {
     const restoreTo = sync === 'unsynced' ? this.#syncLevelAfterUnsynced : null;
-    // A PRAGMA that sets takes effect when it is compiled: each switch is executed, never a prepared statement kept.
-    if (restoreTo !== null) this.#db.exec('PRAGMA synchronous = NORMAL');
+    const transaction = this.#db.transaction(() => {
+      const counts = new CountDeltas();
+      const value = work(counts);
+      for (const { tenant, target, source, state, delta } of counts.entries()) {
+        if (delta !== 0) this.#sql.addCount.run(tenant, target, source, state, delta);
+      }
+      return value;
+    });
+    // The switches fail as the transaction does (a closed or broken file): as an OutboxStoreError, never raw.
     try {
-      const result = this.#db
-        .transaction(() => {
-          const counts = new CountDeltas();
-          const value = work(counts);
-          for (const { tenant, target, source, state, delta } of counts.entries()) {
-            if (delta !== 0) this.#sql.addCount.run(tenant, target, source, state, delta);
-          }
-          return value;
-        })
-        .immediate();
-      return Promise.resolve(result);
+      if (restoreTo === null) return Promise.resolve(transaction.immediate());
+      // A PRAGMA that sets takes effect when it is compiled: each switch is executed, never a prepared statement kept.
+      this.#db.exec('PRAGMA synchronous = NORMAL');
+      try {
+        return Promise.resolve(transaction.immediate());
+      } finally {
+        this.#db.exec(`PRAGMA synchronous = ${restoreTo}`);
+      }
     } catch (error) {
       return Promise.reject(outboxStoreFailure('sqlite', operation, error));
-    } finally {
-      if (restoreTo !== null) this.#db.exec(`PRAGMA synchronous = ${restoreTo}`);
     }
   }
 

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { OutboxStoreError } from '../../../../shared/outbox/index.js';
 import { openSqliteDatabase } from '../../../../shared/state/sqlite/database.js';
 import { SqliteOutboxStore } from '../../../../shared/state/sqlite/outbox.js';
 import { tempDir } from '../temp-dir.js';
@@ -53,5 +54,15 @@ describe('SQLite durability', () => {
     expect(switches).toEqual(['PRAGMA synchronous = NORMAL', 'PRAGMA synchronous = 2']);
     expect(db.pragma('synchronous', { simple: true })).toBe(2);
     db.close();
+  });
+
+  it('a settlement on a closed file fails as an OutboxStoreError, as an enqueue does', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const store = new SqliteOutboxStore({ path: join(dir.path, 'oncekit.db') });
+    await store.close();
+    const settlement = { id: 'ob_00000000001', owner: 'w', to: 'delivered' as const, attempt: null };
+    await expect(store.settle([settlement])).rejects.toBeInstanceOf(OutboxStoreError);
+    await expect(store.enqueue([])).rejects.toBeInstanceOf(OutboxStoreError);
   });
 });
