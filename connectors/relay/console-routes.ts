@@ -195,6 +195,7 @@ function detailOf(entry: LedgerEntry) {
     dueAt: entry.dueAt,
     leaseExpiresAt: entry.leaseExpiresAt,
     firstAttemptAt: entry.firstAttemptAt,
+    landedSince: entry.landedSince,
     deadAt: entry.deadAt,
     possibleDuplicate: isPossibleDuplicate(entry),
     payload: entry.input === null ? null : redactSecrets(entry.input),

@@ -1,3 +1,4 @@
+import { formatDuration } from '../duration.js';
 import { describeFault } from '../keys/decide.js';
 import type { AttemptRecord, LedgerEntry, OutboxState, UnmappableRaw } from './types.js';
 
@@ -58,18 +59,32 @@ export function describePossibleDuplicate(entry: Pick<LedgerEntry, 'key' | 'stat
 export const KEY_WINDOW_MARGIN_MS = 60 * 60 * 1000;
 
 /**
- * When resending this event could record it twice: an attempt may have landed, and the first attempt started so long
- * ago that the target's key window (minus a margin) has passed, so the target no longer remembers the key. Null when a
- * resend is safe.
+ * The one rule for resending an event that may have landed: the target's key window for it opened no earlier than
+ * `landedSince` (when the earliest attempt that may have landed was leased), so a resend from the returned time on,
+ * the window less a margin, could find the key forgotten and record the event twice. Null when nothing may have landed,
+ * so any resend is safe.
  */
+export function keyWindowClosesAt(landedSince: number | null, keyWindowMs: number): number | null {
+  return landedSince === null ? null : landedSince + keyWindowMs - KEY_WINDOW_MARGIN_MS;
+}
+
+/** Whether resending the event now could record it twice (see keyWindowClosesAt); its landedSince when so. */
 export function landedPastKeyWindow(
-  entry: Pick<LedgerEntry, 'attempts'>,
+  entry: Pick<LedgerEntry, 'landedSince'>,
   now: number,
   keyWindowMs: number,
-): { readonly firstAttemptAt: number } | null {
-  if (!mayHaveLanded(entry) || entry.attempts.length === 0) return null;
-  const firstAttemptAt = Math.min(...entry.attempts.map((attempt) => attempt.startedAt));
-  return now - firstAttemptAt > keyWindowMs - KEY_WINDOW_MARGIN_MS ? { firstAttemptAt } : null;
+): { readonly landedSince: number } | null {
+  const closesAt = keyWindowClosesAt(entry.landedSince, keyWindowMs);
+  return closesAt === null || entry.landedSince === null || now < closesAt ? null : { landedSince: entry.landedSince };
+}
+
+/** Why such a resend could record the event twice, in one sentence. */
+export function describePastKeyWindow(landedSince: number, keyWindowMs: number): string {
+  return (
+    `an attempt that may have reached the target started at ${new Date(landedSince).toISOString()}, and the target's key window ` +
+    `(${formatDuration(keyWindowMs)}, less ${formatDuration(KEY_WINDOW_MARGIN_MS)} for the send and clock skew) has passed since: ` +
+    'the target no longer remembers the key, so a resend could record the event twice'
+  );
 }
 
 /** Why the event has the key it has, in one line. */
@@ -125,7 +140,12 @@ export function describeLedgerEntry(entry: LedgerEntry): string {
     const requests = attempt.requests > 1 || unknown ? ` (${attempt.requests} request${attempt.requests === 1 ? '' : 's'}${unknown})` : '';
     lines.push(`    #${attempt.number} ${iso(attempt.startedAt)} ${attempt.outcome}${requests}: ${describeAnswer(attempt)}`);
   }
-  if (entry.state === 'dead' && mayHaveLanded(entry)) {
+  if (entry.landedSince !== null) {
+    lines.push(
+      `  landed?:    maybe: an attempt that started at ${iso(entry.landedSince)} got no definite answer, so the target may have ` +
+        "recorded this event already; it is not resent once the target's key window from then has closed",
+    );
+  } else if (entry.state === 'dead' && mayHaveLanded(entry)) {
     lines.push('  note:       an attempt got no definite answer, so the target may have recorded this event already');
   }
   const duplicate = describePossibleDuplicate(entry);

@@ -1,4 +1,4 @@
-import { landedPastKeyWindow } from './ledger.js';
+import { describePastKeyWindow, landedPastKeyWindow } from './ledger.js';
 import type { EventListQuery, LedgerEntry, OutboxStore } from './types.js';
 
 /** Which dead letters to retry: these ids, or every dead letter matching a listing filter (all of them when empty). */
@@ -22,12 +22,13 @@ export interface RetryDeadRequest {
 export interface PastWindow {
   readonly id: string;
   readonly key: string | null;
-  readonly firstAttemptAt: number;
+  /** When the earliest attempt that may have landed started (LedgerEntry.landedSince). */
+  readonly landedSince: number;
   readonly why: string;
 }
 
 export interface RetryDeadResult {
-  /** Made pending again, due now, with a fresh retry horizon. */
+  /** Made pending again, due now, with a fresh retry horizon (forced ones included). */
   readonly requeued: readonly string[];
   /** Kept back by the window guard. */
   readonly refused: readonly PastWindow[];
@@ -64,16 +65,25 @@ export async function retryDeadLetters(store: OutboxStore, request: RetryDeadReq
       resend.push(entry.id);
       continue;
     }
-    const why =
-      `an attempt may have landed, and the first one started at ${new Date(past.firstAttemptAt).toISOString()}, longer ago than ` +
-      "the target's key window allows; the target no longer remembers the key, so a resend could record the event twice";
-    const item = { id: entry.id, key: entry.key, firstAttemptAt: past.firstAttemptAt, why };
-    if (request.forcePastWindow === true) {
-      forced.push(item);
-      resend.push(entry.id);
-    } else refused.push(item);
+    const item = {
+      id: entry.id,
+      key: entry.key,
+      landedSince: past.landedSince,
+      why: describePastKeyWindow(past.landedSince, request.keyWindowMs),
+    };
+    if (request.forcePastWindow === true) forced.push(item);
+    else refused.push(item);
   }
-  const requeued = resend.length === 0 ? [] : await store.requeueDead({ tenant, ...(target === undefined ? {} : { target }), ids: resend });
+  // The safe ones keep their landedSince, so a worker still stops before their window closes; the forced ones forget it.
+  const requeue = async (ids: readonly string[], forcePastWindow: boolean): Promise<string[]> =>
+    ids.length === 0 ? [] : store.requeueDead({ tenant, ...(target === undefined ? {} : { target }), ids, forcePastWindow });
+  const requeued = [
+    ...(await requeue(resend, false)),
+    ...(await requeue(
+      forced.map((item) => item.id),
+      true,
+    )),
+  ];
   const handled = new Set([...requeued, ...refused.map((item) => item.id), ...unmappable.map((entry) => entry.id)]);
   const notRequeued = 'ids' in request.select ? request.select.ids.filter((id) => !handled.has(id)) : [];
   return { requeued, refused, forced, unmappable, notRequeued };

@@ -117,6 +117,7 @@ const requeueSchema = z.object({
   tenant: nonEmpty('tenant'),
   target: nonEmpty('target').optional(),
   ids: z.array(nonEmpty('id')).optional(),
+  forcePastWindow: z.boolean({ error: 'forcePastWindow must be true or false' }).optional(),
 });
 
 const optionalText = (field: string) => nonEmpty(field).optional();
@@ -160,6 +161,7 @@ export const checkOutboxArgs = {
       tenant: parsed.tenant,
       ...(parsed.target === undefined ? {} : { target: parsed.target }),
       ...(parsed.ids === undefined ? {} : { ids: parsed.ids }),
+      ...(parsed.forcePastWindow === undefined ? {} : { forcePastWindow: parsed.forcePastWindow }),
     };
   },
   tenant: (tenant: string): string => parseInput(nonEmpty('tenant'), tenant, 'invalid tenant'),
@@ -234,6 +236,7 @@ export function leasedOnEnqueue(
   now: number,
   previousAttempts: number,
   mayHaveLanded: boolean,
+  landedSince: number | null,
 ): LeasedEvent {
   return {
     id,
@@ -248,5 +251,6 @@ export function leasedOnEnqueue(
     owner: lease.owner,
     previousAttempts,
     mayHaveLanded,
+    landedSince,
   };
 }

@@ -134,6 +134,12 @@ export interface LeasedEvent {
    * sent again without a key, the event may then be recorded twice.
    */
   readonly mayHaveLanded: boolean;
+  /**
+   * When the earliest attempt that may have reached the target was leased, on the store's clock; null when none may
+   * have. The target's key window for the event opened no earlier: once it has closed, a resend could record the event
+   * twice (see keyWindowClosed). Unlike firstAttemptAt, a requeue keeps it.
+   */
+  readonly landedSince: number | null;
 }
 
 /** One delivery attempt, as the ledger keeps it. */
@@ -220,6 +226,8 @@ export interface LedgerEntryBase {
   /** Leased: when the lease runs out. Null otherwise. */
   readonly leaseExpiresAt: number | null;
   readonly firstAttemptAt: number | null;
+  /** As LeasedEvent.landedSince: when an attempt that may have landed was leased, on the store's clock; null if none. */
+  readonly landedSince: number | null;
   readonly deadReason: string | null;
   readonly deadAt: number | null;
   readonly attempts: readonly AttemptRecord[];
@@ -245,6 +253,12 @@ export interface RequeueRequest {
   readonly target?: string;
   /** These dead letters; all of the tenant's when absent. Ids that are not dead letters are left alone. */
   readonly ids?: readonly string[];
+  /**
+   * The operator resends these although an attempt may have landed longer ago than the target's key window (the
+   * target may record them twice): their landedSince is cleared, so workers send them. Default false: it is kept, and a
+   * worker dead-letters an event whose window closes before it is sent.
+   */
+  readonly forcePastWindow?: boolean;
 }
 
 /**
@@ -275,7 +289,8 @@ export interface OutboxStore {
    */
   recordUnmappable(events: readonly UnmappableEvent[]): Promise<RecordUnmappableResult[]>;
   /**
-   * Makes dead letters pending again, due now, with a fresh retry horizon; returns the ids requeued. Unmappable dead
+   * Makes dead letters pending again, due now, with a fresh retry horizon; returns the ids requeued. Their landedSince
+   * stays (unless forcePastWindow): the key window is the target's, and a requeue does not reopen it. Unmappable dead
    * letters are never requeued: there is nothing to send.
    */
   requeueDead(request: RequeueRequest): Promise<string[]>;

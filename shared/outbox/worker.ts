@@ -8,7 +8,7 @@ import { backoffDelayMs, defaultRetryPolicy, sleep as realSleep } from '../targe
 import { targetId } from '../target/target-id.js';
 import { type OutboxDeliveryConfig, outboxDeliveryConfig, targetCallBudget } from './config.js';
 import { coalesced } from './group-commit.js';
-import { describeAnswer } from './ledger.js';
+import { attemptMayHaveLanded, describeAnswer, describePastKeyWindow, keyWindowClosesAt } from './ledger.js';
 import { eventPacer } from './pacer.js';
 import { newWorkerToken } from './store-support.js';
 import type { AttemptRecord, LeasedEvent, OutboxStore, Settlement } from './types.js';
@@ -238,17 +238,25 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
         return { ...base, to: 'dead', reason: `rejected by the target: ${describeAnswer(attempt)}` };
       case 'failed': {
         const delayMs = backoffDelayMs(attempt.number, backoff, random, result.retryAfterMs);
+        const retryAt = storeFinishedAt + delayMs;
+        const gaveUp = `gave up after ${attempt.number} attempt${attempt.number === 1 ? '' : 's'}: the next retry would fall past`;
+        const lastAnswer = `last answer: ${describeAnswer(attempt)}`;
         // dueAt is on this worker's clock (the store carries the delay over to its own); the horizon is on the store's.
-        if (storeFinishedAt + delayMs < event.firstAttemptAt + config.horizonMs)
-          return { ...base, to: 'pending', dueAt: finishedAt + delayMs };
-        return {
-          ...base,
-          to: 'dead',
-          reason:
-            `gave up after ${attempt.number} attempt${attempt.number === 1 ? '' : 's'}: the next retry would fall past the retry horizon ` +
-            `(${formatDuration(config.horizonMs)} after the first attempt at ${new Date(event.firstAttemptAt).toISOString()}); ` +
-            `last answer: ${describeAnswer(attempt)}`,
-        };
+        if (retryAt >= event.firstAttemptAt + config.horizonMs) {
+          const horizon = `${formatDuration(config.horizonMs)} after the first attempt at ${new Date(event.firstAttemptAt).toISOString()}`;
+          return { ...base, to: 'dead', reason: `${gaveUp} the retry horizon (${horizon}); ${lastAnswer}` };
+        }
+        // After a requeue, the key window can close before the fresh horizon: this attempt may be the one that landed.
+        const landedSince = event.landedSince ?? (attemptMayHaveLanded(attempt) ? event.leasedAt : null);
+        const closesAt = keyWindowClosesAt(landedSince, config.keyWindowMs);
+        if (closesAt !== null && landedSince !== null && retryAt >= closesAt) {
+          return {
+            ...base,
+            to: 'dead',
+            reason: `${gaveUp} the target's key window: ${describePastKeyWindow(landedSince, config.keyWindowMs)}; ${lastAnswer}`,
+          };
+        }
+        return { ...base, to: 'pending', dueAt: finishedAt + delayMs };
       }
     }
   }
@@ -325,12 +333,25 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       if (!held.has(event.id)) continue;
       // An event can come back long after its first attempt (its worker died, or nothing ran for a day). Sending it
       // past the horizon could land outside the target's key window, after an earlier attempt that did land.
-      if (storeNow(event) >= event.firstAttemptAt + config.horizonMs) {
+      const now = storeNow(event);
+      if (now >= event.firstAttemptAt + config.horizonMs) {
         const reason =
           `the retry horizon (${formatDuration(config.horizonMs)} after the first attempt at ${new Date(event.firstAttemptAt).toISOString()}) ` +
           `passed before attempt ${event.previousAttempts + 1} could start`;
         settlements.push({ event, settlement: { id: event.id, owner, attempt: null, to: 'dead', reason } });
-      } else sendable.push(event);
+        continue;
+      }
+      // A requeue gives a fresh horizon but cannot reopen the target's key window: an event that may have landed is
+      // not resent once that has closed (the operator may force it, knowing what it means).
+      const closesAt = keyWindowClosesAt(event.landedSince, config.keyWindowMs);
+      if (closesAt !== null && event.landedSince !== null && now >= closesAt) {
+        const reason =
+          `not sent: ${describePastKeyWindow(event.landedSince, config.keyWindowMs)}; check the target first, ` +
+          '`oncekit dead-letters retry --force-past-window` sends it anyway';
+        settlements.push({ event, settlement: { id: event.id, owner, attempt: null, to: 'dead', reason } });
+        continue;
+      }
+      sendable.push(event);
     }
     if (sendable.length > 0) {
       const startedAt = clock.now();

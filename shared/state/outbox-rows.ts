@@ -29,6 +29,8 @@ export interface OutboxEventRow {
   unmappable: string | null;
   /** Whether an attempt may have landed without an answer saying so: 0/1 in SQLite, a boolean in PostgreSQL. */
   may_have_landed: number | boolean;
+  /** When the earliest attempt that may have landed was leased, on the store's clock (LeasedEvent.landedSince). */
+  landed_since: number | null;
 }
 
 /** One row of `ledger_attempts`. */
@@ -96,6 +98,7 @@ export function ledgerEntryOfRow(row: OutboxEventRow, attempts: readonly Attempt
     dueAt: row.state === 'pending' ? row.due_at : null,
     leaseExpiresAt: row.state === 'leased' ? row.lease_expires_at : null,
     firstAttemptAt: row.first_attempt_at,
+    landedSince: row.landed_since,
     deadReason: row.dead_reason,
     deadAt: row.dead_at,
     attempts,

@@ -24,7 +24,9 @@ afterAll(async () => {
 
 /** A dead letter whose only attempt got no answer (it may have landed), started `hoursAgo` ago. */
 async function deadLetter(store: string, key: string, hoursAgo: number): Promise<string> {
-  const state = await openState({ kind: 'sqlite', path: store.slice('sqlite:'.length) });
+  // The store's clock decides when the attempt was leased, which is what the key window counts from.
+  const then = { now: () => Date.now() - hoursAgo * HOUR };
+  const state = await openState({ kind: 'sqlite', path: store.slice('sqlite:'.length) }, { clock: then });
   try {
     const target = targetId(sandbox.url);
     const [created] = await state.outbox.enqueue([
@@ -39,7 +41,7 @@ async function deadLetter(store: string, key: string, hoursAgo: number): Promise
       },
     ]);
     await state.outbox.lease({ tenant: TENANT, target, owner: 'old-worker', limit: 1, leaseMs: 60_000 });
-    const startedAt = Date.now() - hoursAgo * HOUR;
+    const startedAt = then.now();
     const attempt: AttemptRecord = {
       number: 1,
       startedAt,

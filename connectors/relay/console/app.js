@@ -579,7 +579,12 @@ async function eventPage(id) {
     event.state === 'pending' ? ['due', time(event.dueAt)] : null,
     event.state === 'dead' ? ['died', time(event.deadAt)] : null,
     event.state === 'dead' ? ['reason', event.deadReason] : null,
-    ['may have landed', event.mayHaveLanded ? 'yes: an attempt got no definite answer' : 'no'],
+    [
+      'may have landed',
+      event.mayHaveLanded
+        ? `yes: an attempt got no definite answer${event.landedSince === null ? '' : ` (the first such started ${time(event.landedSince)})`}`
+        : 'no',
+    ],
     event.possibleDuplicate ? ['possible duplicate', 'sent without a key after a lost answer: the target may hold it twice'] : null,
   ].filter(Boolean);
   const result = el('div', { class: 'result', role: 'status', 'aria-live': 'polite', id: 'retry-result' });

@@ -2,7 +2,7 @@ import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
 import type { KeyDecision } from '../../keys/decide.js';
 import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
-import { isPossibleDuplicate, mayHaveLanded } from '../../outbox/ledger.js';
+import { attemptMayHaveLanded, isPossibleDuplicate, mayHaveLanded } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
   canRevive,
@@ -61,6 +61,8 @@ interface MemoryRecord {
   leasedAt: number | null;
   leaseExpiresAt: number | null;
   firstAttemptAt: number | null;
+  /** When the earliest attempt that may have landed was leased (LeasedEvent.landedSince). */
+  landedSince: number | null;
   lastOutcome: string | null;
   deadReason: string | null;
   deadAt: number | null;
@@ -163,6 +165,7 @@ export class MemoryOutboxStore implements OutboxStore {
         leasedAt: null,
         leaseExpiresAt: null,
         firstAttemptAt: null,
+        landedSince: null,
         lastOutcome: null,
         deadReason: null,
         deadAt: null,
@@ -202,6 +205,7 @@ export class MemoryOutboxStore implements OutboxStore {
         leasedAt: null,
         leaseExpiresAt: null,
         firstAttemptAt: null,
+        landedSince: null,
         lastOutcome: UNMAPPABLE_OUTCOME,
         deadReason: event.reason,
         deadAt: now,
@@ -229,6 +233,7 @@ export class MemoryOutboxStore implements OutboxStore {
       if (record.state === 'leased') {
         record.attempts.push(abandonedAttempt(record.attempts.length + 1, record.leasedAt ?? now, now, record.owner ?? 'unknown'));
         record.lastOutcome = 'abandoned';
+        record.landedSince ??= record.leasedAt;
       }
       record.state = 'leased';
       record.owner = owner;
@@ -272,6 +277,7 @@ export class MemoryOutboxStore implements OutboxStore {
       if (settlement.attempt !== null) {
         record.attempts.push({ ...settlement.attempt, number: record.attempts.length + 1, handledBy: settlement.owner });
         record.lastOutcome = settlement.attempt.outcome;
+        if (attemptMayHaveLanded(settlement.attempt)) record.landedSince ??= record.leasedAt;
       }
       record.state = settlement.to;
       record.owner = null;
@@ -289,7 +295,7 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   async requeueDead(request: RequeueRequest): Promise<string[]> {
-    const { tenant, target, ids } = checkOutboxArgs.requeue(request);
+    const { tenant, target, ids, forcePastWindow = false } = checkOutboxArgs.requeue(request);
     const now = this.#clock.now();
     const queue = this.#tenants.get(tenant);
     if (queue === undefined) return [];
@@ -300,6 +306,7 @@ export class MemoryOutboxStore implements OutboxStore {
       if (target !== undefined && record.target !== target) continue;
       if (record.unmappable !== null) continue; // an unmappable dead letter: nothing to send
       Object.assign(record, { state: 'pending', dueAt: now, firstAttemptAt: null, deadReason: null, deadAt: null, updatedAt: now });
+      if (forcePastWindow) record.landedSince = null;
       queue.live.add(record);
       requeued.push(record.id);
     }
@@ -430,6 +437,7 @@ function leasedView(record: MemoryRecord): LeasedEvent {
     owner: record.owner ?? '',
     previousAttempts: record.attempts.length,
     mayHaveLanded: mayHaveLanded(record),
+    landedSince: record.landedSince,
   };
 }
 
@@ -455,6 +463,7 @@ function ledgerView(record: MemoryRecord): LedgerEntry {
     dueAt: record.state === 'pending' ? record.dueAt : null,
     leaseExpiresAt: record.state === 'leased' ? record.leaseExpiresAt : null,
     firstAttemptAt: record.firstAttemptAt,
+    landedSince: record.landedSince,
     deadReason: record.deadReason,
     deadAt: record.deadAt,
     attempts: record.attempts,

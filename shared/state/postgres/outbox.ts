@@ -130,6 +130,16 @@ const MIGRATIONS: readonly Migration[] = [
     'CREATE INDEX outbox_events_enqueued ON outbox_events (tenant, enqueued_at, seq)',
     'ALTER TABLE ledger_attempts ADD COLUMN handled_by text',
   ],
+  // Version 5: when the earliest attempt that may have landed was leased (LeasedEvent.landedSince). Events already
+  // marked take the earliest start among such attempts: an abandoned one's is its lease time; another's is its worker's
+  // clock, the closest there is.
+  [
+    'ALTER TABLE outbox_events ADD COLUMN landed_since bigint',
+    `UPDATE outbox_events e SET landed_since = (
+       SELECT min(a.started_at) FROM ledger_attempts a
+       WHERE a.event_seq = e.seq AND (a.outcome = 'abandoned' OR a.uncertain_requests > 0))
+     WHERE e.may_have_landed`,
+  ],
 ];
 
 /** How many settled events one `pruneSettled` call deletes unless told: one short statement, repeated until none are left. */
@@ -303,7 +313,7 @@ export class PostgresOutboxStore implements OutboxStore {
         const name = eventName(event);
         const seq = insertedSeq.get(name);
         if (seq !== undefined) {
-          const leased = lease === undefined ? undefined : leasedOnEnqueue(outboxIdOfSeq(seq), event, lease, now, 0, false);
+          const leased = lease === undefined ? undefined : leasedOnEnqueue(outboxIdOfSeq(seq), event, lease, now, 0, false, null);
           const created = { id: outboxIdOfSeq(seq), outcome: 'created', state, updatedAt: now, mayHaveLanded: false } as const;
           results.set(index, { ...created, ...(leased ? { leased } : {}) });
           continue;
@@ -321,7 +331,7 @@ export class PostgresOutboxStore implements OutboxStore {
         const leased =
           lease === undefined
             ? undefined
-            : leasedOnEnqueue(outboxIdOfSeq(current.seq), view, lease, now, current.attempt_count, mayHaveLanded);
+            : leasedOnEnqueue(outboxIdOfSeq(current.seq), view, lease, now, current.attempt_count, mayHaveLanded, current.landed_since);
         const revivedResult = { id: outboxIdOfSeq(current.seq), outcome: 'revived', state, updatedAt: now, mayHaveLanded } as const;
         results.set(index, { ...revivedResult, ...(leased ? { leased } : {}) });
       }
@@ -414,7 +424,8 @@ export class PostgresOutboxStore implements OutboxStore {
            first_attempt_at = COALESCE(first_attempt_at, $3), updated_at = $3,
            attempt_count = attempt_count + CASE WHEN state = 'leased' THEN 1 ELSE 0 END,
            last_outcome = CASE WHEN state = 'leased' THEN 'abandoned' ELSE last_outcome END,
-           may_have_landed = may_have_landed OR state = 'leased'
+           may_have_landed = may_have_landed OR state = 'leased',
+           landed_since = COALESCE(landed_since, CASE WHEN state = 'leased' THEN leased_at END)
          WHERE seq = ANY ($1::bigint[])`,
         [picked.rows.map((row) => row.seq), owner, now, now + leaseMs],
       );
@@ -433,6 +444,7 @@ export class PostgresOutboxStore implements OutboxStore {
           previousAttempts: row.attempt_count + (row.state === 'leased' ? 1 : 0),
           // An expired lease is an abandoned attempt: it may have landed.
           mayHaveLanded: rowMayHaveLanded(row) || row.state === 'leased',
+          landedSince: row.landed_since ?? (row.state === 'leased' ? row.leased_at : null),
         }),
       );
     });
@@ -486,7 +498,8 @@ export class PostgresOutboxStore implements OutboxStore {
           `UPDATE outbox_events e SET state = s.state, owner = NULL, leased_at = NULL, lease_expires_at = NULL, due_at = s.due_at,
              dead_reason = COALESCE(s.dead_reason, e.dead_reason), dead_at = CASE WHEN s.state = 'dead' THEN $9 ELSE e.dead_at END,
              updated_at = $9, attempt_count = e.attempt_count + s.inc, last_outcome = COALESCE(s.outcome, e.last_outcome),
-             may_have_landed = e.may_have_landed OR s.landed
+             may_have_landed = e.may_have_landed OR s.landed,
+             landed_since = COALESCE(e.landed_since, CASE WHEN s.landed THEN e.leased_at END)
            FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::int[], $10::boolean[])
              AS s (seq, owner, state, due_at, dead_reason, inc, outcome, ord, landed)
            WHERE e.seq = s.seq AND e.state = 'leased' AND e.owner = s.owner
@@ -521,16 +534,17 @@ export class PostgresOutboxStore implements OutboxStore {
   }
 
   async requeueDead(request: RequeueRequest): Promise<string[]> {
-    const { tenant, target, ids } = checkOutboxArgs.requeue(request);
+    const { tenant, target, ids, forcePastWindow = false } = checkOutboxArgs.requeue(request);
     const seqs = ids?.map(outboxSeqOfId).filter((seq): seq is number => seq !== null);
     if (seqs !== undefined && seqs.length === 0) return [];
     return this.#transaction('requeueDead', async (client, now) => {
       const result = await client.query<{ seq: number }>(
-        `UPDATE outbox_events SET state = 'pending', due_at = $2, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = $2
+        `UPDATE outbox_events SET state = 'pending', due_at = $2, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = $2,
+           landed_since = CASE WHEN $5::boolean THEN NULL ELSE landed_since END
          WHERE tenant = $1 AND state = 'dead' AND unmappable IS NULL AND ($3::bigint[] IS NULL OR seq = ANY ($3::bigint[]))
            AND ($4::text IS NULL OR target = $4)
          RETURNING seq`,
-        [tenant, now, seqs ?? null, target ?? null],
+        [tenant, now, seqs ?? null, target ?? null, forcePastWindow],
       );
       const requeued = new Set(result.rows.map((row) => row.seq));
       const order = seqs ?? [...requeued].sort((a, b) => a - b);

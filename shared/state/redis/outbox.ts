@@ -65,7 +65,8 @@ export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
  *   P e:{id}            hash: the event (t tenant, tE {t}, g target, gE {g}, src, sid, dk, key, dec, inp, st state, enq,
  *                       upd, due, own, lat, lex, fat first attempt, lo last outcome, dr dead reason, dat dead at, kix/six
  *                       its index keys, unm an unmappable dead letter's raw payload as JSON: absent or '' otherwise, and
- *                       its lo is 'unmappable'; mhl '1' once an attempt may have landed)
+ *                       its lo is 'unmappable'; mhl '1' once an attempt may have landed, lsn the lease time of the earliest such
+ *                       attempt: LeasedEvent.landedSince, kept by requeues)
  *   P a:{id}            list: the ledger's attempts, JSON, oldest first (an attempt's number is its position)
  *   P due:{t}:{g}       zset of the target's pending ids by due time;  P lease:{t}:{g}  its leased ids by lease expiry
  *   P dead:{t}          zset of the tenant's dead letters (every target) by death;  P dead:{t}:{g}  the target's only
@@ -108,7 +109,7 @@ end
 `;
 
 // ARGV[4..]: JSON [{id, t, tE, g, gE, src, sid, dk, key, dec, inp, kix, six}], owner ('' = start pending), leaseMs.
-// Returns {now, {{id, outcome, state, updatedAt, previousAttempts, mayHaveLanded 1|0, the record's source}, ...}}.
+// Returns {now, {{id, outcome, state, updatedAt, previousAttempts, mayHaveLanded 1|0, the record's source, lsn}, ...}}.
 const ENQUEUE = `${COUNTS}
 local owner = ARGV[5]
 local lexp = oncekit_text(now + tonumber(ARGV[6]))
@@ -132,7 +133,7 @@ for i, ev in ipairs(events) do
   local existing = redis.call('HGET', P .. 'dedup:' .. sc, ev.dk)
   if existing then
     local ek = P .. 'e:' .. existing
-    local f = redis.call('HMGET', ek, 'st', 'lo', 'inp', 'kix', 'six', 'src', 'upd', 'mhl')
+    local f = redis.call('HMGET', ek, 'st', 'lo', 'inp', 'kix', 'six', 'src', 'upd', 'mhl', 'lsn')
     local mhl = 0
     if f[8] == '1' then mhl = 1 end
     -- The revive rule of canRevive (store-support.ts): a dead letter the target rejected takes a changed payload.
@@ -148,9 +149,9 @@ for i, ev in ipairs(events) do
       redis.call('ZREM', P .. 'settled', existing)
       start(ek, existing, sc)
       move(ev.tE, ev.gE, f[6], 'dead', state)
-      out[i] = {existing, 'revived', state, now, redis.call('LLEN', P .. 'a:' .. existing), mhl, f[6]}
+      out[i] = {existing, 'revived', state, now, redis.call('LLEN', P .. 'a:' .. existing), mhl, f[6], f[9] or ''}
     else
-      out[i] = {existing, 'existing', f[1], f[7], 0, mhl, f[6]}
+      out[i] = {existing, 'existing', f[1], f[7], 0, mhl, f[6], ''}
     end
   else
     local ek = P .. 'e:' .. ev.id
@@ -163,7 +164,7 @@ for i, ev in ipairs(events) do
     redis.call('ZADD', P .. 'ev:' .. ev.tE, now, ev.id)
     redis.call('SADD', P .. 'tg:' .. ev.tE, ev.gE)
     move(ev.tE, ev.gE, ev.src, nil, state)
-    out[i] = {ev.id, 'created', state, now, 0, 0, ev.src}
+    out[i] = {ev.id, 'created', state, now, 0, 0, ev.src, ''}
   end
 end
 return {nowS, out}
@@ -197,7 +198,7 @@ end
 return out
 `;
 
-// ARGV[4..]: tE, gE, limit, owner, leaseMs. Returns {now, {{id, src, sid, inp, fat, previousAttempts, mhl}, ...}}.
+// ARGV[4..]: tE, gE, limit, owner, leaseMs. Returns {now, {{id, src, sid, inp, fat, previousAttempts, mhl, lsn}, ...}}.
 const LEASE = `${COUNTS}
 local tE, gE, limit, owner = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local lexp = oncekit_text(now + tonumber(ARGV[8]))
@@ -212,13 +213,17 @@ local out = {}
 for i = 1, math.min(limit, #picks) do
   local id, wasLeased = picks[i][1], picks[i][3]
   local ek, ak = P .. 'e:' .. id, P .. 'a:' .. id
-  local f = redis.call('HMGET', ek, 'own', 'lat', 'fat', 'src', 'sid', 'inp', 'mhl')
-  local mhl = f[7] or ''
+  local f = redis.call('HMGET', ek, 'own', 'lat', 'fat', 'src', 'sid', 'inp', 'mhl', 'lsn')
+  local mhl, lsn = f[7] or '', f[8] or ''
   if wasLeased then
     -- The holder's lease ran out: note an abandoned attempt (expanded by abandonedAttempt() when read); it may have landed.
     redis.call('RPUSH', ak, cjson.encode({abandoned = true, startedAt = tonumber(f[2]), finishedAt = now, owner = f[1]}))
     redis.call('HSET', ek, 'lo', 'abandoned', 'mhl', '1')
     mhl = '1'
+    if lsn == '' then
+      lsn = f[2]
+      redis.call('HSET', ek, 'lsn', lsn)
+    end
     redis.call('ZREM', leaseK, id)
   else
     redis.call('ZREM', dueK, id)
@@ -228,7 +233,7 @@ for i = 1, math.min(limit, #picks) do
   if fat == '' then fat = nowS end
   redis.call('HSET', ek, 'st', 'leased', 'own', owner, 'lat', nowS, 'lex', lexp, 'due', '', 'fat', fat, 'upd', nowS)
   redis.call('ZADD', leaseK, lexp, id)
-  out[#out + 1] = {id, f[4], f[5], f[6], fat, tostring(redis.call('LLEN', ak)), mhl}
+  out[#out + 1] = {id, f[4], f[5], f[6], fat, tostring(redis.call('LLEN', ak)), mhl, lsn}
 end
 return {nowS, out}
 `;
@@ -240,7 +245,7 @@ const SETTLE = `${COUNTS}
 local out = {}
 for i, s in ipairs(cjson.decode(ARGV[4])) do
   local ek = P .. 'e:' .. s.id
-  local f = redis.call('HMGET', ek, 'st', 'own', 'tE', 'gE', 'src', 'mhl', 'key')
+  local f = redis.call('HMGET', ek, 'st', 'own', 'tE', 'gE', 'src', 'mhl', 'key', 'lsn', 'lat')
   if f[1] ~= 'leased' or f[2] ~= s.owner then
     out[i] = 0
   else
@@ -255,6 +260,7 @@ for i, s in ipairs(cjson.decode(ARGV[4])) do
     if s.landed then
       redis.call('HSET', ek, 'mhl', '1')
       landed = true
+      if (f[8] or '') == '' then redis.call('HSET', ek, 'lsn', f[9]) end
     end
     -- A possible duplicate: delivered without a key after an attempt that may have landed.
     if s.to == 'delivered' and (f[7] or '') == '' and landed then
@@ -282,10 +288,10 @@ end
 return out
 `;
 
-// ARGV[4..]: tE, gE or '' for every target, JSON list of ids or '' for every dead letter (of the target, if given).
-// Returns the ids requeued.
+// ARGV[4..]: tE, gE or '' for every target, JSON list of ids or '' for every dead letter (of the target, if given),
+// '1' to clear lsn (forcePastWindow) or ''. Returns the ids requeued.
 const REQUEUE = `${COUNTS}
-local tE, only = ARGV[4], ARGV[5]
+local tE, only, forget = ARGV[4], ARGV[5], ARGV[7] == '1'
 now = nowS
 local ids
 if ARGV[6] ~= '' then
@@ -307,6 +313,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', P .. 'settled', id)
     redis.call('ZADD', P .. 'due:' .. scope(tE, gE), now, id)
     redis.call('HSET', ek, 'st', 'pending', 'due', now, 'fat', '', 'dr', '', 'dat', '', 'upd', now)
+    if forget then redis.call('HSET', ek, 'lsn', '') end
     move(tE, gE, f[4], 'dead', 'pending')
     out[#out + 1] = id
   end
@@ -429,6 +436,7 @@ export class RedisOutboxStore implements OutboxStore {
   async ready(): Promise<void> {
     await this.#call('open', () => this.#guard.markerId());
     await this.#call('open', () => this.#indexOlderEvents());
+    await this.#call('open', () => this.#markLandedSince());
   }
 
   /**
@@ -457,6 +465,41 @@ export class RedisOutboxStore implements OutboxStore {
       }
     } while (cursor !== '0');
     await this.#client.set(`${P}ev-indexed`, '1');
+  }
+
+  /**
+   * Events marked as "may have landed" before lsn was kept get it once (P lsn-set says it is done): the earliest start
+   * among their attempts that may have landed, as the SQL engines' upgrade does. HSETNX, so a time a script set
+   * meanwhile stays.
+   */
+  async #markLandedSince(): Promise<void> {
+    const P = this.#prefix;
+    if ((await this.#client.exists(`${P}lsn-set`)) === 1) return;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#client.scan(cursor, 'MATCH', `${P}e:*`, 'COUNT', 1000);
+      cursor = next;
+      const read = this.#client.pipeline();
+      for (const key of keys) read.hmget(key, 'mhl', 'lsn');
+      const marks = (await read.exec()) ?? [];
+      const marked = keys.filter((_, at) => {
+        const [mhl, lsn] = (marks[at]?.[1] ?? []) as (string | null)[];
+        return mhl === '1' && !lsn;
+      });
+      if (marked.length === 0) continue;
+      const lists = this.#client.pipeline();
+      for (const key of marked) lists.lrange(`${P}a:${key.slice(`${P}e:`.length)}`, 0, -1);
+      const replies = (await lists.exec()) ?? [];
+      const writes = this.#client.pipeline();
+      marked.forEach((key, at) => {
+        const starts = attemptsOfStored((replies[at]?.[1] ?? []) as string[])
+          .filter(attemptMayHaveLanded)
+          .map((attempt) => attempt.startedAt);
+        if (starts.length > 0) writes.hsetnx(key, 'lsn', String(Math.min(...starts)));
+      });
+      await writes.exec();
+    } while (cursor !== '0');
+    await this.#client.set(`${P}lsn-set`, '1');
   }
 
   /** The caller's time: a test's clock, else this host's (used only for ids and to turn absolute times into delays). */
@@ -510,16 +553,17 @@ export class RedisOutboxStore implements OutboxStore {
     const args = [JSON.stringify(payload), lease?.owner ?? '', lease === undefined ? 0 : lease.leaseMs];
     const [nowText, rows] = (await this.#eval('enqueue', SCRIPTS.enqueue, args)) as [
       string,
-      [string, EnqueueOutcome, OutboxState, string, number, number, string][],
+      [string, EnqueueOutcome, OutboxState, string, number, number, string, string][],
     ];
     const now = Number(nowText);
-    return rows.map(([id, outcome, state, updatedAt, previousAttempts, landed, source], index): EnqueueResult => {
+    return rows.map(([id, outcome, state, updatedAt, previousAttempts, landed, source, landedSince], index): EnqueueResult => {
       const event = events[index];
       const mayHaveLanded = landed === 1;
       const result = { id, outcome, state, updatedAt: Number(updatedAt), mayHaveLanded };
       if (lease === undefined || outcome === 'existing' || event === undefined) return result;
       // A revived record keeps its source (the ledger's), whichever source sent the corrected payload.
-      return { ...result, leased: leasedOnEnqueue(id, { ...event, source }, lease, now, previousAttempts, mayHaveLanded) };
+      const leased = leasedOnEnqueue(id, { ...event, source }, lease, now, previousAttempts, mayHaveLanded, numberOrNull(landedSince));
+      return { ...result, leased };
     });
   }
 
@@ -557,10 +601,10 @@ export class RedisOutboxStore implements OutboxStore {
     const args = [keyPart(tenant), keyPart(target), limit, owner, leaseMs];
     const [nowText, rows] = (await this.#eval('lease', SCRIPTS.lease, args)) as [
       string,
-      [string, string, string, string, string, string, string][],
+      [string, string, string, string, string, string, string, string][],
     ];
     const now = Number(nowText);
-    return rows.map(([id, source, sourceId, input, firstAttemptAt, attempts, landed]) => ({
+    return rows.map(([id, source, sourceId, input, firstAttemptAt, attempts, landed, landedSince]) => ({
       id,
       tenant,
       target,
@@ -573,6 +617,7 @@ export class RedisOutboxStore implements OutboxStore {
       owner,
       previousAttempts: Number(attempts),
       mayHaveLanded: landed === '1',
+      landedSince: numberOrNull(landedSince),
     }));
   }
 
@@ -609,9 +654,14 @@ export class RedisOutboxStore implements OutboxStore {
   }
 
   async requeueDead(request: RequeueRequest): Promise<string[]> {
-    const { tenant, target, ids } = checkOutboxArgs.requeue(request);
+    const { tenant, target, ids, forcePastWindow } = checkOutboxArgs.requeue(request);
     if (ids !== undefined && ids.length === 0) return [];
-    const args = [keyPart(tenant), target === undefined ? '' : keyPart(target), ids === undefined ? '' : JSON.stringify(ids)];
+    const args = [
+      keyPart(tenant),
+      target === undefined ? '' : keyPart(target),
+      ids === undefined ? '' : JSON.stringify(ids),
+      forcePastWindow === true ? '1' : '',
+    ];
     return (await this.#eval('requeueDead', SCRIPTS.requeue, args)) as string[];
   }
 
@@ -871,15 +921,21 @@ function ledgerEntry(id: string, f: Record<string, string>, attempts: readonly s
     dueAt: state === 'pending' ? numberOrNull(f.due) : null,
     leaseExpiresAt: state === 'leased' ? numberOrNull(f.lex) : null,
     firstAttemptAt: numberOrNull(f.fat),
+    landedSince: numberOrNull(f.lsn),
     deadReason: orNull(f.dr),
     deadAt: numberOrNull(f.dat),
-    attempts: attempts.map((text, index): AttemptRecord => {
-      const stored = JSON.parse(text) as StoredAttempt | AbandonedMark;
-      if ('abandoned' in stored) return abandonedAttempt(index + 1, stored.startedAt, stored.finishedAt, stored.owner);
-      const uncertainRequests = stored.uncertainRequests ?? uncertainFinalRequests(stored.outcome, stored.status);
-      return { ...stored, uncertainRequests, number: index + 1 };
-    }),
+    attempts: attemptsOfStored(attempts),
   };
+}
+
+/** An event's attempts as its list P a:{id} keeps them, numbered by position. */
+function attemptsOfStored(attempts: readonly string[]): AttemptRecord[] {
+  return attempts.map((text, index): AttemptRecord => {
+    const stored = JSON.parse(text) as StoredAttempt | AbandonedMark;
+    if ('abandoned' in stored) return abandonedAttempt(index + 1, stored.startedAt, stored.finishedAt, stored.owner);
+    const uncertainRequests = stored.uncertainRequests ?? uncertainFinalRequests(stored.outcome, stored.status);
+    return { ...stored, uncertainRequests, number: index + 1 };
+  });
 }
 
 const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

@@ -53,6 +53,8 @@ const SCHEMA_VERSION = 4;
 const UNMAPPABLE_SCHEMA_VERSION = 5;
 /** Version 6 indexes events by enqueue time, for the ledger's listing and the activity charts (see upgradeToVersion6). */
 const LISTING_SCHEMA_VERSION = 6;
+/** Version 7 keeps when an attempt that may have landed was leased (see upgradeToVersion7). */
+const LANDED_SINCE_SCHEMA_VERSION = 7;
 /** Page cache of a connection the store opens itself, in KiB. */
 export const OUTBOX_CACHE_KIB = 65_536;
 
@@ -272,6 +274,25 @@ function upgradeToVersion6(db: SqliteDatabase): void {
   }).immediate();
 }
 
+/**
+ * Version 7: landed_since, when the earliest attempt that may have landed was leased (LeasedEvent.landedSince). Events
+ * already marked take the earliest start among their attempts that may have landed: an abandoned attempt's start is
+ * its lease time; another's is its worker's clock, the closest there is.
+ */
+function upgradeToVersion7(db: SqliteDatabase): void {
+  db.transaction(() => {
+    const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
+    if (current !== undefined && current.version >= LANDED_SINCE_SCHEMA_VERSION) return;
+    const columns = db.prepare<[], { name: string }>('PRAGMA table_info(outbox_events)').all();
+    if (!columns.some((column) => column.name === 'landed_since')) db.exec('ALTER TABLE outbox_events ADD COLUMN landed_since INTEGER');
+    db.exec(`UPDATE outbox_events SET landed_since = (
+               SELECT min(started_at) FROM ledger_attempts
+               WHERE event_seq = outbox_events.seq AND (outcome = 'abandoned' OR uncertain_requests > 0))
+             WHERE may_have_landed = 1 AND landed_since IS NULL`);
+    db.prepare("UPDATE oncekit_schema SET version = ? WHERE module = 'outbox'").run(LANDED_SINCE_SCHEMA_VERSION);
+  }).immediate();
+}
+
 export type SqliteOutboxStoreOptions = OutboxStoreOptions & ({ readonly path: string } | { readonly db: SqliteDatabase });
 
 /** State changes of one transaction, summed per (tenant, target, source, state) and written to outbox_counts once. */
@@ -335,6 +356,7 @@ export class SqliteOutboxStore implements OutboxStore {
     migrate(this.#db, 'outbox', SCHEMA_VERSION, SCHEMA);
     upgradeToVersion5(this.#db);
     upgradeToVersion6(this.#db);
+    upgradeToVersion7(this.#db);
     const db = this.#db;
     const syncLevel = Number(db.pragma('synchronous', { simple: true }));
     const fullSyncWal = !db.memory && String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal' && syncLevel >= 2;
@@ -374,7 +396,8 @@ export class SqliteOutboxStore implements OutboxStore {
       settle: db.prepare<unknown[], { attempt_count: number; tenant: string; target: string; source: string }>(
         `UPDATE outbox_events SET state = ?, owner = NULL, leased_at = NULL, lease_expires_at = NULL, due_at = ?,
            dead_reason = COALESCE(?, dead_reason), dead_at = COALESCE(?, dead_at), updated_at = ?,
-           attempt_count = attempt_count + ?, last_outcome = COALESCE(?, last_outcome), may_have_landed = max(may_have_landed, ?)
+           attempt_count = attempt_count + ?, last_outcome = COALESCE(?, last_outcome), may_have_landed = max(may_have_landed, ?),
+           landed_since = COALESCE(landed_since, CASE WHEN ? = 1 THEN leased_at END)
          WHERE seq = ? AND state = 'leased' AND owner = ? RETURNING attempt_count, tenant, target, source`,
       ),
       addAttempt: db.prepare(
@@ -383,14 +406,17 @@ export class SqliteOutboxStore implements OutboxStore {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       abandon: db.prepare(
-        `UPDATE outbox_events SET attempt_count = attempt_count + 1, last_outcome = 'abandoned', may_have_landed = 1 WHERE seq = ?`,
+        `UPDATE outbox_events SET attempt_count = attempt_count + 1, last_outcome = 'abandoned', may_have_landed = 1,
+           landed_since = COALESCE(landed_since, leased_at) WHERE seq = ?`,
       ),
       requeueOne: db.prepare<unknown[], { seq: number; tenant: string; target: string; source: string }>(
-        `UPDATE outbox_events SET state = 'pending', due_at = ?, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = ?
+        `UPDATE outbox_events SET state = 'pending', due_at = ?, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = ?,
+           landed_since = CASE WHEN ? = 1 THEN NULL ELSE landed_since END
          WHERE tenant = ? AND seq = ? AND state = 'dead' AND unmappable IS NULL AND (? IS NULL OR target = ?) RETURNING seq, tenant, target, source`,
       ),
       requeueAll: db.prepare<unknown[], { seq: number; tenant: string; target: string; source: string }>(
-        `UPDATE outbox_events SET state = 'pending', due_at = ?, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = ?
+        `UPDATE outbox_events SET state = 'pending', due_at = ?, first_attempt_at = NULL, dead_reason = NULL, dead_at = NULL, updated_at = ?,
+           landed_since = CASE WHEN ? = 1 THEN NULL ELSE landed_since END
          WHERE tenant = ? AND state = 'dead' AND unmappable IS NULL AND (? IS NULL OR target = ?) RETURNING seq, tenant, target, source`,
       ),
       renew: db.prepare(`UPDATE outbox_events SET lease_expires_at = ? WHERE seq = ? AND state = 'leased' AND owner = ?`),
@@ -468,8 +494,16 @@ export class SqliteOutboxStore implements OutboxStore {
     const state: OutboxState = lease === undefined ? 'pending' : 'leased';
     const start =
       lease === undefined ? ([now, null, null, null, null] as const) : ([null, lease.owner, now, now + lease.leaseMs, now] as const);
-    const leasedView = (seq: number, event: NewOutboxEvent, previousAttempts: number, mayHaveLanded: boolean): LeasedEvent | undefined =>
-      lease === undefined ? undefined : leasedOnEnqueue(outboxIdOfSeq(seq), event, lease, now, previousAttempts, mayHaveLanded);
+    const leasedView = (
+      seq: number,
+      event: NewOutboxEvent,
+      previousAttempts: number,
+      mayHaveLanded: boolean,
+      landedSince: number | null,
+    ): LeasedEvent | undefined =>
+      lease === undefined
+        ? undefined
+        : leasedOnEnqueue(outboxIdOfSeq(seq), event, lease, now, previousAttempts, mayHaveLanded, landedSince);
     return this.#run('enqueue', (counts) =>
       events.map((event): EnqueueResult => {
         const input = storedInput(event.input);
@@ -491,7 +525,7 @@ export class SqliteOutboxStore implements OutboxStore {
         );
         if (inserted !== undefined) {
           counts.move(event, null, state);
-          const leased = leasedView(inserted.seq, event, 0, false);
+          const leased = leasedView(inserted.seq, event, 0, false, null);
           const created = { id: outboxIdOfSeq(inserted.seq), outcome: 'created', state, updatedAt: now, mayHaveLanded: false } as const;
           return { ...created, ...(leased ? { leased } : {}) };
         }
@@ -510,7 +544,13 @@ export class SqliteOutboxStore implements OutboxStore {
         counts.move(existing, existing.state, state);
         const mayHaveLanded = existing.may_have_landed === 1;
         // The record keeps its source (the ledger's), whichever source sent the corrected payload.
-        const leased = leasedView(existing.seq, { ...event, source: existing.source }, existing.attempt_count, mayHaveLanded);
+        const leased = leasedView(
+          existing.seq,
+          { ...event, source: existing.source },
+          existing.attempt_count,
+          mayHaveLanded,
+          existing.landed_since,
+        );
         const revived = { id: outboxIdOfSeq(existing.seq), outcome: 'revived', state, updatedAt: now, mayHaveLanded } as const;
         return { ...revived, ...(leased ? { leased } : {}) };
       }),
@@ -576,6 +616,7 @@ export class SqliteOutboxStore implements OutboxStore {
           previousAttempts,
           // An expired lease is an abandoned attempt: it may have landed.
           mayHaveLanded: row.may_have_landed === 1 || row.state === 'leased',
+          landedSince: row.landed_since ?? (row.state === 'leased' ? row.leased_at : null),
         };
       });
     });
@@ -619,6 +660,7 @@ export class SqliteOutboxStore implements OutboxStore {
             attempt === null ? 0 : 1,
             attempt === null ? null : attempt.outcome,
             attempt !== null && attemptMayHaveLanded(attempt) ? 1 : 0,
+            attempt !== null && attemptMayHaveLanded(attempt) ? 1 : 0,
             seq,
             settlement.owner,
           );
@@ -633,15 +675,16 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   async requeueDead(request: RequeueRequest): Promise<string[]> {
-    const { tenant, target = null, ids } = checkOutboxArgs.requeue(request);
+    const { tenant, target = null, ids, forcePastWindow } = checkOutboxArgs.requeue(request);
     const now = this.#clock.now();
+    const forget = forcePastWindow === true ? 1 : 0;
     return this.#run('requeueDead', (counts) => {
       const rows =
         ids === undefined
-          ? this.#sql.requeueAll.all(now, now, tenant, target, target)
+          ? this.#sql.requeueAll.all(now, now, forget, tenant, target, target)
           : ids.flatMap((id) => {
               const seq = outboxSeqOfId(id);
-              return seq === null ? [] : this.#sql.requeueOne.all(now, now, tenant, seq, target, target);
+              return seq === null ? [] : this.#sql.requeueOne.all(now, now, forget, tenant, seq, target, target);
             });
       for (const row of rows) counts.move(row, 'dead', 'pending');
       return rows.map((row) => outboxIdOfSeq(row.seq));

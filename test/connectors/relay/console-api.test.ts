@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RelayWithSandbox, startRelayOrSandbox } from '../../../cli/built-in-sandbox.js';
 import { readRelayConfig } from '../../../connectors/relay/config.js';
+import { openState } from '../../../shared/state/open-state.js';
 import { FAST_OUTBOX, postJson, RELAY_SECRET, request, waitFor } from './helpers.js';
 
 /** The console's JSON API over real HTTP: auth, validation naming the parameter, cross-site writes refused, secrets kept out. */
@@ -129,35 +133,40 @@ describe('console JSON API', () => {
   });
 
   it('does not resend a dead letter that may have landed longer ago than the key window, and says why', async () => {
-    const target = running.target.id;
-    const [created] = await running.outbox.enqueue(
-      [
-        {
-          tenant: 'demo',
-          target,
-          source: 'import',
-          sourceId: 'old.csv:1',
-          dedupKey: 'key:console-api-old-0001',
-          input: { userId: 'ann', accountId: 'ann', idempotencyKey: 'console-api-old-0001', events: [{ key: 'purchase' }] },
-          keyDecision: null,
-        },
-      ],
-      // Enqueued already leased to a worker that is not the relay's, so the relay cannot send it meanwhile.
-      { lease: { owner: 'old-worker', leaseMs: 60_000 } },
+    // A relay on an SQLite file, and a second handle onto it whose clock is 30 h back: the store's clock decides when
+    // the attempt was leased, which is what the key window counts from.
+    const dir = mkdtempSync(join(tmpdir(), 'oncekit-console-window-'));
+    const path = join(dir, 'oncekit.db');
+    const relay = await startRelayOrSandbox(
+      readRelayConfig({ port: 0, store: `sqlite:${path}` }, { ONCEKIT_RELAY_SECRET: RELAY_SECRET, ONCEKIT_LOG_LEVEL: 'silent' }),
+      { outbox: FAST_OUTBOX },
     );
-    const held = created?.id;
-    const startedAt = Date.now() - 30 * 3_600_000;
-    await running.outbox.settle([
-      {
-        id: held ?? '',
-        owner: 'old-worker',
-        to: 'dead',
-        reason: 'gave up',
-        attempt: {
+    try {
+      const then = Date.now() - 30 * 3_600_000;
+      const past = await openState({ kind: 'sqlite', path }, { clock: { now: () => then } });
+      let held: string | undefined;
+      try {
+        const [created] = await past.outbox.enqueue(
+          [
+            {
+              tenant: 'demo',
+              target: relay.target.id,
+              source: 'import',
+              sourceId: 'old.csv:1',
+              dedupKey: 'key:console-api-old-0001',
+              input: { userId: 'ann', accountId: 'ann', idempotencyKey: 'console-api-old-0001', events: [{ key: 'purchase' }] },
+              keyDecision: null,
+            },
+          ],
+          // Enqueued already leased to a worker that is not the relay's, so the relay cannot send it meanwhile.
+          { lease: { owner: 'old-worker', leaseMs: 60_000 } },
+        );
+        held = created?.id;
+        const attempt = {
           number: 1,
-          startedAt,
-          finishedAt: startedAt + 10_000,
-          outcome: 'failed',
+          startedAt: then,
+          finishedAt: then + 10_000,
+          outcome: 'failed' as const,
           status: null,
           message: 'timeout',
           apiErrorCode: null,
@@ -165,13 +174,19 @@ describe('console JSON API', () => {
           requests: 1,
           uncertainRequests: 1,
           eventIds: [],
-        },
-      },
-    ]);
-    const retry = await postJson(`${url}/api/dead-letters/retry`, { ids: [held] });
-    expect(retry.status).toBe(200);
-    expect(retry.json).toMatchObject({ requeued: [], refused: [{ id: held, why: expect.stringContaining('key window') }] });
-    expect((await running.outbox.get('demo', held ?? ''))?.state).toBe('dead');
+        };
+        await past.outbox.settle([{ id: held ?? '', owner: 'old-worker', to: 'dead', reason: 'gave up', attempt }]);
+      } finally {
+        await past.close();
+      }
+      const retry = await postJson(`${relay.url}/api/dead-letters/retry`, { ids: [held] });
+      expect(retry.status).toBe(200);
+      expect(retry.json).toMatchObject({ requeued: [], refused: [{ id: held, why: expect.stringContaining('key window') }] });
+      expect((await relay.outbox.get('demo', held ?? ''))?.state).toBe('dead');
+    } finally {
+      await relay.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('answers 400 naming the parameter for a bad query or body', async () => {
@@ -240,11 +255,11 @@ describe('console JSON API', () => {
 
   it('reads the overview, the activity series and the instances from the store', async () => {
     const overview = await request(`${url}/api/overview`, { headers: auth });
-    expect(overview.json).toMatchObject({ tenant: 'demo', counts: { delivered: 2, dead: 2 }, possibleDuplicates: 0 });
+    expect(overview.json).toMatchObject({ tenant: 'demo', counts: { delivered: 2, dead: 1 }, possibleDuplicates: 0 });
     const activity = await request(`${url}/api/activity?window=1h`, { headers: auth });
     const series = activity.json as { starts: number[]; received: number[]; delivered: number[] };
     expect(series.starts).toHaveLength(60);
-    expect(series.received.reduce((a, b) => a + b, 0)).toBe(4);
+    expect(series.received.reduce((a, b) => a + b, 0)).toBe(3);
     expect(series.delivered.reduce((a, b) => a + b, 0)).toBe(2);
     const instances = await request(`${url}/api/instances`, { headers: auth });
     expect(instances.json).toMatchObject({ instances: [{ alive: true, version: expect.any(String), stoppedAt: null }] });

@@ -313,6 +313,63 @@ describe('outbox worker', () => {
     expect(requestsTo()).toBe(0);
   });
 
+  it('never resends a requeued event that may have landed once the target’s key window closed, whatever its fresh horizon', async () => {
+    const { store, worker, clock } = setup();
+    const fail = () =>
+      sandbox.faults.enqueue({ kind: 'status', status: 500 }, { kind: 'status', status: 500 }, { kind: 'status', status: 500 });
+    fail();
+    const [result] = await store.enqueue([event()]);
+    const id = result?.id ?? '';
+    const landedAt = clock.now();
+    await worker.runOnce();
+    // A 500 may have landed; the horizon (20 h) then passes while the target is down.
+    expect(await store.get(TENANT, id)).toMatchObject({ state: 'pending', landedSince: landedAt });
+    clock.advance(21 * HOUR);
+    await worker.runOnce();
+    expect((await store.get(TENANT, id))?.deadReason).toMatch(/^the retry horizon/);
+    // Requeued 21 h after the 500: still inside the window, so it is sent, and fails again.
+    expect(await store.requeueDead({ tenant: TENANT, ids: [id] })).toEqual([id]);
+    fail();
+    await worker.runOnce();
+    expect(await store.get(TENANT, id)).toMatchObject({ state: 'pending', landedSince: landedAt });
+    const sent = requestsTo();
+    // 23 h after the first 500 (the 24 h window less its hour): not sent again, a dead letter saying why.
+    clock.advance(2 * HOUR);
+    expect(await worker.runOnce()).toBe(1);
+    const entry = await store.get(TENANT, id);
+    expect(entry?.state).toBe('dead');
+    expect(entry?.deadReason).toBe(
+      `not sent: an attempt that may have reached the target started at ${new Date(landedAt).toISOString()}, and the target's key window ` +
+        '(1 d, less 1 h for the send and clock skew) has passed since: the target no longer remembers the key, so a resend could record the ' +
+        'event twice; check the target first, `oncekit dead-letters retry --force-past-window` sends it anyway',
+    );
+    expect(requestsTo()).toBe(sent);
+  });
+
+  it('gives up when the next retry of a requeued event that may have landed would fall past the target’s key window', async () => {
+    const { store, worker, clock } = setup({ config: { backoffBaseMs: 4 * HOUR, backoffMaxMs: 4 * HOUR } });
+    const fail = () =>
+      sandbox.faults.enqueue({ kind: 'status', status: 500 }, { kind: 'status', status: 500 }, { kind: 'status', status: 500 });
+    const [result] = await store.enqueue([event()]);
+    const id = result?.id ?? '';
+    await store.lease({ tenant: TENANT, target: TARGET_ID, owner: 'died', limit: 1, leaseMs: 60_000 });
+    const landedAt = clock.now();
+    clock.advance(20 * HOUR);
+    await worker.runOnce();
+    // The crashed worker's attempt may have landed; the horizon had passed, so the event died unsent.
+    expect(await store.get(TENANT, id)).toMatchObject({ state: 'dead', landedSince: landedAt });
+    clock.advance(HOUR);
+    await store.requeueDead({ tenant: TENANT, ids: [id] });
+    fail();
+    await worker.runOnce();
+    const entry = await store.get(TENANT, id);
+    expect(entry?.state).toBe('dead');
+    expect(entry?.deadReason).toMatch(
+      /^gave up after 2 attempts: the next retry would fall past the target's key window: an attempt that may have reached the target started at .*; last answer: HTTP 500/,
+    );
+    expect(entry?.attempts.map((a) => a.outcome)).toEqual(['abandoned', 'failed']);
+  });
+
   it('decides the horizon on the store’s clock: a host clock 6 h behind it does not let an event out past the horizon', async () => {
     const { store, worker, clock } = setup({ hostBehindMs: 6 * HOUR, config: { horizonMs: 2 * HOUR, leaseMs: 60_000 } });
     const [result] = await store.enqueue([event()]);

@@ -72,6 +72,10 @@ const attempt = (overrides: Partial<AttemptRecord> = {}): AttemptRecord => ({
   ...overrides,
 });
 
+/** A failed attempt started at `startedAt`: `uncertainRequests` > 0 (a 5xx, no answer) may have landed, 0 (a 429) did not. */
+export const failedAttempt = (startedAt: number, status: number, uncertainRequests: number): AttemptRecord =>
+  attempt({ startedAt, finishedAt: startedAt + 10, outcome: 'failed', status, uncertainRequests, eventIds: [] });
+
 const rejectedAttempt = (): AttemptRecord =>
   attempt({ outcome: 'rejected', status: 400, message: 'bad event', apiErrorCode: 'VALIDATION_FAILED', eventIds: [] });
 
@@ -127,6 +131,7 @@ export function describeOutboxStoreContract(
         dueAt: clock.now(),
         leaseExpiresAt: null,
         firstAttemptAt: null,
+        landedSince: null,
         deadReason: null,
         deadAt: null,
         attempts: [],
@@ -174,6 +179,7 @@ export function describeOutboxStoreContract(
         owner: 'producer',
         previousAttempts: 0,
         mayHaveLanded: false,
+        landedSince: null,
       });
       expect(await store.counts(TENANT)).toMatchObject({ pending: 0, leased: 2 });
       expect(await lease(10, 'someone-else')).toEqual([]);
@@ -589,6 +595,7 @@ export function describeOutboxStoreContract(
         dueAt: null,
         leaseExpiresAt: null,
         firstAttemptAt: null,
+        landedSince: null,
         deadReason: poison.reason,
         deadAt: clock.now(),
         attempts: [],
@@ -696,6 +703,62 @@ export function describeOutboxStoreContract(
         },
       ]);
       expect(await lease(1, 'worker-b')).toEqual([expect.objectContaining({ id: retried?.id, mayHaveLanded: true, previousAttempts: 1 })]);
+    });
+
+    it('keeps when an attempt that may have landed was leased, across requeues; a forced requeue forgets it', async () => {
+      const [uncertain, certain, delivered, crashed] = await store.enqueue([outboxEvent(), outboxEvent(), outboxEvent(), outboxEvent()]);
+      const ids = [uncertain, certain, delivered, crashed].map((result) => result?.id ?? '');
+      const [u, c, d, k] = ids as [string, string, string, string];
+      const leasedAt = clock.now();
+      await lease(4);
+      clock.advance(10);
+      const busy = (number: number) => attempt({ number, outcome: 'failed', status: 503, uncertainRequests: 1, eventIds: [] });
+      const throttled = attempt({ outcome: 'failed', status: 429, uncertainRequests: 0, eventIds: [] });
+      await store.settle([
+        { id: u, owner: 'worker-a', attempt: busy(1), to: 'pending', dueAt: clock.now() },
+        { id: c, owner: 'worker-a', attempt: throttled, to: 'pending', dueAt: clock.now() },
+        { id: d, owner: 'worker-a', attempt: attempt(), to: 'delivered' },
+      ]);
+      const landed = async (id: string) => (await store.get(TENANT, id))?.landedSince;
+      expect([await landed(u), await landed(c), await landed(d)]).toEqual([leasedAt, null, null]);
+      // The crashed worker's lease runs out: an abandoned attempt, which may have landed, from its lease's time.
+      clock.advance(LEASE_MS);
+      const secondLease = clock.now();
+      const relet = await lease(4, 'worker-b');
+      expect(relet.map((event) => [event.id, event.landedSince]).sort()).toEqual(
+        [
+          [u, leasedAt],
+          [c, null],
+          [k, leasedAt],
+        ].sort(),
+      );
+      // A later attempt that may have landed leaves the earliest time.
+      await store.settle([
+        { id: u, owner: 'worker-b', attempt: busy(2), to: 'dead', reason: 'horizon' },
+        { id: c, owner: 'worker-b', attempt: busy(2), to: 'dead', reason: 'horizon' },
+        { id: k, owner: 'worker-b', attempt: null, to: 'dead', reason: 'horizon' },
+      ]);
+      expect([await landed(u), await landed(c), await landed(k)]).toEqual([leasedAt, secondLease, leasedAt]);
+      // A requeue gives a fresh horizon, not a fresh key window.
+      clock.advance(1000);
+      expect(await store.requeueDead({ tenant: TENANT, ids: [u, c] })).toEqual([u, c]);
+      expect(await store.get(TENANT, u)).toMatchObject({ state: 'pending', firstAttemptAt: null, landedSince: leasedAt });
+      const again = await lease(4, 'worker-c');
+      expect(again.map((event) => [event.id, event.firstAttemptAt, event.landedSince]).sort()).toEqual(
+        [
+          [u, clock.now(), leasedAt],
+          [c, clock.now(), secondLease],
+        ].sort(),
+      );
+      // Forced (the operator accepts a possible second record): forgotten, until an attempt may land again.
+      await store.settle([{ id: u, owner: 'worker-c', attempt: null, to: 'dead', reason: 'past the window' }]);
+      expect((await store.requeueDead({ tenant: TENANT, forcePastWindow: true })).sort()).toEqual([u, k].sort());
+      expect([await landed(u), await landed(k)]).toEqual([null, null]);
+      const forcedLease = clock.now();
+      const [forced] = await lease(1, 'worker-d');
+      expect(forced).toMatchObject({ landedSince: null });
+      await store.settle([{ id: forced?.id ?? '', owner: 'worker-d', attempt: busy(4), to: 'pending', dueAt: clock.now() }]);
+      expect(await landed(forced?.id ?? '')).toBe(forcedLease);
     });
 
     it('counts possible duplicates from the store: keyless events delivered after an attempt or request that may have landed', async () => {

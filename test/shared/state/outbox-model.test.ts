@@ -67,6 +67,10 @@ interface ModelEvent {
   leaseExpiresAt: number | null;
   dueAt: number | null;
   firstAttemptAt: number | null;
+  /** The current lease's time (the store's); null when not leased. */
+  leasedAt: number | null;
+  /** The lease time of the earliest attempt that may have landed; a requeue keeps it unless forced. */
+  landedSince: number | null;
   /** Outcomes of the ledger's attempts, oldest first ('abandoned' for a lease that ran out). */
   attempts: string[];
   lastOutcome: string | null;
@@ -151,6 +155,7 @@ const expectedEntry = (event: ModelEvent) => ({
   dueAt: event.state === 'pending' ? event.dueAt : null,
   leaseExpiresAt: event.state === 'leased' ? event.leaseExpiresAt : null,
   firstAttemptAt: event.firstAttemptAt,
+  landedSince: event.landedSince,
   deadReason: event.deadReason,
   deadAt: event.deadAt,
   attempts: event.attempts.map((outcome, index) => [index + 1, outcome]),
@@ -173,6 +178,7 @@ const entryProjection = (entry: LedgerEntry | undefined) =>
         dueAt: entry.dueAt,
         leaseExpiresAt: entry.leaseExpiresAt,
         firstAttemptAt: entry.firstAttemptAt,
+        landedSince: entry.landedSince,
         deadReason: entry.deadReason,
         deadAt: entry.deadAt,
         attempts: entry.attempts.map((attempt) => [attempt.number, attempt.outcome]),
@@ -271,12 +277,13 @@ class EnqueueCommand implements ModelCommand {
       const existing = model.events.find((e) => e.tenant === event.tenant && e.target === event.target && e.dedupKey === event.dedupKey);
       const start = (record: ModelEvent): void => {
         if (lease === undefined)
-          Object.assign(record, { state: 'pending', dueAt: now, owner: null, leaseExpiresAt: null, firstAttemptAt: null });
+          Object.assign(record, { state: 'pending', dueAt: now, owner: null, leasedAt: null, leaseExpiresAt: null, firstAttemptAt: null });
         else
           Object.assign(record, {
             state: 'leased',
             dueAt: null,
             owner: lease.owner,
+            leasedAt: now,
             leaseExpiresAt: now + lease.leaseMs,
             firstAttemptAt: now,
           });
@@ -295,6 +302,7 @@ class EnqueueCommand implements ModelCommand {
         owner: lease?.owner ?? '',
         previousAttempts: record.attempts.length,
         mayHaveLanded: modelMayHaveLanded(record),
+        landedSince: record.landedSince,
       });
       if (existing === undefined) {
         expect(result.outcome, `enqueue #${index}: a new dedupKey is created`).toBe('created');
@@ -310,9 +318,11 @@ class EnqueueCommand implements ModelCommand {
           input: event.input,
           state: 'pending',
           owner: null,
+          leasedAt: null,
           leaseExpiresAt: null,
           dueAt: now,
           firstAttemptAt: null,
+          landedSince: null,
           attempts: [],
           lastOutcome: null,
           deadReason: null,
@@ -409,9 +419,10 @@ class LeaseCommand implements ModelCommand {
       if (event.state === 'leased') {
         event.attempts.push('abandoned');
         event.lastOutcome = 'abandoned';
+        event.landedSince ??= event.leasedAt;
       }
       event.firstAttemptAt ??= now;
-      Object.assign(event, { state: 'leased', owner, leaseExpiresAt: now + this.leaseMs, dueAt: null, updatedAt: now });
+      Object.assign(event, { state: 'leased', owner, leasedAt: now, leaseExpiresAt: now + this.leaseMs, dueAt: null, updatedAt: now });
       return {
         id: event.id,
         tenant,
@@ -425,6 +436,7 @@ class LeaseCommand implements ModelCommand {
         owner,
         previousAttempts: event.attempts.length,
         mayHaveLanded: modelMayHaveLanded(event),
+        landedSince: event.landedSince,
       };
     });
     expect(leased).toEqual(views);
@@ -565,10 +577,12 @@ async function settleAndCheck(model: Model, real: Real, settlements: readonly Se
     if (settlement.attempt !== null) {
       event.attempts.push(settlement.attempt.outcome);
       event.lastOutcome = settlement.attempt.outcome;
+      if (settlement.attempt.outcome === 'failed') event.landedSince ??= event.leasedAt;
     }
     Object.assign(event, {
       state: settlement.to,
       owner: null,
+      leasedAt: null,
       leaseExpiresAt: null,
       updatedAt: now,
       dueAt: settlement.to === 'pending' ? settlement.dueAt : null,
@@ -645,6 +659,7 @@ class RequeueCommand implements ModelCommand {
     readonly tenant: number,
     readonly target: number | null,
     readonly picks: readonly number[] | null,
+    readonly forcePastWindow: boolean,
   ) {}
   check = () => true;
   async run(model: Model, real: Real): Promise<void> {
@@ -663,17 +678,19 @@ class RequeueCommand implements ModelCommand {
         (target === undefined || event.target === target) &&
         (ids === undefined || ids.includes(event.id)),
     );
-    const requeued = await real.store.requeueDead({ tenant, ...(target ? { target } : {}), ...(ids ? { ids } : {}) });
+    const forced = this.forcePastWindow ? { forcePastWindow: true } : {};
+    const requeued = await real.store.requeueDead({ tenant, ...(target ? { target } : {}), ...(ids ? { ids } : {}), ...forced });
     expect([...requeued].sort(), 'requeueDead requeues exactly the dead letters asked for').toEqual(
       expected.map((event) => event.id).sort(),
     );
     for (const event of expected) {
       Object.assign(event, { state: 'pending', dueAt: now, firstAttemptAt: null, deadReason: null, deadAt: null, updatedAt: now });
+      if (this.forcePastWindow) event.landedSince = null;
     }
     await checkAgainstModel(model, real, this.toString());
   }
   toString = () =>
-    `requeueDead(t${this.tenant}${this.target === null ? '' : `/g${this.target}`}${this.picks ? ` ids ${this.picks.join('/')}` : ''})`;
+    `requeueDead(t${this.tenant}${this.target === null ? '' : `/g${this.target}`}${this.picks ? ` ids ${this.picks.join('/')}` : ''}${this.forcePastWindow ? ', forced' : ''})`;
 }
 
 class PruneCommand implements ModelCommand {
@@ -735,8 +752,8 @@ const commandArbitraries: fc.Arbitrary<ModelCommand>[] = [
   worker.map((w) => new CrashCommand(w)),
   fc.constant(new RestartCommand()),
   fc
-    .tuple(tenantIndex, fc.option(side, { freq: 2 }), fc.option(picks, { freq: 2 }))
-    .map(([tenant, target, p]) => new RequeueCommand(tenant, target, p)),
+    .tuple(tenantIndex, fc.option(side, { freq: 2 }), fc.option(picks, { freq: 2 }), fc.boolean())
+    .map(([tenant, target, p, force]) => new RequeueCommand(tenant, target, p, force)),
   fc.constantFrom(0, 1000, 5000).map((ms) => new PruneCommand(ms)),
 ];
 

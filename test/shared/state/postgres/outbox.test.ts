@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { manualClock } from '../../../../shared/clock.js';
 import { PostgresOutboxStore } from '../../../../shared/outbox/index.js';
 import { StoreUnavailableError } from '../../../../shared/state/idempotency.js';
 import { openOutboxStore } from '../open-one.js';
-import { describeOutboxStoreContract, outboxEvent } from '../outbox-contract.js';
+import { describeOutboxStoreContract, failedAttempt, outboxEvent } from '../outbox-contract.js';
 import { dropTestSchema, postgresEnv, skipPostgresTests, testPostgresLocation, uniqueTestSchema } from './test-env.js';
 
 const BUILT_OUTBOX = fileURLToPath(new URL('../../../../dist/shared/state/postgres/outbox.js', import.meta.url));
@@ -166,6 +168,43 @@ describe.skipIf(skipPostgresTests)(`outbox on PostgreSQL at ${postgresEnv.url}`,
       } finally {
         await producer.close();
         await listener.close();
+        await dropTestSchema(schema);
+      }
+    });
+
+    it('migrates a schema of version 4: marked events get the earliest start of their attempts that may have landed', async () => {
+      const schema = uniqueTestSchema('landed');
+      const clock = manualClock();
+      const store = await PostgresOutboxStore.open(testPostgresLocation(), { schema, clock });
+      const admin = new pg.Client({ connectionString: testPostgresLocation().url });
+      await admin.connect();
+      try {
+        const [uncertain, certain] = await store.enqueue([outboxEvent(), outboxEvent()]);
+        const lease = () => store.lease({ tenant: 'acme', target: TARGET, owner: 'w', limit: 10, leaseMs: 60_000 });
+        await lease();
+        await store.settle([
+          { id: uncertain?.id ?? '', owner: 'w', attempt: failedAttempt(9000, 429, 0), to: 'pending', dueAt: clock.now() },
+          { id: certain?.id ?? '', owner: 'w', attempt: failedAttempt(9000, 429, 0), to: 'dead', reason: 'horizon' },
+        ]);
+        await lease();
+        await store.settle([
+          { id: uncertain?.id ?? '', owner: 'w', attempt: failedAttempt(5000, 503, 1), to: 'pending', dueAt: clock.now() },
+        ]);
+        await lease();
+        await store.settle([{ id: uncertain?.id ?? '', owner: 'w', attempt: failedAttempt(8000, 503, 1), to: 'dead', reason: 'horizon' }]);
+        await store.close();
+        // As version 4 left it: no column, no migration 5.
+        await admin.query(`ALTER TABLE ${schema}.outbox_events DROP COLUMN landed_since`);
+        await admin.query(`DELETE FROM ${schema}.oncekit_migrations WHERE module = 'outbox' AND version = 5`);
+        const upgraded = await PostgresOutboxStore.open(testPostgresLocation(), { schema, clock });
+        try {
+          expect((await upgraded.get('acme', uncertain?.id ?? ''))?.landedSince).toBe(5000);
+          expect((await upgraded.get('acme', certain?.id ?? ''))?.landedSince).toBeNull();
+        } finally {
+          await upgraded.close();
+        }
+      } finally {
+        await admin.end();
         await dropTestSchema(schema);
       }
     });

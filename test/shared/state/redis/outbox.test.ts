@@ -115,6 +115,25 @@ describe.skipIf(skipRedisTests)(`outbox on Redis at ${redisEnv.url}`, () => {
       expect((await store.get('t:1', throttled?.id ?? ''))?.attempts).toEqual([expect.objectContaining({ uncertainRequests: 0 })]);
     });
 
+    it('gives events marked before lsn was kept the earliest start of their attempts that may have landed, once a store opens', async () => {
+      const P = `${keyPrefix}outbox:`;
+      const [marked, certain] = await store.enqueue([event(A, 'import', 'd1'), event(A, 'import', 'd2')]);
+      await store.lease({ tenant: 't:1', target: A, owner: 'w', limit: 2, leaseMs: 1000 });
+      const old = { finishedAt: 0, message: null, apiErrorCode: null, rsCode: null, requests: 1, eventIds: [], outcome: 'failed' };
+      // As an earlier version left them: attempts and the mark, no lsn, no lsn-set flag.
+      await client.rpush(`${P}a:${marked?.id}`, JSON.stringify({ ...old, startedAt: 9000, status: 429, uncertainRequests: 0 }));
+      await client.rpush(`${P}a:${marked?.id}`, JSON.stringify({ ...old, startedAt: 7000, status: 503, uncertainRequests: 1 }));
+      await client.rpush(`${P}a:${marked?.id}`, JSON.stringify({ abandoned: true, startedAt: 8000, finishedAt: 0, owner: 'w' }));
+      await client.hset(`${P}e:${marked?.id}`, 'mhl', '1');
+      await client.rpush(`${P}a:${certain?.id}`, JSON.stringify({ ...old, startedAt: 6000, status: 429, uncertainRequests: 0 }));
+      await client.del(`${P}lsn-set`);
+      const reopened = new RedisOutboxStore({ client, keyPrefix });
+      await reopened.ready();
+      expect((await reopened.get('t:1', marked?.id ?? ''))?.landedSince).toBe(7000);
+      expect((await reopened.get('t:1', certain?.id ?? ''))?.landedSince).toBeNull();
+      expect(await client.get(`${P}lsn-set`)).toBe('1');
+    });
+
     it('keeps the settled zset to settled events only, and pruning leaves no key, index entry or count behind', async () => {
       const P = `${keyPrefix}outbox:`;
       const settled = `${P}settled`;

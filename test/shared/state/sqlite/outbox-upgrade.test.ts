@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteOutboxStore } from '../../../../shared/state/sqlite/outbox.js';
+import { failedAttempt } from '../outbox-contract.js';
 import { tempDir } from '../temp-dir.js';
 
 // The outbox's tables as version 1 wrote them, before events recorded their target.
@@ -116,7 +117,7 @@ describe('SQLite outbox upgrade from version 4 (to 5: unmappable dead letters)',
       expect(await store.get('acme', dead?.id ?? '')).toMatchObject({ state: 'dead', unmappable: raw });
       await store.close();
       const check = new Database(path);
-      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 6 });
+      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 7 });
       // Version 6: the listing's index by enqueue time.
       expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'outbox_events_enqueued'").get()).toBeDefined();
       check.close();
@@ -146,6 +147,7 @@ describe('SQLite outbox upgrade from version 3 (requests with an unknown outcome
     const old = new Database(path);
     old.exec('ALTER TABLE ledger_attempts DROP COLUMN handled_by');
     old.exec('DROP INDEX outbox_events_possible_duplicates');
+    old.exec('ALTER TABLE outbox_events DROP COLUMN landed_since');
     old.exec('ALTER TABLE outbox_events DROP COLUMN may_have_landed');
     old.exec('ALTER TABLE ledger_attempts DROP COLUMN uncertain_requests');
     old.exec("UPDATE oncekit_schema SET version = 3 WHERE module = 'outbox'");
@@ -183,11 +185,70 @@ describe('SQLite outbox upgrade from version 3 (requests with an unknown outcome
         { tenant: 'acme', target: 't', source: 'import', sourceId: 'f:4', dedupKey: 'd:4', input: JSON.parse(input(4)), keyDecision: null },
       ]);
       expect(again).toMatchObject({ outcome: 'existing', mayHaveLanded: true });
+      // Version 7: the marked events know since when (their attempts that may have landed started at 1).
+      const landed = await Promise.all(
+        ['f:1', 'f:2', 'f:3', 'f:4'].map(async (id) => (await store.findBySourceId('acme', id))[0]?.landedSince),
+      );
+      expect(landed).toEqual([1, null, 1, 1]);
     } finally {
       await store.close();
     }
     const version = new Database(path);
-    expect(version.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 6 });
+    expect(version.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 7 });
     version.close();
+  });
+});
+
+describe('SQLite outbox upgrade from version 6 (to 7: when an attempt that may have landed started)', () => {
+  it('gives each marked event the earliest start of its attempts that may have landed, once', async () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir.path, 'oncekit.db');
+      const first = new SqliteOutboxStore({ path });
+      const event = (n: number) => ({
+        tenant: 'acme',
+        target: 'https://t.test',
+        source: 'import',
+        sourceId: `f:${n}`,
+        dedupKey: `d:${n}`,
+        input: JSON.parse(input(n)),
+        keyDecision: null,
+      });
+      const [uncertain, certain] = await first.enqueue([event(1), event(2)]);
+      const lease = () => first.lease({ tenant: 'acme', target: 'https://t.test', owner: 'w', limit: 10, leaseMs: 60_000 });
+      await lease();
+      await first.settle([
+        { id: uncertain?.id ?? '', owner: 'w', attempt: failedAttempt(9000, 429, 0), to: 'pending', dueAt: 0 },
+        { id: certain?.id ?? '', owner: 'w', attempt: failedAttempt(9000, 429, 0), to: 'pending', dueAt: 0 },
+      ]);
+      await lease();
+      await first.settle([
+        { id: uncertain?.id ?? '', owner: 'w', attempt: failedAttempt(5000, 503, 1), to: 'pending', dueAt: 0 },
+        { id: certain?.id ?? '', owner: 'w', attempt: failedAttempt(7000, 429, 0), to: 'dead', reason: 'horizon' },
+      ]);
+      await lease();
+      await first.settle([{ id: uncertain?.id ?? '', owner: 'w', attempt: failedAttempt(8000, 503, 1), to: 'dead', reason: 'horizon' }]);
+      await first.close();
+      // A version 6 file: today's tables without the new column.
+      const old = new Database(path);
+      old.exec('ALTER TABLE outbox_events DROP COLUMN landed_since');
+      old.exec("UPDATE oncekit_schema SET version = 6 WHERE module = 'outbox'");
+      old.close();
+
+      const store = new SqliteOutboxStore({ path });
+      expect((await store.get('acme', uncertain?.id ?? ''))?.landedSince).toBe(5000);
+      expect((await store.get('acme', certain?.id ?? ''))?.landedSince).toBeNull();
+      // The requeued event carries it to its next lease.
+      await store.requeueDead({ tenant: 'acme', ids: [uncertain?.id ?? ''] });
+      expect(await store.lease({ tenant: 'acme', target: 'https://t.test', owner: 'v', limit: 10, leaseMs: 1000 })).toEqual([
+        expect.objectContaining({ id: uncertain?.id, landedSince: 5000, mayHaveLanded: true }),
+      ]);
+      await store.close();
+      const check = new Database(path);
+      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 7 });
+      check.close();
+    } finally {
+      dir.remove();
+    }
   });
 });
