@@ -77,6 +77,11 @@ describe('dead-letters retry and the 24 h key window', () => {
     expect(summary.events.map((event) => [event.id, event.state])).toEqual([[recent, 'delivered']]);
     expect(sandbox.inspect(TENANT).events.map((event) => event.idempotencyKey)).toEqual([`recent-event-${process.pid}`]);
 
+    // The ledger says since when the event may have landed (the store's time of that lease).
+    const show = await runCli(['ledger', 'show', `old-event-${process.pid}`], { env });
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/landed\?: +maybe: an attempt that started at \d{4}-\d\d-\d\dT[\d:.]+Z got no definite answer/);
+
     const forced = await runCli(['dead-letters', 'retry', old, '--force-past-window'], { env });
     expect(forced.code).toBe(0);
     expect(forced.stderr).toContain('warning: resending anyway (--force-past-window)');

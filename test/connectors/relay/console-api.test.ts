@@ -179,6 +179,8 @@ describe('console JSON API', () => {
       } finally {
         await past.close();
       }
+      const detail = await request(`${relay.url}/api/events/${held}`, { headers: auth });
+      expect(detail.json).toMatchObject({ mayHaveLanded: true, landedSince: then });
       const retry = await postJson(`${relay.url}/api/dead-letters/retry`, { ids: [held] });
       expect(retry.status).toBe(200);
       expect(retry.json).toMatchObject({ requeued: [], refused: [{ id: held, why: expect.stringContaining('key window') }] });

@@ -300,6 +300,10 @@ describe.skipIf(!haveChromium && !required)('operator console (headless chromium
     const attempts = (await page.locator('#attempts tbody').textContent()) ?? '';
     expect(attempts).toContain('503');
     expect(attempts).toContain('accepted');
+    // A 503 may have landed: the page says since when, the start of the window a resend must stay within.
+    expect(await page.locator('body').textContent()).toMatch(
+      /may have landed\s*yes: an attempt got no definite answer \(the first such started /,
+    );
     await shot('event-retried', 'the retried event: failed attempts (503) then the accepted one after the retry from the page');
   }, 60_000);
 
