@@ -1,5 +1,12 @@
 import type { Command } from 'commander';
-import { describeRawPayload, mayHaveLanded, UNMAPPABLE_ADVICE } from '../../shared/outbox/ledger.js';
+import { outboxDeliveryConfig } from '../../shared/outbox/config.js';
+import {
+  describeRawPayload,
+  describeResendWindow,
+  keyWindowClosesAt,
+  mayHaveLanded,
+  UNMAPPABLE_ADVICE,
+} from '../../shared/outbox/ledger.js';
 import { retryDeadLetters } from '../../shared/outbox/retry-dead.js';
 import type { LedgerEntry, OutboxState, OutboxStore } from '../../shared/outbox/types.js';
 import { createOutboxWorker, type OutboxTarget, outboxTargetId } from '../../shared/outbox/worker.js';
@@ -55,15 +62,20 @@ export function registerDeadLettersCommand(program: Command): void {
         tenant,
         entries: await store.listDead(tenant, { limit: options.limit, offset: options.offset }),
       }));
+      const { keyWindowMs } = outboxDeliveryConfig();
       if (options.json) {
-        printJson({ deadLetters: entries.map((entry) => ({ ...entry, mayHaveLanded: mayHaveLanded(entry) })) });
+        const resendSafeUntil = (entry: LedgerEntry) => keyWindowClosesAt(entry.landedSince, keyWindowMs);
+        printJson({
+          deadLetters: entries.map((entry) => ({ ...entry, mayHaveLanded: mayHaveLanded(entry), resendSafeUntil: resendSafeUntil(entry) })),
+        });
         return;
       }
       if (entries.length === 0) {
         process.stdout.write(`no dead letters in tenant ${tenant}\n`);
         return;
       }
-      for (const entry of entries) process.stdout.write(`${describeDeadLetter(entry)}\n`);
+      const now = Date.now();
+      for (const entry of entries) process.stdout.write(`${describeDeadLetter(entry, keyWindowMs, now)}\n`);
     });
 
   const retry = deadLetters
@@ -198,9 +210,10 @@ async function deliver(
   }
 }
 
-function describeDeadLetter(entry: LedgerEntry): string {
+function describeDeadLetter(entry: LedgerEntry, keyWindowMs: number, now: number): string {
   const flag = mayHaveLanded(entry) ? ' [may have landed]' : entry.input === null ? ' [unmappable]' : '';
-  const head = `${entry.id}  ${entry.sourceId}  key ${entry.key ?? '(none)'}  died ${iso(entry.deadAt)}  ${entry.attempts.length} attempts${flag}\n  target: ${entry.target || '(any)'}\n  reason: ${entry.deadReason ?? '-'}`;
+  const window = entry.landedSince === null ? '' : `\n  window: ${describeResendWindow(entry.landedSince, keyWindowMs, now)}`;
+  const head = `${entry.id}  ${entry.sourceId}  key ${entry.key ?? '(none)'}  died ${iso(entry.deadAt)}  ${entry.attempts.length} attempts${flag}\n  target: ${entry.target || '(any)'}\n  reason: ${entry.deadReason ?? '-'}${window}`;
   return entry.input === null ? `${head}\n  source: ${entry.source}\n  raw:    ${describeRawPayload(entry.unmappable)}` : head;
 }
 

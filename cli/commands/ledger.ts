@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../shared/duration.js';
+import { outboxDeliveryConfig } from '../../shared/outbox/config.js';
 import { describeKey, describeLedgerEntry, isPossibleDuplicate, mayHaveLanded } from '../../shared/outbox/ledger.js';
 import { type LedgerEntry, MAX_EVENT_PAGE, type OutboxState, outboxStates } from '../../shared/outbox/types.js';
 import { addStoreOptions, type StoreOptions, withStoreTenant } from '../outbox-options.js';
@@ -128,7 +129,10 @@ export function registerLedgerCommand(program: Command): void {
             possibleDuplicate: isPossibleDuplicate(entry),
           })),
         });
-      else if (entries.length > 0) process.stdout.write(`${entries.map(describeLedgerEntry).join('\n\n')}\n`);
+      else if (entries.length > 0) {
+        const window = { keyWindowMs: outboxDeliveryConfig().keyWindowMs, now: Date.now() };
+        process.stdout.write(`${entries.map((entry) => describeLedgerEntry(entry, window)).join('\n\n')}\n`);
+      }
       if (entries.length === 0) {
         const what = key !== undefined ? `key ${key}` : `source id ${options.sourceId}`;
         process.stderr.write(`oncekit: the ledger of tenant ${tenant} has no event with ${what}\n`);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { describeKey, isPossibleDuplicate, mayHaveLanded, UNMAPPABLE_ADVICE } from '../../shared/outbox/ledger.js';
+import { describeKey, isPossibleDuplicate, keyWindowClosesAt, mayHaveLanded, UNMAPPABLE_ADVICE } from '../../shared/outbox/ledger.js';
 import { retryDeadLetters } from '../../shared/outbox/retry-dead.js';
 import { type LedgerEntry, MAX_EVENT_PAGE, type OutboxStore, outboxStates } from '../../shared/outbox/types.js';
 import { formatPath } from '../../shared/validation.js';
@@ -185,7 +185,7 @@ function summaryOf(entry: LedgerEntry) {
 }
 
 /** An event's whole story, secrets left out. */
-function detailOf(entry: LedgerEntry) {
+function detailOf(entry: LedgerEntry, keyWindowMs: number) {
   return {
     ...summaryOf(entry),
     tenant: entry.tenant,
@@ -196,6 +196,8 @@ function detailOf(entry: LedgerEntry) {
     leaseExpiresAt: entry.leaseExpiresAt,
     firstAttemptAt: entry.firstAttemptAt,
     landedSince: entry.landedSince,
+    // Past it, a retry is refused (the target may no longer remember the key); null when nothing may have landed.
+    resendSafeUntil: keyWindowClosesAt(entry.landedSince, keyWindowMs),
     deadAt: entry.deadAt,
     possibleDuplicate: isPossibleDuplicate(entry),
     payload: entry.input === null ? null : redactSecrets(entry.input),
@@ -277,7 +279,7 @@ export function registerConsoleRoutes(app: FastifyInstance, options: ConsoleRout
       const entry = id.length > 64 ? undefined : await outbox.get(tenant, id);
       if (entry === undefined)
         return reply.code(404).send({ error: 'not_found', message: `no event ${id} in the ledger of tenant ${tenant}` });
-      return detailOf(entry);
+      return detailOf(entry, options.keyWindowMs);
     }),
   );
 

@@ -87,6 +87,15 @@ export function describePastKeyWindow(landedSince: number, keyWindowMs: number):
   );
 }
 
+/** Until when the event may be resent, for an operator deciding on a retry (see keyWindowClosesAt). */
+export function describeResendWindow(landedSince: number, keyWindowMs: number, now: number): string {
+  const closesAt = keyWindowClosesAt(landedSince, keyWindowMs) ?? landedSince;
+  return now < closesAt
+    ? `a resend is safe until ${new Date(closesAt).toISOString()} (the target's key window from then, less ${formatDuration(KEY_WINDOW_MARGIN_MS)})`
+    : `the target's key window closed at ${new Date(closesAt).toISOString()} (less ${formatDuration(KEY_WINDOW_MARGIN_MS)}): a resend could ` +
+        'record it twice, so a retry refuses it unless --force-past-window';
+}
+
 /** Why the event has the key it has, in one line. */
 export function describeKey(entry: Pick<LedgerEntry, 'key' | 'keyDecision'>): string {
   const decision = entry.keyDecision;
@@ -114,8 +123,11 @@ export function describeRawPayload(raw: UnmappableRaw): string {
   return raw.truncated ? `${raw.text} … (first ${Buffer.byteLength(raw.text, 'utf8')} of ${raw.bytes} bytes)` : raw.text;
 }
 
-/** What happened to one event and why, for `oncekit ledger show`. */
-export function describeLedgerEntry(entry: LedgerEntry): string {
+/**
+ * What happened to one event and why, for `oncekit ledger show`; `window`: the target's key window and the time now,
+ * to say until when an event that may have landed can be resent.
+ */
+export function describeLedgerEntry(entry: LedgerEntry, window: { readonly keyWindowMs: number; readonly now: number }): string {
   const lines = [
     `event ${entry.id} (tenant ${entry.tenant})`,
     `  target:     ${entry.target === '' ? '(any: stored before targets were recorded)' : entry.target}`,
@@ -143,7 +155,7 @@ export function describeLedgerEntry(entry: LedgerEntry): string {
   if (entry.landedSince !== null) {
     lines.push(
       `  landed?:    maybe: an attempt that started at ${iso(entry.landedSince)} got no definite answer, so the target may have ` +
-        "recorded this event already; it is not resent once the target's key window from then has closed",
+        `recorded this event already; ${describeResendWindow(entry.landedSince, window.keyWindowMs, window.now)}`,
     );
   } else if (entry.state === 'dead' && mayHaveLanded(entry)) {
     lines.push('  note:       an attempt got no definite answer, so the target may have recorded this event already');

@@ -69,6 +69,24 @@ describe('dead-letters retry and the 24 h key window', () => {
     const old = await deadLetter(store, `old-event-${process.pid}`, 23.5);
     const recent = await deadLetter(store, `recent-event-${process.pid}`, 2);
 
+    // The list says, for each, until when a resend is safe.
+    const list = await runCli(['dead-letters', 'list'], { env });
+    expect(list.code).toBe(0);
+    const block = (id: string) => {
+      const at = list.stdout.indexOf(id);
+      const next = list.stdout.indexOf('\nob_', at);
+      return list.stdout.slice(at, next === -1 ? undefined : next);
+    };
+    expect(block(old)).toMatch(
+      /window: the target's key window closed at .*: a resend could record it twice, so a retry refuses it unless --force-past-window/,
+    );
+    expect(block(recent)).toMatch(/window: a resend is safe until \d{4}-/);
+    const listed = await runCli(['dead-letters', 'list', '--json'], { env });
+    const letters = (JSON.parse(listed.stdout) as { deadLetters: { id: string; landedSince: number; resendSafeUntil: number }[] })
+      .deadLetters;
+    for (const letter of letters) expect(letter.resendSafeUntil).toBe(letter.landedSince + 23 * HOUR);
+    expect(letters.map((letter) => letter.resendSafeUntil > Date.now())).toEqual([false, true]);
+
     const run = await runCli(['dead-letters', 'retry', '--all', '--json'], { env });
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`not resent: ${old}`);

@@ -585,6 +585,14 @@ async function eventPage(id) {
         ? `yes: an attempt got no definite answer${event.landedSince === null ? '' : ` (the first such started ${time(event.landedSince)})`}`
         : 'no',
     ],
+    event.resendSafeUntil === null
+      ? null
+      : [
+          'resend',
+          event.resendSafeUntil > Date.now()
+            ? `safe until ${time(event.resendSafeUntil)}, while the target still remembers the key`
+            : `the target's key window closed at ${time(event.resendSafeUntil)}: a retry is refused (oncekit dead-letters retry --force-past-window sends it anyway)`,
+        ],
     event.possibleDuplicate ? ['possible duplicate', 'sent without a key after a lost answer: the target may hold it twice'] : null,
   ].filter(Boolean);
   const result = el('div', { class: 'result', role: 'status', 'aria-live': 'polite', id: 'retry-result' });

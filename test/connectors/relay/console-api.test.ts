@@ -180,7 +180,7 @@ describe('console JSON API', () => {
         await past.close();
       }
       const detail = await request(`${relay.url}/api/events/${held}`, { headers: auth });
-      expect(detail.json).toMatchObject({ mayHaveLanded: true, landedSince: then });
+      expect(detail.json).toMatchObject({ mayHaveLanded: true, landedSince: then, resendSafeUntil: then + 23 * 3_600_000 });
       const retry = await postJson(`${relay.url}/api/dead-letters/retry`, { ids: [held] });
       expect(retry.status).toBe(200);
       expect(retry.json).toMatchObject({ requeued: [], refused: [{ id: held, why: expect.stringContaining('key window') }] });

@@ -300,10 +300,10 @@ describe.skipIf(!haveChromium && !required)('operator console (headless chromium
     const attempts = (await page.locator('#attempts tbody').textContent()) ?? '';
     expect(attempts).toContain('503');
     expect(attempts).toContain('accepted');
-    // A 503 may have landed: the page says since when, the start of the window a resend must stay within.
-    expect(await page.locator('body').textContent()).toMatch(
-      /may have landed\s*yes: an attempt got no definite answer \(the first such started /,
-    );
+    // A 503 may have landed: the page says since when, and until when a resend is safe.
+    const facts = (await page.locator('body').textContent()) ?? '';
+    expect(facts).toMatch(/may have landed\s*yes: an attempt got no definite answer \(the first such started /);
+    expect(facts).toMatch(/resend\s*safe until .*, while the target still remembers the key/);
     await shot('event-retried', 'the retried event: failed attempts (503) then the accepted one after the retry from the page');
   }, 60_000);
 
