@@ -64,7 +64,8 @@ export function registerDeadLettersCommand(program: Command): void {
       }));
       const { keyWindowMs } = outboxDeliveryConfig();
       if (options.json) {
-        const resendSafeUntil = (entry: LedgerEntry) => keyWindowClosesAt(entry.landedSince, keyWindowMs);
+        const resendSafeUntil = (entry: LedgerEntry) =>
+          entry.landedSince === null ? null : keyWindowClosesAt(entry.landedSince, keyWindowMs);
         printJson({
           deadLetters: entries.map((entry) => ({ ...entry, mayHaveLanded: mayHaveLanded(entry), resendSafeUntil: resendSafeUntil(entry) })),
         });

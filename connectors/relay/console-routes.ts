@@ -197,7 +197,7 @@ function detailOf(entry: LedgerEntry, keyWindowMs: number) {
     firstAttemptAt: entry.firstAttemptAt,
     landedSince: entry.landedSince,
     // Past it, a retry is refused (the target may no longer remember the key); null when nothing may have landed.
-    resendSafeUntil: keyWindowClosesAt(entry.landedSince, keyWindowMs),
+    resendSafeUntil: entry.landedSince === null ? null : keyWindowClosesAt(entry.landedSince, keyWindowMs),
     deadAt: entry.deadAt,
     possibleDuplicate: isPossibleDuplicate(entry),
     payload: entry.input === null ? null : redactSecrets(entry.input),

@@ -61,11 +61,11 @@ export const KEY_WINDOW_MARGIN_MS = 60 * 60 * 1000;
 /**
  * The one rule for resending an event that may have landed: the target's key window for it opened no earlier than
  * `landedSince` (when the earliest attempt that may have landed was leased), so a resend from the returned time on,
- * the window less a margin, could find the key forgotten and record the event twice. Null when nothing may have landed,
- * so any resend is safe.
+ * the window less a margin, could find the key forgotten and record the event twice. (An event with nothing that may
+ * have landed, landedSince null, may be resent at any time.)
  */
-export function keyWindowClosesAt(landedSince: number | null, keyWindowMs: number): number | null {
-  return landedSince === null ? null : landedSince + keyWindowMs - KEY_WINDOW_MARGIN_MS;
+export function keyWindowClosesAt(landedSince: number, keyWindowMs: number): number {
+  return landedSince + keyWindowMs - KEY_WINDOW_MARGIN_MS;
 }
 
 /** Whether resending the event now could record it twice (see keyWindowClosesAt); its landedSince when so. */
@@ -74,8 +74,8 @@ export function landedPastKeyWindow(
   now: number,
   keyWindowMs: number,
 ): { readonly landedSince: number } | null {
-  const closesAt = keyWindowClosesAt(entry.landedSince, keyWindowMs);
-  return closesAt === null || entry.landedSince === null || now < closesAt ? null : { landedSince: entry.landedSince };
+  const { landedSince } = entry;
+  return landedSince === null || now < keyWindowClosesAt(landedSince, keyWindowMs) ? null : { landedSince };
 }
 
 /** Why such a resend could record the event twice, in one sentence. */
@@ -89,7 +89,7 @@ export function describePastKeyWindow(landedSince: number, keyWindowMs: number):
 
 /** Until when the event may be resent, for an operator deciding on a retry (see keyWindowClosesAt). */
 export function describeResendWindow(landedSince: number, keyWindowMs: number, now: number): string {
-  const closesAt = keyWindowClosesAt(landedSince, keyWindowMs) ?? landedSince;
+  const closesAt = keyWindowClosesAt(landedSince, keyWindowMs);
   return now < closesAt
     ? `a resend is safe until ${new Date(closesAt).toISOString()} (the target's key window from then, less ${formatDuration(KEY_WINDOW_MARGIN_MS)})`
     : `the target's key window closed at ${new Date(closesAt).toISOString()} (less ${formatDuration(KEY_WINDOW_MARGIN_MS)}): a resend could ` +

@@ -248,8 +248,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
         }
         // After a requeue, the key window can close before the fresh horizon: this attempt may be the one that landed.
         const landedSince = event.landedSince ?? (attemptMayHaveLanded(attempt) ? event.leasedAt : null);
-        const closesAt = keyWindowClosesAt(landedSince, config.keyWindowMs);
-        if (closesAt !== null && landedSince !== null && retryAt >= closesAt) {
+        if (landedSince !== null && retryAt >= keyWindowClosesAt(landedSince, config.keyWindowMs)) {
           return {
             ...base,
             to: 'dead',
@@ -343,8 +342,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       }
       // A requeue gives a fresh horizon but cannot reopen the target's key window: an event that may have landed is
       // not resent once that has closed (the operator may force it, knowing what it means).
-      const closesAt = keyWindowClosesAt(event.landedSince, config.keyWindowMs);
-      if (closesAt !== null && event.landedSince !== null && now >= closesAt) {
+      if (event.landedSince !== null && now >= keyWindowClosesAt(event.landedSince, config.keyWindowMs)) {
         const reason =
           `not sent: ${describePastKeyWindow(event.landedSince, config.keyWindowMs)}; check the target first, ` +
           '`oncekit dead-letters retry --force-past-window` sends it anyway';
