@@ -439,46 +439,47 @@ export class RedisOutboxStore implements OutboxStore {
     await this.#call('open', () => this.#markLandedSince());
   }
 
-  /**
-   * Events enqueued before P ev:{t} and P tg:{t} existed are added to them once (P ev-indexed says it is done), SCAN by
-   * SCAN, so the listing and the charts include them. Idempotent: two instances doing it at once add the same members.
-   */
-  async #indexOlderEvents(): Promise<void> {
+  /** Runs `visit` over every event's key, SCAN by SCAN, once per store: `P flag` says it is done. */
+  async #onceOverEvents(flag: string, visit: (keys: string[]) => Promise<void>): Promise<void> {
     const P = this.#prefix;
-    if ((await this.#client.exists(`${P}ev-indexed`)) === 1) return;
+    if ((await this.#client.exists(`${P}${flag}`)) === 1) return;
     let cursor = '0';
     do {
       const [next, keys] = await this.#client.scan(cursor, 'MATCH', `${P}e:*`, 'COUNT', 1000);
       cursor = next;
-      if (keys.length > 0) {
-        const pipeline = this.#client.pipeline();
-        for (const key of keys) pipeline.hmget(key, 'tE', 'gE', 'enq');
-        const replies = (await pipeline.exec()) ?? [];
-        const writes = this.#client.pipeline();
-        keys.forEach((key, at) => {
-          const [tE, gE, enq] = (replies[at]?.[1] ?? []) as (string | null)[];
-          if (!tE || !gE || !enq) return;
-          writes.zadd(`${P}ev:${tE}`, enq, key.slice(`${P}e:`.length));
-          writes.sadd(`${P}tg:${tE}`, gE);
-        });
-        await writes.exec();
-      }
+      if (keys.length > 0) await visit(keys);
     } while (cursor !== '0');
-    await this.#client.set(`${P}ev-indexed`, '1');
+    await this.#client.set(`${P}${flag}`, '1');
   }
 
   /**
-   * Events marked as "may have landed" before lsn was kept get it once (P lsn-set says it is done): the earliest start
-   * among their attempts that may have landed, as the SQL engines' upgrade does. HSETNX, so a time a script set
-   * meanwhile stays.
+   * Events enqueued before P ev:{t} and P tg:{t} existed are added to them once (P ev-indexed), so the listing and the
+   * charts include them. Idempotent: two instances doing it at once add the same members.
    */
-  async #markLandedSince(): Promise<void> {
+  #indexOlderEvents(): Promise<void> {
     const P = this.#prefix;
-    if ((await this.#client.exists(`${P}lsn-set`)) === 1) return;
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.#client.scan(cursor, 'MATCH', `${P}e:*`, 'COUNT', 1000);
-      cursor = next;
+    return this.#onceOverEvents('ev-indexed', async (keys) => {
+      const pipeline = this.#client.pipeline();
+      for (const key of keys) pipeline.hmget(key, 'tE', 'gE', 'enq');
+      const replies = (await pipeline.exec()) ?? [];
+      const writes = this.#client.pipeline();
+      keys.forEach((key, at) => {
+        const [tE, gE, enq] = (replies[at]?.[1] ?? []) as (string | null)[];
+        if (!tE || !gE || !enq) return;
+        writes.zadd(`${P}ev:${tE}`, enq, key.slice(`${P}e:`.length));
+        writes.sadd(`${P}tg:${tE}`, gE);
+      });
+      await writes.exec();
+    });
+  }
+
+  /**
+   * Events marked as "may have landed" before lsn was kept get it once (P lsn-set): the earliest start among their
+   * attempts that may have landed, as the SQL engines' upgrade does. HSETNX, so a time a script set meanwhile stays.
+   */
+  #markLandedSince(): Promise<void> {
+    const P = this.#prefix;
+    return this.#onceOverEvents('lsn-set', async (keys) => {
       const read = this.#client.pipeline();
       for (const key of keys) read.hmget(key, 'mhl', 'lsn');
       const marks = (await read.exec()) ?? [];
@@ -486,7 +487,7 @@ export class RedisOutboxStore implements OutboxStore {
         const [mhl, lsn] = (marks[at]?.[1] ?? []) as (string | null)[];
         return mhl === '1' && !lsn;
       });
-      if (marked.length === 0) continue;
+      if (marked.length === 0) return;
       const lists = this.#client.pipeline();
       for (const key of marked) lists.lrange(`${P}a:${key.slice(`${P}e:`.length)}`, 0, -1);
       const replies = (await lists.exec()) ?? [];
@@ -498,8 +499,7 @@ export class RedisOutboxStore implements OutboxStore {
         if (starts.length > 0) writes.hsetnx(key, 'lsn', String(Math.min(...starts)));
       });
       await writes.exec();
-    } while (cursor !== '0');
-    await this.#client.set(`${P}lsn-set`, '1');
+    });
   }
 
   /** The caller's time: a test's clock, else this host's (used only for ids and to turn absolute times into delays). */

@@ -227,17 +227,8 @@ function upgradeToVersion4(db: SqliteDatabase): void {
   db.transaction(() => {
     const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
     if (current === undefined || current.version >= 4) return; // another process upgraded it meanwhile
-    const columns = (table: string): string[] =>
-      db
-        .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`)
-        .all()
-        .map((column) => column.name);
-    if (!columns('outbox_events').includes('may_have_landed')) {
-      db.exec('ALTER TABLE outbox_events ADD COLUMN may_have_landed INTEGER NOT NULL DEFAULT 0');
-    }
-    if (!columns('ledger_attempts').includes('uncertain_requests')) {
-      db.exec('ALTER TABLE ledger_attempts ADD COLUMN uncertain_requests INTEGER NOT NULL DEFAULT 0');
-    }
+    addColumn(db, 'outbox_events', 'may_have_landed', 'INTEGER NOT NULL DEFAULT 0');
+    addColumn(db, 'ledger_attempts', 'uncertain_requests', 'INTEGER NOT NULL DEFAULT 0');
     db.exec(`UPDATE ledger_attempts SET uncertain_requests = 1 WHERE outcome = 'failed' AND (status IS NULL OR status <> 429)`);
     db.exec(`UPDATE outbox_events SET may_have_landed = 1 WHERE seq IN (
                SELECT event_seq FROM ledger_attempts WHERE outcome = 'abandoned' OR uncertain_requests > 0)`);
@@ -245,18 +236,27 @@ function upgradeToVersion4(db: SqliteDatabase): void {
 }
 
 /**
- * Version 5: unmappable dead letters keep their raw payload in a new column (null for every mapped event). ALTER TABLE
- * is not idempotent, so it runs once, in an IMMEDIATE transaction that re-reads the version (two processes may open
- * the file at once).
+ * Runs `apply` once, in an IMMEDIATE transaction that re-reads the version first and then records `version`: ALTER TABLE
+ * is not idempotent, and two processes may open the file at once.
  */
-function upgradeToVersion5(db: SqliteDatabase): void {
+function upgradeTo(db: SqliteDatabase, version: number, apply: () => void): void {
   db.transaction(() => {
     const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
-    if (current !== undefined && current.version >= UNMAPPABLE_SCHEMA_VERSION) return;
-    const columns = db.prepare<[], { name: string }>('PRAGMA table_info(outbox_events)').all();
-    if (!columns.some((column) => column.name === 'unmappable')) db.exec('ALTER TABLE outbox_events ADD COLUMN unmappable TEXT');
-    db.prepare("UPDATE oncekit_schema SET version = ? WHERE module = 'outbox'").run(UNMAPPABLE_SCHEMA_VERSION);
+    if (current !== undefined && current.version >= version) return;
+    apply();
+    db.prepare("UPDATE oncekit_schema SET version = ? WHERE module = 'outbox'").run(version);
   }).immediate();
+}
+
+/** Adds a column unless the table has it already (a file an earlier attempt left half way). */
+function addColumn(db: SqliteDatabase, table: string, column: string, type: string): void {
+  const columns = db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all();
+  if (!columns.some((existing) => existing.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+}
+
+/** Version 5: unmappable dead letters keep their raw payload in a new column (null for every mapped event). */
+function upgradeToVersion5(db: SqliteDatabase): void {
+  upgradeTo(db, UNMAPPABLE_SCHEMA_VERSION, () => addColumn(db, 'outbox_events', 'unmappable', 'TEXT'));
 }
 
 /**
@@ -264,14 +264,10 @@ function upgradeToVersion5(db: SqliteDatabase): void {
  * attempt records the worker that made it (ledger_attempts.handled_by; null for older attempts).
  */
 function upgradeToVersion6(db: SqliteDatabase): void {
-  db.transaction(() => {
-    const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
-    if (current !== undefined && current.version >= LISTING_SCHEMA_VERSION) return;
+  upgradeTo(db, LISTING_SCHEMA_VERSION, () => {
     db.exec('CREATE INDEX IF NOT EXISTS outbox_events_enqueued ON outbox_events (tenant, enqueued_at, seq)');
-    const columns = db.prepare<[], { name: string }>('PRAGMA table_info(ledger_attempts)').all();
-    if (!columns.some((column) => column.name === 'handled_by')) db.exec('ALTER TABLE ledger_attempts ADD COLUMN handled_by TEXT');
-    db.prepare("UPDATE oncekit_schema SET version = ? WHERE module = 'outbox'").run(LISTING_SCHEMA_VERSION);
-  }).immediate();
+    addColumn(db, 'ledger_attempts', 'handled_by', 'TEXT');
+  });
 }
 
 /**
@@ -280,17 +276,13 @@ function upgradeToVersion6(db: SqliteDatabase): void {
  * its lease time; another's is its worker's clock, the closest there is.
  */
 function upgradeToVersion7(db: SqliteDatabase): void {
-  db.transaction(() => {
-    const current = db.prepare<[], { version: number }>("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get();
-    if (current !== undefined && current.version >= LANDED_SINCE_SCHEMA_VERSION) return;
-    const columns = db.prepare<[], { name: string }>('PRAGMA table_info(outbox_events)').all();
-    if (!columns.some((column) => column.name === 'landed_since')) db.exec('ALTER TABLE outbox_events ADD COLUMN landed_since INTEGER');
+  upgradeTo(db, LANDED_SINCE_SCHEMA_VERSION, () => {
+    addColumn(db, 'outbox_events', 'landed_since', 'INTEGER');
     db.exec(`UPDATE outbox_events SET landed_since = (
                SELECT min(started_at) FROM ledger_attempts
                WHERE event_seq = outbox_events.seq AND (outcome = 'abandoned' OR uncertain_requests > 0))
              WHERE may_have_landed = 1 AND landed_since IS NULL`);
-    db.prepare("UPDATE oncekit_schema SET version = ? WHERE module = 'outbox'").run(LANDED_SINCE_SCHEMA_VERSION);
-  }).immediate();
+  });
 }
 
 export type SqliteOutboxStoreOptions = OutboxStoreOptions & ({ readonly path: string } | { readonly db: SqliteDatabase });
@@ -651,6 +643,7 @@ export class SqliteOutboxStore implements OutboxStore {
           const seq = outboxSeqOfId(settlement.id);
           if (seq === null) return false;
           const attempt = settlement.attempt;
+          const landed = attempt !== null && attemptMayHaveLanded(attempt) ? 1 : 0;
           const updated = this.#sql.settle.get(
             settlement.to,
             settlement.to === 'pending' ? settlement.dueAt : null,
@@ -659,8 +652,8 @@ export class SqliteOutboxStore implements OutboxStore {
             now,
             attempt === null ? 0 : 1,
             attempt === null ? null : attempt.outcome,
-            attempt !== null && attemptMayHaveLanded(attempt) ? 1 : 0,
-            attempt !== null && attemptMayHaveLanded(attempt) ? 1 : 0,
+            landed,
+            landed,
             seq,
             settlement.owner,
           );

@@ -22,6 +22,17 @@ const VERSION_1 = [
 
 const input = (n: number) => JSON.stringify({ userId: `u${n}`, accountId: `a${n}`, events: [{ key: 'purchase' }] });
 
+/** Event n of tenant acme for `target`, identified by f:n and d:n. */
+const event = (n: number, target = 'https://t.test') => ({
+  tenant: 'acme',
+  target,
+  source: 'import',
+  sourceId: `f:${n}`,
+  dedupKey: `d:${n}`,
+  input: JSON.parse(input(n)),
+  keyDecision: null,
+});
+
 describe('SQLite outbox upgrade from version 1', () => {
   const dirs: { remove(): void }[] = [];
   afterEach(() => {
@@ -53,17 +64,7 @@ describe('SQLite outbox upgrade from version 1', () => {
       expect(await store.counts('acme')).toMatchObject({ pending: 1, delivered: 1 });
       const [leased] = await store.lease({ tenant: 'acme', target: 'https://any.target.test', owner: 'w', limit: 10, leaseMs: 1000 });
       expect(leased).toMatchObject({ sourceId: 'f:1', target: '' });
-      const [fresh] = await store.enqueue([
-        {
-          tenant: 'acme',
-          target: 'https://any.target.test',
-          source: 'import',
-          sourceId: 'f:9',
-          dedupKey: 'd:9',
-          input: JSON.parse(input(9)),
-          keyDecision: null,
-        },
-      ]);
+      const [fresh] = await store.enqueue([event(9, 'https://any.target.test')]);
       expect(fresh?.id).toBe(`ob_${(6).toString(36).padStart(11, '0')}`);
     } finally {
       await store.close();
@@ -82,17 +83,7 @@ describe('SQLite outbox upgrade from version 4 (to 5: unmappable dead letters)',
       const path = join(dir.path, 'oncekit.db');
       // A version 4 file: what the store wrote before version 5, i.e. today's tables without the new column.
       const first = new SqliteOutboxStore({ path });
-      await first.enqueue([
-        {
-          tenant: 'acme',
-          target: 'https://t.test',
-          source: 'import',
-          sourceId: 'f:1',
-          dedupKey: 'd:1',
-          input: JSON.parse(input(1)),
-          keyDecision: null,
-        },
-      ]);
+      await first.enqueue([event(1)]);
       await first.close();
       const old = new Database(path);
       old.exec('ALTER TABLE outbox_events DROP COLUMN unmappable');
@@ -181,9 +172,7 @@ describe('SQLite outbox upgrade from version 3 (requests with an unknown outcome
       expect(entry?.attempts.map((a) => a.uncertainRequests)).toEqual([1, 0]);
       const [throttled] = await store.findBySourceId('acme', 'f:2');
       expect(throttled?.attempts.map((a) => a.uncertainRequests)).toEqual([0, 0]);
-      const [again] = await store.enqueue([
-        { tenant: 'acme', target: 't', source: 'import', sourceId: 'f:4', dedupKey: 'd:4', input: JSON.parse(input(4)), keyDecision: null },
-      ]);
+      const [again] = await store.enqueue([event(4, 't')]);
       expect(again).toMatchObject({ outcome: 'existing', mayHaveLanded: true });
       // Version 7: the marked events know since when (their attempts that may have landed started at 1).
       const landed = await Promise.all(
@@ -205,15 +194,6 @@ describe('SQLite outbox upgrade from version 6 (to 7: when an attempt that may h
     try {
       const path = join(dir.path, 'oncekit.db');
       const first = new SqliteOutboxStore({ path });
-      const event = (n: number) => ({
-        tenant: 'acme',
-        target: 'https://t.test',
-        source: 'import',
-        sourceId: `f:${n}`,
-        dedupKey: `d:${n}`,
-        input: JSON.parse(input(n)),
-        keyDecision: null,
-      });
       const [uncertain, certain] = await first.enqueue([event(1), event(2)]);
       const lease = () => first.lease({ tenant: 'acme', target: 'https://t.test', owner: 'w', limit: 10, leaseMs: 60_000 });
       await lease();
