@@ -4,6 +4,7 @@ import {
   describeRawPayload,
   describeResendWindow,
   keyWindowClosesAt,
+  landingTimeOf,
   mayHaveLanded,
   UNMAPPABLE_ADVICE,
 } from '../../shared/outbox/ledger.js';
@@ -64,8 +65,10 @@ export function registerDeadLettersCommand(program: Command): void {
       }));
       const { keyWindowMs } = outboxDeliveryConfig();
       if (options.json) {
-        const resendSafeUntil = (entry: LedgerEntry) =>
-          entry.landedSince === null ? null : keyWindowClosesAt(entry.landedSince, keyWindowMs);
+        const resendSafeUntil = (entry: LedgerEntry) => {
+          const landedSince = landingTimeOf(entry);
+          return landedSince === null ? null : keyWindowClosesAt(landedSince, keyWindowMs);
+        };
         printJson({
           deadLetters: entries.map((entry) => ({ ...entry, mayHaveLanded: mayHaveLanded(entry), resendSafeUntil: resendSafeUntil(entry) })),
         });
@@ -213,7 +216,8 @@ async function deliver(
 
 function describeDeadLetter(entry: LedgerEntry, keyWindowMs: number, now: number): string {
   const flag = mayHaveLanded(entry) ? ' [may have landed]' : entry.input === null ? ' [unmappable]' : '';
-  const window = entry.landedSince === null ? '' : `\n  window: ${describeResendWindow(entry.landedSince, keyWindowMs, now)}`;
+  const landedSince = landingTimeOf(entry);
+  const window = landedSince === null ? '' : `\n  window: ${describeResendWindow(landedSince, keyWindowMs, now)}`;
   const head = `${entry.id}  ${entry.sourceId}  key ${entry.key ?? '(none)'}  died ${iso(entry.deadAt)}  ${entry.attempts.length} attempts${flag}\n  target: ${entry.target || '(any)'}\n  reason: ${entry.deadReason ?? '-'}${window}`;
   return entry.input === null ? `${head}\n  source: ${entry.source}\n  raw:    ${describeRawPayload(entry.unmappable)}` : head;
 }

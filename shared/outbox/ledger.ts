@@ -68,13 +68,25 @@ export function keyWindowClosesAt(landedSince: number, keyWindowMs: number): num
   return landedSince + keyWindowMs - KEY_WINDOW_MARGIN_MS;
 }
 
-/** Whether resending the event now could record it twice (see keyWindowClosesAt); its landedSince when so. */
+/**
+ * When the event may first have landed, for the retry guard and what an operator reads: the store's landedSince, else
+ * the earliest start among its attempts that may have landed. The second covers an event marked by an earlier version
+ * that did not keep landedSince (the one-time upgrades fill in only what was there when they ran), and one resent with
+ * --force-past-window that died again. Null when nothing may have landed.
+ */
+export function landingTimeOf(entry: Pick<LedgerEntry, 'landedSince' | 'attempts'>): number | null {
+  if (entry.landedSince !== null) return entry.landedSince;
+  const starts = entry.attempts.filter(attemptMayHaveLanded).map((attempt) => attempt.startedAt);
+  return starts.length === 0 ? null : Math.min(...starts);
+}
+
+/** Whether resending the event now could record it twice (see keyWindowClosesAt); when it may have landed, if so. */
 export function landedPastKeyWindow(
-  entry: Pick<LedgerEntry, 'landedSince'>,
+  entry: Pick<LedgerEntry, 'landedSince' | 'attempts'>,
   now: number,
   keyWindowMs: number,
 ): { readonly landedSince: number } | null {
-  const { landedSince } = entry;
+  const landedSince = landingTimeOf(entry);
   return landedSince === null || now < keyWindowClosesAt(landedSince, keyWindowMs) ? null : { landedSince };
 }
 
@@ -152,13 +164,12 @@ export function describeLedgerEntry(entry: LedgerEntry, window: { readonly keyWi
     const requests = attempt.requests > 1 || unknown ? ` (${attempt.requests} request${attempt.requests === 1 ? '' : 's'}${unknown})` : '';
     lines.push(`    #${attempt.number} ${iso(attempt.startedAt)} ${attempt.outcome}${requests}: ${describeAnswer(attempt)}`);
   }
-  if (entry.landedSince !== null) {
+  const landedSince = landingTimeOf(entry);
+  if (landedSince !== null) {
     lines.push(
-      `  landed?:    maybe: an attempt that started at ${iso(entry.landedSince)} got no definite answer, so the target may have ` +
-        `recorded this event already; ${describeResendWindow(entry.landedSince, window.keyWindowMs, window.now)}`,
+      `  landed?:    maybe: an attempt that started at ${iso(landedSince)} got no definite answer, so the target may have ` +
+        `recorded this event already; ${describeResendWindow(landedSince, window.keyWindowMs, window.now)}`,
     );
-  } else if (entry.state === 'dead' && mayHaveLanded(entry)) {
-    lines.push('  note:       an attempt got no definite answer, so the target may have recorded this event already');
   }
   const duplicate = describePossibleDuplicate(entry);
   if (duplicate !== null) lines.push(`  duplicate?: ${duplicate}`);

@@ -3,7 +3,7 @@ import { type Clock, systemClock } from '../../clock.js';
 import type { UserEventInput } from '../../events/user-event.js';
 import type { KeyDecision } from '../../keys/decide.js';
 import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
-import { attemptMayHaveLanded } from '../../outbox/ledger.js';
+import { attemptMayHaveLanded, landingTimeOf } from '../../outbox/ledger.js';
 import {
   abandonedAttempt,
   checkOutboxArgs,
@@ -493,10 +493,8 @@ export class RedisOutboxStore implements OutboxStore {
       const replies = (await lists.exec()) ?? [];
       const writes = this.#client.pipeline();
       marked.forEach((key, at) => {
-        const starts = attemptsOfStored((replies[at]?.[1] ?? []) as string[])
-          .filter(attemptMayHaveLanded)
-          .map((attempt) => attempt.startedAt);
-        if (starts.length > 0) writes.hsetnx(key, 'lsn', String(Math.min(...starts)));
+        const landedSince = landingTimeOf({ landedSince: null, attempts: attemptsOfStored((replies[at]?.[1] ?? []) as string[]) });
+        if (landedSince !== null) writes.hsetnx(key, 'lsn', String(landedSince));
       });
       await writes.exec();
     });
