@@ -55,6 +55,8 @@ const UNMAPPABLE_SCHEMA_VERSION = 5;
 const LISTING_SCHEMA_VERSION = 6;
 /** Version 7 keeps when an attempt that may have landed was leased (see upgradeToVersion7). */
 const LANDED_SINCE_SCHEMA_VERSION = 7;
+/** Version 8 indexes events by source and enqueue time, for the ledger's listing of one source (see upgradeToVersion8). */
+const SOURCE_LISTING_SCHEMA_VERSION = 8;
 /** Page cache of a connection the store opens itself, in KiB. */
 export const OUTBOX_CACHE_KIB = 65_536;
 
@@ -163,17 +165,28 @@ const STATE_INDEXES: Partial<Record<OutboxState, string>> = {
 
 /**
  * A page of the ledger, newest first. Filtered to a key or a source id, it reads that column's index (a handful of
- * events) and sorts them; filtered to a state that has its own partial index (pending, leased, dead), that index. Left
- * to itself (no statistics), the planner walked every event of the tenant newest first, checking each against the
- * filter, to spare itself the sort: 113 ms for dead letters at 77,000 events, 15 ms for a key at 100,000, blocking the
- * relay meanwhile. A source alone has no index of its own and is walked so.
+ * events) and sorts them; filtered to a state that has its own partial index (pending, leased, dead), that index; to a
+ * source, the source's events newest first, already in order. Left to itself (no statistics), the planner walked every
+ * event of the tenant newest first, checking each against the filter, to spare itself the sort: 113 ms for dead letters
+ * at 77,000 events, 15 ms for a key at 100,000, 18 ms for a source with a few events among 100,000, blocking the relay
+ * meanwhile.
  */
 export function listEventsSql(
   where: string,
-  filter: { readonly state?: OutboxState | undefined; readonly key?: string | undefined; readonly sourceId?: string | undefined },
+  filter: {
+    readonly state?: OutboxState | undefined;
+    readonly key?: string | undefined;
+    readonly sourceId?: string | undefined;
+    readonly source?: string | undefined;
+  },
 ): string {
   const stateIndex = filter.state === undefined ? undefined : STATE_INDEXES[filter.state];
-  const index = filter.key !== undefined ? 'outbox_events_key' : filter.sourceId !== undefined ? 'outbox_events_source_id' : stateIndex;
+  const index =
+    filter.key !== undefined
+      ? 'outbox_events_key'
+      : filter.sourceId !== undefined
+        ? 'outbox_events_source_id'
+        : (stateIndex ?? (filter.source !== undefined ? 'outbox_events_source' : undefined));
   const from = index ? `outbox_events INDEXED BY ${index}` : 'outbox_events';
   // The literal, as the partial index's WHERE has it (a bound parameter alone does not let SQLite use the index); only
   // the three states of STATE_INDEXES get here.
@@ -285,6 +298,16 @@ function upgradeToVersion7(db: SqliteDatabase): void {
   });
 }
 
+/**
+ * Version 8: the ledger's listing of one source (newest first) reads the source's events in order. Inserts add to the
+ * end of their source's range, so the index costs an enqueue about one page per source, not a page per event.
+ */
+function upgradeToVersion8(db: SqliteDatabase): void {
+  upgradeTo(db, SOURCE_LISTING_SCHEMA_VERSION, () => {
+    db.exec('CREATE INDEX IF NOT EXISTS outbox_events_source ON outbox_events (tenant, source, enqueued_at, seq)');
+  });
+}
+
 export type SqliteOutboxStoreOptions = OutboxStoreOptions & ({ readonly path: string } | { readonly db: SqliteDatabase });
 
 /** State changes of one transaction, summed per (tenant, target, source, state) and written to outbox_counts once. */
@@ -349,6 +372,7 @@ export class SqliteOutboxStore implements OutboxStore {
     upgradeToVersion5(this.#db);
     upgradeToVersion6(this.#db);
     upgradeToVersion7(this.#db);
+    upgradeToVersion8(this.#db);
     const db = this.#db;
     const syncLevel = Number(db.pragma('synchronous', { simple: true }));
     const fullSyncWal = !db.memory && String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal' && syncLevel >= 2;
@@ -722,7 +746,7 @@ export class SqliteOutboxStore implements OutboxStore {
     const { limit, offset, ...filter } = checkOutboxArgs.listEvents(query);
     const { where, params } = eventFilterSql(tenant, filter, () => '?');
     return this.#read('listEvents', () => {
-      // A source has no index of its own (see listEventsSql); the counts say at once when it has nothing to walk for.
+      // The counts say at once when a source has nothing to list.
       if (filter.source !== undefined && filter.key === undefined && filter.sourceId === undefined) {
         const state = filter.state ?? null;
         const target = filter.target ?? null;

@@ -108,7 +108,7 @@ describe('SQLite outbox upgrade from version 4 (to 5: unmappable dead letters)',
       expect(await store.get('acme', dead?.id ?? '')).toMatchObject({ state: 'dead', unmappable: raw });
       await store.close();
       const check = new Database(path);
-      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 7 });
+      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 8 });
       // Version 6: the listing's index by enqueue time.
       expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'outbox_events_enqueued'").get()).toBeDefined();
       check.close();
@@ -183,7 +183,7 @@ describe('SQLite outbox upgrade from version 3 (requests with an unknown outcome
       await store.close();
     }
     const version = new Database(path);
-    expect(version.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 7 });
+    expect(version.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 8 });
     version.close();
   });
 });
@@ -225,7 +225,34 @@ describe('SQLite outbox upgrade from version 6 (to 7: when an attempt that may h
       ]);
       await store.close();
       const check = new Database(path);
-      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 7 });
+      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 8 });
+      check.close();
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
+describe('SQLite outbox upgrade from version 7 (to 8: the listing of one source)', () => {
+  it("indexes the events already there by source and enqueue time, and lists a source's events off it", async () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir.path, 'oncekit.db');
+      const first = new SqliteOutboxStore({ path });
+      await first.enqueue([event(1), { ...event(2), source: 'keygen', sourceId: 'keygen-2' }, event(3)]);
+      await first.close();
+      // A version 7 file: today's tables without the new index.
+      const old = new Database(path);
+      old.exec('DROP INDEX outbox_events_source');
+      old.exec("UPDATE oncekit_schema SET version = 7 WHERE module = 'outbox'");
+      old.close();
+
+      const store = new SqliteOutboxStore({ path });
+      expect((await store.listEvents('acme', { source: 'keygen' })).entries.map((entry) => entry.sourceId)).toEqual(['keygen-2']);
+      await store.close();
+      const check = new Database(path);
+      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 8 });
+      expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'outbox_events_source'").get()).toBeDefined();
       check.close();
     } finally {
       dir.remove();

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { manualClock } from '../../../../shared/clock.js';
 import { SqliteOutboxStore } from '../../../../shared/outbox/index.js';
 import { eventFilterSql } from '../../../../shared/state/outbox-rows.js';
 import { activitySql, listEventsSql, POSSIBLE_DUPLICATES_SQL } from '../../../../shared/state/sqlite/outbox.js';
@@ -144,6 +145,52 @@ describe('SQLite outbox listing by state', () => {
       const listed = await store.listEvents('acme', filter);
       const expected = 'state' in filter && filter.state === 'dead' ? [] : [['plan-key-7', 'row:7']];
       expect(listed.entries.map((entry) => [entry.key, entry.sourceId])).toEqual(expected);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('SQLite outbox listing by source', () => {
+  it("lists one source's events off its own index, newest first and already in order: never a walk over the tenant", async () => {
+    const path = tempDbPath();
+    const clock = manualClock();
+    const store = new SqliteOutboxStore({ path, clock });
+    try {
+      // Many events of one source, and three of another among them, each a millisecond apart.
+      for (let index = 0; index < 60; index += 1) {
+        const source = index % 20 === 7 ? 'keygen' : 'segment';
+        await store.enqueue([outboxEvent({ source, sourceId: `${source}-${index}`, dedupKey: `source-plan-${index}` })]);
+        clock.advance(1);
+      }
+      const filter = { source: 'keygen' };
+      const { where, params } = eventFilterSql('acme', filter, () => '?');
+      expect(queryPlan(path, listEventsSql(where, filter), [...params, 10, 0])).toEqual([
+        'SEARCH outbox_events USING INDEX outbox_events_source (tenant=? AND source=?)',
+      ]);
+      const listed = await store.listEvents('acme', { source: 'keygen', limit: 2 });
+      expect(listed.entries.map((entry) => entry.sourceId)).toEqual(['keygen-47', 'keygen-27']);
+      expect(listed.hasMore).toBe(true);
+      expect((await store.listEvents('acme', { source: 'keygen', offset: 2 })).entries.map((entry) => entry.sourceId)).toEqual([
+        'keygen-7',
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('lists a source in a state that has its own partial index off that index (fewer events than the source has)', async () => {
+    const path = tempDbPath();
+    const store = new SqliteOutboxStore({ path });
+    await store.enqueue([outboxEvent({ source: 'keygen' })]);
+    try {
+      const filter = { source: 'keygen', state: 'pending' } as const;
+      const { where, params } = eventFilterSql('acme', filter, () => '?');
+      expect(queryPlan(path, listEventsSql(where, filter), [...params, 10, 0])).toEqual([
+        'SEARCH outbox_events USING INDEX outbox_events_due (tenant=?)',
+        'USE TEMP B-TREE FOR ORDER BY',
+      ]);
+      expect((await store.listEvents('acme', filter)).entries).toHaveLength(1);
     } finally {
       await store.close();
     }
