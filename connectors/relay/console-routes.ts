@@ -328,7 +328,7 @@ export function registerConsoleRoutes(app: FastifyInstance, options: ConsoleRout
 
   app.get(
     '/api/instances',
-    guard(async () => ({ now: Date.now(), instances: await options.instances.list() })),
+    guard(async () => ({ instances: await options.instances.list() })),
   );
 }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { z } from 'zod';
 import type { CheckpointStore } from '../../shared/state/checkpoints.js';
 
 // package.json is two folders up from connectors/relay/ in the sources, three from dist/connectors/relay/.
@@ -14,21 +15,38 @@ export const RELAY_VERSION: string = (JSON.parse(readFileSync(packageJson, 'utf8
 export const HEARTBEAT_MS = 5_000;
 const ALIVE_FOR_MS = 3 * HEARTBEAT_MS;
 
-/** What one relay instance says about itself, in the store every instance shares. */
-export interface InstanceHeartbeat {
-  readonly id: string;
-  readonly version: string;
-  readonly host: string;
-  readonly pid: number;
-  readonly target: string;
-  readonly startedAt: number;
-  readonly lastSeenAt: number;
+const count = z.number().int().nonnegative();
+const time = z.number().finite();
+
+/**
+ * What one relay instance says about itself, in the store every instance shares. Read back through this schema: another
+ * version's heartbeat, or anything else written under the scope, is checked, not trusted.
+ */
+const instanceHeartbeatSchema = z.object({
+  id: z.string(),
+  version: z.string(),
+  host: z.string(),
+  pid: z.number().int(),
+  target: z.string(),
+  startedAt: time,
+  lastSeenAt: time,
   /** What this instance's worker settled since it started. */
-  readonly delivered: number;
-  readonly duplicate: number;
-  readonly dead: number;
+  delivered: count,
+  duplicate: count,
+  dead: count,
   /** When it stopped cleanly; null while it runs (or if it died). */
-  readonly stoppedAt: number | null;
+  stoppedAt: time.nullable(),
+});
+export type InstanceHeartbeat = z.infer<typeof instanceHeartbeatSchema>;
+
+/** The heartbeat in a stored position, or null when it is not one (unreadable JSON, another shape). */
+function heartbeatOf(position: string): InstanceHeartbeat | null {
+  try {
+    const parsed = instanceHeartbeatSchema.safeParse(JSON.parse(position));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
 }
 
 export interface InstanceView extends InstanceHeartbeat {
@@ -57,13 +75,10 @@ export function instanceRegistry(checkpoints: CheckpointStore, tenant: string): 
       const now = Date.now();
       const rows = await checkpoints.list(scope, 200);
       const instances = rows.flatMap(({ position, savedAgoMs }): InstanceView[] => {
-        try {
-          const beat = JSON.parse(position) as InstanceHeartbeat;
-          const seenAgoMs = savedAgoMs ?? Math.max(0, now - beat.lastSeenAt);
-          return [{ ...beat, alive: beat.stoppedAt === null && seenAgoMs < ALIVE_FOR_MS, seenAgoMs }];
-        } catch {
-          return [];
-        }
+        const beat = heartbeatOf(position);
+        if (beat === null) return [];
+        const seenAgoMs = savedAgoMs ?? Math.max(0, now - beat.lastSeenAt);
+        return [{ ...beat, alive: beat.stoppedAt === null && seenAgoMs < ALIVE_FOR_MS, seenAgoMs }];
       });
       return instances.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
     },

@@ -74,4 +74,14 @@ describe('instance registry', () => {
       'old-silent': false,
     });
   });
+
+  it('leaves out what is stored under the scope but is not a heartbeat, instead of showing it or failing the list', async () => {
+    const saved = new MemoryCheckpointStore();
+    await saved.save(SCOPE, 'good', JSON.stringify(heartbeat('good', Date.now())));
+    await saved.save(SCOPE, 'not-json', '{"id":');
+    await saved.save(SCOPE, 'other-shape', JSON.stringify({ id: 'other-shape', lastSeenAt: 'yesterday' }));
+    await saved.save(SCOPE, 'negative', JSON.stringify({ ...heartbeat('negative', Date.now()), delivered: -1 }));
+    const listed = await instanceRegistry(listedAs(saved, 0), TENANT).list();
+    expect(listed.map((instance) => instance.id)).toEqual(['good']);
+  });
 });
