@@ -218,13 +218,17 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     };
   }
 
-  /** `storeFinishedAt`: finishedAt on the store's clock (see storeTimeOf), which firstAttemptAt is on. */
+  /**
+   * `storeFinishedAt`: finishedAt on the store's clock (see storeTimeOf), which firstAttemptAt is on. `jitter`: the
+   * batch's one draw for its backoff (see deliver).
+   */
   function settlementFor(
     event: LeasedEvent,
     result: DeliveryResult,
     startedAt: number,
     finishedAt: number,
     storeFinishedAt: number,
+    jitter: number,
   ): Settlement {
     const attempt = attemptFrom(event, result, startedAt, finishedAt);
     const base = { id: event.id, owner, attempt };
@@ -237,7 +241,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
         // Retrying cannot help: the target refused the event itself.
         return { ...base, to: 'dead', reason: `rejected by the target: ${describeAnswer(attempt)}` };
       case 'failed': {
-        const delayMs = backoffDelayMs(attempt.number, backoff, random, result.retryAfterMs);
+        const delayMs = backoffDelayMs(attempt.number, backoff, () => jitter, result.retryAfterMs);
         const retryAt = storeFinishedAt + delayMs;
         const gaveUp = `gave up after ${attempt.number} attempt${attempt.number === 1 ? '' : 's'}: the next retry would fall past`;
         const lastAnswer = `last answer: ${describeAnswer(attempt)}`;
@@ -363,9 +367,12 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
         keeper.stop();
       }
       const finishedAt = clock.now();
+      // One draw per batch: events that failed together come due together and go out as one batch again. A draw per
+      // event scattered a batch of 100 into dozens of small requests to a target that was just recovering.
+      const jitter = random();
       sendable.forEach((event, index) => {
         const result = results[index];
-        if (result) settlements.push({ event, settlement: settlementFor(event, result, startedAt, finishedAt, storeNow(event)) });
+        if (result) settlements.push({ event, settlement: settlementFor(event, result, startedAt, finishedAt, storeNow(event), jitter) });
       });
     }
     const applied = await settle(settlements.map(({ settlement }) => settlement));

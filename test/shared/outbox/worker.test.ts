@@ -67,6 +67,8 @@ interface SetupOptions {
   readonly realTime?: boolean;
   /** How far the worker's (host's) clock runs behind the store's; negative: ahead. */
   readonly hostBehindMs?: number;
+  /** The worker's random draws; default always 0.5. */
+  readonly random?: () => number;
 }
 
 /** A memory outbox, a manual clock (unless realTime) and a worker for the sandbox; waits are recorded, not slept. */
@@ -91,7 +93,7 @@ function setup(options: SetupOptions = {}) {
       ? {}
       : {
           clock: options.hostBehindMs === undefined ? clock : { now: () => clock.now() - (options.hostBehindMs ?? 0) },
-          random: () => 0.5,
+          random: options.random ?? (() => 0.5),
           sleep: async (ms: number) => {
             sleeps.push(ms);
           },
@@ -226,6 +228,24 @@ describe('outbox worker', () => {
       [1, 'failed'],
       [2, 'accepted'],
     ]);
+  });
+
+  it('backs a failed batch off as one: its events come due together and go out again as one request, not scattered', async () => {
+    // Each draw differs: a draw per event would give each of the 20 its own due time.
+    let draws = 0;
+    const { store, worker, clock } = setup({ random: () => ((draws += 1) % 10) / 10 + 0.05 });
+    sandbox.faults.enqueue({ kind: 'status', status: 503 }, { kind: 'status', status: 503 }, { kind: 'status', status: 503 });
+    const ids = (await store.enqueue(Array.from({ length: 20 }, () => event()))).map((result) => result.id);
+    expect(await worker.runOnce()).toBe(20);
+    const entries = await Promise.all(ids.map((id) => store.get(TENANT, id)));
+    const dueTimes = new Set(entries.map((entry) => entry?.dueAt));
+    expect(dueTimes.size).toBe(1);
+    const [dueAt] = dueTimes;
+    clock.set(dueAt ?? 0);
+    const before = requestsTo();
+    expect(await worker.runOnce()).toBe(20);
+    expect(requestsTo() - before).toBe(1);
+    expect((await Promise.all(ids.map((id) => store.get(TENANT, id)))).every((entry) => entry?.state === 'delivered')).toBe(true);
   });
 
   it('honours Retry-After as the floor of the backoff', async () => {
