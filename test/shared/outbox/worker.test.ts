@@ -233,7 +233,11 @@ describe('outbox worker', () => {
   it('backs a failed batch off as one: its events come due together and go out again as one request, not scattered', async () => {
     // Each draw differs: a draw per event would give each of the 20 its own due time.
     let draws = 0;
-    const { store, worker, clock } = setup({ random: () => ((draws += 1) % 10) / 10 + 0.05 });
+    const random = (): number => {
+      draws += 1;
+      return (draws % 10) / 10 + 0.05;
+    };
+    const { store, worker, clock } = setup({ random });
     sandbox.faults.enqueue({ kind: 'status', status: 503 }, { kind: 'status', status: 503 }, { kind: 'status', status: 503 });
     const ids = (await store.enqueue(Array.from({ length: 20 }, () => event()))).map((result) => result.id);
     expect(await worker.runOnce()).toBe(20);
