@@ -369,10 +369,11 @@ export class SqliteOutboxStore implements OutboxStore {
     if (version !== undefined && version < 4) upgradeToVersion4(this.#db);
     // Every schema statement is idempotent, so later versions (new indexes) apply them all again.
     migrate(this.#db, 'outbox', SCHEMA_VERSION, SCHEMA);
-    upgradeToVersion5(this.#db);
-    upgradeToVersion6(this.#db);
-    upgradeToVersion7(this.#db);
-    upgradeToVersion8(this.#db);
+    // Each upgrade takes the write lock to re-read the version; a file already at the latest one (every open but the
+    // first after an update) skips them, so opening a store never waits behind a busy writer for nothing.
+    if (version === undefined || version < SOURCE_LISTING_SCHEMA_VERSION) {
+      for (const upgrade of [upgradeToVersion5, upgradeToVersion6, upgradeToVersion7, upgradeToVersion8]) upgrade(this.#db);
+    }
     const db = this.#db;
     const syncLevel = Number(db.pragma('synchronous', { simple: true }));
     const fullSyncWal = !db.memory && String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal' && syncLevel >= 2;

@@ -33,6 +33,27 @@ const event = (n: number, target = 'https://t.test') => ({
   keyDecision: null,
 });
 
+/** Makes the store's file at `path` an older version's: runs `statements` (taking out what it lacked), records `version`. */
+function asVersion(path: string, version: number, statements: readonly string[]): void {
+  const old = new Database(path);
+  for (const statement of statements) old.exec(statement);
+  old.prepare("UPDATE oncekit_schema SET version = ? WHERE module = 'outbox'").run(version);
+  old.close();
+}
+
+/** What the file records as the outbox's schema version, and the named index if the file has it. */
+function schemaOf(path: string, index = ''): { version: unknown; index: unknown } {
+  const check = new Database(path);
+  try {
+    return {
+      version: check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get(),
+      index: check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = ?").get(index),
+    };
+  } finally {
+    check.close();
+  }
+}
+
 describe('SQLite outbox upgrade from version 1', () => {
   const dirs: { remove(): void }[] = [];
   afterEach(() => {
@@ -85,10 +106,7 @@ describe('SQLite outbox upgrade from version 4 (to 5: unmappable dead letters)',
       const first = new SqliteOutboxStore({ path });
       await first.enqueue([event(1)]);
       await first.close();
-      const old = new Database(path);
-      old.exec('ALTER TABLE outbox_events DROP COLUMN unmappable');
-      old.exec("UPDATE oncekit_schema SET version = 4 WHERE module = 'outbox'");
-      old.close();
+      asVersion(path, 4, ['ALTER TABLE outbox_events DROP COLUMN unmappable']);
 
       const store = new SqliteOutboxStore({ path });
       const [kept] = await store.findBySourceId('acme', 'f:1');
@@ -107,11 +125,10 @@ describe('SQLite outbox upgrade from version 4 (to 5: unmappable dead letters)',
       ]);
       expect(await store.get('acme', dead?.id ?? '')).toMatchObject({ state: 'dead', unmappable: raw });
       await store.close();
-      const check = new Database(path);
-      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 8 });
+      const schema = schemaOf(path, 'outbox_events_enqueued');
+      expect(schema.version).toEqual({ version: 8 });
       // Version 6: the listing's index by enqueue time.
-      expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'outbox_events_enqueued'").get()).toBeDefined();
-      check.close();
+      expect(schema.index).toBeDefined();
       // Opening again changes nothing.
       const again = new SqliteOutboxStore({ path });
       expect(await again.counts('acme')).toMatchObject({ pending: 1, dead: 1 });
@@ -182,9 +199,7 @@ describe('SQLite outbox upgrade from version 3 (requests with an unknown outcome
     } finally {
       await store.close();
     }
-    const version = new Database(path);
-    expect(version.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 8 });
-    version.close();
+    expect(schemaOf(path).version).toEqual({ version: 8 });
   });
 });
 
@@ -210,10 +225,7 @@ describe('SQLite outbox upgrade from version 6 (to 7: when an attempt that may h
       await first.settle([{ id: uncertain?.id ?? '', owner: 'w', attempt: failedAttempt(8000, 503, 1), to: 'dead', reason: 'horizon' }]);
       await first.close();
       // A version 6 file: today's tables without the new column.
-      const old = new Database(path);
-      old.exec('ALTER TABLE outbox_events DROP COLUMN landed_since');
-      old.exec("UPDATE oncekit_schema SET version = 6 WHERE module = 'outbox'");
-      old.close();
+      asVersion(path, 6, ['ALTER TABLE outbox_events DROP COLUMN landed_since']);
 
       const store = new SqliteOutboxStore({ path });
       expect((await store.get('acme', uncertain?.id ?? ''))?.landedSince).toBe(5000);
@@ -224,9 +236,7 @@ describe('SQLite outbox upgrade from version 6 (to 7: when an attempt that may h
         expect.objectContaining({ id: uncertain?.id, landedSince: 5000, mayHaveLanded: true }),
       ]);
       await store.close();
-      const check = new Database(path);
-      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 8 });
-      check.close();
+      expect(schemaOf(path).version).toEqual({ version: 8 });
     } finally {
       dir.remove();
     }
@@ -242,18 +252,14 @@ describe('SQLite outbox upgrade from version 7 (to 8: the listing of one source)
       await first.enqueue([event(1), { ...event(2), source: 'keygen', sourceId: 'keygen-2' }, event(3)]);
       await first.close();
       // A version 7 file: today's tables without the new index.
-      const old = new Database(path);
-      old.exec('DROP INDEX outbox_events_source');
-      old.exec("UPDATE oncekit_schema SET version = 7 WHERE module = 'outbox'");
-      old.close();
+      asVersion(path, 7, ['DROP INDEX outbox_events_source']);
 
       const store = new SqliteOutboxStore({ path });
       expect((await store.listEvents('acme', { source: 'keygen' })).entries.map((entry) => entry.sourceId)).toEqual(['keygen-2']);
       await store.close();
-      const check = new Database(path);
-      expect(check.prepare("SELECT version FROM oncekit_schema WHERE module = 'outbox'").get()).toEqual({ version: 8 });
-      expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'outbox_events_source'").get()).toBeDefined();
-      check.close();
+      const schema = schemaOf(path, 'outbox_events_source');
+      expect(schema.version).toEqual({ version: 8 });
+      expect(schema.index).toBeDefined();
     } finally {
       dir.remove();
     }
