@@ -3,9 +3,9 @@ import { outboxDeliveryConfig } from '../../shared/outbox/config.js';
 import {
   describeRawPayload,
   describeResendWindow,
-  keyWindowClosesAt,
   landingTimeOf,
   mayHaveLanded,
+  resendSafeUntil,
   UNMAPPABLE_ADVICE,
 } from '../../shared/outbox/ledger.js';
 import { retryDeadLetters } from '../../shared/outbox/retry-dead.js';
@@ -65,12 +65,12 @@ export function registerDeadLettersCommand(program: Command): void {
       }));
       const { keyWindowMs } = outboxDeliveryConfig();
       if (options.json) {
-        const resendSafeUntil = (entry: LedgerEntry) => {
-          const landedSince = landingTimeOf(entry);
-          return landedSince === null ? null : keyWindowClosesAt(landedSince, keyWindowMs);
-        };
         printJson({
-          deadLetters: entries.map((entry) => ({ ...entry, mayHaveLanded: mayHaveLanded(entry), resendSafeUntil: resendSafeUntil(entry) })),
+          deadLetters: entries.map((entry) => ({
+            ...entry,
+            mayHaveLanded: mayHaveLanded(entry),
+            resendSafeUntil: resendSafeUntil(entry, keyWindowMs),
+          })),
         });
         return;
       }

@@ -2,14 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import {
-  describeKey,
-  isPossibleDuplicate,
-  keyWindowClosesAt,
-  landingTimeOf,
-  mayHaveLanded,
-  UNMAPPABLE_ADVICE,
-} from '../../shared/outbox/ledger.js';
+import { describeKey, isPossibleDuplicate, mayHaveLanded, resendSafeUntil, UNMAPPABLE_ADVICE } from '../../shared/outbox/ledger.js';
 import { retryDeadLetters } from '../../shared/outbox/retry-dead.js';
 import { type LedgerEntry, MAX_EVENT_PAGE, type OutboxStore, outboxStates } from '../../shared/outbox/types.js';
 import { formatPath } from '../../shared/validation.js';
@@ -193,7 +186,6 @@ function summaryOf(entry: LedgerEntry) {
 
 /** An event's whole story, secrets left out. */
 function detailOf(entry: LedgerEntry, keyWindowMs: number) {
-  const landedSince = landingTimeOf(entry);
   return {
     ...summaryOf(entry),
     tenant: entry.tenant,
@@ -205,7 +197,7 @@ function detailOf(entry: LedgerEntry, keyWindowMs: number) {
     firstAttemptAt: entry.firstAttemptAt,
     landedSince: entry.landedSince,
     // Past it, a retry is refused (the target may no longer remember the key); null when nothing may have landed.
-    resendSafeUntil: landedSince === null ? null : keyWindowClosesAt(landedSince, keyWindowMs),
+    resendSafeUntil: resendSafeUntil(entry, keyWindowMs),
     deadAt: entry.deadAt,
     possibleDuplicate: isPossibleDuplicate(entry),
     payload: entry.input === null ? null : redactSecrets(entry.input),

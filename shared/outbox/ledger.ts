@@ -80,6 +80,12 @@ export function landingTimeOf(entry: Pick<LedgerEntry, 'landedSince' | 'attempts
   return starts.length === 0 ? null : Math.min(...starts);
 }
 
+/** Until when a resend of the event is safe (see keyWindowClosesAt), as an operator is shown it; null: nothing may have landed. */
+export function resendSafeUntil(entry: Pick<LedgerEntry, 'landedSince' | 'attempts'>, keyWindowMs: number): number | null {
+  const landedSince = landingTimeOf(entry);
+  return landedSince === null ? null : keyWindowClosesAt(landedSince, keyWindowMs);
+}
+
 /** Whether resending the event now could record it twice (see keyWindowClosesAt); when it may have landed, if so. */
 export function landedPastKeyWindow(
   entry: Pick<LedgerEntry, 'landedSince' | 'attempts'>,
