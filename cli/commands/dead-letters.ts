@@ -8,7 +8,7 @@ import {
   resendSafeUntil,
   UNMAPPABLE_ADVICE,
 } from '../../shared/outbox/ledger.js';
-import { retryDeadLetters } from '../../shared/outbox/retry-dead.js';
+import { MAX_RETRY_SELECTION, retryDeadLetters } from '../../shared/outbox/retry-dead.js';
 import type { LedgerEntry, OutboxState, OutboxStore } from '../../shared/outbox/types.js';
 import { createOutboxWorker, type OutboxTarget, outboxTargetId } from '../../shared/outbox/worker.js';
 import {
@@ -128,6 +128,11 @@ export function registerDeadLettersCommand(program: Command): void {
               `not resent: ${item.id} (key ${item.key ?? 'none'}): ${item.why}. Check the target first (oncekit ledger show ${item.id}); --force-past-window sends it anyway\n`,
             );
           }
+          if (retried.moreMatching) {
+            process.stderr.write(
+              `more dead letters match than one retry takes (${MAX_RETRY_SELECTION}): run it again for the rest once these have settled\n`,
+            );
+          }
           const { requeued } = retried;
           if (delivery && requeued.length > 0) {
             // On a terminal only, and never with --json: the bar follows the requeued events as they settle.
@@ -143,7 +148,13 @@ export function registerDeadLettersCommand(program: Command): void {
           const entries = (await Promise.all(requeued.map((id) => store.get(tenant, id)))).filter(
             (entry): entry is LedgerEntry => entry !== undefined,
           );
-          return { entries, notRequeued: retried.notRequeued, refused: retried.refused, unmappable: retried.unmappable };
+          return {
+            entries,
+            notRequeued: retried.notRequeued,
+            refused: retried.refused,
+            unmappable: retried.unmappable,
+            moreMatching: retried.moreMatching,
+          };
         } finally {
           await delivery?.close();
         }
@@ -153,6 +164,7 @@ export function registerDeadLettersCommand(program: Command): void {
         state === 'delivered' || state === 'duplicate' || (options.enqueueOnly === true && state === 'pending');
       // Named unmappable ids could not be retried as asked; with --all they are only reported.
       const ok =
+        !result.moreMatching &&
         result.notRequeued.length === 0 &&
         result.refused.length === 0 &&
         (options.all === true || result.unmappable.length === 0) &&

@@ -17,22 +17,23 @@ interface LedgerListOptions extends StoreOptions {
   readonly key?: string;
   readonly sourceId?: string;
   readonly since?: string;
+  readonly until?: string;
   readonly limit: number;
   readonly offset: number;
   readonly json?: boolean;
 }
 
-/** --since: a duration back from now (`2h`, `30m`) or a time (`2026-12-04T10:00:00Z`). */
-export function sinceFrom(text: string, now: number): number {
+/** --since or --until: a duration back from now (`2h`, `30m`) or a time (`2026-12-04T10:00:00Z`). */
+export function sinceFrom(text: string, now: number, field: '--since' | '--until' = '--since'): number {
   if (/^\d{4}-\d{2}-\d{2}/.test(text)) {
     const at = Date.parse(text);
-    if (Number.isNaN(at)) throw new UsageError([{ field: '--since', reason: `not a time: ${JSON.stringify(text)}` }]);
+    if (Number.isNaN(at)) throw new UsageError([{ field, reason: `not a time: ${JSON.stringify(text)}` }]);
     return at;
   }
   try {
-    return now - parseDuration(text, '--since');
+    return now - parseDuration(text, field);
   } catch {
-    throw new UsageError([{ field: '--since', reason: `expected a duration (2h, 30m) or an ISO time, got ${JSON.stringify(text)}` }]);
+    throw new UsageError([{ field, reason: `expected a duration (2h, 30m) or an ISO time, got ${JSON.stringify(text)}` }]);
   }
 }
 
@@ -58,9 +59,13 @@ export function registerLedgerCommand(program: Command): void {
     .option('--key <key>', 'the idempotency key sent')
     .option('--source-id <id>', 'the source id (e.g. events.csv:17)')
     .option('--since <when>', 'enqueued since: a duration back from now (2h, 30m) or an ISO time')
+    .option('--until <when>', 'enqueued before: a duration back from now or an ISO time')
     .option('--limit <n>', `at most this many (1 to ${MAX_EVENT_PAGE})`, integerOption(1, MAX_EVENT_PAGE), 50)
     .option('--offset <n>', 'skip this many first', integerOption(0, 1_000_000), 0)
-    .option('--json', 'print {"entries":[...],"hasMore":bool} as JSON');
+    .option(
+      '--json',
+      'print {"entries":[...],"hasMore":bool} as JSON, with "searchStopped":{"searched","resumeUntil"} when a search stopped early',
+    );
   addStoreOptions(list)
     .addHelpText('after', "\nRead-only. `ledger show KEY` tells one event's story in full. Exit status: 0, or 2 for bad usage.")
     .action(async (options: LedgerListOptions) => {
@@ -77,6 +82,7 @@ export function registerLedgerCommand(program: Command): void {
         ...(options.key === undefined ? {} : { key: options.key }),
         ...(options.sourceId === undefined ? {} : { sourceId: options.sourceId }),
         ...(options.since === undefined ? {} : { since: sinceFrom(options.since, Date.now()) }),
+        ...(options.until === undefined ? {} : { until: sinceFrom(options.until, Date.now(), '--until') }),
         limit: options.limit,
         offset: options.offset,
       };
@@ -92,12 +98,21 @@ export function registerLedgerCommand(program: Command): void {
             possibleDuplicate: isPossibleDuplicate(entry),
           })),
           hasMore: page.hasMore,
+          ...(page.searchStopped === undefined ? {} : { searchStopped: page.searchStopped }),
         });
-      } else if (page.entries.length === 0) {
-        process.stdout.write(`no events in the ledger of tenant ${tenant} match\n`);
       } else {
-        process.stdout.write(`${page.entries.map(describeListed).join('\n')}\n`);
+        const stopped = page.searchStopped;
+        if (page.entries.length === 0) {
+          process.stdout.write(
+            `no events in the ledger of tenant ${tenant} match${stopped === undefined ? '' : ' among those searched'}\n`,
+          );
+        } else process.stdout.write(`${page.entries.map(describeListed).join('\n')}\n`);
         if (page.hasMore) process.stdout.write(`… more: --offset ${options.offset + options.limit}\n`);
+        if (stopped !== undefined) {
+          process.stdout.write(
+            `… searched the newest ${stopped.searched} events only; older ones: --until ${iso(stopped.resumeUntil)} --offset 0\n`,
+          );
+        }
       }
       process.exitCode = EXIT_OK;
     });

@@ -261,7 +261,13 @@ export function registerConsoleRoutes(app: FastifyInstance, options: ConsoleRout
 
   const listing = async (query: z.output<typeof eventsQuery>) => {
     const page = await outbox.listEvents(tenant, defined(query));
-    return { events: page.entries.map(summaryOf), hasMore: page.hasMore, limit: query.limit ?? 50, offset: query.offset ?? 0 };
+    return {
+      events: page.entries.map(summaryOf),
+      hasMore: page.hasMore,
+      limit: query.limit ?? 50,
+      offset: query.offset ?? 0,
+      ...(page.searchStopped === undefined ? {} : { searchStopped: page.searchStopped }),
+    };
   };
 
   app.get(
@@ -314,6 +320,7 @@ export function registerConsoleRoutes(app: FastifyInstance, options: ConsoleRout
         refused: result.refused.map((item) => ({ id: item.id, why: `not resent: ${item.why}` })),
         unmappable: result.unmappable.map((entry) => ({ id: entry.id, why: `not retried: ${UNMAPPABLE_ADVICE}` })),
         notRequeued: result.notRequeued.map((id) => ({ id, why: 'not a dead letter of this relay’s tenant and target; left alone' })),
+        moreMatching: result.moreMatching,
       };
     }),
   );

@@ -16,6 +16,8 @@ export interface RetryDeadRequest {
   /** Resend even those (the caller warns); default false. */
   readonly forcePastWindow?: boolean;
   readonly now?: number;
+  /** The most dead letters a `matching` selection takes; default MAX_RETRY_SELECTION. */
+  readonly maxSelection?: number;
 }
 
 /** An event the window guard kept back (or, when forced, let through): why, in one sentence. */
@@ -38,6 +40,8 @@ export interface RetryDeadResult {
   readonly unmappable: readonly LedgerEntry[];
   /** Named ids that are not dead letters of the tenant (or of the target): left alone. */
   readonly notRequeued: readonly string[];
+  /** More dead letters match than one retry takes (MAX_RETRY_SELECTION): retry again for the rest. */
+  readonly moreMatching: boolean;
 }
 
 /** The most dead letters one "all matching" retry takes (pages of the listing, so the walk is bounded). */
@@ -51,7 +55,9 @@ export const MAX_RETRY_SELECTION = 100_000;
 export async function retryDeadLetters(store: OutboxStore, request: RetryDeadRequest): Promise<RetryDeadResult> {
   const { tenant, target } = request;
   const now = request.now ?? Date.now();
-  const found = 'ids' in request.select ? await entriesOf(store, tenant, request.select.ids) : await matching(store, request);
+  const selection =
+    'ids' in request.select ? { entries: await entriesOf(store, tenant, request.select.ids), more: false } : await matching(store, request);
+  const found = selection.entries;
   const inTarget = (entry: LedgerEntry): boolean => target === undefined || entry.target === target || entry.target === '';
   const dead = found.filter((entry) => entry.state === 'dead' && inTarget(entry));
   const unmappable = dead.filter((entry) => entry.input === null);
@@ -86,21 +92,39 @@ export async function retryDeadLetters(store: OutboxStore, request: RetryDeadReq
   ];
   const handled = new Set([...requeued, ...refused.map((item) => item.id), ...unmappable.map((entry) => entry.id)]);
   const notRequeued = 'ids' in request.select ? request.select.ids.filter((id) => !handled.has(id)) : [];
-  return { requeued, refused, forced, unmappable, notRequeued };
+  return { requeued, refused, forced, unmappable, notRequeued, moreMatching: selection.more };
 }
 
 async function entriesOf(store: OutboxStore, tenant: string, ids: readonly string[]): Promise<LedgerEntry[]> {
   return (await Promise.all(ids.map((id) => store.get(tenant, id)))).filter((entry): entry is LedgerEntry => entry !== undefined);
 }
 
-async function matching(store: OutboxStore, request: RetryDeadRequest): Promise<LedgerEntry[]> {
+/** Every dead letter matching the filter, at most MAX_RETRY_SELECTION: pages of the listing, on past a search that stopped. */
+async function matching(store: OutboxStore, request: RetryDeadRequest): Promise<{ entries: LedgerEntry[]; more: boolean }> {
   const filter = 'matching' in request.select ? request.select.matching : {};
-  const all: LedgerEntry[] = [];
-  const limit = 200;
-  for (let offset = 0; offset < MAX_RETRY_SELECTION; offset += limit) {
-    const page = await store.listEvents(request.tenant, { ...filter, state: 'dead', limit, offset });
-    all.push(...page.entries);
-    if (!page.hasMore) break;
+  const found = new Map<string, LedgerEntry>();
+  const cap = request.maxSelection ?? MAX_RETRY_SELECTION;
+  const limit = Math.min(200, cap);
+  let until = filter.until;
+  let offset = 0;
+  for (;;) {
+    const page = await store.listEvents(request.tenant, {
+      ...filter,
+      ...(until === undefined ? {} : { until }),
+      state: 'dead',
+      limit,
+      offset,
+    });
+    // Entries of the millisecond a stopped search resumes at are listed twice.
+    for (const entry of page.entries) found.set(entry.id, entry);
+    if (found.size >= cap)
+      return { entries: [...found.values()].slice(0, cap), more: found.size > cap || page.hasMore || page.searchStopped !== undefined };
+    if (page.hasMore) offset += limit;
+    else if (page.searchStopped !== undefined) {
+      // A store's resume point moves back each time; one that did not would repeat the same page for ever.
+      if (until !== undefined && page.searchStopped.resumeUntil >= until) return { entries: [...found.values()], more: true };
+      until = page.searchStopped.resumeUntil;
+      offset = 0;
+    } else return { entries: [...found.values()], more: false };
   }
-  return all;
 }

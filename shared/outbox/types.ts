@@ -362,6 +362,19 @@ export interface EventPage {
   readonly entries: readonly LedgerEntry[];
   /** Whether a next page (offset + limit) has events. */
   readonly hasMore: boolean;
+  /**
+   * Set when the store stopped searching before the page was full: it reads at most a fixed number of events per call
+   * (Redis applies the filters after reading; the SQL stores never set this). Events enqueued before `resumeUntil` were
+   * not searched; list again with `until: resumeUntil` and offset 0 to go on (events of that one millisecond may repeat).
+   */
+  readonly searchStopped?: SearchStopped;
+}
+
+export interface SearchStopped {
+  /** How many events this call read. */
+  readonly searched: number;
+  /** Enqueued at or after this time: searched. List with `until` set to it for the rest. */
+  readonly resumeUntil: number;
 }
 
 /** What the activity charts need of one event: read from what the ledger keeps anyway. */

@@ -1,8 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openState } from '../../shared/state/open-state.js';
+import { DEFAULT_REDIS_LISTING_SCAN, RedisOutboxStore } from '../../shared/state/redis/outbox.js';
+import { connectTestRedis, deleteRedisKeys, redisEnv, skipRedisTests, uniqueRedisPrefix } from '../shared/state/redis/test-env.js';
 import { runCli } from './run-cli.js';
 
 const TENANT = 'ledger_list';
@@ -61,6 +64,8 @@ describe('oncekit ledger list', () => {
     expect(paged.stdout).toContain('… more: --offset 2');
     expect((await list('--since', '1h', '--json')).stdout).toContain('events.csv:1');
     expect((await list('--since', '2999-01-01T00:00:00Z')).stdout).toContain('no events');
+    expect((await list('--until', '2000-01-01T00:00:00Z')).stdout).toContain('no events');
+    expect((await list('--until', '2999-01-01T00:00:00Z', '--source', 'segment')).stdout).toContain('events.csv:2');
   });
 
   it('refuses bad filters naming the option', async () => {
@@ -70,8 +75,56 @@ describe('oncekit ledger list', () => {
     const since = await list('--since', 'yesterday-ish');
     expect(since.code).toBe(2);
     expect(since.stderr).toContain('--since');
+    const until = await list('--until', 'later');
+    expect(until.code).toBe(2);
+    expect(until.stderr).toContain('--until');
     const limit = await list('--limit', '500');
     expect(limit.code).toBe(2);
     expect(limit.stderr).toContain('--limit');
+  });
+});
+
+describe.skipIf(skipRedisTests)('oncekit ledger list on Redis, past the newest 20,000 events', () => {
+  const keyPrefix = uniqueRedisPrefix('ledger-list');
+  const env = { ONCEKIT_REDIS_PREFIX: keyPrefix, ONCEKIT_REDIS_ALLOW_VOLATILE: '1' };
+  const list = (...args: string[]) =>
+    runCli(['ledger', 'list', '--store', redisEnv.url, '--tenant', TENANT, '--source', 'import', ...args], { env });
+  let client: Redis;
+  beforeAll(async () => {
+    client = await connectTestRedis();
+    const outbox = new RedisOutboxStore({ client, keyPrefix });
+    const event = (n: number, source: string) => ({
+      tenant: TENANT,
+      target: 'https://t.test',
+      source,
+      sourceId: `s-${n}`,
+      dedupKey: `d-${n}`,
+      input: { userId: 'ann', accountId: 'ann', events: [{ key: 'purchase' }] },
+      keyDecision: null,
+    });
+    await outbox.enqueue([event(0, 'import')]);
+    // A millisecond later, so the import is older than every one of them.
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    for (let from = 1; from <= DEFAULT_REDIS_LISTING_SCAN; from += 1000) {
+      await outbox.enqueue(Array.from({ length: 1000 }, (_, at) => event(from + at, 'segment')));
+    }
+  }, 60_000);
+  afterAll(async () => {
+    await deleteRedisKeys(client, keyPrefix);
+    await client.quit();
+  });
+
+  it('says it searched only the newest, and --until from there finds the older event', async () => {
+    const first = await list();
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('no events in the ledger of tenant ledger_list match among those searched');
+    const hint = /searched the newest 20000 events only; older ones: --until (\S+) --offset 0/.exec(first.stdout);
+    expect(hint, first.stdout).not.toBeNull();
+    const json = JSON.parse((await list('--json')).stdout) as { searchStopped?: { searched: number; resumeUntil: number } };
+    expect(json.searchStopped?.searched).toBe(DEFAULT_REDIS_LISTING_SCAN);
+    expect(new Date(json.searchStopped?.resumeUntil ?? 0).toISOString()).toBe(hint?.[1]);
+    const older = await list('--until', hint?.[1] ?? '');
+    expect(older.stdout).toMatch(/ import {2}s-0 /);
+    expect(older.stdout).not.toContain('searched the newest');
   });
 });

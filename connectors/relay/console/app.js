@@ -345,7 +345,7 @@ function filterForm(params, dead) {
 /** The API query of the page's filters; `since` choices become times. */
 function apiQuery(params, dead) {
   const query = new URLSearchParams();
-  for (const name of ['source', 'key', 'sourceId', ...(dead ? [] : ['state']), 'offset']) {
+  for (const name of ['source', 'key', 'sourceId', ...(dead ? [] : ['state']), 'until', 'offset']) {
     const value = params.get(name);
     if (value) query.set(name, value);
   }
@@ -368,7 +368,7 @@ function stateCell(summary) {
 async function eventsPage(params, dead) {
   const query = apiQuery(params, dead);
   const page = await api(`/api/${dead ? 'dead-letters' : 'events'}?${query}`);
-  const filtered = ['source', 'key', 'sourceId', 'state', 'since'].some((name) => params.get(name));
+  const filtered = ['source', 'key', 'sourceId', 'state', 'since', 'until'].some((name) => params.get(name));
   const selected = new Set();
   const result = el('div', { class: 'result', role: 'status', 'aria-live': 'polite', id: 'retry-result' });
   const retry = async (body, what) => {
@@ -437,13 +437,15 @@ async function eventsPage(params, dead) {
       el('td', {}, last),
     );
   });
-  const empty = dead
-    ? filtered
-      ? 'No dead letters match these filters.'
-      : 'No dead letters: every event was delivered, found a duplicate, or is still on its way.'
-    : filtered
-      ? 'No events match these filters.'
-      : 'No events yet: nothing has been received or imported into this store.';
+  const empty = page.searchStopped
+    ? `No ${dead ? 'dead letters' : 'events'} match among those searched.`
+    : dead
+      ? filtered
+        ? 'No dead letters match these filters.'
+        : 'No dead letters: every event was delivered, found a duplicate, or is still on its way.'
+      : filtered
+        ? 'No events match these filters.'
+        : 'No events yet: nothing has been received or imported into this store.';
   const offset = page.offset;
   const pager = el(
     'nav',
@@ -454,9 +456,37 @@ async function eventsPage(params, dead) {
       : null,
     page.hasMore ? el('button', { type: 'button', onclick: () => go(params, dead, offset + page.limit) }, 'Next page') : null,
   );
+  // The store read only the newest part of the ledger (Redis reads a fixed number per call): say so, and go on from there.
+  const stopped = page.searchStopped
+    ? el(
+        'div',
+        { class: 'notice', id: 'search-stopped' },
+        el(
+          'p',
+          {},
+          `Searched the newest ${page.searchStopped.searched.toLocaleString('en')} events${params.get('until') ? ` enqueued before ${time(Number(params.get('until')))}` : ''}; events enqueued before ${time(page.searchStopped.resumeUntil)} were not searched.`,
+        ),
+        el('button', { type: 'button', onclick: () => older(page.searchStopped.resumeUntil) }, 'Search older events'),
+      )
+    : null;
+  const older = (until) => {
+    const next = new URLSearchParams(params);
+    next.set('until', String(until));
+    next.delete('offset');
+    location.hash = `#/${dead ? 'dead-letters' : 'events'}?${next}`;
+  };
+  const before = params.get('until')
+    ? el(
+        'p',
+        { class: 'muted', id: 'until-filter' },
+        `Enqueued before ${time(Number(params.get('until')))} · `,
+        el('a', { href: `#/${dead ? 'dead-letters' : 'events'}?${withoutUntil(params)}` }, 'back to the newest'),
+      )
+    : null;
   const matching = () => {
     const filter = {};
     for (const name of ['source', 'key', 'sourceId']) if (params.get(name)) filter[name] = params.get(name);
+    if (params.get('until')) filter.until = Number(params.get('until'));
     const since = SINCE_MS[params.get('since') || ''];
     if (since) filter.since = Date.now() - since;
     return filter;
@@ -498,8 +528,10 @@ async function eventsPage(params, dead) {
           'A retry keeps the event’s key and goes through the same checks as oncekit dead-letters retry: an event that may have landed longer ago than the target’s 24 h key window is not resent, and an unmappable one cannot be.',
         )
       : null,
+    before,
     actions,
     result,
+    stopped,
     page.events.length === 0
       ? el('p', { class: 'empty', id: 'empty' }, empty)
       : el(
@@ -523,6 +555,13 @@ async function eventsPage(params, dead) {
         ),
     pager,
   );
+}
+
+function withoutUntil(params) {
+  const next = new URLSearchParams(params);
+  next.delete('until');
+  next.delete('offset');
+  return next;
 }
 
 function go(params, dead, offset) {
@@ -562,6 +601,9 @@ function showRetryResult(holder, answer) {
         )
       : null,
     answer.notRequeued.length ? el('div', { class: 'notice' }, el('p', {}, 'Left alone:'), list(answer.notRequeued)) : null,
+    answer.moreMatching
+      ? el('p', { class: 'notice', id: 'more-matching' }, 'More dead letters match than one retry takes: retry again for the rest.')
+      : null,
   );
 }
 

@@ -39,6 +39,7 @@ import {
   outboxStates,
   type RecordUnmappableResult,
   type RequeueRequest,
+  type SearchStopped,
   type Settlement,
   type TenantTarget,
   type UnmappableEvent,
@@ -56,6 +57,8 @@ export interface RedisOutboxStoreOptions extends OutboxStoreOptions {
   readonly ownsClient?: boolean;
   /** Prefix of every key the store writes (the outbox under `{prefix}outbox:`); default DEFAULT_OUTBOX_REDIS_PREFIX. */
   readonly keyPrefix?: string;
+  /** How many events one listEvents call reads at most before it stops and says where; default DEFAULT_REDIS_LISTING_SCAN. */
+  readonly listingScanLimit?: number;
 }
 
 /*
@@ -403,8 +406,11 @@ const SCRIPTS = {
   prune: new LuaScript(PRUNE),
 };
 
-/** How many events one listEvents call reads at most (its filters are applied here, not in Redis), and per round trip. */
-const REDIS_LISTING_SCAN = 20_000;
+/**
+ * How many events one listEvents call reads at most by default (its filters are applied here, not in Redis), and per
+ * round trip. A listing that stops at it says so (EventPage.searchStopped).
+ */
+export const DEFAULT_REDIS_LISTING_SCAN = 20_000;
 const REDIS_LISTING_CHUNK = 500;
 
 /** How many settled events one pruneSettled call deletes by default (one script, so other operations wait for it). */
@@ -422,6 +428,7 @@ export class RedisOutboxStore implements OutboxStore {
   readonly #guard: RedisStateGuard;
   /** Only tests set it; without it the scripts read the server's TIME. */
   readonly #clock: Clock | undefined;
+  readonly #listingScanLimit: number;
 
   constructor(options: RedisOutboxStoreOptions) {
     const base = options.keyPrefix ?? DEFAULT_OUTBOX_REDIS_PREFIX;
@@ -430,6 +437,7 @@ export class RedisOutboxStore implements OutboxStore {
     this.#prefix = `${base}outbox:`;
     this.#guard = new RedisStateGuard(options.client, base);
     this.#clock = options.clock;
+    this.#listingScanLimit = options.listingScanLimit ?? DEFAULT_REDIS_LISTING_SCAN;
   }
 
   /** Writes (or reads) the marker now rather than at the first operation, and indexes older events; the openers call it. */
@@ -726,17 +734,16 @@ export class RedisOutboxStore implements OutboxStore {
   }
 
   /**
-   * Walks the tenant's events newest first (or the few with the key or source id asked for), reading only the fields
-   * the filters need, at most REDIS_LISTING_SCAN of them per call, then reads the page's entries.
+   * Reads candidates, then each one's filter fields, then the page's entries. The candidates: the few with the key or
+   * source id asked for; else the state's own sets (dead, due, leased) when they hold at most the scan limit; else the
+   * tenant's events newest first, at most the scan limit of them per call, saying where it stopped (searchStopped).
    */
   async listEvents(tenant: string, query?: EventListQuery): Promise<EventPage> {
     const { limit, offset, ...filter } = checkOutboxArgs.listEvents(query);
     return this.#call('listEvents', async () => {
       const tE = keyPart(tenant);
       const wanted = offset + limit + 1;
-      const matched: string[] = [];
-      const matches = (f: (string | null)[]): boolean => {
-        const [t, st, g, src, sid, key, enq] = f;
+      const matches = ([t, st, g, src, sid, key, enq]: (string | null)[]): boolean => {
         const enqueuedAt = Number(enq);
         return (
           t === tenant &&
@@ -749,40 +756,96 @@ export class RedisOutboxStore implements OutboxStore {
           (filter.until === undefined || enqueuedAt < filter.until)
         );
       };
-      const fieldsOf = async (ids: readonly string[]): Promise<(string | null)[][]> =>
-        (await this.#read((multi) => {
-          for (const id of ids) multi.hmget(`${this.#prefix}e:${id}`, 't', 'st', 'g', 'src', 'sid', 'key', 'enq');
-        })) as (string | null)[][];
-      if (filter.key !== undefined || filter.sourceId !== undefined) {
-        const index =
-          filter.key !== undefined
-            ? `${this.#prefix}key:${tE}:${keyPart(filter.key)}`
-            : `${this.#prefix}src:${tE}:${keyPart(filter.sourceId ?? '')}`;
-        const [ids] = (await this.#read((multi) => multi.zrange(index, 0, String(REDIS_LISTING_SCAN - 1)))) as [string[]];
-        const fields = ids.length === 0 ? [] : await fieldsOf(ids);
-        const found = ids
+      const fieldsOf = async (ids: readonly string[]): Promise<(string | null)[][]> => {
+        const fields: (string | null)[][] = [];
+        for (let at = 0; at < ids.length; at += REDIS_LISTING_CHUNK) {
+          const chunk = ids.slice(at, at + REDIS_LISTING_CHUNK);
+          fields.push(
+            ...((await this.#read((multi) => {
+              for (const id of chunk) multi.hmget(`${this.#prefix}e:${id}`, 't', 'st', 'g', 'src', 'sid', 'key', 'enq');
+            })) as (string | null)[][]),
+          );
+        }
+        return fields;
+      };
+      const page = async (matched: readonly string[], searchStopped?: SearchStopped): Promise<EventPage> => ({
+        entries: await this.#entries(tenant, matched.slice(offset, offset + limit)),
+        hasMore: matched.length > offset + limit,
+        ...(searchStopped === undefined ? {} : { searchStopped }),
+      });
+      const candidates = await this.#listingCandidates(tE, filter);
+      if (candidates !== null) {
+        const fields = await fieldsOf(candidates);
+        const found = candidates
           .map((id, at) => ({ id, f: fields[at] ?? [] }))
           .filter(({ f }) => matches(f))
           .sort((a, b) => Number(b.f[6]) - Number(a.f[6]) || (a.id < b.id ? 1 : -1));
-        matched.push(...found.map(({ id }) => id));
-      } else {
-        const max = filter.until === undefined ? '+inf' : `(${filter.until}`;
-        const min = filter.since === undefined ? '-inf' : String(filter.since);
-        for (let scanned = 0; scanned < REDIS_LISTING_SCAN && matched.length < wanted; scanned += REDIS_LISTING_CHUNK) {
-          const [ids] = (await this.#read((multi) =>
-            multi.zrevrangebyscore(`${this.#prefix}ev:${tE}`, max, min, 'LIMIT', scanned, REDIS_LISTING_CHUNK),
-          )) as [string[]];
-          if (ids.length === 0) break;
-          const fields = await fieldsOf(ids);
-          ids.forEach((id, at) => {
-            if (matches(fields[at] ?? [])) matched.push(id);
-          });
-          if (ids.length < REDIS_LISTING_CHUNK) break;
-        }
+        return page(found.map(({ id }) => id));
       }
-      const page = matched.slice(offset, offset + limit);
-      return { entries: await this.#entries(tenant, page), hasMore: matched.length > offset + limit };
+      const matched: string[] = [];
+      const max = filter.until === undefined ? '+inf' : `(${filter.until}`;
+      const min = filter.since === undefined ? '-inf' : String(filter.since);
+      let scanned = 0;
+      let oldestScanned: number | null = null;
+      while (matched.length < wanted) {
+        // Full chunks up to here and the page still short: older events may match. Those of the oldest scanned
+        // millisecond are searched again on resume (until is exclusive), so none is skipped; and a call goes on past
+        // the limit until it is beyond the millisecond it resumed at, so resuming always moves.
+        const resumeUntil = (oldestScanned ?? 0) + 1;
+        const movesOn = filter.until === undefined || resumeUntil < filter.until;
+        if (scanned >= this.#listingScanLimit && movesOn) return page(matched, { searched: scanned, resumeUntil });
+        const left = this.#listingScanLimit - scanned;
+        const asked = left > 0 ? Math.min(REDIS_LISTING_CHUNK, left) : REDIS_LISTING_CHUNK;
+        const [ids] = (await this.#read((multi) =>
+          multi.zrevrangebyscore(`${this.#prefix}ev:${tE}`, max, min, 'LIMIT', scanned, asked),
+        )) as [string[]];
+        if (ids.length === 0) break;
+        scanned += ids.length;
+        const fields = await fieldsOf(ids);
+        ids.forEach((id, at) => {
+          const f = fields[at] ?? [];
+          if (f[6] !== null && f[6] !== undefined) oldestScanned = Number(f[6]);
+          if (matches(f)) matched.push(id);
+        });
+        if (ids.length < asked) break;
+      }
+      return page(matched);
     });
+  }
+
+  /**
+   * The ids a listing can be decided from without walking the tenant's events: the key's or the source id's (few), or
+   * the state's own sets when together they hold at most the scan limit; null when the walk is needed.
+   */
+  async #listingCandidates(
+    tE: string,
+    filter: {
+      readonly key?: string | undefined;
+      readonly sourceId?: string | undefined;
+      readonly state?: OutboxState | undefined;
+      readonly target?: string | undefined;
+    },
+  ): Promise<string[] | null> {
+    const state = filter.state;
+    let sets: string[];
+    if (filter.key !== undefined) sets = [`${this.#prefix}key:${tE}:${keyPart(filter.key)}`];
+    else if (filter.sourceId !== undefined) sets = [`${this.#prefix}src:${tE}:${keyPart(filter.sourceId)}`];
+    else if (state === 'dead') sets = [`${this.#prefix}dead:${filter.target === undefined ? tE : `${tE}:${keyPart(filter.target)}`}`];
+    else if (state === 'pending' || state === 'leased') {
+      const [targets] = (
+        filter.target === undefined ? await this.#read((multi) => multi.smembers(`${this.#prefix}tg:${tE}`)) : [[keyPart(filter.target)]]
+      ) as [string[]];
+      sets = targets.map((gE) => `${this.#prefix}${state === 'pending' ? 'due' : 'lease'}:${tE}:${gE}`);
+    } else return null;
+    if (sets.length === 0) return [];
+    const sizes = (await this.#read((multi) => {
+      for (const set of sets) multi.zcard(set);
+    })) as number[];
+    if (sizes.reduce((sum, size) => sum + size, 0) > this.#listingScanLimit) return null;
+    const members = (await this.#read((multi) => {
+      for (const set of sets) multi.zrange(set, 0, '-1');
+    })) as string[][];
+    return [...new Set(members.flat())];
   }
 
   /**

@@ -1,10 +1,13 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RelayWithSandbox, startRelayOrSandbox } from '../../../cli/built-in-sandbox.js';
+import { type RelayWithSandbox, SANDBOX_TENANT, startRelayOrSandbox } from '../../../cli/built-in-sandbox.js';
 import { readRelayConfig } from '../../../connectors/relay/config.js';
+import { DEFAULT_REDIS_LISTING_SCAN, RedisOutboxStore } from '../../../shared/state/redis/outbox.js';
+import { connectTestRedis, deleteRedisKeys, redisEnv, skipRedisTests, uniqueRedisPrefix } from '../../shared/state/redis/test-env.js';
 
 /**
  * The operator console in a real browser: Debian's chromium driven by playwright-core (never a downloaded browser).
@@ -44,6 +47,22 @@ interface PageGlobals {
     querySelectorAll(selector: string): Iterable<PageElement>;
   };
   getComputedStyle(element: PageElement): { color: string; backgroundColor: string; visibility: string; display: string; fontSize: string };
+}
+
+function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
 }
 
 function startTheRelay(): Promise<RelayWithSandbox> {
@@ -174,19 +193,7 @@ describe.skipIf(!haveChromium && !required)('operator console (headless chromium
     dir = mkdtempSync(join(tmpdir(), 'oncekit-console-'));
     shots = mkdtempSync(join(tmpdir(), 'oncekit-console-shots-'));
     console.log(`console screenshots in ${shots}`);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     relay = await startTheRelay();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
@@ -417,5 +424,63 @@ describe.skipIf(!haveChromium && !required)('operator console (headless chromium
     await page.keyboard.press('Enter');
     await page.locator('#events-table').waitFor(WAIT);
     expect(page.url()).toContain('#/events');
+  });
+});
+
+describe.skipIf((!haveChromium && !required) || skipRedisTests)('operator console on Redis, past the newest 20,000 events', () => {
+  const keyPrefix = uniqueRedisPrefix('console-listing');
+  let client: Redis;
+  let redisBrowser: Browser;
+
+  beforeAll(async () => {
+    if (!haveChromium) throw new Error(`${CHROMIUM} is missing and CI is set: .ci/run installs it with apt-get install chromium`);
+    client = await connectTestRedis();
+    const outbox = new RedisOutboxStore({ client, keyPrefix });
+    const event = (n: number, source: string) => ({
+      tenant: SANDBOX_TENANT,
+      target: 'https://older.target.test',
+      source,
+      sourceId: `s-${n}`,
+      dedupKey: `d-${n}`,
+      input: { userId: 'ann', accountId: 'ann', events: [{ key: 'purchase' }] },
+      keyDecision: null,
+    });
+    await outbox.enqueue([event(0, 'import')]);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    for (let from = 1; from <= DEFAULT_REDIS_LISTING_SCAN; from += 1000) {
+      await outbox.enqueue(Array.from({ length: 1000 }, (_, at) => event(from + at, 'segment')));
+    }
+    relay = await startRelayOrSandbox(
+      readRelayConfig(
+        { port: 0, store: redisEnv.url },
+        { ONCEKIT_RELAY_SECRET: SECRET, ONCEKIT_LOG_LEVEL: 'silent', ONCEKIT_REDIS_PREFIX: keyPrefix, ONCEKIT_REDIS_ALLOW_VOLATILE: '1' },
+      ),
+    );
+    redisBrowser = await launchChromium();
+    context = await redisBrowser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(WAIT.timeout);
+  }, 60_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await redisBrowser?.close();
+    await relay?.stop();
+    await deleteRedisKeys(client, keyPrefix);
+    await client.quit();
+  });
+
+  it('says the search stopped, and "Search older events" goes on from there to the older event', async () => {
+    await open('#/events?source=import');
+    const stopped = page.locator('#search-stopped');
+    await stopped.filter({ hasText: 'Searched the newest 20,000 events' }).waitFor(WAIT);
+    expect(await page.locator('#empty').textContent()).toBe('No events match among those searched.');
+    await shot('events-search-stopped', 'a source filter on Redis that stopped after the newest 20,000 events, with "Search older events"');
+    await stopped.getByRole('button', { name: 'Search older events' }).click();
+    await page.locator('#events-table tbody tr').filter({ hasText: 's-0' }).waitFor(WAIT);
+    expect(await page.locator('#search-stopped').count()).toBe(0);
+    expect(await page.locator('#until-filter').textContent()).toContain('Enqueued before');
+    await page.getByRole('link', { name: 'back to the newest' }).click();
+    await page.locator('#search-stopped').waitFor(WAIT);
   });
 });

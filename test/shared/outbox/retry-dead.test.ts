@@ -38,4 +38,20 @@ describe('retryDeadLetters and the key window', () => {
     expect(landedPastKeyWindow(entry, 5_000 + 23 * HOUR, KEY_WINDOW_MS)).toEqual({ landedSince: 5_000 });
     expect(landedPastKeyWindow({ landedSince: null, attempts: [failedAttempt(1_000, 429, 0)] }, 100 * HOUR, KEY_WINDOW_MS)).toBeNull();
   });
+
+  it('takes at most maxSelection of every matching dead letter, says more match, and takes the rest next time', async () => {
+    const store = new MemoryOutboxStore({ clock: manualClock() });
+    await store.enqueue(Array.from({ length: 5 }, () => outboxEvent()));
+    const held = await store.lease({ tenant: TENANT, target: TARGET, owner: 'w', limit: 5, leaseMs: 60_000 });
+    await store.settle(held.map((event) => ({ id: event.id, owner: 'w', attempt: null, to: 'dead', reason: 'rejected' }) as const));
+    const retryAll = () =>
+      retryDeadLetters(store, { tenant: TENANT, select: { matching: {} }, keyWindowMs: KEY_WINDOW_MS, maxSelection: 3 });
+    const first = await retryAll();
+    expect(first.requeued).toHaveLength(3);
+    expect(first.moreMatching).toBe(true);
+    const second = await retryAll();
+    expect(second.requeued).toHaveLength(2);
+    expect(second.moreMatching).toBe(false);
+    expect(await store.counts(TENANT)).toMatchObject({ dead: 0, pending: 5 });
+  });
 });

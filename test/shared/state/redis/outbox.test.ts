@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RedisOutboxStore } from '../../../../shared/outbox/index.js';
+import { manualClock } from '../../../../shared/clock.js';
+import { RedisOutboxStore, retryDeadLetters } from '../../../../shared/outbox/index.js';
 import { describeOutboxStoreContract } from '../outbox-contract.js';
 import { connectTestRedis, deleteRedisKeys, redisEnv, skipRedisTests, uniqueRedisPrefix } from './test-env.js';
 
@@ -176,6 +177,94 @@ describe.skipIf(skipRedisTests)(`outbox on Redis at ${redisEnv.url}`, () => {
       const counts = keys.filter((key) => key.startsWith(`${P}n:`));
       expect(keys.filter((key) => !counts.includes(key))).toEqual([`${keyPrefix}marker`, `${P}tg:t%3A1`]);
       for (const key of counts) expect(new Set(Object.values(await client.hgetall(key)))).toEqual(new Set(['0']));
+    });
+  });
+
+  describe('a listing past its scan limit', () => {
+    const T = 'https://t.target.test';
+    const SCAN = 5;
+    let client: Redis;
+    let keyPrefix: string;
+    let store: RedisOutboxStore;
+    const clock = manualClock();
+    // Event n (1 to 12) is enqueued at ms n; 1 and 2 come from an import, the rest from segment.
+    const enqueueTwelve = async () => {
+      const ids: string[] = [];
+      for (let n = 1; n <= 12; n += 1) {
+        clock.set(n);
+        const source = n <= 2 ? 'import' : 'segment';
+        const input = { userId: 'u', accountId: 'a', events: [{ key: 'signup' }], idempotencyKey: `key-000${n}` };
+        const [result] = await store.enqueue([
+          { tenant: 't', target: T, source, sourceId: `s${n}`, dedupKey: `d${n}`, input, keyDecision: null },
+        ]);
+        ids.push(result?.id ?? '');
+      }
+      return ids;
+    };
+    const kill = async (count: number) => {
+      const held = await store.lease({ tenant: 't', target: T, owner: 'w', limit: count, leaseMs: 1000 });
+      await store.settle(held.map((event) => ({ id: event.id, owner: 'w', attempt: null, to: 'dead', reason: 'rejected' }) as const));
+      return held.map((event) => event.id);
+    };
+    beforeEach(async () => {
+      client = await connectTestRedis();
+      keyPrefix = uniqueRedisPrefix('outbox-listing');
+      store = new RedisOutboxStore({ client, keyPrefix, clock, listingScanLimit: SCAN });
+    });
+    afterEach(async () => {
+      await deleteRedisKeys(client, keyPrefix);
+      await client.quit();
+    });
+
+    it('says where it stopped, and resuming from there finds the older events without skipping any', async () => {
+      const ids = await enqueueTwelve();
+      const first = await store.listEvents('t', { source: 'import' });
+      expect(first).toEqual({ entries: [], hasMore: false, searchStopped: { searched: SCAN, resumeUntil: 9 } });
+      const second = await store.listEvents('t', { source: 'import', until: 9 });
+      expect(second).toEqual({ entries: [], hasMore: false, searchStopped: { searched: SCAN, resumeUntil: 5 } });
+      const third = await store.listEvents('t', { source: 'import', until: 5 });
+      expect(third.entries.map((entry) => entry.id)).toEqual([ids[1], ids[0]]);
+      expect(third.searchStopped).toBeUndefined();
+      // A page filled within the limit is complete.
+      expect(await store.listEvents('t', { limit: 3 })).toMatchObject({ hasMore: true });
+      expect((await store.listEvents('t', { limit: 3 })).searchStopped).toBeUndefined();
+    });
+
+    it('goes past the limit rather than stop inside the millisecond it resumed at', async () => {
+      clock.set(100);
+      const events = Array.from({ length: 8 }, (_, n) => ({
+        tenant: 't',
+        target: T,
+        source: n === 0 ? 'import' : 'segment',
+        sourceId: `s${n}`,
+        dedupKey: `d${n}`,
+        input: { userId: 'u', accountId: 'a', events: [{ key: 'signup' }] },
+        keyDecision: null,
+      }));
+      const [oldest] = await store.enqueue(events);
+      const page = await store.listEvents('t', { source: 'import', until: 101 });
+      expect(page.entries.map((entry) => entry.id)).toEqual([oldest?.id]);
+      expect(page.searchStopped).toBeUndefined();
+    });
+
+    it('lists dead letters from the dead set, however many newer events there are, and the walk once they outnumber the limit', async () => {
+      await enqueueTwelve();
+      const dead = await kill(2);
+      const page = await store.listEvents('t', { state: 'dead' });
+      expect(page.entries.map((entry) => entry.id).sort()).toEqual([...dead].sort());
+      expect(page.searchStopped).toBeUndefined();
+      await kill(5);
+      const walked = await store.listEvents('t', { state: 'dead' });
+      expect(walked.searchStopped).toEqual({ searched: SCAN, resumeUntil: 9 });
+    });
+
+    it('retries every dead letter matching, following the listing past each stop', async () => {
+      await enqueueTwelve();
+      const dead = await kill(9);
+      const result = await retryDeadLetters(store, { tenant: 't', select: { matching: {} }, keyWindowMs: 86_400_000, now: clock.now() });
+      expect([...result.requeued].sort()).toEqual([...dead].sort());
+      expect(result.moreMatching).toBe(false);
+      expect(await store.counts('t')).toMatchObject({ dead: 0, pending: 12 });
     });
   });
 });
