@@ -403,12 +403,19 @@ export class SqliteOutboxStore implements OutboxStore {
         `SELECT * FROM outbox_events WHERE tenant = ? AND target IN (?, '') AND state = 'leased' AND lease_expires_at <= ?
          ORDER BY lease_expires_at, seq LIMIT ?`,
       ),
-      dueEvents: db.prepare<[string, string, number, number], OutboxEventRow>(
-        `SELECT * FROM outbox_events WHERE tenant = ? AND target IN (?, '') AND state = 'pending' AND due_at <= ? ORDER BY due_at, seq LIMIT ?`,
+      // Read from the due index alone (it holds both columns): a row is read once, by the update that leases it.
+      dueEvents: db.prepare<[string, string, number, number], { seq: number; due_at: number }>(
+        `SELECT seq, due_at FROM outbox_events WHERE tenant = ? AND target IN (?, '') AND state = 'pending' AND due_at <= ?
+         ORDER BY due_at, seq LIMIT ?`,
       ),
       takeLease: db.prepare(
         `UPDATE outbox_events SET state = 'leased', owner = ?, leased_at = ?, lease_expires_at = ?, due_at = NULL,
            first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ? WHERE seq = ?`,
+      ),
+      takeDueLease: db.prepare<unknown[], LeasedDueRow>(
+        `UPDATE outbox_events SET state = 'leased', owner = ?, leased_at = ?, lease_expires_at = ?, due_at = NULL,
+           first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ? WHERE seq = ? AND state = 'pending'
+         RETURNING seq, tenant, target, source, source_id, input, first_attempt_at, attempt_count, may_have_landed, landed_since`,
       ),
       settle: db.prepare<unknown[], { attempt_count: number; tenant: string; target: string; source: string }>(
         `UPDATE outbox_events SET state = ?, owner = NULL, leased_at = NULL, lease_expires_at = NULL, due_at = ?,
@@ -609,33 +616,31 @@ export class SqliteOutboxStore implements OutboxStore {
     return this.#run('lease', (counts) => {
       const expired = this.#sql.expiredLeases.all(tenant, target, now, limit);
       const due = this.#sql.dueEvents.all(tenant, target, now, limit);
-      const chosen = [...expired, ...due].sort((a, b) => rowDueTime(a) - rowDueTime(b) || a.seq - b.seq).slice(0, limit);
-      return chosen.map((row): LeasedEvent => {
-        let previousAttempts = row.attempt_count;
-        if (row.state === 'leased') {
-          const attempt = abandonedAttempt(previousAttempts + 1, row.leased_at ?? now, now, row.owner ?? 'unknown');
-          this.#insertAttempt(row.seq, attempt);
-          this.#sql.abandon.run(row.seq);
-          previousAttempts += 1;
-        } else counts.move(row, 'pending', 'leased');
+      const chosen: ({ expired: OutboxEventRow } | { due: number })[] = [
+        ...expired.map((row) => ({ at: row.lease_expires_at ?? Number.POSITIVE_INFINITY, seq: row.seq, pick: { expired: row } })),
+        ...due.map((row) => ({ at: row.due_at, seq: row.seq, pick: { due: row.seq } })),
+      ]
+        .sort((a, b) => a.at - b.at || a.seq - b.seq)
+        .slice(0, limit)
+        .map(({ pick }) => pick);
+      const leased: LeasedEvent[] = [];
+      for (const pick of chosen) {
+        if ('due' in pick) {
+          const row = this.#sql.takeDueLease.get(owner, now, now + leaseMs, now, now, pick.due);
+          if (row === undefined) continue;
+          counts.move(row, 'pending', 'leased');
+          leased.push(leasedEventOf(row, owner, now, leaseMs, row.attempt_count, row.may_have_landed === 1, row.landed_since));
+          continue;
+        }
+        // An expired lease is an abandoned attempt: it may have landed.
+        const row = pick.expired;
+        const attempt = abandonedAttempt(row.attempt_count + 1, row.leased_at ?? now, now, row.owner ?? 'unknown');
+        this.#insertAttempt(row.seq, attempt);
+        this.#sql.abandon.run(row.seq);
         this.#sql.takeLease.run(owner, now, now + leaseMs, now, now, row.seq);
-        return {
-          id: outboxIdOfSeq(row.seq),
-          tenant: row.tenant,
-          target: row.target,
-          source: row.source,
-          sourceId: row.source_id,
-          input: JSON.parse(row.input) as UserEventInput,
-          firstAttemptAt: row.first_attempt_at ?? now,
-          leasedAt: now,
-          leaseExpiresAt: now + leaseMs,
-          owner,
-          previousAttempts,
-          // An expired lease is an abandoned attempt: it may have landed.
-          mayHaveLanded: row.may_have_landed === 1 || row.state === 'leased',
-          landedSince: row.landed_since ?? (row.state === 'leased' ? row.leased_at : null),
-        };
-      });
+        leased.push(leasedEventOf(row, owner, now, leaseMs, row.attempt_count + 1, true, row.landed_since ?? row.leased_at));
+      }
+      return leased;
     });
   }
 
@@ -837,5 +842,34 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 }
 
-const rowDueTime = (row: OutboxEventRow): number =>
-  (row.state === 'pending' ? row.due_at : row.lease_expires_at) ?? Number.POSITIVE_INFINITY;
+/** What a lease reads back of each event it takes. */
+type LeasedDueRow = Pick<
+  OutboxEventRow,
+  'seq' | 'tenant' | 'target' | 'source' | 'source_id' | 'input' | 'first_attempt_at' | 'attempt_count' | 'may_have_landed' | 'landed_since'
+>;
+
+function leasedEventOf(
+  row: LeasedDueRow,
+  owner: string,
+  now: number,
+  leaseMs: number,
+  previousAttempts: number,
+  mayHaveLanded: boolean,
+  landedSince: number | null,
+): LeasedEvent {
+  return {
+    id: outboxIdOfSeq(row.seq),
+    tenant: row.tenant,
+    target: row.target,
+    source: row.source,
+    sourceId: row.source_id,
+    input: JSON.parse(row.input) as UserEventInput,
+    firstAttemptAt: row.first_attempt_at ?? now,
+    leasedAt: now,
+    leaseExpiresAt: now + leaseMs,
+    owner,
+    previousAttempts,
+    mayHaveLanded,
+    landedSince,
+  };
+}
