@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../../shared/log.js';
 import { openState } from '../../../../shared/state/open-state.js';
 import { describeCheckpointContract } from '../checkpoints-contract.js';
 import { connectTestRedis, deleteRedisKeys, redisEnv, skipRedisTests, uniqueRedisPrefix } from './test-env.js';
@@ -9,7 +10,7 @@ describe.skipIf(skipRedisTests)(`on Redis at ${redisEnv.url}`, () => {
     return {
       location: { kind: 'redis', url: redisEnv.url },
       // The test Redis keeps nothing on disk; these tests are about the contract, not persistence.
-      options: { redisKeyPrefix, allowVolatile: true },
+      options: { redisKeyPrefix, allowVolatile: true, logger: silentLogger },
       dispose: async () => {
         const client = await connectTestRedis();
         await deleteRedisKeys(client, redisKeyPrefix);
@@ -21,7 +22,7 @@ describe.skipIf(skipRedisTests)(`on Redis at ${redisEnv.url}`, () => {
   it('lists a position saved before save times were kept (an older version) with no age', async () => {
     const redisKeyPrefix = uniqueRedisPrefix('checkpoints-legacy');
     const client = await connectTestRedis();
-    const state = await openState({ kind: 'redis', url: redisEnv.url }, { redisKeyPrefix, allowVolatile: true });
+    const state = await openState({ kind: 'redis', url: redisEnv.url }, { redisKeyPrefix, allowVolatile: true, logger: silentLogger });
     try {
       await state.checkpoints.save('acme', '/event/A__e', '42');
       await state.checkpoints.save('acme', '/event/B__e', '9');
