@@ -358,6 +358,11 @@ export interface EventListQuery {
   readonly offset?: number;
 }
 
+/** A listing's filters as checked, each absent or given (EventListQuery without its paging). */
+export type EventFilter = {
+  readonly [K in Exclude<keyof EventListQuery, 'limit' | 'offset'>]?: EventListQuery[K] | undefined;
+};
+
 export interface EventPage {
   readonly entries: readonly LedgerEntry[];
   /** Whether a next page (offset + limit) has events. */

@@ -1,6 +1,6 @@
 import type { UserEventInput } from '../events/user-event.js';
 import type { KeyDecision } from '../keys/decide.js';
-import type { AttemptRecord, LedgerEntry, OutboxState, UnmappableRaw } from '../outbox/types.js';
+import type { AttemptRecord, EventFilter, LeasedEvent, LedgerEntry, OutboxState, UnmappableRaw } from '../outbox/types.js';
 
 /** An outbox event as the SQL engines (SQLite, PostgreSQL) store it: one table, the same columns. */
 export interface OutboxEventRow {
@@ -60,6 +60,48 @@ export const outboxSeqOfId = (id: string): number | null => (ID_PATTERN.test(id)
 export const rowMayHaveLanded = (row: Pick<OutboxEventRow, 'may_have_landed'>): boolean =>
   row.may_have_landed === true || row.may_have_landed === 1;
 
+/** What a lease reads of each event it takes. */
+export type LeasedEventRow = Pick<
+  OutboxEventRow,
+  | 'seq'
+  | 'tenant'
+  | 'target'
+  | 'source'
+  | 'source_id'
+  | 'input'
+  | 'first_attempt_at'
+  | 'attempt_count'
+  | 'may_have_landed'
+  | 'landed_since'
+  | 'leased_at'
+>;
+
+/**
+ * The event a lease hands out, from its row as it was before the lease. `abandoned`: the row held a lease that ran out,
+ * an attempt that counts and may have landed since it was leased.
+ */
+export function leasedEventOfRow(
+  row: LeasedEventRow,
+  lease: { readonly owner: string; readonly now: number; readonly leaseMs: number },
+  abandoned: boolean,
+): LeasedEvent {
+  return {
+    id: outboxIdOfSeq(row.seq),
+    tenant: row.tenant,
+    target: row.target,
+    source: row.source,
+    sourceId: row.source_id,
+    input: JSON.parse(row.input) as UserEventInput,
+    firstAttemptAt: row.first_attempt_at ?? lease.now,
+    leasedAt: lease.now,
+    leaseExpiresAt: lease.now + lease.leaseMs,
+    owner: lease.owner,
+    previousAttempts: row.attempt_count + (abandoned ? 1 : 0),
+    mayHaveLanded: rowMayHaveLanded(row) || abandoned,
+    landedSince: row.landed_since ?? (abandoned ? row.leased_at : null),
+  };
+}
+
 export function attemptOfRow(row: LedgerAttemptRow): AttemptRecord {
   return {
     number: row.number,
@@ -108,15 +150,7 @@ export function ledgerEntryOfRow(row: OutboxEventRow, attempts: readonly Attempt
 /** The WHERE clause and parameters of an event listing or activity read, for both SQL engines (`?` or `$n`). */
 export function eventFilterSql(
   tenant: string,
-  filter: {
-    readonly source?: string | undefined;
-    readonly state?: OutboxState | undefined;
-    readonly target?: string | undefined;
-    readonly key?: string | undefined;
-    readonly sourceId?: string | undefined;
-    readonly since?: number | undefined;
-    readonly until?: number | undefined;
-  },
+  filter: EventFilter,
   placeholder: (position: number) => string,
 ): { where: string; params: (string | number)[] } {
   const params: (string | number)[] = [tenant];

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openState } from '../../shared/state/open-state.js';
-import { DEFAULT_REDIS_LISTING_SCAN, RedisOutboxStore } from '../../shared/state/redis/outbox.js';
+import { DEFAULT_REDIS_LISTING_SCAN } from '../../shared/state/redis/outbox.js';
+import { enqueueImportBehindScanLimit } from '../shared/state/redis/listing-fixture.js';
 import { connectTestRedis, deleteRedisKeys, redisEnv, skipRedisTests, uniqueRedisPrefix } from '../shared/state/redis/test-env.js';
 import { runCli } from './run-cli.js';
 
@@ -92,22 +93,7 @@ describe.skipIf(skipRedisTests)('oncekit ledger list on Redis, past the newest 2
   let client: Redis;
   beforeAll(async () => {
     client = await connectTestRedis();
-    const outbox = new RedisOutboxStore({ client, keyPrefix });
-    const event = (n: number, source: string) => ({
-      tenant: TENANT,
-      target: 'https://t.test',
-      source,
-      sourceId: `s-${n}`,
-      dedupKey: `d-${n}`,
-      input: { userId: 'ann', accountId: 'ann', events: [{ key: 'purchase' }] },
-      keyDecision: null,
-    });
-    await outbox.enqueue([event(0, 'import')]);
-    // A millisecond later, so the import is older than every one of them.
-    await new Promise((resolve) => setTimeout(resolve, 2));
-    for (let from = 1; from <= DEFAULT_REDIS_LISTING_SCAN; from += 1000) {
-      await outbox.enqueue(Array.from({ length: 1000 }, (_, at) => event(from + at, 'segment')));
-    }
+    await enqueueImportBehindScanLimit(client, keyPrefix, TENANT, 'https://t.test');
   }, 60_000);
   afterAll(async () => {
     await deleteRedisKeys(client, keyPrefix);

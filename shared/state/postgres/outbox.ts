@@ -1,6 +1,5 @@
 import type pg from 'pg';
 import { type Clock, systemClock } from '../../clock.js';
-import type { UserEventInput } from '../../events/user-event.js';
 import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
 import { attemptMayHaveLanded } from '../../outbox/ledger.js';
 import {
@@ -44,6 +43,7 @@ import {
   attemptOfRow,
   eventFilterSql,
   type LedgerAttemptRow,
+  leasedEventOfRow,
   ledgerEntryOfRow,
   type OutboxEventRow,
   outboxIdOfSeq,
@@ -429,24 +429,8 @@ export class PostgresOutboxStore implements OutboxStore {
          WHERE seq = ANY ($1::bigint[])`,
         [picked.rows.map((row) => row.seq), owner, now, now + leaseMs],
       );
-      return picked.rows.map(
-        (row): LeasedEvent => ({
-          id: outboxIdOfSeq(row.seq),
-          tenant: row.tenant,
-          target: row.target,
-          source: row.source,
-          sourceId: row.source_id,
-          input: JSON.parse(row.input) as UserEventInput,
-          firstAttemptAt: row.first_attempt_at ?? now,
-          leasedAt: now,
-          leaseExpiresAt: now + leaseMs,
-          owner,
-          previousAttempts: row.attempt_count + (row.state === 'leased' ? 1 : 0),
-          // An expired lease is an abandoned attempt: it may have landed.
-          mayHaveLanded: rowMayHaveLanded(row) || row.state === 'leased',
-          landedSince: row.landed_since ?? (row.state === 'leased' ? row.leased_at : null),
-        }),
-      );
+      // An expired lease is an abandoned attempt: it may have landed.
+      return picked.rows.map((row) => leasedEventOfRow(row, { owner, now, leaseMs }, row.state === 'leased'));
     });
   }
 

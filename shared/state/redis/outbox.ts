@@ -25,6 +25,7 @@ import {
   type EnqueueOptions,
   type EnqueueOutcome,
   type EnqueueResult,
+  type EventFilter,
   type EventListQuery,
   type EventPage,
   type LeasedEvent,
@@ -796,16 +797,17 @@ export class RedisOutboxStore implements OutboxStore {
         if (scanned >= this.#listingScanLimit && movesOn) return page(matched, { searched: scanned, resumeUntil });
         const left = this.#listingScanLimit - scanned;
         const asked = left > 0 ? Math.min(REDIS_LISTING_CHUNK, left) : REDIS_LISTING_CHUNK;
-        const [ids] = (await this.#read((multi) =>
-          multi.zrevrangebyscore(`${this.#prefix}ev:${tE}`, max, min, 'LIMIT', scanned, asked),
+        // With their scores (the enqueue times), so where the walk stands never depends on an event still being there.
+        const [scored] = (await this.#read((multi) =>
+          multi.zrevrangebyscore(`${this.#prefix}ev:${tE}`, max, min, 'WITHSCORES', 'LIMIT', scanned, asked),
         )) as [string[]];
+        const ids = scored.filter((_, at) => at % 2 === 0);
         if (ids.length === 0) break;
         scanned += ids.length;
+        oldestScanned = Number(scored.at(-1));
         const fields = await fieldsOf(ids);
         ids.forEach((id, at) => {
-          const f = fields[at] ?? [];
-          if (f[6] !== null && f[6] !== undefined) oldestScanned = Number(f[6]);
-          if (matches(f)) matched.push(id);
+          if (matches(fields[at] ?? [])) matched.push(id);
         });
         if (ids.length < asked) break;
       }
@@ -817,15 +819,7 @@ export class RedisOutboxStore implements OutboxStore {
    * The ids a listing can be decided from without walking the tenant's events: the key's or the source id's (few), or
    * the state's own sets when together they hold at most the scan limit; null when the walk is needed.
    */
-  async #listingCandidates(
-    tE: string,
-    filter: {
-      readonly key?: string | undefined;
-      readonly sourceId?: string | undefined;
-      readonly state?: OutboxState | undefined;
-      readonly target?: string | undefined;
-    },
-  ): Promise<string[] | null> {
+  async #listingCandidates(tE: string, filter: EventFilter): Promise<string[] | null> {
     const state = filter.state;
     let sets: string[];
     if (filter.key !== undefined) sets = [`${this.#prefix}key:${tE}:${keyPart(filter.key)}`];
@@ -837,15 +831,12 @@ export class RedisOutboxStore implements OutboxStore {
       ) as [string[]];
       sets = targets.map((gE) => `${this.#prefix}${state === 'pending' ? 'due' : 'lease'}:${tE}:${gE}`);
     } else return null;
-    if (sets.length === 0) return [];
-    const sizes = (await this.#read((multi) => {
-      for (const set of sets) multi.zcard(set);
-    })) as number[];
-    if (sizes.reduce((sum, size) => sum + size, 0) > this.#listingScanLimit) return null;
+    // One past the limit from each set tells whether they hold more than it together, in the same read.
     const members = (await this.#read((multi) => {
-      for (const set of sets) multi.zrange(set, 0, '-1');
+      for (const set of sets) multi.zrange(set, 0, String(this.#listingScanLimit));
     })) as string[][];
-    return [...new Set(members.flat())];
+    const ids = members.flat();
+    return ids.length > this.#listingScanLimit ? null : [...new Set(ids)];
   }
 
   /**

@@ -1,5 +1,4 @@
 import { type Clock, systemClock } from '../../clock.js';
-import type { UserEventInput } from '../../events/user-event.js';
 import { settledAtOf, summarizeActivity } from '../../outbox/activity.js';
 import { attemptMayHaveLanded } from '../../outbox/ledger.js';
 import {
@@ -20,6 +19,7 @@ import {
   type AttemptRecord,
   type EnqueueOptions,
   type EnqueueResult,
+  type EventFilter,
   type EventListQuery,
   type EventPage,
   type LeasedEvent,
@@ -40,7 +40,9 @@ import {
 import {
   attemptOfRow,
   eventFilterSql,
+  type LeasedEventRow,
   type LedgerAttemptRow,
+  leasedEventOfRow,
   ledgerEntryOfRow,
   type OutboxEventRow,
   outboxIdOfSeq,
@@ -171,15 +173,7 @@ const STATE_INDEXES: Partial<Record<OutboxState, string>> = {
  * at 77,000 events, 15 ms for a key at 100,000, 18 ms for a source with a few events among 100,000, blocking the relay
  * meanwhile.
  */
-export function listEventsSql(
-  where: string,
-  filter: {
-    readonly state?: OutboxState | undefined;
-    readonly key?: string | undefined;
-    readonly sourceId?: string | undefined;
-    readonly source?: string | undefined;
-  },
-): string {
+export function listEventsSql(where: string, filter: EventFilter): string {
   const stateIndex = filter.state === undefined ? undefined : STATE_INDEXES[filter.state];
   const index =
     filter.key !== undefined
@@ -412,10 +406,10 @@ export class SqliteOutboxStore implements OutboxStore {
         `UPDATE outbox_events SET state = 'leased', owner = ?, leased_at = ?, lease_expires_at = ?, due_at = NULL,
            first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ? WHERE seq = ?`,
       ),
-      takeDueLease: db.prepare<unknown[], LeasedDueRow>(
+      takeDueLease: db.prepare<unknown[], LeasedEventRow>(
         `UPDATE outbox_events SET state = 'leased', owner = ?, leased_at = ?, lease_expires_at = ?, due_at = NULL,
            first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ? WHERE seq = ? AND state = 'pending'
-         RETURNING seq, tenant, target, source, source_id, input, first_attempt_at, attempt_count, may_have_landed, landed_since`,
+         RETURNING seq, tenant, target, source, source_id, input, first_attempt_at, attempt_count, may_have_landed, landed_since, leased_at`,
       ),
       settle: db.prepare<unknown[], { attempt_count: number; tenant: string; target: string; source: string }>(
         `UPDATE outbox_events SET state = ?, owner = NULL, leased_at = NULL, lease_expires_at = NULL, due_at = ?,
@@ -616,29 +610,28 @@ export class SqliteOutboxStore implements OutboxStore {
     return this.#run('lease', (counts) => {
       const expired = this.#sql.expiredLeases.all(tenant, target, now, limit);
       const due = this.#sql.dueEvents.all(tenant, target, now, limit);
-      const chosen: ({ expired: OutboxEventRow } | { due: number })[] = [
-        ...expired.map((row) => ({ at: row.lease_expires_at ?? Number.POSITIVE_INFINITY, seq: row.seq, pick: { expired: row } })),
-        ...due.map((row) => ({ at: row.due_at, seq: row.seq, pick: { due: row.seq } })),
+      // The earliest due first, whether due or run out; expired is null for a due event (read from its index only).
+      const chosen = [
+        ...expired.map((row) => ({ at: row.lease_expires_at ?? Number.POSITIVE_INFINITY, seq: row.seq, expired: row })),
+        ...due.map((row) => ({ at: row.due_at, seq: row.seq, expired: null })),
       ]
         .sort((a, b) => a.at - b.at || a.seq - b.seq)
-        .slice(0, limit)
-        .map(({ pick }) => pick);
+        .slice(0, limit);
+      const lease = { owner, now, leaseMs };
       const leased: LeasedEvent[] = [];
-      for (const pick of chosen) {
-        if ('due' in pick) {
-          const row = this.#sql.takeDueLease.get(owner, now, now + leaseMs, now, now, pick.due);
-          if (row === undefined) continue;
-          counts.move(row, 'pending', 'leased');
-          leased.push(leasedEventOf(row, owner, now, leaseMs, row.attempt_count, row.may_have_landed === 1, row.landed_since));
+      for (const { seq, expired: row } of chosen) {
+        if (row === null) {
+          const taken = this.#sql.takeDueLease.get(owner, now, now + leaseMs, now, now, seq);
+          if (taken === undefined) continue;
+          counts.move(taken, 'pending', 'leased');
+          leased.push(leasedEventOfRow(taken, lease, false));
           continue;
         }
-        // An expired lease is an abandoned attempt: it may have landed.
-        const row = pick.expired;
         const attempt = abandonedAttempt(row.attempt_count + 1, row.leased_at ?? now, now, row.owner ?? 'unknown');
         this.#insertAttempt(row.seq, attempt);
         this.#sql.abandon.run(row.seq);
         this.#sql.takeLease.run(owner, now, now + leaseMs, now, now, row.seq);
-        leased.push(leasedEventOf(row, owner, now, leaseMs, row.attempt_count + 1, true, row.landed_since ?? row.leased_at));
+        leased.push(leasedEventOfRow(row, lease, true));
       }
       return leased;
     });
@@ -840,36 +833,4 @@ export class SqliteOutboxStore implements OutboxStore {
   #entry(row: OutboxEventRow): LedgerEntry {
     return ledgerEntryOfRow(row, this.#sql.attempts.all(row.seq).map(attemptOfRow));
   }
-}
-
-/** What a lease reads back of each event it takes. */
-type LeasedDueRow = Pick<
-  OutboxEventRow,
-  'seq' | 'tenant' | 'target' | 'source' | 'source_id' | 'input' | 'first_attempt_at' | 'attempt_count' | 'may_have_landed' | 'landed_since'
->;
-
-function leasedEventOf(
-  row: LeasedDueRow,
-  owner: string,
-  now: number,
-  leaseMs: number,
-  previousAttempts: number,
-  mayHaveLanded: boolean,
-  landedSince: number | null,
-): LeasedEvent {
-  return {
-    id: outboxIdOfSeq(row.seq),
-    tenant: row.tenant,
-    target: row.target,
-    source: row.source,
-    sourceId: row.source_id,
-    input: JSON.parse(row.input) as UserEventInput,
-    firstAttemptAt: row.first_attempt_at ?? now,
-    leasedAt: now,
-    leaseExpiresAt: now + leaseMs,
-    owner,
-    previousAttempts,
-    mayHaveLanded,
-    landedSince,
-  };
 }

@@ -6,7 +6,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RelayWithSandbox, SANDBOX_TENANT, startRelayOrSandbox } from '../../../cli/built-in-sandbox.js';
 import { readRelayConfig } from '../../../connectors/relay/config.js';
-import { DEFAULT_REDIS_LISTING_SCAN, RedisOutboxStore } from '../../../shared/state/redis/outbox.js';
+import { enqueueImportBehindScanLimit } from '../../shared/state/redis/listing-fixture.js';
 import { connectTestRedis, deleteRedisKeys, redisEnv, skipRedisTests, uniqueRedisPrefix } from '../../shared/state/redis/test-env.js';
 
 /**
@@ -435,21 +435,7 @@ describe.skipIf((!haveChromium && !required) || skipRedisTests)('operator consol
   beforeAll(async () => {
     if (!haveChromium) throw new Error(`${CHROMIUM} is missing and CI is set: .ci/run installs it with apt-get install chromium`);
     client = await connectTestRedis();
-    const outbox = new RedisOutboxStore({ client, keyPrefix });
-    const event = (n: number, source: string) => ({
-      tenant: SANDBOX_TENANT,
-      target: 'https://older.target.test',
-      source,
-      sourceId: `s-${n}`,
-      dedupKey: `d-${n}`,
-      input: { userId: 'ann', accountId: 'ann', events: [{ key: 'purchase' }] },
-      keyDecision: null,
-    });
-    await outbox.enqueue([event(0, 'import')]);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-    for (let from = 1; from <= DEFAULT_REDIS_LISTING_SCAN; from += 1000) {
-      await outbox.enqueue(Array.from({ length: 1000 }, (_, at) => event(from + at, 'segment')));
-    }
+    await enqueueImportBehindScanLimit(client, keyPrefix, SANDBOX_TENANT, 'https://older.target.test');
     relay = await startRelayOrSandbox(
       readRelayConfig(
         { port: 0, store: redisEnv.url },
